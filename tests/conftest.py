@@ -1,0 +1,67 @@
+"""Shared test fixtures: tiny corpora and tokenizers made in the test, offline, CPU only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SPDX = SHARED / "data" / "spdx-licenses.jsonl"
+
+_LEGAL = [
+    "The {a} shall be elected by the members of an electoral college consisting of the elected members of {b}.",
+    "No person shall be deprived of his life or personal liberty except according to procedure established by {b}.",
+    "Every citizen shall have the right to freedom of speech and expression, subject to reasonable restrictions imposed by {a}.",
+    "The {a} may, by order, declare that the provisions of this article shall not apply to {b}.",
+    "Parliament may by law regulate the {a} and the {b} in accordance with the provisions of this Constitution.",
+    "Any dispute arising under this agreement shall be referred to the {a} whose decision shall be final for {b}.",
+]
+_NOUNS = ["President", "Governor", "Parliament", "State", "Legislature", "Court", "Commission", "Union",
+          "Council", "Assembly", "tribunal", "authority"]
+
+
+def make_docs(n: int = 60, seed: int = 0) -> list[str]:
+    """Deterministic synthetic legal-ish documents (several sentences each), all distinct."""
+    import random
+
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        sents = [rng.choice(_LEGAL).format(a=rng.choice(_NOUNS), b=rng.choice(_NOUNS)) for _ in range(rng.randint(4, 9))]
+        docs.append(f"Article {i + 1}. " + " ".join(sents))
+    return docs
+
+
+@pytest.fixture(scope="session")
+def raw_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("raw")
+    with (d / "docs.jsonl").open("w") as f:
+        for i, text in enumerate(make_docs()):
+            f.write(json.dumps({"text": text, "n": i}) + "\n")
+    return d
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(raw_dir, tmp_path_factory) -> Path:
+    from domainlm.prepare import prepare
+
+    out = tmp_path_factory.mktemp("corpus")
+    prepare([raw_dir], out, overrides=["dedup_near=false"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer(corpus_dir, tmp_path_factory) -> Path:
+    from domainlm.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("tok") / "wordpiece"
+    train_tokenizer(corpus_dir, out, kind="wordpiece", vocab_size=300, style="bert")
+    return out
