@@ -44,7 +44,7 @@ def make_classifier(tokenizer_dir: Path, out: Path, rows: list[dict], steps: int
     y_all = torch.tensor([cfg.label2id[r["label"]] for r in rows])
     for step in range(steps):
         idx = torch.randint(0, len(rows), (16,), generator=torch.Generator().manual_seed(step))
-        enc = tok([rows[i]["text"] for i in idx], padding=True, truncation=True, max_length=64,
+        enc = tok([rows[i]["text"] for i in idx], padding=True, truncation=True, max_length=32,
                   return_tensors="pt")
         loss = model(**enc, labels=y_all[idx]).loss
         loss.backward()
@@ -85,3 +85,37 @@ def make_gpt(corpus_dir: Path, out: Path) -> Path:
     GPT2LMHeadModel(cfg).save_pretrained(str(model_dir))
     tok.save_pretrained(str(model_dir))
     return model_dir
+
+
+# ----------------------------------------------------------------------------------------------------
+# fixtures (import them into a test module to use them)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory):
+    """(train rows, path of a held-out labelled JSONL) from synthetic documents."""
+    import json
+
+    from conftest import make_docs
+
+    rows = labelled_rows(make_docs(80, seed=1))
+    path = tmp_path_factory.mktemp("labelled") / "heldout.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:64]))
+    return rows[64:], path
+
+
+@pytest.fixture(scope="session")
+def clf_dir(bert_tokenizer, labelled, tmp_path_factory) -> Path:
+    return make_classifier(bert_tokenizer, tmp_path_factory.mktemp("clf") / "model", labelled[0])
+
+
+@pytest.fixture(scope="session")
+def mlm_dir(bert_tokenizer, tmp_path_factory) -> Path:
+    return make_mlm(bert_tokenizer, tmp_path_factory.mktemp("mlm") / "model")
+
+
+@pytest.fixture(scope="session")
+def gpt_dir(corpus_dir, tmp_path_factory) -> Path:
+    return make_gpt(corpus_dir, tmp_path_factory.mktemp("gpt"))
