@@ -216,7 +216,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
                                                         "max_batch", "max_new_tokens")}}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-    async def prometheus() -> PlainTextResponse:
+    async def prometheus():
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     routes = TASK_ROUTES[engine.task]

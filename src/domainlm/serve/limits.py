@@ -72,8 +72,9 @@ class Guard:
         self.api_key = api_key.encode() if api_key else None
         self._slots: asyncio.Semaphore | None = None
         self._loop = None
-        self.active = 0
-        self.waiting = 0
+        self.active = 0  # processing (holding a slot)
+        self.waiting = 0  # waiting for a slot
+        self.admitted = 0  # accepted and not yet answered: at most max_concurrency + max_queue
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,15 +107,17 @@ class Guard:
             if path not in MODEL_PATHS:
                 await self.app(scope, receive, send_tracked)
                 return
-            deadline = t0 + self.cfg.request_timeout_s
+            self.admitted += 1  # counted at once, so a burst arriving in one loop tick cannot overshoot
             try:
-                await asyncio.wait_for(self._admitted(scope, receive, send_tracked, reply, deadline),
+                await asyncio.wait_for(self._admitted(scope, receive, send_tracked, reply),
                                        timeout=self.cfg.request_timeout_s)
             except TimeoutError:
                 self.metrics.rejected["timeout"] += 1
                 if not started["yes"]:
                     await reply(json_error(503, f"request not answered within {self.cfg.request_timeout_s:g} s",
                                            "timeout", {"Retry-After": "1"}))
+            finally:
+                self.admitted -= 1
         finally:
             self.metrics.request(route, status["code"], time.perf_counter() - t0)
 
@@ -137,7 +140,7 @@ class Guard:
         return json_error(401, "missing or wrong API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
 
     def _check_overload(self) -> tuple | None:
-        if self.active >= self.cfg.max_concurrency and self.waiting >= self.cfg.max_queue:
+        if self.admitted >= self.cfg.max_concurrency + self.cfg.max_queue:
             self.metrics.rejected["overloaded"] += 1
             return json_error(429, "server busy: too many requests in progress", "overloaded",
                               {"Retry-After": "1"})
@@ -158,7 +161,7 @@ class Guard:
             if not msg.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _admitted(self, scope: Scope, receive: Receive, send: Send, reply, deadline: float) -> None:
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send, reply) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.cfg.max_body_bytes:
             self.metrics.rejected["body_too_large"] += 1
