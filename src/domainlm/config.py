@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import FORMAT_VERSION
 from .errors import UserError
 
+# objective -> what it trains (the loss functions live in objectives.py)
+OBJECTIVES: dict[str, str] = {
+    "mlm": "masked language model (BERT/RoBERTa/ALBERT)",
+    "clm": "causal language model (GPT-2/Llama)",
+}
+
 
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, assignments are validated."""
@@ -77,6 +83,22 @@ class ModelConfig(Section):
     init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
     dropout: float = Field(0.0, ge=0, lt=1, description="hidden and attention dropout (Cramming: 0)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="extra HF config fields")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from .presets import PRESETS
+
+        if v not in PRESETS:
+            raise ValueError(f"unknown preset '{v}'; use one of: {', '.join(PRESETS)}")
+        return v
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, v: str) -> str:
+        if v not in OBJECTIVES:
+            raise ValueError(f"unknown objective '{v}'; use one of: {', '.join(OBJECTIVES)}")
+        return v
 
 
 class TrainConfig(Section):
@@ -173,9 +195,7 @@ def _check_keys(cls: type[BaseModel], data: Any, where: str, source: str) -> Non
             path = f"{where}.{key}" if where else key
             valid = ", ".join(fields)
             section = f"'{where}'" if where else "the top level"
-            raise UserError(
-                f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}"
-            )
+            raise UserError(f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}")
         ann = fields[key].annotation
         if isinstance(ann, type) and issubclass(ann, Section):
             _check_keys(ann, value, f"{where}.{key}" if where else key, source)
@@ -216,7 +236,9 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax") from None
+        raise UserError(
+            f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"config file '{p}' must hold a mapping of keys", "See configs/ for examples")
     return data
@@ -234,8 +256,9 @@ def build(cls: type[C], *layers: tuple[str, dict | None]) -> C:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         sources = " + ".join(s for s, layer in layers if layer) or "defaults"
-        raise UserError(f"invalid config value for '{loc}' ({sources}): {err['msg']}", "Fix that value") from None
+        raise UserError(f"invalid config value for '{loc}' ({sources}): {msg}", "Fix that value") from None
 
 
 def load(cls: type[C], config: str | Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:
