@@ -31,9 +31,7 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="YAML file of overrides (see configs/)")
-]
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML file of overrides (see configs/)")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override one key: --set train.lr=3e-4")]
 
 
@@ -52,34 +50,18 @@ def prepare(
     """Read, clean, deduplicate and split a folder of documents into a corpus."""
     from .prepare import prepare as run
 
-    res = run(
-        inputs,
-        output,
-        config,
-        set_,
-        text_field=text_field,
-        text_column=text_column,
-        group_by=group_by,
-        seed=seed,
-        min_chars=min_chars,
-    )
+    res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column, group_by=group_by,
+              seed=seed, min_chars=min_chars)
     s = res.stats
     t = Table(title=f"corpus: {res.output}")
     for col in ("split", "documents", "characters", "words", "≈tokens"):
         t.add_column(col, justify="right" if col != "split" else "left")
     for split in ("train", "validation", "test"):
-        t.add_row(
-            split,
-            f"{s['documents'].get(split, 0):,}",
-            f"{s['characters'].get(split, 0):,}",
-            f"{s['words'].get(split, 0):,}",
-            f"{s['estimated_tokens'].get(split, 0):,}",
-        )
+        t.add_row(split, f"{s['documents'].get(split, 0):,}", f"{s['characters'].get(split, 0):,}",
+                  f"{s['words'].get(split, 0):,}", f"{s['estimated_tokens'].get(split, 0):,}")
     out.print(t)
-    out.print(
-        f"{s['files']} files read, {s['duplicates_removed']} duplicates removed, "
-        f"{s['quarantined']} items quarantined ({res.output / 'quarantine.jsonl'})"
-    )
+    out.print(f"{s['files']} files read, {s['duplicates_removed']} duplicates removed, "
+              f"{s['quarantined']} items quarantined ({res.output / 'quarantine.jsonl'})")
     for reason, n in sorted(s["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
         out.print(f"  {n:>6}  {reason}")
 
@@ -129,42 +111,17 @@ def pretrain(
         for col in ("preset", "family", "objectives", "layers", "hidden", "parameters"):
             t.add_column(col)
         for r in describe():
-            t.add_row(
-                r["preset"],
-                r["family"],
-                r["objectives"],
-                str(r["layers"]),
-                str(r["hidden"]),
-                f"{r['parameters'] / 1e6:.1f}M",
-            )
+            t.add_row(r["preset"], r["family"], r["objectives"], str(r["layers"]), str(r["hidden"]),
+                      f"{r['parameters'] / 1e6:.1f}M")
         out.print(t)
         return
     from .progress import RichReporter
     from .train import pretrain as run
 
-    res = run(
-        corpus,
-        tokenizer,
-        preset,
-        objective,
-        budget,
-        max_steps,
-        max_tokens,
-        name,
-        runs_dir,
-        init_from,
-        seq_len,
-        batch_size,
-        lr,
-        config,
-        set_,
-        resume=resume,
-        reporter=RichReporter(err),
-    )
-    out.print(
-        f"trained {res.steps} steps, {res.tokens:,} tokens, {res.tokens_per_s:,.0f} tokens/s "
-        f"(stopped by {res.stopped_by})"
-    )
+    res = run(corpus, tokenizer, preset, objective, budget, max_steps, max_tokens, name, runs_dir, init_from,
+              seq_len, batch_size, lr, config, set_, resume=resume, reporter=RichReporter(err))
+    out.print(f"trained {res.steps} steps, {res.tokens:,} tokens, {res.tokens_per_s:,.0f} tokens/s "
+              f"(stopped by {res.stopped_by})")
     out.print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in res.validation.items()))
     out.print(f"model: {res.model_dir}")
 
@@ -201,17 +158,13 @@ def demo(
 
     res = run(budget, runs_dir, name, preset, reporter=RichReporter(err))
     ev = res["eval"]
-    out.print(
-        f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
-        f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s)"
-    )
+    out.print(f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
+              f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s)")
     for ex in res["examples"]:
         out.print(f"\n[bold]{ex['text']}[/bold]   (answer: {ex['answer']})")
         out.print("  before: " + ", ".join(f"{t} {p:.2f}" for t, p in ex["before"]))
         out.print("  after:  " + ", ".join(f"{t} {p:.2f}" for t, p in ex["after"]))
-    out.print(
-        f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))"
-    )
+    out.print(f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))")
 
 
 def _version_callback(value: bool) -> None:
@@ -264,12 +217,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # an unexpected bug: say so plainly; the traceback is one flag away
         if debug:
             raise
-        print(
-            f"internal error: {e.__class__.__name__}: {e} (run again with --debug for the traceback)",
-            file=sys.stderr,
-        )
+        print(f"internal error: {e.__class__.__name__}: {e} (run again with --debug for the traceback)",
+              file=sys.stderr)
         sys.exit(1)
 
 
 if __name__ == "__main__":
     main()
+
+

@@ -195,7 +195,9 @@ def _check_keys(cls: type[BaseModel], data: Any, where: str, source: str) -> Non
             path = f"{where}.{key}" if where else key
             valid = ", ".join(fields)
             section = f"'{where}'" if where else "the top level"
-            raise UserError(f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}")
+            raise UserError(
+                f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}"
+            )
         ann = fields[key].annotation
         if isinstance(ann, type) and issubclass(ann, Section):
             _check_keys(ann, value, f"{where}.{key}" if where else key, source)
@@ -236,9 +238,7 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise UserError(
-            f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax"
-        ) from None
+        raise UserError(f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax") from None
     if not isinstance(data, dict):
         raise UserError(f"config file '{p}' must hold a mapping of keys", "See configs/ for examples")
     return data

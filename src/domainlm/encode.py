@@ -43,9 +43,8 @@ def cache_key(corpus: Path, tokenizer_dir: Path, sep_id: int) -> str:
     return h.hexdigest()[:16]
 
 
-def encode_split(
-    corpus: str | Path, tokenizer_dir: str | Path, split: str, sep_id: int, batch_docs: int = 256
-) -> Shard:
+def encode_split(corpus: str | Path, tokenizer_dir: str | Path, split: str, sep_id: int,
+                 batch_docs: int = 256) -> Shard:
     """Encode one split of ``corpus`` (cached). Returns the memmapped shard."""
     from tokenizers import Tokenizer
 
@@ -82,14 +81,8 @@ def encode_split(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, bin_path)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "dtype": np.dtype(dtype).name,
-            "n_tokens": n_tokens,
-            "n_docs": n_docs,
-            "sep_id": sep_id,
-            "vocab_size": vocab,
-        }
+        meta = {"format_version": FORMAT_VERSION, "dtype": np.dtype(dtype).name, "n_tokens": n_tokens,
+                "n_docs": n_docs, "sep_id": sep_id, "vocab_size": vocab}
         meta_path.write_text(json.dumps(meta, indent=2))
     meta = json.loads(meta_path.read_text())
     if meta["n_tokens"] == 0:

@@ -19,16 +19,8 @@ from .errors import UserError
 EVAL_SEED = 1234  # fixed masks for every evaluation, so runs compare on the same positions
 
 
-def lm_metrics(
-    model,
-    family: str,
-    objective: str,
-    blocks,
-    mask_spec,
-    batch_size: int,
-    n_batches: int,
-    sparse: bool = True,
-) -> dict:
+def lm_metrics(model, family: str, objective: str, blocks, mask_spec, batch_size: int, n_batches: int,
+               sparse: bool = True) -> dict:
     """Loss and accuracy (MLM) or loss and perplexity (CLM) over the first blocks of ``blocks``.
 
     Call under ``torch.no_grad()`` (and autocast if wanted). Masks use EVAL_SEED, not the run's seed.
@@ -74,9 +66,7 @@ def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
     import torch
 
     if tok.mask_token is None or tok.mask_token not in text:
-        raise UserError(
-            f"text has no mask token {tok.mask_token!r}", f"Write {tok.mask_token} where the gap is"
-        )
+        raise UserError(f"text has no mask token {tok.mask_token!r}", f"Write {tok.mask_token} where the gap is")
     enc = tok(text, return_tensors="pt")
     pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
     was_training = model.training
@@ -86,10 +76,7 @@ def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
     model.train(was_training)
     probs = logits.softmax(-1)
     top = probs.topk(top_k)
-    return [
-        FillMask(tok.decode([int(i)]).strip(), float(s), int(i))
-        for s, i in zip(top.values, top.indices, strict=True)
-    ]
+    return [FillMask(tok.decode([int(i)]).strip(), float(s), int(i)) for s, i in zip(top.values, top.indices, strict=True)]
 
 
 def _load_run(run: Path):
@@ -98,10 +85,8 @@ def _load_run(run: Path):
     from .config import RunConfig
 
     if not (run / "config.yaml").is_file() or not (run / "model" / "config.json").is_file():
-        raise UserError(
-            f"'{run}' is not a finished run folder (config.yaml and model/ expected)",
-            "Pass a folder made by `domainlm pretrain`",
-        )
+        raise UserError(f"'{run}' is not a finished run folder (config.yaml and model/ expected)",
+                        "Pass a folder made by `domainlm pretrain`")
     cfg = RunConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
     return cfg
 
@@ -136,46 +121,17 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None) -> dict[st
         if len(shard.tokens) < cfg.train.seq_len:
             shard = encode_split(cfg.corpus, run / "tokenizer", "train", sep)
         blocks = Blocks(shard, _block_spec(objective, tok, cfg.train.seq_len), 0, shuffle=False)
-        specials = [
-            i
-            for i in {
-                tok.cls_token_id,
-                tok.sep_token_id,
-                tok.pad_token_id,
-                tok.bos_token_id,
-                tok.eos_token_id,
-            }
-            if i is not None
-        ]
-        spec = MaskSpec(
-            tok.mask_token_id if tok.mask_token_id is not None else -1,
-            len(tok),
-            specials,
-            cfg.train.mlm_probability,
-            EVAL_SEED,
-        )
+        specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id,
+                                tok.eos_token_id} if i is not None]
+        spec = MaskSpec(tok.mask_token_id if tok.mask_token_id is not None else -1, len(tok), specials,
+                        cfg.train.mlm_probability, EVAL_SEED)
         bf16 = machine.resolve_bf16(cfg.speed.bf16)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with torch.no_grad(), ctx:
-            m = lm_metrics(
-                model,
-                family,
-                objective,
-                blocks,
-                spec,
-                cfg.train.batch_size,
-                eval_batches or cfg.train.eval_batches,
-                sparse=cfg.speed.sparse_prediction,
-            )
-        result = {
-            "format_version": 1,
-            "run": str(run),
-            "objective": objective,
-            "split": "validation",
-            "mask_seed": EVAL_SEED,
-            "bf16": bf16,
-            **m,
-        }
+            m = lm_metrics(model, family, objective, blocks, spec, cfg.train.batch_size,
+                           eval_batches or cfg.train.eval_batches, sparse=cfg.speed.sparse_prediction)
+        result = {"format_version": 1, "run": str(run), "objective": objective, "split": "validation",
+                  "mask_seed": EVAL_SEED, "bf16": bf16, **m}
         (run / "eval.json").write_text(json.dumps(result, indent=2))
         out[str(run)] = result
     return out

@@ -55,10 +55,7 @@ def iter_files(inputs: list[Path]) -> Iterator[tuple[Path, str | None]]:
             dirnames.sort()
             for d in dirnames:
                 if os.path.islink(os.path.join(dirpath, d)):
-                    yield (
-                        Path(dirpath, d),
-                        "symbolic link to a folder: not followed (avoids loops); pass its target",
-                    )
+                    yield Path(dirpath, d), "symbolic link to a folder: not followed (avoids loops); pass its target"
             for name in sorted(filenames):
                 p = Path(dirpath, name)
                 try:
@@ -183,9 +180,7 @@ def prepare(
                         continue
                     text = clean(rec.text, steps)
                     if len(text) < cfg.min_chars:
-                        quarantine(
-                            path, key, f"too short after cleaning ({len(text)} < min_chars {cfg.min_chars})"
-                        )
+                        quarantine(path, key, f"too short after cleaning ({len(text)} < min_chars {cfg.min_chars})")
                         continue
                     doc_id = _sha(f"{path}\x00{key}\x00{n}")[:16]
                     digest = _sha(text)
@@ -259,9 +254,7 @@ def read_documents(corpus: str | Path, split: str | None = None) -> Iterator[dic
     """Stream the documents of a corpus folder (optionally one split)."""
     path = Path(corpus) / "documents.jsonl"
     if not path.is_file():
-        raise UserError(
-            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
-        )
+        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
     with path.open(encoding="utf-8") as f:
         for line in f:
             doc = json.loads(line)

@@ -77,24 +77,12 @@ def pretrain(
     if preset == "list":
         raise UserError("--preset list only prints the presets", "Run `domainlm pretrain --preset list`")
     cfg = cfgmod.load(
-        RunConfig,
-        config,
-        overrides,
-        **{
-            "corpus": str(corpus) if corpus else None,
-            "tokenizer": str(tokenizer) if tokenizer else None,
-            "model.preset": preset,
-            "model.objective": objective,
-            "model.init_from": str(init_from) if init_from else None,
-            "train.budget": budget,
-            "train.max_steps": max_steps,
-            "train.max_tokens": max_tokens,
-            "train.seq_len": seq_len,
-            "train.batch_size": batch_size,
-            "train.lr": lr,
-            "name": name,
-            "runs_dir": str(runs_dir) if runs_dir else None,
-        },
+        RunConfig, config, overrides,
+        **{"corpus": str(corpus) if corpus else None, "tokenizer": str(tokenizer) if tokenizer else None,
+           "model.preset": preset, "model.objective": objective, "model.init_from": str(init_from) if init_from else None,
+           "train.budget": budget, "train.max_steps": max_steps, "train.max_tokens": max_tokens,
+           "train.seq_len": seq_len, "train.batch_size": batch_size, "train.lr": lr,
+           "name": name, "runs_dir": str(runs_dir) if runs_dir else None},
     )
     return fit(cfg, resume=resume, reporter=reporter)
 
@@ -118,31 +106,15 @@ def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Repo
         shutil.copytree(src, dest)
     else:
         tc = cfg.tokenizer_train.model_copy(update={"style": style})
-        reporter.message(
-            f"training a {tc.kind} tokenizer ({tc.vocab_size} tokens, {style} style) on the corpus"
-        )
-        train_tokenizer(
-            cfg.corpus,
-            dest,
-            kind=tc.kind,
-            vocab_size=tc.vocab_size,
-            lowercase=tc.lowercase,
-            style=style,
-            overrides=[f"min_frequency={tc.min_frequency}"],
-        )
+        reporter.message(f"training a {tc.kind} tokenizer ({tc.vocab_size} tokens, {style} style) on the corpus")
+        train_tokenizer(cfg.corpus, dest, kind=tc.kind, vocab_size=tc.vocab_size, lowercase=tc.lowercase,
+                        style=style, overrides=[f"min_frequency={tc.min_frequency}"])
     return dest
 
 
 def special_ids(tok) -> dict[str, int | None]:
-    return {
-        "pad": tok.pad_token_id,
-        "cls": tok.cls_token_id,
-        "sep": tok.sep_token_id,
-        "mask": tok.mask_token_id,
-        "bos": tok.bos_token_id,
-        "eos": tok.eos_token_id,
-        "unk": tok.unk_token_id,
-    }
+    return {"pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id,
+            "mask": tok.mask_token_id, "bos": tok.bos_token_id, "eos": tok.eos_token_id, "unk": tok.unk_token_id}
 
 
 def _build_model(cfg: RunConfig, tok, reporter: Reporter):
@@ -156,29 +128,22 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
 
         src = Path(cfg.model.init_from)
         if not (src / "config.json").is_file():
-            raise UserError(
-                f"--init-from '{src}' is not a Hugging Face model folder (no config.json)",
-                "Point it at a folder saved with save_pretrained",
-            )
+            raise UserError(f"--init-from '{src}' is not a Hugging Face model folder (no config.json)",
+                            "Point it at a folder saved with save_pretrained")
         auto = {"mlm": transformers.AutoModelForMaskedLM, "clm": transformers.AutoModelForCausalLM}
         from .errors import resolve
 
         loader = resolve("objective for --init-from", objective, auto)
-        model, info = loader.from_pretrained(
-            str(src), output_loading_info=True, local_files_only=True, attn_implementation=cfg.speed.attention
-        )
+        model, info = loader.from_pretrained(str(src), output_loading_info=True, local_files_only=True,
+                                             attn_implementation=cfg.speed.attention)
         family = model.config.model_type
         missing = [k for k in info.get("missing_keys", []) if "position_ids" not in k]
         if missing:
-            reporter.message(
-                f"{src.name}: {len(missing)} weights not in the checkpoint were initialised "
-                f"(e.g. {missing[0]}): the {objective} head starts from scratch"
-            )
+            reporter.message(f"{src.name}: {len(missing)} weights not in the checkpoint were initialised "
+                             f"(e.g. {missing[0]}): the {objective} head starts from scratch")
         if len(tok) > model.config.vocab_size:
-            raise UserError(
-                f"tokenizer has {len(tok)} tokens but the model {model.config.vocab_size}",
-                "Use the checkpoint's own tokenizer (the default with --init-from)",
-            )
+            raise UserError(f"tokenizer has {len(tok)} tokens but the model {model.config.vocab_size}",
+                            "Use the checkpoint's own tokenizer (the default with --init-from)")
         for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if hasattr(model.config, attr):
                 setattr(model.config, attr, cfg.model.dropout)
@@ -188,20 +153,10 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
                     m.p = cfg.model.dropout
         return model, family, objective
     if objective not in presets.objectives_of(cfg.model.preset):
-        raise UserError(
-            f"preset '{cfg.model.preset}' does not train objective '{objective}'",
-            f"Use one of: {', '.join(presets.objectives_of(cfg.model.preset))}, or another preset",
-        )
-    built = presets.build(
-        cfg.model.preset,
-        objective,
-        len(tok),
-        max(cfg.train.seq_len, 512),
-        ids,
-        cfg.model.dropout,
-        cfg.speed.attention,
-        cfg.model.overrides,
-    )
+        raise UserError(f"preset '{cfg.model.preset}' does not train objective '{objective}'",
+                        f"Use one of: {', '.join(presets.objectives_of(cfg.model.preset))}, or another preset")
+    built = presets.build(cfg.model.preset, objective, len(tok), max(cfg.train.seq_len, 512), ids,
+                          cfg.model.dropout, cfg.speed.attention, cfg.model.overrides)
     return built.model, built.family, objective
 
 
@@ -218,9 +173,7 @@ def _sep_id(objective: str, tok) -> int:
     if sep is None:
         sep = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
     if sep is None:
-        raise UserError(
-            "the tokenizer has no separator/end-of-text token", "Train it with `domainlm tokenizer`"
-        )
+        raise UserError("the tokenizer has no separator/end-of-text token", "Train it with `domainlm tokenizer`")
     return sep
 
 
@@ -285,14 +238,10 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     if resume not in ("auto", "never", "must"):
         raise UserError(f"unknown resume mode '{resume}'", "Use auto, never or must")
     if not cfg.corpus:
-        raise UserError(
-            "no corpus given", "Pass the folder made by `domainlm prepare`: domainlm pretrain CORPUS"
-        )
+        raise UserError("no corpus given", "Pass the folder made by `domainlm prepare`: domainlm pretrain CORPUS")
     corpus = Path(cfg.corpus)
     if not (corpus / "documents.jsonl").is_file():
-        raise UserError(
-            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
-        )
+        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
     if not cfg.model.init_from:
         style_of(cfg.model.preset)  # unknown preset -> error listing the valid ones, before any work
     t_start = time.perf_counter()
@@ -315,10 +264,8 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     tok = load_tokenizer(tok_dir)
     objective = cfg.model.objective
     if objective == "mlm" and tok.mask_token_id is None:
-        raise UserError(
-            f"tokenizer '{tok_dir}' has no mask token, needed for MLM",
-            "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)",
-        )
+        raise UserError(f"tokenizer '{tok_dir}' has no mask token, needed for MLM",
+                        "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)")
     sep = _sep_id(objective, tok)
     reporter.message("encoding the corpus (cached after the first run)")
     train_shard = encode_split(corpus, tok_dir, "train", sep)
@@ -329,45 +276,30 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
 
     torch.manual_seed(cfg.train.seed)
     model, family, objective = _build_model(cfg, tok, reporter)
-    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
-        model.config, "n_positions", 0
-    )
+    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 0)
     if family == "roberta":
         max_pos -= 2
     if cfg.train.seq_len > max_pos:
-        raise UserError(
-            f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
-            f"Set train.seq_len <= {max_pos}",
-        )
+        raise UserError(f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
+                        f"Set train.seq_len <= {max_pos}")
     model.train()
     spec = _block_spec(objective, tok, cfg.train.seq_len)
     train_blocks = Blocks(train_shard, spec, cfg.train.seed, shuffle=True)
     val_blocks = Blocks(val_shard, spec, 0, shuffle=False)
-    specials = [
-        i
-        for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
-        if i is not None
-    ]
-    mask_spec = MaskSpec(
-        tok.mask_token_id if tok.mask_token_id is not None else -1,
-        len(tok),
-        specials,
-        cfg.train.mlm_probability,
-        cfg.train.seed,
-    )
+    specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id,
+                            tok.eos_token_id} if i is not None]
+    mask_spec = MaskSpec(tok.mask_token_id if tok.mask_token_id is not None else -1, len(tok), specials,
+                         cfg.train.mlm_probability, cfg.train.seed)
     bf16 = machine.resolve_bf16(cfg.speed.bf16)
-    opt = torch.optim.AdamW(
-        _param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr, betas=(0.9, 0.98), eps=1e-6
-    )
+    opt = torch.optim.AdamW(_param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr,
+                            betas=(0.9, 0.98), eps=1e-6)
     step = tokens = 0
     elapsed_before = 0.0
     history: list[dict] = []
     if resume != "never":
         last = checkpoint.latest_valid(ckpt_dir)
         if last is None and resume == "must":
-            raise UserError(
-                f"no complete checkpoint in '{ckpt_dir}'", "Run without --resume must to start fresh"
-            )
+            raise UserError(f"no complete checkpoint in '{ckpt_dir}'", "Run without --resume must to start fresh")
         if last is not None:
             state = checkpoint.load(last, model, opt)
             step, tokens, elapsed_before = state["step"], state["tokens"], state["elapsed"]
@@ -385,16 +317,8 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     def evaluate_now() -> dict:
         model.eval()
         with torch.no_grad(), autocast():
-            m = lm_metrics(
-                model,
-                family,
-                objective,
-                val_blocks,
-                mask_spec,
-                B,
-                cfg.train.eval_batches,
-                sparse=cfg.speed.sparse_prediction,
-            )
+            m = lm_metrics(model, family, objective, val_blocks, mask_spec, B, cfg.train.eval_batches,
+                           sparse=cfg.speed.sparse_prediction)
         model.train()
         return m
 
@@ -405,9 +329,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     reserve_s = 1.5 * eval_s + 2.0 + 2e-8 * sum(p.numel() for p in model.parameters()) * 40
     train_budget_s = max(1.0, budget_s - reserve_s - (time.perf_counter() - t_start))
     if step == 0:
-        history.append(
-            {"step": 0, "tokens": 0, "elapsed": 0.0, **{f"val_{k}": v for k, v in first_eval.items()}}
-        )
+        history.append({"step": 0, "tokens": 0, "elapsed": 0.0, **{f"val_{k}": v for k, v in first_eval.items()}})
         _append_metrics(run_dir / "metrics.jsonl", history[-1])
 
     def progress_of(elapsed: float) -> float:
@@ -420,19 +342,9 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
         return elapsed / train_budget_s
 
     n_params = sum(p.numel() for p in model.parameters())
-    reporter.start(
-        {
-            "budget_s": budget_s,
-            "params": n_params,
-            "bf16": bf16,
-            "threads": threads,
-            "family": family,
-            "objective": objective,
-            "tokens_per_step": tokens_per_step,
-            "step": step,
-            "max_steps": cfg.train.max_steps,
-        }
-    )
+    reporter.start({"budget_s": budget_s, "params": n_params, "bf16": bf16, "threads": threads, "family": family,
+                    "objective": objective, "tokens_per_step": tokens_per_step, "step": step,
+                    "max_steps": cfg.train.max_steps})
     eval_every, ckpt_every = parse_duration(cfg.train.eval_every), parse_duration(cfg.train.checkpoint_every)
     seg_start = time.perf_counter()
     last_eval = last_ckpt = time.perf_counter()
@@ -471,13 +383,9 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
                 loss_sum += loss.item() / A
             if not math.isfinite(loss_sum):
                 last = checkpoint.latest_valid(ckpt_dir)
-                where = (
-                    f"the last good checkpoint {last} is intact" if last else "no checkpoint was written yet"
-                )
-                raise UserError(
-                    f"loss became {loss_sum} at step {step + 1}; {where}",
-                    "Lower train.lr or raise train.warmup, then run again (it resumes)",
-                )
+                where = f"the last good checkpoint {last} is intact" if last else "no checkpoint was written yet"
+                raise UserError(f"loss became {loss_sum} at step {step + 1}; {where}",
+                                "Lower train.lr or raise train.warmup, then run again (it resumes)")
             if cfg.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             opt.step()
@@ -490,85 +398,42 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
             now = time.perf_counter()
             elapsed = elapsed_before + now - seg_start
             if now - win_t >= 2.0 or step == cfg.train.max_steps:
-                row = {
-                    "step": step,
-                    "tokens": tokens,
-                    "elapsed": round(elapsed, 2),
-                    "loss": win_loss / win_n,
-                    "lr": lr,
-                    "tokens_per_s": win_tokens / (now - win_t),
-                    "progress": min(1.0, progress_of(elapsed)),
-                }
+                row = {"step": step, "tokens": tokens, "elapsed": round(elapsed, 2), "loss": win_loss / win_n,
+                       "lr": lr, "tokens_per_s": win_tokens / (now - win_t),
+                       "progress": min(1.0, progress_of(elapsed))}
                 history.append(row)
                 _append_metrics(run_dir / "metrics.jsonl", row)
                 reporter.step(row)
                 win_t, win_tokens, win_loss, win_n = now, 0, 0.0, 0
             if now - last_eval >= eval_every:
                 m = evaluate_now()
-                row = {
-                    "step": step,
-                    "tokens": tokens,
-                    "elapsed": round(elapsed, 2),
-                    **{f"val_{k}": v for k, v in m.items()},
-                }
+                row = {"step": step, "tokens": tokens, "elapsed": round(elapsed, 2), **{f"val_{k}": v for k, v in m.items()}}
                 history.append(row)
                 _append_metrics(run_dir / "metrics.jsonl", row)
                 reporter.step(row)
                 last_eval = time.perf_counter()
             if time.perf_counter() - last_ckpt >= ckpt_every:
-                checkpoint.save(
-                    ckpt_dir,
-                    step,
-                    model,
-                    opt,
-                    _train_state(step, tokens, elapsed, history),
-                    cfg.train.keep_checkpoints,
-                )
+                checkpoint.save(ckpt_dir, step, model, opt, _train_state(step, tokens, elapsed, history),
+                                cfg.train.keep_checkpoints)
                 last_ckpt = time.perf_counter()
         elapsed = elapsed_before + time.perf_counter() - seg_start
         final = evaluate_now()
-        row = {
-            "step": step,
-            "tokens": tokens,
-            "elapsed": round(elapsed, 2),
-            **{f"val_{k}": v for k, v in final.items()},
-        }
+        row = {"step": step, "tokens": tokens, "elapsed": round(elapsed, 2), **{f"val_{k}": v for k, v in final.items()}}
         history.append(row)
         _append_metrics(run_dir / "metrics.jsonl", row)
         reporter.step(row)
-        checkpoint.save(
-            ckpt_dir,
-            step,
-            model,
-            opt,
-            _train_state(step, tokens, elapsed, history),
-            cfg.train.keep_checkpoints,
-        )
-    model_dir = save_model(
-        model,
-        tok,
-        run_dir,
-        cfg,
-        {"steps": step, "tokens": tokens, "seconds": elapsed, "validation": final, "stopped_by": stopped_by},
-    )
+        checkpoint.save(ckpt_dir, step, model, opt, _train_state(step, tokens, elapsed, history),
+                        cfg.train.keep_checkpoints)
+    model_dir = save_model(model, tok, run_dir, cfg, {"steps": step, "tokens": tokens, "seconds": elapsed,
+                                                      "validation": final, "stopped_by": stopped_by})
     plot_losses(history, run_dir / "loss.png")
     seconds = time.perf_counter() - t_start
     train_rows = [h for h in history if "tokens_per_s" in h]
     tps = sum(h["tokens_per_s"] for h in train_rows) / len(train_rows) if train_rows else 0.0
     reporter.finish()
-    summary = {
-        "format_version": 1,
-        "steps": step,
-        "tokens": tokens,
-        "train_seconds": round(elapsed, 2),
-        "tokens_per_s": round(tps, 1),
-        "stopped_by": stopped_by,
-        "validation": final,
-        "bf16": bf16,
-        "threads": threads,
-        "parameters": n_params,
-        "machine": machine.describe(),
-    }
+    summary = {"format_version": 1, "steps": step, "tokens": tokens, "train_seconds": round(elapsed, 2),
+               "tokens_per_s": round(tps, 1), "stopped_by": stopped_by, "validation": final, "bf16": bf16,
+               "threads": threads, "parameters": n_params, "machine": machine.describe()}
     (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return PretrainResult(run_dir, model_dir, step, tokens, seconds, tps, stopped_by, final, history)
 
@@ -586,9 +451,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop metric rows logged after the checkpoint (they will be logged again)."""
     if not path.is_file():
         return
-    rows = [
-        line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
-    ]
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
     path.write_text("".join(r + "\n" for r in rows))
 
 

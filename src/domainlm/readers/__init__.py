@@ -82,18 +82,14 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
                 data = f.read(max_bytes + 1)
         else:
             if path.stat().st_size > max_bytes:
-                raise ReadError(
-                    f"file is larger than the cap of {max_bytes / 2**20:.0f} MB (prepare.max_file_mb)"
-                )
+                raise ReadError(f"file is larger than the cap of {max_bytes / 2**20:.0f} MB (prepare.max_file_mb)")
             data = path.read_bytes()
     except ReadError:
         raise
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise ReadError(f"cannot read file: {e.__class__.__name__}: {e}") from None
     if len(data) > max_bytes:
-        raise ReadError(
-            f"decompressed size exceeds the cap of {max_bytes / 2**20:.0f} MB (prepare.max_file_mb)"
-        )
+        raise ReadError(f"decompressed size exceeds the cap of {max_bytes / 2**20:.0f} MB (prepare.max_file_mb)")
     return data
 
 
@@ -101,9 +97,7 @@ def read(path: Path, opts: ReadOptions) -> Iterator[Record]:
     """Yield the documents of ``path`` with the reader its suffix selects."""
     fmt = format_of(path)
     if fmt is None:
-        raise ReadError(
-            f"unsupported file type '{''.join(path.suffixes) or '(none)'}'; supported: {', '.join(FORMATS)} (+ .gz)"
-        )
+        raise ReadError(f"unsupported file type '{''.join(path.suffixes) or '(none)'}'; supported: {', '.join(FORMATS)} (+ .gz)")
     data = read_bytes(path, opts.max_bytes)
     yield from _load(fmt)(data, path, opts)
 
