@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         if debug:
             raise
-        err.print(f"error: {e}", markup=False, highlight=False)
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # an unexpected bug: say so plainly; the traceback is one flag away
         if debug:
             raise
-        err.print(f"internal error: {e.__class__.__name__}: {e} (run again with --debug for the traceback)",
-                  markup=False, highlight=False)
+        print(f"internal error: {e.__class__.__name__}: {e} (run again with --debug for the traceback)",
+              file=sys.stderr)
         sys.exit(1)
 
 

@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import FORMAT_VERSION
 from .errors import UserError
 
+# objective -> what it trains (the loss functions live in objectives.py)
+OBJECTIVES: dict[str, str] = {
+    "mlm": "masked language model (BERT/RoBERTa/ALBERT)",
+    "clm": "causal language model (GPT-2/Llama)",
+}
+
 
 class Section(BaseModel):
     """Base for every config section: unknown keys are errors, assignments are validated."""
@@ -77,6 +83,22 @@ class ModelConfig(Section):
     init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
     dropout: float = Field(0.0, ge=0, lt=1, description="hidden and attention dropout (Cramming: 0)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="extra HF config fields")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, v: str) -> str:
+        from .presets import PRESETS
+
+        if v not in PRESETS:
+            raise ValueError(f"unknown preset '{v}'; use one of: {', '.join(PRESETS)}")
+        return v
+
+    @field_validator("objective")
+    @classmethod
+    def _known_objective(cls, v: str) -> str:
+        if v not in OBJECTIVES:
+            raise ValueError(f"unknown objective '{v}'; use one of: {', '.join(OBJECTIVES)}")
+        return v
 
 
 class TrainConfig(Section):
@@ -234,8 +256,9 @@ def build(cls: type[C], *layers: tuple[str, dict | None]) -> C:
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         sources = " + ".join(s for s, layer in layers if layer) or "defaults"
-        raise UserError(f"invalid config value for '{loc}' ({sources}): {err['msg']}", "Fix that value") from None
+        raise UserError(f"invalid config value for '{loc}' ({sources}): {msg}", "Fix that value") from None
 
 
 def load(cls: type[C], config: str | Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:

@@ -58,6 +58,7 @@ def lm_metrics(model, family: str, objective: str, blocks, mask_spec, batch_size
 class FillMask:
     token: str
     score: float
+    token_id: int
 
 
 def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
@@ -75,7 +76,7 @@ def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
     model.train(was_training)
     probs = logits.softmax(-1)
     top = probs.topk(top_k)
-    return [FillMask(tok.decode([int(i)]).strip(), float(s)) for s, i in zip(top.values, top.indices, strict=True)]
+    return [FillMask(tok.decode([int(i)]).strip(), float(s), int(i)) for s, i in zip(top.values, top.indices, strict=True)]
 
 
 def _load_run(run: Path):

