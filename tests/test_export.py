@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import yaml
-from tiny_models import clf_dir, gpt_dir, labelled, mlm_dir  # noqa: F401  (fixtures)
 
 from domainlm.errors import UserError
 from domainlm.export import export, resolve_source
+from tests.tiny_models import clf_dir, gpt_dir, labelled, mlm_dir  # noqa: F401  (fixtures)
 
 
 def card_meta(folder) -> dict:
@@ -114,3 +114,18 @@ def test_export_user_errors(tmp_path, clf_dir):  # noqa: F811
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="neither a run folder"):
         export(tmp_path / "empty", "hf")
+
+
+def test_cli_export_and_serve_errors_are_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    for args in (["export", str(tmp_path / "nope"), "--format", "onnx"], ["serve", str(tmp_path / "nope")],
+                 ["export", str(tmp_path), "--format", "tflite"]):
+        res = subprocess.run([sys.executable, "-m", "domainlm.cli", *args], capture_output=True, text=True,
+                             env=env, timeout=120)
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr

@@ -11,12 +11,12 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tiny_models import clf_dir, gpt_dir, labelled, mlm_dir  # noqa: F401  (fixtures)
 
 from domainlm.errors import UserError
 from domainlm.serve import ServeConfig, build_app, is_loopback, read_api_key
 from domainlm.serve.app import create_app
 from domainlm.serve.engine import load_engine
+from tests.tiny_models import clf_dir, gpt_dir, labelled, mlm_dir  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tiny_models import clf_dir, labelled  # noqa: F401  (fixtures)
+
+from tests.tiny_models import clf_dir, labelled  # noqa: F401  (fixtures)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

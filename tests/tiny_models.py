@@ -98,7 +98,7 @@ def labelled(tmp_path_factory):
     """(train rows, path of a held-out labelled JSONL) from synthetic documents."""
     import json
 
-    from conftest import make_docs
+    from tests.conftest import make_docs
 
     rows = labelled_rows(make_docs(80, seed=1))
     path = tmp_path_factory.mktemp("labelled") / "heldout.jsonl"
