@@ -8,7 +8,7 @@ fresh, untrained 2-label head (serving cost does not depend on the head's weight
 license excerpt (200-600 characters, truncate on).
 
 Two servers run side by side on free loopback ports: A with micro-batching (the defaults: up to 32
-texts per forward pass, 5 ms wait), B without (max_batch 1) - the baseline. 16 concurrent clients load
+texts per forward pass, no added wait), B without (max_batch 1) - the baseline. 16 concurrent clients load
 A, then B, then A, then B (interleaved phases, --seconds each; 60 s per server in the full run).
 Finally an overload phase sends 128 concurrent clients to A (max_concurrency 32 + max_queue 64): the
 excess must be answered 429, nothing else. The clients run in this process, on the same 2 cores.

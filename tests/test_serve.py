@@ -268,3 +268,15 @@ def test_serve_yaml_config_is_validated(tmp_path, clf_dir):  # noqa: F811
     bad.write_text(json.dumps({"serve": {"max_textz": 3}}))
     with pytest.raises(UserError, match="max_textz"):
         serve(clf_dir, config=bad)
+
+
+def test_batch_chunks_sort_by_length_and_bound_padding():
+    from domainlm.serve.batching import MicroBatcher
+
+    lengths = [10, 50, 12, 11, 60, 5, 300]
+    chunks = MicroBatcher(lambda rows: rows, None, max_batch=3, max_batch_tokens=100).chunks(lengths)
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    for c in chunks:
+        assert len(c) <= 3
+        assert len(c) == 1 or len(c) * max(lengths[i] for i in c) <= 100
+    assert [lengths[i] for i in chunks[0]] == [5, 10, 11]  # shortest together: little padding

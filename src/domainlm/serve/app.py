@@ -141,10 +141,11 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
     cfg = cfg or ServeConfig()
     metrics = Metrics()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="domainlm-model")
+    tok_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="domainlm-tokenize")
     wait_s = cfg.batch_wait_ms / 1000
 
     def batcher(fn):
-        return MicroBatcher(fn, executor, cfg.max_batch, wait_s, metrics.batch_size.observe)
+        return MicroBatcher(fn, executor, cfg.max_batch, wait_s, metrics.batch_size.observe, cfg.max_batch_tokens)
 
     embed_b = batcher(engine.embed_batch)
     classify_b = batcher(engine.classify_batch)
@@ -156,6 +157,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
         for b in (embed_b, classify_b, fill_b):
             await b.close()
         executor.shutdown(wait=False, cancel_futures=True)
+        tok_executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title=f"domainlm: {engine.model_id}", version=__version__, lifespan=lifespan,
                   description=f"{engine.task} model served by domainlm ({engine.backend} backend).")
@@ -197,8 +199,13 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
             out.append(t)
         return out
 
+    async def encode(texts: list[str], truncate: bool) -> list[list[int]]:
+        # off the event loop (64 texts x 20,000 characters take a while; /health must stay responsive),
+        # on one thread: a fast tokenizer's truncation/padding state is shared and not thread-safe
+        return await asyncio.get_running_loop().run_in_executor(tok_executor, engine.encode, texts, truncate)
+
     async def embeddings(texts: list[str], truncate: bool, normalize: bool) -> tuple[list[np.ndarray], int]:
-        rows = engine.encode(texts, truncate)
+        rows = await encode(texts, truncate)
         vecs = await embed_b.submit(rows)
         if normalize:
             vecs = [v / max(float(np.linalg.norm(v)), 1e-12) for v in vecs]
@@ -238,7 +245,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
         @app.post("/predict", responses=ERRORS, summary="class scores (text-embeddings-inference shape)")
         async def predict(req: PredictRequest) -> list[Score] | list[list[Score]]:
             texts = texts_of(req.inputs, req.truncate)
-            logits = await classify_b.submit(engine.encode(texts, req.truncate))
+            logits = await classify_b.submit(await encode(texts, req.truncate))
             out = []
             for z in logits:
                 z = z.astype(np.float64)
@@ -255,7 +262,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
             for i, t in enumerate(texts):
                 if t.count(mask) != 1:
                     raise InputError(f"text {i} must contain the mask token {mask} exactly once")
-            rows = engine.encode(texts, req.truncate)
+            rows = await encode(texts, req.truncate)
             for i, r in enumerate(rows):
                 if engine.tok.mask_token_id not in r:
                     raise InputError(f"text {i}: the mask token was cut off by truncation")
@@ -281,7 +288,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
             if p.max_new_tokens > cfg.max_new_tokens:
                 raise InputError(f"max_new_tokens {p.max_new_tokens} is above this server's cap {cfg.max_new_tokens}")
             (text,) = texts_of(req.inputs, req.truncate)
-            (row,) = engine.encode([text], req.truncate)
+            (row,) = await encode([text], req.truncate)
             if not row:
                 raise InputError("inputs is empty: send a prompt")
             gone = asyncio.Event()  # set when the request times out, so generation stops early

@@ -1,9 +1,14 @@
 """Micro-batching: concurrent requests' texts are joined into one forward pass.
 
 A request submits its rows (token-id lists) and awaits a future. One collector task per operation takes
-the first waiting job, keeps taking jobs for at most ``max_wait_s`` or until ``max_batch`` rows, runs the
-batch on the single model thread and hands each job its slice of the results. Under no load a request
-waits at most ``max_wait_s``; under load batches fill at once and throughput rises with batch size.
+the first waiting job plus every job already queued (and, if ``max_wait_s`` > 0, those arriving within
+that time) up to ``max_batch`` rows, runs them on the single model thread and hands each job its slice
+of the results. With the default ``max_wait_s`` = 0 nothing waits on purpose: while the model computes
+one batch, the next requests queue up and form the next batch (no added latency at low load).
+
+Rows are sorted by length and cut into chunks so padding stays small: a chunk holds at most
+``max_batch`` rows and ``max_batch_tokens`` padded tokens (on a CPU, padded positions cost as much as
+real ones, and attention grows with the longest row).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ class MicroBatcher:
     """Joins concurrent ``submit(rows)`` calls into calls of ``fn(all_rows) -> one result per row``."""
 
     def __init__(self, fn: Callable[[list], list], executor: Executor, max_batch: int = 32,
-                 max_wait_s: float = 0.005, on_batch: Callable[[int], None] | None = None):
+                 max_wait_s: float = 0.0, on_batch: Callable[[int], None] | None = None,
+                 max_batch_tokens: int = 4096):
         self.fn, self.executor, self.max_batch, self.max_wait_s = fn, executor, max_batch, max_wait_s
+        self.max_batch_tokens = max_batch_tokens
         self.on_batch = on_batch
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
@@ -53,13 +60,16 @@ class MicroBatcher:
             n = len(jobs[0].rows)
             deadline = time.monotonic() + self.max_wait_s
             while n < self.max_batch:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
-                    break
+                if not queue.empty():
+                    job = queue.get_nowait()
+                else:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(queue.get(), timeout)
+                    except TimeoutError:
+                        break
                 jobs.append(job)
                 n += len(job.rows)
             jobs = [j for j in jobs if not j.future.done()]  # callers that timed out or went away
@@ -67,16 +77,29 @@ class MicroBatcher:
                 continue
             await self._run(loop, jobs)
 
+    def chunks(self, lengths: list[int]) -> list[list[int]]:
+        """Row indices sorted by length, cut at ``max_batch`` rows or ``max_batch_tokens`` padded tokens."""
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        out: list[list[int]] = [[]]
+        for i in order:
+            cur = out[-1]
+            # sorted ascending, so row i is the longest so far: padded size = (len(cur) + 1) * lengths[i]
+            if cur and (len(cur) >= self.max_batch or (len(cur) + 1) * lengths[i] > self.max_batch_tokens):
+                out.append([i])
+            else:
+                cur.append(i)
+        return out
+
     async def _run(self, loop, jobs: list[_Job]) -> None:
         rows = [r for j in jobs for r in j.rows]
-        # a single request may exceed max_batch: split into chunks of max_batch rows
-        results: list[Any] = []
+        results: list[Any] = [None] * len(rows)
         try:
-            for i in range(0, len(rows), self.max_batch):
-                chunk = rows[i:i + self.max_batch]
-                results += await loop.run_in_executor(self.executor, self.fn, chunk)
+            for idx in self.chunks([len(r) for r in rows]):
+                out = await loop.run_in_executor(self.executor, self.fn, [rows[i] for i in idx])
+                for i, o in zip(idx, out, strict=True):
+                    results[i] = o
                 if self.on_batch:
-                    self.on_batch(len(chunk))
+                    self.on_batch(len(idx))
         except Exception as e:  # a model failure fails these requests (500), not the collector
             for j in jobs:
                 if not j.future.done():

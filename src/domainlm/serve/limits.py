@@ -45,7 +45,9 @@ class ServeConfig(Section):
     max_queue: int = Field(64, ge=0, description="requests waiting beyond max_concurrency (429 above)")
     request_timeout_s: float = Field(30.0, gt=0, description="answer 503 after this long, waiting included")
     max_batch: int = Field(32, ge=1, description="most texts in one forward pass")
-    batch_wait_ms: float = Field(5.0, ge=0, description="how long a batch waits for more requests")
+    max_batch_tokens: int = Field(4096, ge=1, description="most padded tokens in one forward pass")
+    batch_wait_ms: float = Field(0.0, ge=0, description="extra wait for more requests to join a batch "
+                                 "(0: batch only what queued while the model was busy)")
     max_new_tokens: int = Field(128, ge=1, description="cap on /generate max_new_tokens")
     threads: int | None = Field(None, ge=1, description="CPU threads for the model (default: all cores)")
     graceful_timeout_s: int = Field(30, ge=1, description="on SIGTERM, how long in-flight requests may finish")
