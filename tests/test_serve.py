@@ -280,3 +280,5 @@ def test_batch_chunks_sort_by_length_and_bound_padding():
         assert len(c) <= 3
         assert len(c) == 1 or len(c) * max(lengths[i] for i in c) <= 100
     assert [lengths[i] for i in chunks[0]] == [5, 10, 11]  # shortest together: little padding
+    for c in chunks:  # and no chunk pads a short row to a much longer one
+        assert max(lengths[i] for i in c) <= 1.1 * min(lengths[i] for i in c) + 8
