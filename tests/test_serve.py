@@ -282,3 +282,18 @@ def test_batch_chunks_sort_by_length_and_bound_padding():
     assert [lengths[i] for i in chunks[0]] == [5, 10, 11]  # shortest together: little padding
     for c in chunks:  # and no chunk pads a short row to a much longer one
         assert max(lengths[i] for i in c) <= 1.1 * min(lengths[i] for i in c) + 8
+
+
+def test_onnx_backend_fill_mask_and_generate_match_torch(mlm_dir, gpt_dir, tmp_path):  # noqa: F811
+    from domainlm.export import export
+
+    export(mlm_dir, "onnx", tmp_path / "m")
+    export(gpt_dir, "onnx", tmp_path / "g")
+    body = {"inputs": "The [MASK] shall be elected.", "top_k": 3}
+    with TestClient(create_app(load_engine(mlm_dir))) as t, TestClient(create_app(load_engine(tmp_path / "m"))) as o:
+        want, got = t.post("/fill-mask", json=body).json(), o.post("/fill-mask", json=body).json()
+        assert [x["token"] for x in got] == [x["token"] for x in want]
+    gen = {"inputs": "The President", "parameters": {"max_new_tokens": 6}}
+    with TestClient(create_app(load_engine(gpt_dir))) as t, TestClient(create_app(load_engine(tmp_path / "g"))) as o:
+        assert o.get("/info").json()["backend"] == "onnx"
+        assert o.post("/generate", json=gen).json() == t.post("/generate", json=gen).json()
