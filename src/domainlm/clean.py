@@ -97,10 +97,19 @@ STEPS: dict[str, Callable[[str], str]] = {
 }
 
 
-def clean(text: str, enabled: dict[str, bool]) -> str:
-    """Run the enabled steps in order (``drop_invalid`` always runs first)."""
+def clean(text: str, enabled: dict[str, bool], max_passes: int = 4) -> str:
+    """Run the enabled steps in order (``drop_invalid`` always runs first), repeated to a fixed point.
+
+    Each step is idempotent alone, but a later step can expose work for an earlier one (whitespace
+    normalisation removing the character that kept ftfy from re-decoding 'œ•' as mojibake, found by the
+    property tests), so the sequence is repeated until nothing changes (at most ``max_passes``).
+    """
+    steps = [fn for name, fn in STEPS.items() if enabled.get(name, False)]
     text = drop_invalid(text)
-    for name, fn in STEPS.items():
-        if enabled.get(name, False):
+    for _ in range(max_passes):
+        before = text
+        for fn in steps:
             text = fn(text)
+        if text == before:
+            break
     return text
