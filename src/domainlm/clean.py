@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Callable
 
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # keeps \t \n \f (page breaks) \r
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def drop_invalid(text: str) -> str:
-    """Remove lone surrogates and C0 control characters (they break encoders and JSON)."""
+    """Remove lone surrogates and C0 control characters except tab, line and page breaks."""
     return _CONTROL.sub("", _SURROGATES.sub("", text))
 
 

@@ -17,6 +17,8 @@ import zlib
 from array import array
 
 SHINGLE = 5  # word 5-grams: long enough that boilerplate sentences alone do not make two texts alike
+MAX_SHINGLES = 200_000  # near-dup signature of a huge document: its first 200k shingles (bounded time/memory)
+CHUNK = 8192  # shingles hashed per datasketch update: its work array is (num_perm x CHUNK) uint64 = 4 MB
 
 
 def _crc32(b: bytes) -> int:
@@ -50,10 +52,14 @@ class Deduplicator:
             self._tables: list[dict[int, int]] = [{} for _ in range(self.bands)]
 
     def _band_keys(self, text: str) -> list[int]:
-        words = text.split()
-        shingles = {" ".join(words[i : i + SHINGLE]) for i in range(max(1, len(words) - SHINGLE + 1))}
+        # Only the first MAX_SHINGLES shingles: the words of a longer text are never all split at once.
+        words = text[: MAX_SHINGLES * 16].split()[: MAX_SHINGLES + SHINGLE - 1]
         m = self._minhash(num_perm=self.num_perm, hashfunc=_crc32)
-        m.update_batch([s.encode("utf-8", "surrogatepass") for s in shingles])
+        n = max(1, len(words) - SHINGLE + 1)
+        # Repeated shingles need no set: a minimum is unchanged by duplicates.
+        for start in range(0, n, CHUNK):
+            m.update_batch([" ".join(words[i : i + SHINGLE]).encode("utf-8", "surrogatepass")
+                            for i in range(start, min(n, start + CHUNK))])
         hv = m.hashvalues
         return [_key(hv[i * self.rows : (i + 1) * self.rows].tobytes()) for i in range(self.bands)]
 

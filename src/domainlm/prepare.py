@@ -219,6 +219,8 @@ def prepare(
                 quarantine(path, "", _reason_kind(e), str(e), **extra)
             except (OSError, MemoryError) as e:
                 quarantine(path, "", "unreadable", f"cannot read file: {e.__class__.__name__}: {e}")
+            except Exception as e:  # a reader library failing on odd input must not stop the run
+                quarantine(path, "", "reader-error", f"reader failed: {e.__class__.__name__}: {str(e)[:200]}")
             else:
                 if not used_here:
                     # each record was quarantined above with its own reason; note the file too
