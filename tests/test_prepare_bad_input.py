@@ -12,8 +12,8 @@ import random
 from pathlib import Path
 
 import pytest
-
 from conftest import make_docs
+
 from domainlm import readers
 from domainlm.prepare import prepare
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import make_docs
+
 from domainlm.prepare import prepare, read_documents
 
 FRENCH = ("Le Parlement adopte les lois et contrôle l'action du Gouvernement. Il évalue les politiques "
