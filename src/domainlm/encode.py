@@ -82,6 +82,8 @@ def _encode_range(args: tuple) -> tuple[str, int, np.ndarray]:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(tok_path)
+    tok.no_padding()  # a tokenizer.json may carry padding/truncation settings meant for a model's batches
+    tok.no_truncation()
     # encode_batch_fast (tokenizers >= 0.21) skips character offsets we do not need: ~25% faster here
     encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)
     # The split is a top-level key written by prepare; a JSON string value cannot contain the unescaped
