@@ -23,8 +23,16 @@ def drop_invalid(text: str) -> str:
 
 
 def fix_encoding(text: str) -> str:
-    """Repair mojibake such as 'Ã©' -> 'é' (ftfy)."""
+    """Repair mojibake such as 'Ã©' -> 'é' (ftfy).
+
+    ftfy was most of prepare's time (42 of 68 s on 20 MB of licences); text that is ASCII or that ftfy's
+    own detector does not flag (``ftfy.badness.is_bad``) has no mojibake to repair and is returned as is.
+    """
     import ftfy
+    from ftfy.badness import is_bad
+
+    if text.isascii() or not is_bad(text):
+        return text
 
     fixed = ftfy.fix_text(text, normalization="NFC", uncurl_quotes=False, fix_line_breaks=True)
     # ftfy is not always idempotent in one pass on adversarial input: iterate to a fixed point.
