@@ -86,3 +86,15 @@ def test_dehyphenation_and_min_chars(tmp_path):
     (doc,) = list(read_documents(tmp_path / "out"))
     assert "constitution" in doc["text"]
     assert res.stats["quarantine_reasons"].get("too-short") == 1
+
+
+def test_worker_processes_give_the_same_corpus(tmp_path, monkeypatch):
+    from domainlm import prepare as prep
+
+    docs = make_docs(150, seed=11)
+    _jsonl(tmp_path / "a.jsonl", [{"text": t} for t in docs] + [{"text": docs[3]}, {"nope": 1}])
+    monkeypatch.setattr(prep, "BATCH_RECORDS", 8)  # many batches, so both workers get some
+    prepare([tmp_path / "a.jsonl"], tmp_path / "one", workers=1)
+    prepare([tmp_path / "a.jsonl"], tmp_path / "two", workers=2)
+    for name in ("documents.jsonl", "quarantine.jsonl"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

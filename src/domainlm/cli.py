@@ -46,6 +46,7 @@ def prepare(
     min_chars: Annotated[int | None, typer.Option(help="minimum document length")] = None,
     languages: Annotated[str | None, typer.Option(help="keep only these languages, e.g. en,fr")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show files/s and MB/s")] = True,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores); same output")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -73,7 +74,7 @@ def prepare(
 
     with bar:
         res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column,
-                  group_by=group_by, seed=seed, min_chars=min_chars, languages=langs, on_file=on_file)
+                  group_by=group_by, seed=seed, min_chars=min_chars, languages=langs, on_file=on_file, workers=workers)
     s = res.stats
     t = Table(title=f"corpus: {res.output}")
     for col in ("split", "documents", "characters", "words", "≈tokens", "MB"):

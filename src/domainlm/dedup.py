@@ -66,12 +66,19 @@ class Deduplicator:
         hv = m.hashvalues
         return [_key(hv[i * self.rows : (i + 1) * self.rows].tobytes()) for i in range(self.bands)]
 
-    def check(self, doc_id: str, text: str) -> tuple[str, str] | None:
+    def keys(self, text: str) -> tuple[int | None, list[int]]:
+        """The index keys of ``text``: (exact digest, LSH band keys). Pure: may run in a worker process."""
         digest = _key(text.encode("utf-8", "surrogatepass")) if self.exact else None
+        return digest, (self._band_keys(text) if self.near else [])
+
+    def check(self, doc_id: str, text: str) -> tuple[str, str] | None:
+        return self.check_keys(doc_id, *self.keys(text))
+
+    def check_keys(self, doc_id: str, digest: int | None, band_keys: list[int]) -> tuple[str, str] | None:
+        """Look ``doc_id``'s keys up; add them if it is not a duplicate (and the index has room)."""
         if digest is not None and digest in self._exact:
             return "exact-duplicate", self._id(self._exact[digest])
-        keys = self._band_keys(text) if self.near else []
-        for table, k in zip(self._tables if self.near else [], keys, strict=False):
+        for table, k in zip(self._tables if self.near else [], band_keys, strict=False):
             hit = table.get(k)
             if hit is not None:
                 return "near-duplicate", self._id(hit)
@@ -82,7 +89,7 @@ class Deduplicator:
         self._ids.append(int(doc_id, 16))
         if digest is not None:
             self._exact[digest] = idx
-        for table, k in zip(self._tables if self.near else [], keys, strict=False):
+        for table, k in zip(self._tables if self.near else [], band_keys, strict=False):
             table[k] = idx
         return None
 

@@ -102,6 +102,113 @@ def _reason_kind(e: BaseException) -> str:
     return getattr(e, "kind", "unreadable")
 
 
+# ---- the per-document work that runs in worker processes -------------------------------------------
+# Reading, deduplication lookups and writing stay in the main process, in input order; cleaning,
+# language id and MinHash signatures (most of the time) run in ``workers`` forked processes over
+# batches of records. Results come back in order, so the corpus is identical for any worker count.
+
+_STATE: dict = {}
+BATCH_RECORDS = 64
+BATCH_CHARS = 2 * 2**20
+
+
+def _setup(steps: dict, min_chars: int, keep: set[str] | None, dedup: Deduplicator, detector) -> None:
+    _STATE.update(steps=steps, min_chars=min_chars, keep=keep, dedup=dedup, detector=detector)
+
+
+def _process(batch: list[tuple]) -> list[tuple]:
+    """Events in -> events out; each ("rec", path, n, record) becomes ("doc", ...) or ("drop", ...)."""
+    st = _STATE
+    out = []
+    for event in batch:
+        if event[0] != "rec":
+            out.append(event)
+            continue
+        _, path, n, rec = event
+        key = rec.key or ""
+        if rec.error is not None:
+            out.append(("drop", path, key, "bad-record", rec.error))
+            continue
+        text = clean(rec.text, st["steps"])
+        if len(text) < st["min_chars"]:
+            out.append(("drop", path, key, "too-short",
+                        f"too short after cleaning ({len(text)} < min_chars {st['min_chars']})"))
+            continue
+        ((language, prob),) = st["detector"].detect([text])
+        if st["keep"] is not None and language not in st["keep"]:
+            out.append(("drop", path, key, "language", f"language '{language}' ({prob:.2f}) not in {sorted(st['keep'])}"))
+            continue
+        digest, bands = st["dedup"].keys(text)
+        out.append(("doc", path, n, key, rec.meta, text, language, digest, bands))
+    return out
+
+
+def _events(paths: list[Path], opts: ReadOptions) -> Iterator[tuple]:
+    """The input as a stream of events: ("rec", ...) per record, ("end"/"fail"/"skip", ...) per file."""
+    for path, walk_error in iter_files(paths):
+        if walk_error:
+            yield ("skip", path, walk_error[0], walk_error[1])
+            continue
+        if format_of(path) is None and path.name.startswith("."):
+            yield ("skip", path, "hidden", "hidden file skipped")
+            continue
+        size = 0
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                raise ReadError("empty file", "empty")
+            for n, rec in enumerate(read(path, opts)):
+                yield ("rec", path, n, rec)
+        except ReadError as e:
+            yield ("fail", path, size, _reason_kind(e), str(e))
+        except (OSError, MemoryError) as e:
+            yield ("fail", path, size, "unreadable", f"cannot read file: {e.__class__.__name__}: {e}")
+        except Exception as e:  # a reader library failing on odd input must not stop the run
+            yield ("fail", path, size, "reader-error", f"reader failed: {e.__class__.__name__}: {str(e)[:200]}")
+        else:
+            yield ("end", path, size)
+
+
+def _batches(events: Iterator[tuple]) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    chars = 0
+    for ev in events:
+        batch.append(ev)
+        if ev[0] == "rec":
+            chars += len(ev[3].text)
+        if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _processed(batches: Iterator[list[tuple]], workers: int) -> Iterator[list[tuple]]:
+    """``_process`` over ``batches``, in order, with at most 2 batches per worker in flight (bounded memory)."""
+    if workers <= 1:
+        yield from map(_process, batches)
+        return
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers inherit the loaded language model and settings, and no caller __main__ is re-imported
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_setup,
+                             initargs=tuple(_STATE[k] for k in ("steps", "min_chars", "keep", "dedup", "detector"))) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(_process, batch))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def prepare(
     inputs: list[str | Path],
     output: str | Path = "corpus",
@@ -114,11 +221,14 @@ def prepare(
     min_chars: int | None = None,
     languages: list[str] | None = None,
     on_file: Callable[[Path, int], None] | None = None,
+    workers: int | None = None,
 ) -> PrepareResult:
     """Read, clean, deduplicate and split ``inputs`` into the corpus folder ``output``.
 
-    Streams: one document is in memory at a time (plus the bounded dedup indexes, see dedup.py).
-    ``on_file(path, n_bytes)`` is called after each input file (the CLI draws progress with it).
+    Streams: a few batches of documents are in memory at a time, plus the bounded dedup indexes (see
+    dedup.py). ``on_file(path, n_bytes)`` is called after each input file (the CLI draws progress with
+    it). ``workers``: processes for cleaning/language id/MinHash (default: the usable cores); speed only,
+    the output is the same for any value.
     """
     cfg = cfgmod.load(
         PrepareConfig,
@@ -140,14 +250,13 @@ def prepare(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     opts = ReadOptions(cfg.text_field, cfg.text_column, int(cfg.max_file_mb * 2**20))
-    steps = cfg.model_dump()
     dedup = Deduplicator(cfg.dedup_exact, cfg.dedup_near, cfg.near_threshold, max_docs=cfg.dedup_max_docs)
-    detector = LanguageDetector()
-    keep_languages = set(cfg.languages) if cfg.languages else None
+    _setup(cfg.model_dump(), cfg.min_chars, set(cfg.languages) if cfg.languages else None, dedup,
+           LanguageDetector())
     docs, chars, words = Counter(), Counter(), Counter()
     reasons: Counter[str] = Counter()
     langs: Counter[str] = Counter()
-    n_files = n_inputs_used = duplicates = n_bytes = 0
+    n_files = n_inputs_used = duplicates = n_bytes = used_here = 0
     t0 = time.perf_counter()
     tmp_docs, tmp_quar = out / "documents.jsonl.tmp", out / "quarantine.jsonl.tmp"
     with tmp_docs.open("w", encoding="utf-8") as fd, tmp_quar.open("w", encoding="utf-8") as fq:
@@ -157,28 +266,16 @@ def prepare(
             row = {"source": str(source), "key": key, "kind": kind, "reason": reason, **extra}
             fq.write(json.dumps(row, ensure_ascii=True) + "\n")
 
-        def use(path: Path, n: int, rec) -> bool:
-            """Clean, filter, deduplicate and write one record; True if it entered the corpus."""
+        def write(path: Path, n: int, key: str, meta: dict, text: str, language: str, digest, bands) -> bool:
+            """Deduplicate, split and write one cleaned document; True if it entered the corpus."""
             nonlocal duplicates
-            key = rec.key or ""
-            if rec.error is not None:
-                quarantine(path, key, "bad-record", rec.error)
-                return False
-            text = clean(rec.text, steps)
-            if len(text) < cfg.min_chars:
-                quarantine(path, key, "too-short", f"too short after cleaning ({len(text)} < min_chars {cfg.min_chars})")
-                return False
-            (language, lang_prob), = detector.detect([text])
-            if keep_languages is not None and language not in keep_languages:
-                quarantine(path, key, "language", f"language '{language}' ({lang_prob:.2f}) not in {sorted(keep_languages)}")
-                return False
             doc_id = _sha(f"{path}\x00{key}\x00{n}")[:16]
-            dup = dedup.check(doc_id, text)
+            dup = dedup.check_keys(doc_id, digest, bands)
             if dup is not None:
                 duplicates += 1
                 quarantine(path, key, dup[0], f"{dup[0].replace('-', ' ')} of document {dup[1]}", duplicate_of=dup[1])
                 return False
-            group = str(rec.meta.get(cfg.group_by, doc_id)) if cfg.group_by else doc_id
+            group = str(meta.get(cfg.group_by, doc_id)) if cfg.group_by else doc_id
             split = split_of(group, cfg.seed, cfg.split)
             row = {
                 "id": doc_id,
@@ -189,7 +286,7 @@ def prepare(
                 "split": split,
                 "language": language,
                 "n_chars": len(text),
-                "meta": _safe(rec.meta),
+                "meta": _safe(meta),
             }
             fd.write(json.dumps(row, ensure_ascii=False) + "\n")
             docs[split] += 1
@@ -198,37 +295,35 @@ def prepare(
             langs[language] += 1
             return True
 
-        for path, walk_error in iter_files(paths):
+        def file_done(path: Path, size: int) -> None:
+            nonlocal n_files, n_inputs_used, n_bytes, used_here
             n_files += 1
-            if walk_error:
-                quarantine(path, "", walk_error[0], walk_error[1])
-                continue
-            if format_of(path) is None and path.name.startswith("."):
-                quarantine(path, "", "hidden", "hidden file skipped")
-                continue
-            used_here = 0
-            size = 0
-            try:
-                size = path.stat().st_size
-                if size == 0:
-                    raise ReadError("empty file", "empty")
-                for n, rec in enumerate(read(path, opts)):
-                    used_here += use(path, n, rec)
-            except ReadError as e:
-                extra = {"documents_kept_before": used_here} if used_here else {}
-                quarantine(path, "", _reason_kind(e), str(e), **extra)
-            except (OSError, MemoryError) as e:
-                quarantine(path, "", "unreadable", f"cannot read file: {e.__class__.__name__}: {e}")
-            except Exception as e:  # a reader library failing on odd input must not stop the run
-                quarantine(path, "", "reader-error", f"reader failed: {e.__class__.__name__}: {str(e)[:200]}")
-            else:
-                if not used_here:
-                    # each record was quarantined above with its own reason; note the file too
-                    quarantine(path, "", "no-documents", "no usable document in file")
             n_inputs_used += used_here > 0
             n_bytes += size
+            used_here = 0
             if on_file is not None:
                 on_file(path, size)
+
+        n_workers = max(1, workers or default_workers())
+        for results in _processed(_batches(_events(paths, opts)), n_workers):
+            for ev in results:
+                kind = ev[0]
+                if kind == "doc":
+                    used_here += write(*ev[1:])
+                elif kind == "drop":
+                    quarantine(*ev[1:])
+                elif kind == "skip":
+                    quarantine(ev[1], "", ev[2], ev[3])
+                    file_done(ev[1], 0)
+                elif kind == "fail":
+                    _, path, size, why, reason = ev
+                    quarantine(path, "", why, reason, **({"documents_kept_before": used_here} if used_here else {}))
+                    file_done(path, size)
+                elif kind == "end":
+                    if not used_here:
+                        # each record was quarantined with its own reason; note the file too
+                        quarantine(ev[1], "", "no-documents", "no usable document in file")
+                    file_done(ev[1], ev[2])
     os.replace(tmp_docs, out / "documents.jsonl")
     os.replace(tmp_quar, out / "quarantine.jsonl")
     if sum(docs.values()) == 0:
