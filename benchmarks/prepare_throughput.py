@@ -178,7 +178,7 @@ def prepare_memory(sizes: list[float], work: Path) -> None:
 
 # ---- the two sides, each run in its own subprocess -------------------------------------------------
 
-def run_domainlm(work: Path) -> dict:
+def run_domainlm(work: Path, workers: int = 2) -> dict:
     from tokenizers import Tokenizer
 
     from domainlm.encode import encode_split
@@ -187,7 +187,7 @@ def run_domainlm(work: Path) -> dict:
     sep = Tokenizer.from_file(str(work / "tok" / "tokenizer.json")).token_to_id("[SEP]")
     shutil.rmtree(work / "corpus" / "cache", ignore_errors=True)
     t0 = time.perf_counter()
-    shard = encode_split(work / "corpus", work / "tok", "train", sep, workers=2)
+    shard = encode_split(work / "corpus", work / "tok", "train", sep, workers=workers)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "tokens": int(len(shard.tokens)), "documents": shard.n_docs}
 
@@ -245,7 +245,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved A/B pairs")
     ap.add_argument("--workdir", default=None, help="keep files here (default: a temporary folder)")
     ap.add_argument("--prepare-memory", default=None, help="comma-separated input sizes in MB for prepare")
-    ap.add_argument("--child", choices=["domainlm", "baseline"], help=argparse.SUPPRESS)
+    ap.add_argument("--sides", default="domainlm,baseline",
+                    help="sides to run: domainlm (2 workers), domainlm-1 (1 worker), baseline; the last is the reference")
+    ap.add_argument("--child", choices=["domainlm", "domainlm-1", "baseline"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.prepare_memory:
         work = Path(args.workdir or tempfile.mkdtemp(prefix="prepare-memory-"))
@@ -255,7 +257,8 @@ def main() -> None:
         return
     if args.child:
         work = Path(args.workdir)
-        res = run_domainlm(work) if args.child == "domainlm" else run_baseline(work)
+        res = (run_baseline(work) if args.child == "baseline"
+               else run_domainlm(work, workers=1 if args.child == "domainlm-1" else 2))
         print(json.dumps(res))
         return
     size, repeats = (32, 1) if args.quick else (args.size_mb, args.repeats)
@@ -266,9 +269,10 @@ def main() -> None:
     print(f"corpus: {info['documents']:,} documents, {info['mb']:.1f} MB "
           f"({info['paragraph_pool']:,} source paragraphs) in {time.perf_counter() - t:.0f} s", flush=True)
     train_tok(work)
-    runs: dict[str, list[dict]] = {"domainlm": [], "baseline": []}
+    sides = args.sides.split(",")
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
     for r in range(repeats):
-        for side in (("domainlm", "baseline") if r % 2 == 0 else ("baseline", "domainlm")):
+        for side in (sides if r % 2 == 0 else sides[::-1]):
             res = measure(side, work)
             res["mb_per_s"] = info["mb"] / res["seconds"]
             runs[side].append(res)
@@ -286,14 +290,15 @@ def main() -> None:
 
     print("\n| side | MB/s (median) | MB/s range | peak RSS MB | peak PSS MB | tokens |")
     print("|---|---|---|---|---|---|")
-    for side in ("baseline", "domainlm"):
+    for side in sides[::-1]:
         print(f"| {side} | {med(side, 'mb_per_s'):.2f} | {spread(side, 'mb_per_s')} | "
               f"{med(side, 'peak_rss_mb'):.0f} | {med(side, 'peak_pss_mb'):.0f} | {runs[side][0].get('tokens')} |")
-    speed = med("domainlm", "mb_per_s") / med("baseline", "mb_per_s")
-    rss = med("domainlm", "peak_rss_mb") / med("baseline", "peak_rss_mb")
-    pss = med("domainlm", "peak_pss_mb") / med("baseline", "peak_pss_mb")
+    a, b = sides[0], sides[-1]
+    speed = med(a, "mb_per_s") / med(b, "mb_per_s")
+    rss = med(a, "peak_rss_mb") / med(b, "peak_rss_mb")
+    pss = med(a, "peak_pss_mb") / med(b, "peak_pss_mb")
     print(f"RESULT prepare_throughput size_mb={info['mb']:.0f} repeats={repeats} "
-          f"domainlm_mb_s={med('domainlm', 'mb_per_s'):.2f} baseline_mb_s={med('baseline', 'mb_per_s'):.2f} "
+          f"{a}_mb_s={med(a, 'mb_per_s'):.2f} {b}_mb_s={med(b, 'mb_per_s'):.2f} "
           f"speedup={speed:.2f} rss_ratio={rss:.3f} pss_ratio={pss:.3f}")
 
 

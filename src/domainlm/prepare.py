@@ -1,10 +1,16 @@
 """prepare: a folder of raw documents -> a clean, deduplicated corpus split by document.
 
-    domainlm prepare RAW_DIR_OR_FILES... -o corpus/ [--text-field text] [--group-by act_id]
+    domainlm prepare RAW_DIR_OR_FILES... -o corpus/ [--text-field text] [--group-by act_id] [--languages en]
 
 Output (``corpus/``): ``documents.jsonl`` (id, source, key, text, sha256, split, language, n_chars, meta),
-``quarantine.jsonl`` (every input or document not used, with its reason), ``stats.json`` and the resolved
-``config.yaml``. Invariant: every input file is in the corpus or in quarantine.
+``quarantine.jsonl`` (every input or document not used, with a short ``kind`` and a readable ``reason``;
+duplicates name the document they duplicate), ``stats.json`` and the resolved ``config.yaml``.
+Invariant (tested): every input file is in the corpus or in quarantine.
+
+Pipeline: readers (readers/) -> cleaning steps (clean.py) -> minimum length -> language id (langid.py,
+optional filter) -> exact and near dedup (dedup.py) -> split by a seeded hash of the document id or of
+its ``--group-by`` field. It streams: memory is a few batches of documents plus the dedup indexes, which
+are capped (``dedup_max_docs``); measured flat in benchmarks/RESULTS.md (prepare_memory).
 """
 
 from __future__ import annotations
