@@ -86,9 +86,9 @@ def _encode_range(args: tuple) -> tuple[str, int, np.ndarray]:
     tok.no_truncation()
     # encode_batch_fast (tokenizers >= 0.21) skips character offsets we do not need: ~25% faster here
     encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)
-    # The split is a top-level key written by prepare; a JSON string value cannot contain the unescaped
-    # quotes of this pattern, so a line without it cannot belong to the split (a cheap pre-filter).
-    needle = f'"split": "{split}"'.encode()
+    # Cheap pre-filter: a line of the split contains the quoted split name (as the "split" value); inside
+    # a JSON string quotes are escaped, so text alone cannot fake a miss. Hits are checked after parsing.
+    needle = f'"{split}"'.encode()
     lengths: list[int] = []
     n_tokens = 0
     sep = np.asarray([sep_id], dtype=dtype)
