@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import make_docs
+
 from domainlm.dedup import Deduplicator
 
 

@@ -8,6 +8,8 @@ Only the first ``prefix_chars`` characters are looked at: the language of a docu
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 UNKNOWN = "und"  # ISO 639-2 code for "undetermined" (empty or non-linguistic text)
@@ -41,3 +43,9 @@ class LanguageDetector:
             prob = 1.0 / float(np.exp(logp - logp[best]).sum())  # softmax of the best, computed stably
             out.append((self._classes[best], prob))
         return out
+
+
+@lru_cache(maxsize=1)
+def detector() -> LanguageDetector:
+    """The process-wide detector: loading langid's model takes seconds (bz2 + unpickling its own file)."""
+    return LanguageDetector()

@@ -29,7 +29,7 @@ from .clean import clean
 from .config import PrepareConfig
 from .dedup import Deduplicator
 from .errors import UserError
-from .langid import LanguageDetector
+from .langid import detector as language_detector
 from .readers import ReadError, ReadOptions, format_of, read
 
 SPLITS = ("train", "validation", "test")
@@ -258,7 +258,7 @@ def prepare(
     opts = ReadOptions(cfg.text_field, cfg.text_column, int(cfg.max_file_mb * 2**20))
     dedup = Deduplicator(cfg.dedup_exact, cfg.dedup_near, cfg.near_threshold, max_docs=cfg.dedup_max_docs)
     _setup(cfg.model_dump(), cfg.min_chars, set(cfg.languages) if cfg.languages else None, dedup,
-           LanguageDetector())
+           language_detector())
     docs, chars, words = Counter(), Counter(), Counter()
     reasons: Counter[str] = Counter()
     langs: Counter[str] = Counter()
