@@ -98,3 +98,11 @@ def test_worker_processes_give_the_same_corpus(tmp_path, monkeypatch):
     prepare([tmp_path / "a.jsonl"], tmp_path / "two", workers=2)
     for name in ("documents.jsonl", "quarantine.jsonl"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_output_folder_inside_the_input_is_not_read(tmp_path):
+    _jsonl(tmp_path / "a.jsonl", [{"text": t} for t in make_docs(5)])
+    first = prepare([tmp_path], tmp_path / "corpus", overrides=["dedup_near=false"])
+    again = prepare([tmp_path], tmp_path / "corpus", overrides=["dedup_near=false"])
+    assert first.stats["files"] == again.stats["files"] == 1
+    assert sum(again.documents.values()) == 5 and again.duplicates == 0

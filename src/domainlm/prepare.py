@@ -45,12 +45,14 @@ class PrepareResult:
     stats: dict = field(default_factory=dict)
 
 
-def iter_files(inputs: list[Path]) -> Iterator[tuple[Path, tuple[str, str] | None]]:
+def iter_files(inputs: list[Path], exclude: Path | None = None) -> Iterator[tuple[Path, tuple[str, str] | None]]:
     """Every file under ``inputs`` (recursive, sorted), with (kind, reason) for paths that cannot be used.
 
     Symlinked directories are not followed (no loops); a symlink to a file is read once by real path.
+    The folder ``exclude`` (the output corpus, when it lies inside an input folder) is not entered.
     """
     seen: set[str] = set()
+    skip = os.path.realpath(exclude) if exclude is not None else None
     for root in inputs:
         if root.is_file():
             yield root, None
@@ -60,7 +62,7 @@ def iter_files(inputs: list[Path]) -> Iterator[tuple[Path, tuple[str, str] | Non
             continue
         errors: list[OSError] = []
         for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) != skip)
             for d in dirnames:
                 if os.path.islink(os.path.join(dirpath, d)):
                     yield Path(dirpath, d), ("link", "symbolic link to a folder: not followed (avoids loops); pass its target")
@@ -149,9 +151,9 @@ def _process(batch: list[tuple]) -> list[tuple]:
     return out
 
 
-def _events(paths: list[Path], opts: ReadOptions) -> Iterator[tuple]:
+def _events(paths: list[Path], opts: ReadOptions, exclude: Path | None = None) -> Iterator[tuple]:
     """The input as a stream of events: ("rec", ...) per record, ("end"/"fail"/"skip", ...) per file."""
-    for path, walk_error in iter_files(paths):
+    for path, walk_error in iter_files(paths, exclude):
         if walk_error:
             yield ("skip", path, walk_error[0], walk_error[1])
             continue
@@ -311,7 +313,7 @@ def prepare(
                 on_file(path, size)
 
         n_workers = max(1, workers or default_workers())
-        for results in _processed(_batches(_events(paths, opts)), n_workers):
+        for results in _processed(_batches(_events(paths, opts, out)), n_workers):
             for ev in results:
                 kind = ev[0]
                 if kind == "doc":
