@@ -44,26 +44,59 @@ def prepare(
     group_by: Annotated[str | None, typer.Option(help="metadata field kept within one split")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the split")] = None,
     min_chars: Annotated[int | None, typer.Option(help="minimum document length")] = None,
+    languages: Annotated[str | None, typer.Option(help="keep only these languages, e.g. en,fr")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show files/s and MB/s")] = True,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores); same output")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Read, clean, deduplicate and split a folder of documents into a corpus."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from .prepare import prepare as run
 
-    res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column, group_by=group_by,
-              seed=seed, min_chars=min_chars)
+    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
+    bar = Progress(SpinnerColumn(), TextColumn("[bold]prepare"), TextColumn("{task.fields[files]:,} files"),
+                   TextColumn("{task.fields[mb]:,.1f} MB"), TextColumn("{task.fields[fps]:,.1f} files/s"),
+                   TextColumn("{task.fields[mbps]:,.2f} MB/s"), TimeElapsedColumn(),
+                   TextColumn("{task.fields[name]}"), console=err, transient=True,
+                   disable=not (progress and err.is_terminal))
+    state = {"files": 0, "bytes": 0, "t0": time.perf_counter()}
+    task = bar.add_task("prepare", total=None, files=0, mb=0.0, fps=0.0, mbps=0.0, name="")
+
+    def on_file(path, n_bytes: int) -> None:
+        state["files"] += 1
+        state["bytes"] += n_bytes
+        dt = max(time.perf_counter() - state["t0"], 1e-9)
+        bar.update(task, files=state["files"], mb=state["bytes"] / 2**20, fps=state["files"] / dt,
+                   mbps=state["bytes"] / 2**20 / dt, name=str(path.name)[:40])
+
+    with bar:
+        res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column,
+                  group_by=group_by, seed=seed, min_chars=min_chars, languages=langs, on_file=on_file, workers=workers)
     s = res.stats
     t = Table(title=f"corpus: {res.output}")
-    for col in ("split", "documents", "characters", "words", "≈tokens"):
+    for col in ("split", "documents", "characters", "words", "≈tokens", "MB"):
         t.add_column(col, justify="right" if col != "split" else "left")
-    for split in ("train", "validation", "test"):
-        t.add_row(split, f"{s['documents'].get(split, 0):,}", f"{s['characters'].get(split, 0):,}",
-                  f"{s['words'].get(split, 0):,}", f"{s['estimated_tokens'].get(split, 0):,}")
+    for split in ("train", "validation", "test", "total"):
+
+        def get(d: dict, sp: str = split) -> int:
+            return sum(d.values()) if sp == "total" else d.get(sp, 0)
+
+        t.add_row(split, f"{get(s['documents']):,}", f"{get(s['characters']):,}", f"{get(s['words']):,}",
+                  f"{get(s['estimated_tokens']):,}", f"{get(s['characters']) / 1e6:,.1f}")
     out.print(t)
-    out.print(f"{s['files']} files read, {s['duplicates_removed']} duplicates removed, "
-              f"{s['quarantined']} items quarantined ({res.output / 'quarantine.jsonl'})")
-    for reason, n in sorted(s["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
-        out.print(f"  {n:>6}  {reason}")
+    out.print(f"{s['files']:,} files ({s['input_bytes'] / 2**20:,.1f} MB) read in {s['seconds']:.1f} s "
+              f"({s['mb_per_s']:.2f} MB/s); {s['files_used']:,} used; "
+              f"{s['duplicates_removed']:,} duplicates removed; {s['quarantined']:,} items quarantined "
+              f"({res.output / 'quarantine.jsonl'})")
+    out.print("languages: " + ", ".join(f"{k} {v:,}" for k, v in s["languages"].items()))
+    if s.get("dedup_index_full"):
+        out.print("note: the dedup index reached prepare.dedup_max_docs; later documents were checked, not indexed")
+    for reason, n in s["quarantine_reasons"].items():
+        out.print(f"  {n:>6,}  {reason}")
 
 
 @app.command()
@@ -74,14 +107,35 @@ def tokenizer(
     vocab_size: Annotated[int | None, typer.Option(help="vocabulary size")] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--cased", help="lowercase the text")] = None,
     style: Annotated[str | None, typer.Option(help="bert | roberta | gpt special tokens")] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report",
+                                         help="fertility and unknown rate vs the generic tokenizer")] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Train a domain tokenizer on the corpus's train split."""
+    """Train a domain tokenizer on the corpus's train split (and report how it compares)."""
     from .tokenizer import train_tokenizer
 
-    res = train_tokenizer(corpus, output, kind, vocab_size, lowercase, style, config, set_)
+    res = train_tokenizer(corpus, output, kind, vocab_size, lowercase, style, config, set_, report=report)
     out.print(f"{res.kind} tokenizer, {res.vocab_size:,} tokens ({res.style} style) -> {res.output}")
+    if res.report:
+        r = res.report
+        t = Table(title=f"tokenizers on the {r['split']} split ({r['documents']:,} documents, {r['words']:,} words)")
+        for col in ("tokenizer", "vocabulary", "tokens/word", "unknown", "chars/token"):
+            t.add_column(col, justify="left" if col == "tokenizer" else "right")
+        for name, m in r["tokenizers"].items():
+            t.add_row(name, f"{m['vocab_size']:,}", f"{m['fertility']:.3f}", f"{m['unknown_rate']:.2%}",
+                      f"{m['chars_per_token']:.2f}")
+        out.print(t)
+        if r["examples"]:
+            names = list(r["tokenizers"])
+            e = Table(title="domain words, as each tokenizer splits them")
+            e.add_column("word")
+            for name in names:
+                e.add_column(name)
+            for ex in r["examples"]:
+                e.add_row(ex["word"], *[" ".join(ex[n]) for n in names])
+            out.print(e)
+        out.print(f"report: {res.output / 'report.json'}")
 
 
 @app.command()

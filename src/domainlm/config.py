@@ -49,6 +49,10 @@ class PrepareConfig(Section):
     dedup_exact: bool = Field(True, description="drop documents whose normalised text is identical")
     dedup_near: bool = Field(True, description="drop near-duplicates (MinHash LSH)")
     near_threshold: float = Field(0.85, gt=0, le=1, description="Jaccard threshold for near-duplicates")
+    dedup_max_docs: int = Field(
+        1_000_000, ge=1, description="cap on documents held in the dedup indexes (~0.4 kB each); later ones "
+        "are still checked against them but not added"
+    )
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test fractions")
     group_by: str | None = Field(None, description="metadata field whose documents stay in one split")
     seed: int = Field(0, description="seed of the document split")
