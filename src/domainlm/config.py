@@ -118,6 +118,12 @@ class SpeedConfig(Section):
     compile: bool = Field(False, description="torch.compile the model")
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
 
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:
+        # YAML reads `--set speed.bf16=off` as False and `on` as True
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
 
 class RunConfig(Section):
     """Everything `domainlm pretrain` needs; saved resolved as runs/NAME/config.yaml."""

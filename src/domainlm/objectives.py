@@ -74,10 +74,14 @@ def word_start_table(tok) -> torch.Tensor:
     return table
 
 
-def word_starts(ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """(B, T) ids -> (B, T) bool word starts; position 0 always starts (a block may cut a word)."""
+def word_starts(ids: torch.Tensor, table: torch.Tensor, special_ids: list[int] | None = None) -> torch.Tensor:
+    """(B, T) ids -> (B, T) bool word starts. Position 0 always starts (a block may cut a word), and so
+    does the token after a special one (a document's first word has no leading-space marker in BPE)."""
     starts = table[ids]
     starts[:, 0] = True
+    if special_ids:
+        after_special = torch.isin(ids[:, :-1], torch.tensor(special_ids, dtype=ids.dtype))
+        starts[:, 1:] |= after_special
     return starts
 
 
