@@ -73,7 +73,26 @@ def pretrain(
     resume: str = "auto",
     reporter: Reporter | None = None,
 ) -> PretrainResult:
-    """Resolve the run config (defaults < ``config`` YAML < ``overrides`` < flags) and train."""
+    """Resolve the run config (defaults < ``config`` YAML < ``overrides`` < flags) and train.
+
+    Inputs: ``corpus`` (a `domainlm prepare` folder); ``objective`` mlm | electra | clm; a ``preset``
+    (`domainlm pretrain --preset list`) or ``init_from`` (a local HF checkpoint); the budget as wall
+    clock (``budget``) and/or ``max_steps`` / ``max_tokens``; ``overrides`` as dotted ``key=value``.
+    ``resume``: auto (continue from the newest valid checkpoint), never, must.
+
+    Data-parallel training (DDP) on several processes or machines: start the same command with
+    torchrun; each process takes its own rows of every global batch (``batch_size`` rows each), only
+    rank 0 writes files, and the result equals one process with ``nproc x batch_size`` rows::
+
+        torchrun --standalone --nproc-per-node=2 -m domainlm.cli pretrain corpus/ --preset bert-mini \
+            --batch-size 16 --budget 1h --set speed.threads=1
+
+    (gloo backend: the engine trains on CPU; multi-node: torchrun's --nnodes/--rdzv-endpoint.)
+
+    Example::
+
+        pretrain("corpus/", preset="bert-small", objective="mlm", budget="2h", name="legal")
+    """
     if preset == "list":
         raise UserError("--preset list only prints the presets", "Run `domainlm pretrain --preset list`")
     cfg = cfgmod.load(
@@ -310,6 +329,9 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     corpus = Path(cfg.corpus)
     if not (corpus / "documents.jsonl").is_file():
         raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
+    if cfg.model.init_from and not (Path(cfg.model.init_from) / "config.json").is_file():
+        raise UserError(f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
+                        "Point it at a folder saved with save_pretrained")
     dist_ = _init_distributed()
     if not dist_.main:
         reporter = Quiet()
@@ -451,9 +473,9 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         model.eval()
         with torch.no_grad(), autocast():
             if objective == "electra":
-                m = electra_metrics(model, val_blocks, mask_spec, B, cfg.train.eval_batches, EVAL_SEED)
-            else:
-                m = lm_metrics(model, family, objective, val_blocks, mask_spec, B, cfg.train.eval_batches,
+                m = electra_metrics(model, val_blocks, mask_spec, B * W, cfg.train.eval_batches, EVAL_SEED)
+            else:  # rank 0 evaluates global batches: the same blocks as one process would
+                m = lm_metrics(model, family, objective, val_blocks, mask_spec, B * W, cfg.train.eval_batches,
                                sparse=cfg.speed.sparse_prediction)
         model.train()
         return m
