@@ -28,7 +28,7 @@ def _yaml(d: dict) -> str:
 
 @pytest.mark.parametrize("preset", ["bert-mini", "roberta-small", "albert-small", "electra-small", "gpt-mini",
                                     "llama-mini"])
-@pytest.mark.parametrize("sparse", [True, False], ids=["sparse", "dense"])
+@pytest.mark.parametrize("sparse", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sparse", "dense"])
 def test_every_family_trains(preset, sparse, corpus_dir, bert_tokenizer, tmp_path):
     family = presets.family_of(preset)
     objective = presets.objectives_of(preset)[0]

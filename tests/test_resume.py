@@ -114,7 +114,8 @@ def test_sigkill_twice_at_arbitrary_points(corpus_dir, bert_tokenizer, tmp_path,
     _kill_and_resume(corpus_dir, bert_tokenizer, tmp_path, reference, kill_after=[first, rng.randint(first + 1, 8)])
 
 
-@pytest.mark.parametrize("sig,cli", [(signal.SIGTERM, False), (signal.SIGINT, True)])
+@pytest.mark.parametrize("sig,cli", [(signal.SIGTERM, False),
+                                     pytest.param(signal.SIGINT, True, marks=pytest.mark.slow)])
 def test_signal_saves_and_exits_cleanly(corpus_dir, bert_tokenizer, tmp_path, sig, cli):
     kw = _kwargs(corpus_dir, bert_tokenizer, tmp_path, "sig", steps=100000)
     proc = _spawn(kw, cli=cli)
