@@ -134,6 +134,23 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
     fill = transformers.pipeline("fill-mask", model=str(res.run_dir / "generator"), tokenizer=tok)
     assert len(fill(f"The {tok.mask_token} shall be elected.")) == 5
 
+    # the pair's checkpoint (shared, aliased tensors) restores: two more steps resume from step 40
+    messages: list[str] = []
+
+    class Capture:
+        def start(self, info): ...
+        def step(self, row): ...
+        def message(self, text):
+            messages.append(text)
+        def finish(self): ...
+
+    more = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="electra-small", objective="electra",
+                    budget="10m", max_steps=42, name="electra", runs_dir=tmp_path, seq_len=32, batch_size=8,
+                    lr=3e-3, reporter=Capture(),
+                    overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"])
+    assert any("resumed from step-000000040" in m for m in messages), messages
+    assert more.steps == 42 and more.validation["loss"] < vals[0]["val_loss"] - 0.5
+
 
 def test_electra_preset_shapes_follow_the_paper():
     from domainlm import presets
