@@ -143,7 +143,7 @@ def pretrain(
     corpus: Annotated[str | None, typer.Argument(help="corpus folder made by `domainlm prepare`")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="tokenizer folder (default: train one)")] = None,
     preset: Annotated[str | None, typer.Option(help="architecture; `--preset list` prints them")] = None,
-    objective: Annotated[str | None, typer.Option(help="mlm | clm")] = None,
+    objective: Annotated[str | None, typer.Option(help="mlm | electra | clm")] = None,
     budget: Annotated[str | None, typer.Option(help="wall-clock budget: 90s, 10m, 2h")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="stop after N tokens")] = None,
@@ -157,16 +157,19 @@ def pretrain(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Train a masked or causal LM within a wall-clock budget (resumable)."""
+    """Train a masked, ELECTRA or causal LM within a wall-clock budget (resumable; torchrun for DDP)."""
     if preset == "list":
+        from rich import box
+
         from .presets import describe
 
-        t = Table(title="presets (parameters at a 16k vocabulary)")
-        for col in ("preset", "family", "objectives", "layers", "hidden", "parameters"):
-            t.add_column(col)
+        t = Table(title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False)
+        for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
+            t.add_column(col, no_wrap=True, justify="left" if col in ("preset", "family", "objective") else "right")
         for r in describe():
+            gen = f"{r['generator_parameters'] / 1e6:.1f}M" if r["generator_parameters"] else "-"
             t.add_row(r["preset"], r["family"], r["objectives"], str(r["layers"]), str(r["hidden"]),
-                      f"{r['parameters'] / 1e6:.1f}M")
+                      f"{r['parameters'] / 1e6:.1f}M", gen)
         out.print(t)
         return
     from .progress import RichReporter
@@ -178,6 +181,8 @@ def pretrain(
               f"(stopped by {res.stopped_by})")
     out.print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in res.validation.items()))
     out.print(f"model: {res.model_dir}")
+    if res.stopped_by in ("SIGINT", "SIGTERM"):
+        out.print("interrupted and saved: run the same command again to resume")
 
 
 @app.command()

@@ -83,7 +83,7 @@ class ModelConfig(Section):
     """Which network and objective to train (changes results)."""
 
     preset: str = Field("bert-mini", description="named architecture; `domainlm pretrain --preset list`")
-    objective: str = Field("mlm", description="mlm | electra | clm")
+    objective: Literal["mlm", "electra", "clm"] = Field("mlm", description="mlm | electra | clm")
     init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
     dropout: float = Field(0.0, ge=0, lt=1, description="hidden and attention dropout (Cramming: 0)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="extra HF config fields")
@@ -123,8 +123,9 @@ class TrainConfig(Section):
     whole_word_mask: bool = Field(False, description="mask all pieces of a word together")
     seed: int = Field(0)
     eval_every: str = Field("1m", description="wall-clock interval between validation evaluations")
+    log_every: int = Field(0, ge=0, description="log a metrics row every N steps (0: every ~2 s of wall clock)")
     eval_batches: int = Field(16, ge=1, description="validation batches per evaluation")
-    checkpoint_every: str = Field("10m", description="wall-clock interval between checkpoints")
+    checkpoint_every: str = Field("10m", description="wall-clock interval between checkpoints ('0s': every step)")
     keep_checkpoints: int = Field(2, ge=1)
 
     @field_validator("budget", "eval_every", "checkpoint_every")
@@ -142,6 +143,12 @@ class SpeedConfig(Section):
     attention: Literal["eager", "sdpa"] = Field("eager", description="attention implementation")
     compile: bool = Field(False, description="torch.compile the model")
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:
+        # YAML reads `--set speed.bf16=off` as False and `on` as True
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class RunConfig(Section):
