@@ -130,19 +130,31 @@ def pretrain(
 def evaluate(
     runs: Annotated[list[str], typer.Argument(help="run folders to evaluate")],
     eval_batches: Annotated[int | None, typer.Option(help="validation batches")] = None,
+    baseline: Annotated[str | None, typer.Option(help="ngram: a Kneser-Ney n-gram beside the runs")] = None,
+    probes: Annotated[str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")] = None,
+    max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 20,
+    ngram_order: Annotated[int, typer.Option(help="n-gram order")] = 5,
+    ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
 ) -> None:
-    """Evaluate runs on the validation split; print a table; write eval.json in each run."""
+    """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run."""
     from .evaluate import evaluate as run
+    from .evaluate import side_by_side
 
-    res = run(runs, eval_batches)
+    res = run(runs, eval_batches, baseline, probes, max_docs, ngram_order, ngram_tokens)
+    headers, rows = side_by_side(res)
     t = Table(title="evaluation (validation split, fixed masks)")
-    keys = sorted({k for r in res.values() for k in r if isinstance(r[k], float)})
-    t.add_column("run")
-    for k in keys:
-        t.add_column(k, justify="right")
-    for run_dir, r in res.items():
-        t.add_row(run_dir, *[f"{r[k]:.4f}" if k in r else "-" for k in keys])
+    for i, h in enumerate(headers):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*row)
     out.print(t)
+    for r in res.values():
+        ng = r.get("baseline", {}).get("ngram")
+        if ng:
+            out.print(f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
+                      f"(KenLM's estimator needs Boost; see domainlm/ngram.py)")
+            break
+    out.print("eval.json written in " + ", ".join(res))
 
 
 @app.command()
