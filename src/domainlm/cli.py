@@ -158,6 +158,40 @@ def evaluate(
 
 
 @app.command()
+def finetune(
+    model: Annotated[str, typer.Argument(help="run folder (uses its model/) or a local HF model folder")],
+    data: Annotated[str, typer.Argument(help="CSV, JSONL or Parquet file with a text and a label per row")],
+    text_field: Annotated[str | None, typer.Option(help="field/column with the text")] = None,
+    label_field: Annotated[str | None, typer.Option(help="field/column with the label(s)")] = None,
+    multi_label: Annotated[bool | None, typer.Option("--multi-label/--single-label", help="several labels per row")] = None,
+    mode: Annotated[str | None, typer.Option(help="head (frozen body) | full")] = None,
+    folds: Annotated[int | None, typer.Option(help="k-fold cross-validation")] = None,
+    search: Annotated[int | None, typer.Option(help="optuna trials (0: no search)")] = None,
+    budget: Annotated[str | None, typer.Option(help="wall-clock budget of the search: 10m")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="output folder")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder."""
+    from .finetune import METRIC_KEYS, describe_table
+    from .finetune import finetune as run
+    from .progress import RichReporter
+
+    res = run(model, data, text_field, label_field, multi_label, mode, folds, search, budget, output, config, set_,
+              reporter=RichReporter(err))
+    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
+    for col in ("method", *METRIC_KEYS, "seconds"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for row in describe_table(res.table):
+        t.add_row(*row)
+    out.print(t)
+    if res.best_config:
+        out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
+    out.print(f"model: {res.model_dir}  (loads with transformers.pipeline('text-classification', model=...))")
+    out.print(f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}")
+
+
+@app.command()
 def demo(
     budget: Annotated[str, typer.Option(help="pretraining wall-clock budget")] = "3m",
     runs_dir: Annotated[str, typer.Option(help="where run folders live")] = "runs",
