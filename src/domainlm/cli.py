@@ -132,7 +132,7 @@ def evaluate(
     eval_batches: Annotated[int | None, typer.Option(help="validation batches")] = None,
     baseline: Annotated[str | None, typer.Option(help="ngram: a Kneser-Ney n-gram beside the runs")] = None,
     probes: Annotated[str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")] = None,
-    max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 20,
+    max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 10,
     ngram_order: Annotated[int, typer.Option(help="n-gram order")] = 5,
     ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
 ) -> None:

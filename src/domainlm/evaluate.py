@@ -1,6 +1,6 @@
 """evaluate: how good is a language model, comparably across runs, objectives and tokenizers.
 
-    domainlm evaluate runs/A [runs/B ...] [--baseline ngram] [--probes constitution|FILE] [--max-docs 20]
+    domainlm evaluate runs/A [runs/B ...] [--baseline ngram] [--probes constitution|FILE] [--max-docs 10]
 
 - Masked LMs: masked-token loss and accuracy on the validation split with deterministic masks (the same
   positions for every model sharing a tokenizer), and pseudo-perplexity (Salazar et al. 2020, "Masked
@@ -304,7 +304,7 @@ def resolve_probes(probes: str | Path | None) -> Path | None:
 
 
 def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: str | None = None,
-             probes: str | Path | None = None, max_docs: int = 20, ngram_order: int = 5,
+             probes: str | Path | None = None, max_docs: int = 10, ngram_order: int = 5,
              ngram_tokens: int = 3000) -> dict[str, dict]:
     """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
 
