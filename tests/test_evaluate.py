@@ -24,7 +24,7 @@ from domainlm.train import pretrain
 @pytest.fixture(scope="module")
 def mlm_run(corpus_dir, bert_tokenizer, tmp_path_factory):
     res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="bert-tiny", objective="mlm", budget="2m",
-                   max_steps=30, name="mlm", runs_dir=tmp_path_factory.mktemp("runs"), seq_len=32,
+                   max_steps=15, name="mlm", runs_dir=tmp_path_factory.mktemp("runs"), seq_len=32,
                    batch_size=8, lr=3e-3)
     return res.run_dir
 
@@ -79,6 +79,7 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
     assert fast["pppl_word"] == pytest.approx(math.exp(nll / len(text.split())), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_clm_eval_perplexity_per_word(corpus_dir, tmp_path):
     res = pretrain(corpus_dir, preset="gpt-mini", objective="clm", budget="2m", max_steps=3, name="clm",
                    runs_dir=tmp_path, seq_len=32, batch_size=4, overrides=["tokenizer_train.vocab_size=300"])
@@ -168,3 +169,13 @@ def test_cli_evaluate_prints_side_by_side(mlm_run):
 def test_unknown_baseline_is_a_user_error(mlm_run):
     with pytest.raises(UserError, match="unknown baseline 'kenlm'"):
         evaluate([mlm_run], baseline="kenlm")
+
+
+def test_ngram_prefers_text_like_its_training_data():
+    from domainlm.ngram import fit_score, split_documents
+
+    docs = split_documents([1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0], sep_id=0)
+    assert docs == [["1", "2", "3", "4"]] * 3
+    seen = fit_score(docs, [["1", "2", "3", "4"]], order=3)
+    shuffled = fit_score(docs, [["4", "3", "2", "1"]], order=3)
+    assert seen.tokens == 5 and seen.perplexity < shuffled.perplexity

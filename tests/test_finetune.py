@@ -163,3 +163,17 @@ def test_cli_finetune_bad_row_exits_2(tiny_model, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["finetune", str(tiny_model), str(p)])
     assert e.value.code == 2
+
+
+def test_cli_finetune_prints_table_with_baselines(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from domainlm.cli import app
+
+    data = _write(tmp_path / "d.jsonl", _docs(24))
+    r = CliRunner().invoke(app, ["finetune", str(tiny_model), str(data), "--mode", "head", "--folds", "2",
+                                 "-o", str(tmp_path / "out"), "--set", "epochs=1"])
+    assert r.exit_code == 0, r.output
+    assert "tfidf+lr" in r.output and "tfidf+svm" in r.output and "±" in r.output
+    assert (tmp_path / "out" / "model" / "config.json").is_file()
+    assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["id2label"] == {"0": "exec", "1": "rights"}
