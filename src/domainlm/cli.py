@@ -189,19 +189,65 @@ def pretrain(
 def evaluate(
     runs: Annotated[list[str], typer.Argument(help="run folders to evaluate")],
     eval_batches: Annotated[int | None, typer.Option(help="validation batches")] = None,
+    baseline: Annotated[str | None, typer.Option(help="ngram: a Kneser-Ney n-gram beside the runs")] = None,
+    probes: Annotated[str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")] = None,
+    max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 10,
+    ngram_order: Annotated[int, typer.Option(help="n-gram order")] = 5,
+    ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
 ) -> None:
-    """Evaluate runs on the validation split; print a table; write eval.json in each run."""
+    """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run."""
     from .evaluate import evaluate as run
+    from .evaluate import side_by_side
 
-    res = run(runs, eval_batches)
+    res = run(runs, eval_batches, baseline, probes, max_docs, ngram_order, ngram_tokens)
+    headers, rows = side_by_side(res)
     t = Table(title="evaluation (validation split, fixed masks)")
-    keys = sorted({k for r in res.values() for k in r if isinstance(r[k], float)})
-    t.add_column("run")
-    for k in keys:
-        t.add_column(k, justify="right")
-    for run_dir, r in res.items():
-        t.add_row(run_dir, *[f"{r[k]:.4f}" if k in r else "-" for k in keys])
+    for i, h in enumerate(headers):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*row)
     out.print(t)
+    for r in res.values():
+        ng = r.get("baseline", {}).get("ngram")
+        if ng:
+            out.print(f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
+                      f"(KenLM's estimator needs Boost; see domainlm/ngram.py)")
+            break
+    out.print("eval.json written in " + ", ".join(res))
+
+
+@app.command()
+def finetune(
+    model: Annotated[str, typer.Argument(help="run folder (uses its model/) or a local HF model folder")],
+    data: Annotated[str, typer.Argument(help="CSV, JSONL or Parquet file with a text and a label per row")],
+    text_field: Annotated[str | None, typer.Option(help="field/column with the text")] = None,
+    label_field: Annotated[str | None, typer.Option(help="field/column with the label(s)")] = None,
+    multi_label: Annotated[bool | None, typer.Option("--multi-label/--single-label", help="several labels per row")] = None,
+    mode: Annotated[str | None, typer.Option(help="head (frozen body) | full")] = None,
+    folds: Annotated[int | None, typer.Option(help="k-fold cross-validation")] = None,
+    search: Annotated[int | None, typer.Option(help="optuna trials (0: no search)")] = None,
+    budget: Annotated[str | None, typer.Option(help="wall-clock budget of the search: 10m")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="output folder")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder."""
+    from .finetune import METRIC_KEYS, describe_table
+    from .finetune import finetune as run
+    from .progress import RichReporter
+
+    res = run(model, data, text_field, label_field, multi_label, mode, folds, search, budget, output, config, set_,
+              reporter=RichReporter(err))
+    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
+    for col in ("method", *METRIC_KEYS, "seconds"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for row in describe_table(res.table):
+        t.add_row(*row)
+    out.print(t)
+    if res.best_config:
+        out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
+    out.print(f"model: {res.model_dir}  (loads with transformers.pipeline('text-classification', model=...))")
+    out.print(f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}")
 
 
 @app.command()
