@@ -5,6 +5,8 @@
     domainlm pretrain corpus/ --budget 10m == domainlm.train.pretrain("corpus/", budget="10m")
     domainlm evaluate runs/NAME            == domainlm.evaluate.evaluate(["runs/NAME"])
     domainlm demo                          == domainlm.demo.demo()
+    domainlm export runs/NAME --format onnx-int8 == domainlm.export.export("runs/NAME", "onnx-int8")
+    domainlm serve runs/NAME               == domainlm.serve.serve("runs/NAME")
 
 Heavy imports (torch, transformers) happen inside the commands, so `domainlm --help` is instant.
 A UserError prints one line and exits 2; `--debug` shows the traceback.
@@ -270,6 +272,51 @@ def demo(
         out.print("  before: " + ", ".join(f"{t} {p:.2f}" for t, p in ex["before"]))
         out.print("  after:  " + ", ".join(f"{t} {p:.2f}" for t, p in ex["after"]))
     out.print(f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))")
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="run folder, or a Hugging Face model folder")],
+    format: Annotated[str, typer.Option("--format", "-f", help="hf | onnx | onnx-int8 | sentence-transformers")] = "hf",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="folder to write (default RUN/export/FORMAT)")] = None,
+    eval_file: Annotated[str | None, typer.Option(help="held-out JSONL/CSV (text, label) for the ONNX check")] = None,
+    tolerance: Annotated[float, typer.Option(help="largest metric drop allowed for ONNX, in points")] = 1.0,
+) -> None:
+    """Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers."""
+    from .export import export as run_export
+
+    res = run_export(run, format, output, eval_file, tolerance)
+    c = res.check
+    if c:
+        out.print(f"check on {c['examples']} held-out examples ({c['data']}):")
+        out.print(f"  max |logit difference| {c['max_abs_diff']:.4g}")
+        out.print(f"  {c['metric']}: torch {c['torch']:.2f}, ONNX {c['onnx']:.2f} (drop {c['metric_drop']:.2f} points, "
+                  f"tolerance {tolerance})")
+    out.print(f"{res.format} export of a {res.task} model -> {res.output} ({', '.join(res.files)})")
+
+
+@app.command()
+def serve(
+    run: Annotated[str, typer.Argument(help="run folder, HF model folder or ONNX export folder")],
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1: this machine only)")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000)")] = None,
+    onnx: Annotated[bool | None, typer.Option("--onnx/--torch", help="serve the ONNX export (default: torch)")] = None,
+    api_key_file: Annotated[str | None, typer.Option(help="file with the API key required as a Bearer token")] = None,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="allow this browser origin (repeatable)")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Serve a model over HTTP (FastAPI + uvicorn) with limits, an optional API key and /metrics."""
+    from .serve import serve as run_serve
+
+    def ready(info: dict) -> None:
+        for w in info["warnings"]:
+            err.print(f"warning: {w}", markup=False, highlight=False)
+        err.print(f"serving {info['model_id']} ({info['task']}, {info['backend']}) at {info['url']}  "
+                  f"routes: {', '.join(info['routes'])}; docs at {info['url']}/docs", markup=False, highlight=False)
+
+    res = run_serve(run, host, port, onnx, api_key_file, cors_origin, config, set_, on_ready=ready)
+    err.print(f"stopped ({res['stopped_by']})")
 
 
 def _version_callback(value: bool) -> None:

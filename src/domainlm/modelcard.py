@@ -1,4 +1,5 @@
-"""The model card (README.md with YAML metadata) written beside every saved model."""
+"""Model cards (README.md with YAML metadata): the one written beside every trained model, and the richer
+one of an export (library, pipeline tag, base model, corpus, metrics from eval.json, budget, machine)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,107 @@ def write_model_card(model_dir: Path, cfg, summary: dict) -> None:
     lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in val.items()]
     lines += ["", "The full resolved configuration is `config.yaml` in the run folder."]
     (model_dir / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the card of an exported model (domainlm export): everything read back from the run folder
+
+PIPELINE_TAGS: dict[str, str] = {"classify": "text-classification", "fill-mask": "fill-mask",
+                                 "generate": "text-generation", "embed": "feature-extraction"}
+LIBRARIES: dict[str, str] = {"hf": "transformers", "onnx": "onnx", "onnx-int8": "onnx",
+                             "sentence-transformers": "sentence-transformers"}
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_corpus(corpus: str | None) -> str:
+    """One line about a corpus folder from its stats.json (documents, characters, ≈tokens per split)."""
+    if not corpus:
+        return "unknown (not a domainlm run)"
+    stats = _read_json(Path(corpus) / "stats.json")
+    if not stats:
+        return f"`{corpus}`"
+    docs, toks = stats.get("documents", {}), stats.get("estimated_tokens", {})
+    parts = [f"{split} {docs.get(split, 0):,} documents (≈{toks.get(split, 0):,} tokens)"
+             for split in ("train", "validation", "test") if docs.get(split)]
+    return f"`{Path(corpus).name}`: " + ", ".join(parts)
+
+
+def export_card(src, format: str, check: dict) -> tuple[dict, str]:
+    """(YAML metadata, Markdown body) of the card for an export of ``src`` (an export.Source)."""
+    run = src.run_dir
+    cfg = src.config or {}
+    eval_ = _read_json(run / "eval.json") if run else {}
+    summary = _read_json(run / "train_summary.json") if run else {}
+    pipeline_tag = PIPELINE_TAGS.get(src.task, "feature-extraction")
+    tags = ["domainlm", format]
+    if format.startswith("onnx"):
+        tags.append("int8" if format == "onnx-int8" else "fp32")
+    meta: dict = {"library_name": LIBRARIES[format], "pipeline_tag": pipeline_tag, "tags": tags}
+    base = (cfg.get("model") or {}).get("init_from")
+    if base:
+        meta["base_model"] = str(base)
+    metrics = [{"type": k, "value": round(float(v), 4), "name": f"validation {k}"}
+               for k, v in eval_.items() if k in ("loss", "accuracy", "perplexity", "f1", "macro_f1")
+               and isinstance(v, int | float)]
+    if metrics:
+        meta["model-index"] = [{"name": src.name, "results": [{
+            "task": {"type": pipeline_tag},
+            "dataset": {"name": Path(cfg.get("corpus") or "corpus").name, "type": "text",
+                        "split": eval_.get("split", "validation")},
+            "metrics": metrics}]}]
+    m = summary.get("machine") or machine.describe()
+    train = cfg.get("train") or {}
+    lines = [f"# {src.name}", "",
+             f"A {pipeline_tag} model made with [domainlm](https://pypi.org/project/domainlm/), exported as "
+             f"`{format}`.", "", "## Use", "", _usage(format, pipeline_tag), "", "## Training", "",
+             f"- corpus: {describe_corpus(cfg.get('corpus'))}",
+             f"- model: {'continued from ' + str(base) if base else 'preset ' + str((cfg.get('model') or {}).get('preset', '?'))}"
+             f" ({src.model_config.get('model_type', '?')}, {src.model_config.get('num_hidden_layers', src.model_config.get('n_layer', '?'))} layers)"]
+    if train:
+        lines.append(f"- budget: {train.get('budget', '?')}; sequence length {train.get('seq_len', '?')}, "
+                     f"batch {train.get('batch_size', '?')}, peak lr {train.get('lr', '?')}")
+    if summary:
+        lines.append(f"- trained {summary.get('steps', 0)} steps, {summary.get('tokens', 0):,} tokens in "
+                     f"{summary.get('train_seconds', 0):.0f} s (stopped by {summary.get('stopped_by', '?')})")
+    lines.append(f"- machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}")
+    if eval_:
+        lines += ["", "## Evaluation (validation split)", ""]
+        lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in eval_.items()
+                  if k not in ("format_version", "run")]
+    if check:
+        lines += ["", "## Export check", "",
+                  f"On {check['examples']} held-out examples ({check['data']}): {check['metric']} "
+                  f"torch {check['torch']:.2f}, ONNX {check['onnx']:.2f} (drop {check['metric_drop']:.2f} points); "
+                  f"max |logit difference| {check['max_abs_diff']:.4g}."]
+    lines += ["", "The full resolved configuration is `config.yaml` in the run folder." if run else ""]
+    return meta, "\n".join(lines)
+
+
+def _usage(format: str, pipeline_tag: str) -> str:
+    if format == "sentence-transformers":
+        return ("```python\nfrom sentence_transformers import SentenceTransformer\n"
+                "model = SentenceTransformer(\"PATH\")\nembeddings = model.encode([\"some text\"])\n```")
+    if format.startswith("onnx"):
+        return ("```python\nimport onnxruntime as ort\nfrom transformers import AutoTokenizer\n"
+                "tok = AutoTokenizer.from_pretrained(\"PATH\")\n"
+                "sess = ort.InferenceSession(\"PATH/model.onnx\")\n"
+                "enc = tok([\"some text\"], return_tensors=\"np\")\n"
+                "outputs = sess.run(None, {\"input_ids\": enc[\"input_ids\"], \"attention_mask\": enc[\"attention_mask\"]})\n"
+                "```\n\nOr serve it: `domainlm serve PATH --onnx`.")
+    return ("```python\nfrom transformers import pipeline\n"
+            f"pipe = pipeline(\"{pipeline_tag}\", model=\"PATH\")\n```\n\nOr serve it: `domainlm serve PATH`.")
+
+
+def write_export_card(out_dir: Path, src, format: str, check: dict) -> None:
+    """Write ``out_dir/README.md``: YAML metadata between ``---`` lines, then the Markdown card."""
+    meta, body = export_card(src, format, check)
+    text = "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip() + "\n---\n\n" + body
+    (Path(out_dir) / "README.md").write_text(text.rstrip() + "\n", encoding="utf-8")

@@ -1,0 +1,502 @@
+"""export: turn a run (or any local HF model folder) into artefacts other tools load.
+
+    domainlm export RUN --format hf|onnx|onnx-int8|sentence-transformers [-o DIR] [--eval-file F]
+
+- ``hf``: ``save_pretrained`` weights (safetensors), the tokenizer and a model card with YAML metadata.
+- ``onnx`` / ``onnx-int8``: ``torch.onnx.export`` (the TorchScript exporter: the dynamo exporter needs
+  onnxscript, which we do not depend on) with dynamic batch and sequence axes; ``onnx-int8`` then applies
+  onnxruntime's dynamic int8 quantisation (weights int8, activations quantised per batch at run time).
+  The export is checked on held-out data: the maximum logit difference against torch and the task
+  metric of both are printed, and the export fails when the metric drops by more than ``tolerance``
+  points.
+- ``sentence-transformers``: a Transformer + mean Pooling layout that ``SentenceTransformer(dir)`` loads.
+
+The input is a run folder (``config.yaml`` + ``model/``) or a plain HF model folder. What the model does
+(its *task*) comes from its config's ``architectures``: sequence classification -> ``classify``,
+masked LM -> ``fill-mask``, causal LM -> ``generate``, a bare encoder -> ``embed``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError, resolve
+
+FORMAT_VERSION = 1
+
+# architecture-name suffix -> task; the first that matches wins
+ARCH_TASKS: dict[str, str] = {
+    "ForSequenceClassification": "classify",
+    "ForMaskedLM": "fill-mask",
+    "LMHeadModel": "generate",
+    "ForCausalLM": "generate",
+}
+# task -> transformers Auto class name used to load the torch model
+TASK_LOADERS: dict[str, str] = {
+    "classify": "AutoModelForSequenceClassification",
+    "fill-mask": "AutoModelForMaskedLM",
+    "generate": "AutoModelForCausalLM",
+    "embed": "AutoModel",
+}
+# task -> ONNX output names (hidden states are exported beside logits so a served classifier or masked
+# LM can also answer /embed from the same graph)
+ONNX_OUTPUTS: dict[str, list[str]] = {
+    "classify": ["logits", "last_hidden_state"],
+    "fill-mask": ["logits", "last_hidden_state"],
+    "generate": ["logits"],
+    "embed": ["last_hidden_state"],
+}
+FORMATS: dict[str, str] = {
+    "hf": "safetensors weights + tokenizer + model card",
+    "onnx": "ONNX fp32 graph + tokenizer",
+    "onnx-int8": "ONNX with dynamic int8 quantisation + tokenizer",
+    "sentence-transformers": "Transformer + mean pooling, loads with SentenceTransformer(dir)",
+}
+# held-out sentences used only when neither the run's corpus nor --eval-file gives data
+FALLBACK_TEXTS = [
+    "The President shall be elected by the members of an electoral college.",
+    "No person shall be deprived of his life or personal liberty except according to law.",
+    "Permission is hereby granted, free of charge, to any person obtaining a copy of this software.",
+    "The licensee may not distribute the work without the written consent of the licensor.",
+    "Parliament may by law regulate the jurisdiction and powers of the Supreme Court.",
+    "Every citizen shall have the right to freedom of speech and expression.",
+    "Redistribution and use in source and binary forms, with or without modification, are permitted.",
+    "This agreement shall be governed by the laws of the State in which the licensor resides.",
+]
+
+
+@dataclass
+class Source:
+    """A model to export or serve: where its weights and tokenizer are, what it does, where it came from."""
+
+    path: Path
+    model_dir: Path
+    tokenizer_dir: Path
+    task: str
+    run_dir: Path | None = None
+    config: dict = field(default_factory=dict)  # the run's config.yaml (as a dict), {} for a plain folder
+    onnx_file: Path | None = None  # set when ``path`` is an ONNX export folder
+    model_config: dict = field(default_factory=dict)  # config.json
+
+    @property
+    def name(self) -> str:
+        return (self.run_dir or self.path).resolve().name
+
+
+def task_of(model_config: dict) -> str:
+    """The task of a model from its HF ``config.json`` (architectures), ``embed`` if no head is known."""
+    for arch in model_config.get("architectures") or []:
+        for suffix, task in ARCH_TASKS.items():
+            if arch.endswith(suffix):
+                return task
+    return "embed"
+
+
+def resolve_source(path: str | Path) -> Source:
+    """A run folder, a plain HF model folder, or an ONNX export folder -> :class:`Source`."""
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"'{p}' does not exist", "Pass a run folder (runs/NAME) or a Hugging Face model folder")
+    run_dir, cfg = None, {}
+    model_dir = p
+    if (p / "model" / "config.json").is_file():
+        run_dir, model_dir = p, p / "model"
+        if (p / "config.yaml").is_file():
+            cfg = yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8")) or {}
+    if not (model_dir / "config.json").is_file():
+        raise UserError(f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
+                        "Pass runs/NAME made by `domainlm pretrain`/`finetune`, or a save_pretrained folder")
+    model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    tok_dir = model_dir
+    if not (tok_dir / "tokenizer.json").is_file() and not (tok_dir / "vocab.txt").is_file():
+        tok_dir = p / "tokenizer" if run_dir else tok_dir
+    if not (tok_dir / "tokenizer.json").is_file() and not (tok_dir / "vocab.txt").is_file():
+        raise UserError(f"no tokenizer beside the model in '{p}'", "Save the tokenizer into the model folder")
+    meta_file = model_dir / "domainlm_export.json"
+    onnx_file = None
+    task = task_of(model_config)
+    if meta_file.is_file():
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        task = meta.get("task", task)
+        if (model_dir / "model.onnx").is_file():
+            onnx_file = model_dir / "model.onnx"
+    return Source(p, model_dir, tok_dir, task, run_dir, cfg, onnx_file, model_config)
+
+
+def load_torch(src: Source, attention: str | None = None):
+    """The torch model of ``src`` in eval mode, loaded offline."""
+    import transformers
+
+    if src.onnx_file is not None and not (src.model_dir / "model.safetensors").is_file():
+        raise UserError(f"'{src.path}' is an ONNX export without torch weights",
+                        "Pass the run folder, or serve it with --onnx")
+    loader = getattr(transformers, TASK_LOADERS[src.task])
+    kw: dict[str, Any] = {"local_files_only": True}
+    if attention:
+        kw["attn_implementation"] = attention
+    model = loader.from_pretrained(str(src.model_dir), **kw)
+    model.eval()
+    return model
+
+
+def load_tok(src: Source):
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(src.tokenizer_dir)
+    if tok.pad_token is None:  # GPT-style tokenizers: pad with end-of-text (masked out anyway)
+        tok.pad_token = tok.eos_token or tok.unk_token
+    return tok
+
+
+@dataclass
+class ExportResult:
+    output: Path
+    format: str
+    task: str
+    files: list[str]
+    check: dict = field(default_factory=dict)
+
+
+def export(
+    run: str | Path,
+    format: str = "hf",
+    output: str | Path | None = None,
+    eval_file: str | Path | None = None,
+    tolerance: float = 1.0,
+    max_eval: int = 64,
+    seq_len: int = 128,
+) -> ExportResult:
+    """Export ``run`` in ``format`` into ``output`` (default ``RUN/export/FORMAT``).
+
+    ONNX formats are checked on held-out data (``eval_file``: JSONL/CSV with ``text`` and, for
+    classifiers, ``label``; default the run's validation split). Raises UserError if the task metric
+    drops by more than ``tolerance`` points.
+    """
+    resolve("export format", format, FORMATS)
+    src = resolve_source(run)
+    if src.onnx_file is not None:
+        raise UserError(f"'{run}' is already an ONNX export", "Export from the run folder or HF model folder")
+    out = Path(output) if output else (src.run_dir or src.path) / "export" / format
+    if out.resolve() == src.model_dir.resolve():
+        raise UserError(f"output '{out}' is the model folder itself", "Choose another -o folder")
+    staging = out.with_name(f".{out.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        check: dict = {}
+        if format == "hf":
+            _export_hf(src, staging)
+        elif format == "sentence-transformers":
+            _export_st(src, staging)
+        else:
+            check = _export_onnx(src, staging, int8=format == "onnx-int8", eval_file=eval_file,
+                                 max_eval=max_eval, seq_len=seq_len)
+            if check["metric_drop"] > tolerance:
+                raise UserError(
+                    f"the {format} export loses {check['metric_drop']:.2f} points of {check['metric']} "
+                    f"({check['torch']:.2f} -> {check['onnx']:.2f}), more than the tolerance {tolerance}",
+                    "Use --format onnx (no quantisation) or raise --tolerance")
+        from .modelcard import write_export_card
+
+        write_export_card(staging, src, format, check)
+        task = "embed" if format == "sentence-transformers" else src.task
+        meta = {"format_version": FORMAT_VERSION, "format": format, "task": task,
+                "source": str(Path(run).resolve()), "check": check}
+        (staging / "domainlm_export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(out, format, task, sorted(p.name for p in out.iterdir()), check)
+
+
+# ----------------------------------------------------------------------------------------------------
+# formats
+
+
+def _export_hf(src: Source, out: Path) -> None:
+    model = load_torch(src)
+    model.save_pretrained(str(out), safe_serialization=True)
+    load_tok(src).save_pretrained(str(out))
+
+
+def _export_st(src: Source, out: Path) -> None:
+    """Transformer (the encoder of any head) + mean pooling, saved in sentence-transformers' layout."""
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:
+        from sentence_transformers.models import Pooling, Transformer
+
+    if src.task == "generate":
+        raise UserError("sentence-transformers export needs an encoder (BERT-like) model",
+                        "Export a masked-LM, classifier or encoder run")
+    with tempfile.TemporaryDirectory() as tmp:
+        # the encoder alone, so AutoModel loads it without "unused weights" of the head
+        enc = load_torch(src).base_model
+        enc.save_pretrained(tmp, safe_serialization=True)
+        tok = load_tok(src)
+        tok.save_pretrained(tmp)
+        max_len = min(int(tok.model_max_length or 512), int(enc.config.max_position_embeddings or 512))
+        level = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # a masked LM's encoder has no pooler: unused by mean pooling
+        try:
+            word = Transformer(tmp, max_seq_length=max_len)
+        finally:
+            transformers.logging.set_verbosity(level)
+        pool = Pooling(enc.config.hidden_size, pooling_mode="mean")
+        SentenceTransformer(modules=[word, pool], device="cpu").save(str(out))
+
+
+class _OnnxWrapper:
+    """Builds a torch module whose forward(input_ids, attention_mask) returns the task's ONNX outputs."""
+
+    @staticmethod
+    def build(model, task: str):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, input_ids, attention_mask):  # (B, T) int64 each
+                if task == "embed":
+                    return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+                if task == "generate":
+                    return self.m(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+                o = self.m(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+                return o.logits, o.hidden_states[-1]
+
+        return Wrapper(model).eval()
+
+
+def onnx_session(path: Path, threads: int | None = None):
+    """An onnxruntime CPU session with all graph optimisations."""
+    import onnxruntime as ort
+
+    from . import machine
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or machine.cores()
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def to_onnx(model, task: str, path: Path, opset: int = 17) -> None:
+    """Export ``model`` (a transformers model of ``task``) to ``path`` with dynamic batch/sequence axes."""
+    import warnings
+
+    import torch
+
+    wrapper = _OnnxWrapper.build(model, task)
+    ids = torch.ones(2, 8, dtype=torch.long)
+    mask = torch.ones(2, 8, dtype=torch.long)
+    names = ONNX_OUTPUTS[task]
+    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    for n in names:
+        axes[n] = {0: "batch"} if task == "classify" and n == "logits" else {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about python bools in transformers' masking code
+        torch.onnx.export(wrapper, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
+                          output_names=names, dynamic_axes=axes, opset_version=opset, dynamo=False)
+
+
+def quantize_int8(src_path: Path, dst_path: Path) -> None:
+    """onnxruntime dynamic quantisation: MatMul/Gemm weights to int8 (per channel), activations at run time."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" notice is noise here
+    quantize_dynamic(str(src_path), str(dst_path), weight_type=QuantType.QInt8, per_channel=True)
+
+
+def _export_onnx(src: Source, out: Path, int8: bool, eval_file, max_eval: int, seq_len: int) -> dict:
+    model = load_torch(src, attention="eager")
+    if src.task == "generate":
+        model.config.use_cache = False
+    tok = load_tok(src)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        to_onnx(model, src.task, fp32)
+        if int8:
+            quantize_int8(fp32, out / "model.onnx")
+        else:
+            shutil.move(str(fp32), out / "model.onnx")
+    model.config.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    sess = onnx_session(out / "model.onnx")
+    return verify(model, sess, src, tok, eval_file, max_eval, seq_len)
+
+
+# ----------------------------------------------------------------------------------------------------
+# verification on held-out data
+
+
+def read_eval_file(path: str | Path) -> list[dict]:
+    """Rows with ``text`` (and maybe ``label``) from a JSONL or CSV file."""
+    import csv
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"eval file '{p}' does not exist", "Pass a JSONL or CSV file with a 'text' field")
+    rows = []
+    if p.suffix.lower() == ".csv":
+        with p.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines()):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise UserError(f"{p}:{i + 1} is not JSON", "One JSON object per line") from None
+    rows = [r for r in rows if isinstance(r, dict) and isinstance(r.get("text"), str) and r["text"].strip()]
+    if not rows:
+        raise UserError(f"eval file '{p}' has no rows with a 'text' field", "Add rows like {\"text\": ...}")
+    return rows
+
+
+def heldout_texts(src: Source, eval_file, n: int) -> tuple[list[dict], str]:
+    """Held-out rows and where they came from: --eval-file, the run's validation split, or built-ins."""
+    if eval_file:
+        return read_eval_file(eval_file)[:n], str(eval_file)
+    corpus = src.config.get("corpus") if src.config else None
+    if corpus and (Path(corpus) / "documents.jsonl").is_file():
+        from .prepare import read_documents
+
+        rows = []
+        for split in ("validation", "test", "train"):
+            rows = [d for _, d in zip(range(n), read_documents(corpus, split), strict=False)]
+            if rows:
+                return rows, f"{corpus} ({split} split)"
+    return [{"text": t} for t in FALLBACK_TEXTS][:n], "built-in sample sentences (no held-out data found)"
+
+
+def _label_ids(rows: list[dict], label2id: dict[str, int]) -> list[int] | None:
+    if not rows or any("label" not in r for r in rows):
+        return None
+    out = []
+    for r in rows:
+        lab = r["label"]
+        if isinstance(lab, bool):
+            lab = str(lab).lower()
+        if isinstance(lab, int) or (isinstance(lab, str) and lab.isdigit() and lab not in label2id):
+            out.append(int(lab))
+        elif str(lab) in label2id:
+            out.append(label2id[str(lab)])
+        else:
+            raise UserError(f"label '{lab}' is not one of the model's labels {sorted(label2id)}",
+                            "Use the label names of the fine-tuned model")
+    return out
+
+
+def _run_both(model, sess, enc: dict, task: str):
+    """(torch outputs, onnx outputs) as numpy lists, for one batch ``enc`` of input_ids/attention_mask."""
+    import torch
+
+    feeds = {k: enc[k].numpy() for k in ("input_ids", "attention_mask")}
+    o = sess.run(ONNX_OUTPUTS[task], feeds)
+    with torch.no_grad():
+        t = _OnnxWrapper.build(model, task)(enc["input_ids"], enc["attention_mask"])
+    t = [x.float().numpy() for x in (t if isinstance(t, tuple) else (t,))]
+    return t, o
+
+
+def verify(model, sess, src: Source, tok, eval_file, max_eval: int, seq_len: int, batch: int = 16) -> dict:
+    """Compare torch and ONNX on held-out data: max |logit difference| and the task metric of each.
+
+    classify: accuracy against labels if the data has them, else the label agreement with torch (a
+    drop of d points in agreement bounds the accuracy drop by d). fill-mask: accuracy on 15% masked
+    tokens (fixed seed). generate: next-token accuracy. embed: 100 x mean cosine to torch embeddings.
+    """
+    import numpy as np
+    import torch
+
+    rows, origin = heldout_texts(src, eval_file, max_eval)
+    texts = [r["text"] for r in rows]
+    max_len = min(seq_len, int(tok.model_max_length or seq_len))
+    max_diff = 0.0
+    t_hits = o_hits = total = 0.0
+    cos: list[float] = []
+    gen = torch.Generator().manual_seed(1234)
+    labels = _label_ids(rows, {str(k): int(v) for k, v in (model.config.label2id or {}).items()}) \
+        if src.task == "classify" else None
+    for start in range(0, len(texts), batch):
+        chunk = texts[start:start + batch]
+        enc = tok(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        enc = {k: enc[k] for k in ("input_ids", "attention_mask")}
+        if src.task == "fill-mask":
+            ids = enc["input_ids"].clone()
+            special = torch.tensor(_special_mask(tok, ids), dtype=torch.bool)
+            pick = (torch.rand(ids.shape, generator=gen) < 0.15) & ~special & enc["attention_mask"].bool()
+            target = ids[pick]
+            ids[pick] = tok.mask_token_id
+            enc["input_ids"] = ids
+        t_out, o_out = _run_both(model, sess, enc, src.task)
+        mask = enc["attention_mask"].numpy().astype(bool)
+        if src.task == "classify":
+            max_diff = max(max_diff, float(np.abs(t_out[0] - o_out[0]).max()))
+            tp, op = t_out[0].argmax(-1), o_out[0].argmax(-1)
+            if labels is not None:
+                y = np.asarray(labels[start:start + batch])
+                t_hits += float((tp == y).sum())
+                o_hits += float((op == y).sum())
+            else:
+                t_hits += float(len(tp))
+                o_hits += float((tp == op).sum())
+            total += len(tp)
+        elif src.task == "fill-mask":
+            sel = pick.numpy()
+            if sel.any():
+                max_diff = max(max_diff, float(np.abs(t_out[0][sel] - o_out[0][sel]).max()))
+                tgt = target.numpy()
+                t_hits += float((t_out[0][sel].argmax(-1) == tgt).sum())
+                o_hits += float((o_out[0][sel].argmax(-1) == tgt).sum())
+                total += len(tgt)
+        elif src.task == "generate":
+            max_diff = max(max_diff, float(np.abs(t_out[0][mask] - o_out[0][mask]).max()))
+            nxt = enc["input_ids"].numpy()[:, 1:]
+            valid = mask[:, 1:]
+            t_hits += float(((t_out[0][:, :-1].argmax(-1) == nxt) & valid).sum())
+            o_hits += float(((o_out[0][:, :-1].argmax(-1) == nxt) & valid).sum())
+            total += float(valid.sum())
+        else:
+            max_diff = max(max_diff, float(np.abs(t_out[0][mask] - o_out[0][mask]).max()))
+            te, oe = mean_pool(t_out[0], mask), mean_pool(o_out[0], mask)
+            c = (te * oe).sum(-1) / (np.linalg.norm(te, axis=-1) * np.linalg.norm(oe, axis=-1) + 1e-12)
+            cos.extend(c.tolist())
+    metric = {"classify": "accuracy" if labels is not None else "agreement with torch",
+              "fill-mask": "masked-token accuracy", "generate": "next-token accuracy",
+              "embed": "100 x cosine to torch"}[src.task]
+    if src.task == "embed":
+        t_score, o_score = 100.0, 100.0 * float(np.mean(cos)) if cos else 0.0
+    else:
+        t_score = 100.0 * t_hits / max(1.0, total)
+        o_score = 100.0 * o_hits / max(1.0, total)
+    return {"metric": metric, "torch": t_score, "onnx": o_score, "metric_drop": t_score - o_score,
+            "max_abs_diff": max_diff, "examples": len(texts), "counted": int(total) if total else len(cos),
+            "data": origin}
+
+
+def _special_mask(tok, ids) -> list[list[bool]]:
+    special = set(tok.all_special_ids)
+    return [[int(i) in special for i in row] for row in ids.tolist()]
+
+
+def mean_pool(hidden, mask):
+    """(B, T, H) hidden states, (B, T) mask -> (B, H) mean over real tokens (numpy)."""
+    m = mask[..., None].astype(hidden.dtype)
+    return (hidden * m).sum(1) / (m.sum(1) + 1e-9)

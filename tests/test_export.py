@@ -1,0 +1,131 @@
+"""export: HF folders load in transformers' pipeline, ONNX exports match torch on held-out data,
+sentence-transformers folders load with SentenceTransformer(dir), model cards carry the metadata."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from domainlm.errors import UserError
+from domainlm.export import export, resolve_source
+from tests.tiny_models import clf_dir, gpt_dir, labelled, mlm_dir  # noqa: F401  (fixtures)
+
+
+def card_meta(folder) -> dict:
+    text = (folder / "README.md").read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_hf_export_loads_in_pipeline_with_labels_and_card(clf_dir, tmp_path):  # noqa: F811
+    from transformers import pipeline
+
+    res = export(clf_dir, "hf", tmp_path / "hf")
+    assert "model.safetensors" in res.files and res.task == "classify"
+    pipe = pipeline("text-classification", model=str(res.output), device="cpu")
+    out = pipe("Parliament may by law regulate the Court")
+    assert out[0]["label"] in ("other", "parliament")
+    meta = card_meta(res.output)
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
+
+
+def test_onnx_int8_classifier_matches_torch_on_labelled_heldout(clf_dir, labelled, tmp_path):  # noqa: F811
+    import onnxruntime as ort
+
+    from domainlm.tokenizer import load_tokenizer
+
+    res = export(clf_dir, "onnx-int8", tmp_path / "q", eval_file=labelled[1])
+    c = res.check
+    assert c["metric"] == "accuracy" and c["examples"] == 64
+    assert c["metric_drop"] <= 1.0 and c["max_abs_diff"] < 0.5
+    assert c["torch"] > 60, "the tiny classifier should have learnt something"
+    # dynamic axes: another batch size and sequence length than at export time
+    tok = load_tokenizer(res.output)
+    enc = tok(["a", "Parliament may regulate the Court of the Union", "b c"], padding=True, return_tensors="np")
+    sess = ort.InferenceSession(str(res.output / "model.onnx"))
+    logits, hidden = sess.run(None, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+    assert logits.shape == (3, 2) and hidden.shape[:2] == enc["input_ids"].shape
+    meta = card_meta(res.output)
+    assert meta["library_name"] == "onnx" and "int8" in meta["tags"]
+    assert json.loads((res.output / "domainlm_export.json").read_text())["check"]["metric_drop"] == c["metric_drop"]
+
+
+def test_onnx_export_fails_when_metric_drops_beyond_tolerance(clf_dir, labelled, tmp_path):  # noqa: F811
+    # a negative tolerance demands an improvement, which an export cannot make: the check must refuse
+    with pytest.raises(UserError, match="more than the tolerance"):
+        export(clf_dir, "onnx", tmp_path / "o", eval_file=labelled[1], tolerance=-0.5)
+    assert not (tmp_path / "o").exists(), "a failed export leaves no folder behind"
+
+
+def test_onnx_masked_and_causal_lms_are_checked(mlm_dir, gpt_dir, tmp_path):  # noqa: F811
+    m = export(mlm_dir, "onnx-int8", tmp_path / "m").check
+    assert m["metric"] == "masked-token accuracy" and m["counted"] > 0 and m["max_abs_diff"] < 0.5
+    g = export(gpt_dir, "onnx", tmp_path / "g").check
+    assert g["metric"] == "next-token accuracy" and g["max_abs_diff"] < 1e-3 and g["metric_drop"] == 0
+
+
+def test_sentence_transformers_export_loads_and_mean_pools(mlm_dir, tmp_path):  # noqa: F811
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoModel, AutoTokenizer
+
+    res = export(mlm_dir, "sentence-transformers", tmp_path / "st")
+    assert res.task == "embed" and "modules.json" in res.files
+    st = SentenceTransformer(str(res.output), device="cpu")
+    texts = ["The President shall be elected.", "Parliament may by law regulate the Court of the Union."]
+    got = st.encode(texts)
+    tok = AutoTokenizer.from_pretrained(str(mlm_dir))
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        h = AutoModel.from_pretrained(str(mlm_dir)).eval()(**enc).last_hidden_state
+    m = enc["attention_mask"][..., None].float()
+    want = ((h * m).sum(1) / m.sum(1)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert resolve_source(res.output).task == "embed"
+
+
+def test_run_folder_export_card_has_run_metadata(corpus_dir, bert_tokenizer, tmp_path):
+    from domainlm.evaluate import evaluate
+    from domainlm.train import pretrain
+
+    run = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="bert-tiny", objective="mlm", budget="2m",
+                   max_steps=4, name="tiny", runs_dir=tmp_path, seq_len=32, batch_size=4).run_dir
+    evaluate([run], eval_batches=2)
+    res = export(run, "hf")
+    assert res.output == run / "export" / "hf"
+    meta = card_meta(res.output)
+    assert meta["pipeline_tag"] == "fill-mask"
+    metrics = {m["type"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert set(metrics) >= {"loss", "accuracy"}
+    body = (res.output / "README.md").read_text()
+    assert "budget: 2m" in body and "cores" in body and "documents" in body
+    q = export(run, "onnx-int8").check
+    assert "validation" in q["data"] and q["metric_drop"] <= 1.0
+
+
+def test_export_user_errors(tmp_path, clf_dir):  # noqa: F811
+    with pytest.raises(UserError, match="does not exist"):
+        export(tmp_path / "nope", "hf")
+    with pytest.raises(UserError, match="unknown export format"):
+        export(clf_dir, "tflite")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="neither a run folder"):
+        export(tmp_path / "empty", "hf")
+
+
+def test_cli_export_and_serve_errors_are_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    for args in (["export", str(tmp_path / "nope"), "--format", "onnx"], ["serve", str(tmp_path / "nope")],
+                 ["export", str(tmp_path), "--format", "tflite"]):
+        res = subprocess.run([sys.executable, "-m", "domainlm.cli", *args], capture_output=True, text=True,
+                             env=env, timeout=120)
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
