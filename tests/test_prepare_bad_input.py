@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import make_docs
+from tests.conftest import make_docs
 
 from domainlm import readers
 from domainlm.prepare import prepare

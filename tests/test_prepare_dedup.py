@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import make_docs
+from tests.conftest import make_docs
 
 from domainlm.dedup import Deduplicator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_docs
+from tests.conftest import make_docs
 
 from domainlm.prepare import prepare, read_documents
 

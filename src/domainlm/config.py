@@ -23,6 +23,7 @@ from .errors import UserError
 # objective -> what it trains (the loss functions live in objectives.py)
 OBJECTIVES: dict[str, str] = {
     "mlm": "masked language model (BERT/RoBERTa/ALBERT)",
+    "electra": "replaced-token detection, generator + discriminator (ELECTRA)",
     "clm": "causal language model (GPT-2/Llama)",
 }
 
@@ -83,7 +84,7 @@ class ModelConfig(Section):
     """Which network and objective to train (changes results)."""
 
     preset: str = Field("bert-mini", description="named architecture; `domainlm pretrain --preset list`")
-    objective: Literal["mlm", "electra", "clm"] = Field("mlm", description="mlm | electra | clm")
+    objective: str = Field("mlm", description="mlm | electra | clm")
     init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
     dropout: float = Field(0.0, ge=0, lt=1, description="hidden and attention dropout (Cramming: 0)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="extra HF config fields")
