@@ -67,13 +67,24 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
 def save(ckpt_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict,
          keep: int = 2) -> Path:
     """Atomically write checkpoint ``step``; keep the newest ``keep`` complete ones."""
-    from safetensors.torch import save_file
-
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     staging = ckpt_dir / f".staging-{step}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
+    try:
+        final = _write(ckpt_dir, staging, step, model, opt, state)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # e.g. disk full: the complete ones stay untouched
+        raise
+    for old in complete(ckpt_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write(ckpt_dir: Path, staging: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
+           state: dict) -> Path:
+    from safetensors.torch import save_file
     msd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     # tied weights share storage; safetensors refuses aliases, so store each storage once
     seen: dict[int, str] = {}
@@ -101,12 +112,14 @@ def save(ckpt_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Opt
     _fsync_file(marker)
     _fsync_dir(staging)
     final = ckpt_dir / f"step-{step:09d}"
+    # re-saving a step (the final save after a periodic one): the old copy stays valid until replaced
+    old = final.with_name(final.name + ".old")
     if final.exists():
-        shutil.rmtree(final)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
     os.replace(staging, final)
     _fsync_dir(ckpt_dir)
-    for old in complete(ckpt_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -128,11 +141,14 @@ def complete(ckpt_dir: Path) -> list[Path]:
     return sorted(p for p in ckpt_dir.glob("step-*") if (p / MARKER).is_file())
 
 
-def latest_valid(ckpt_dir: Path) -> Path | None:
-    """The newest checkpoint that validates, skipping (not deleting) damaged ones."""
+def latest_valid(ckpt_dir: Path, on_skip=None) -> Path | None:
+    """The newest checkpoint that validates, skipping (not deleting) damaged ones; ``on_skip(path)`` is
+    told of each one skipped."""
     for p in reversed(complete(ckpt_dir)):
         if is_valid(p):
             return p
+        if on_skip is not None:
+            on_skip(p)
     return None
 
 

@@ -12,19 +12,27 @@ from collections import Counter
 from collections.abc import Callable
 
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # keeps \t \n \f (page breaks) \r
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def drop_invalid(text: str) -> str:
-    """Remove lone surrogates and C0 control characters (they break encoders and JSON)."""
+    """Remove lone surrogates and C0 control characters except tab, line and page breaks."""
     return _CONTROL.sub("", _SURROGATES.sub("", text))
 
 
 def fix_encoding(text: str) -> str:
-    """Repair mojibake such as 'Ã©' -> 'é' (ftfy)."""
+    """Repair mojibake such as 'Ã©' -> 'é' (ftfy).
+
+    ftfy was most of prepare's time (42 of 68 s on 20 MB of licences); text that is ASCII or that ftfy's
+    own detector does not flag (``ftfy.badness.is_bad``) has no mojibake to repair and is returned as is.
+    """
     import ftfy
+    from ftfy.badness import is_bad
+
+    if text.isascii() or not is_bad(text):
+        return text
 
     fixed = ftfy.fix_text(text, normalization="NFC", uncurl_quotes=False, fix_line_breaks=True)
     # ftfy is not always idempotent in one pass on adversarial input: iterate to a fixed point.
@@ -97,10 +105,19 @@ STEPS: dict[str, Callable[[str], str]] = {
 }
 
 
-def clean(text: str, enabled: dict[str, bool]) -> str:
-    """Run the enabled steps in order (``drop_invalid`` always runs first)."""
+def clean(text: str, enabled: dict[str, bool], max_passes: int = 4) -> str:
+    """Run the enabled steps in order (``drop_invalid`` always runs first), repeated to a fixed point.
+
+    Each step is idempotent alone, but a later step can expose work for an earlier one (whitespace
+    normalisation removing the character that kept ftfy from re-decoding 'œ•' as mojibake, found by the
+    property tests), so the sequence is repeated until nothing changes (at most ``max_passes``).
+    """
+    steps = [fn for name, fn in STEPS.items() if enabled.get(name, False)]
     text = drop_invalid(text)
-    for name, fn in STEPS.items():
-        if enabled.get(name, False):
+    for _ in range(max_passes):
+        before = text
+        for fn in steps:
             text = fn(text)
+        if text == before:
+            break
     return text

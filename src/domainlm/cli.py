@@ -46,26 +46,59 @@ def prepare(
     group_by: Annotated[str | None, typer.Option(help="metadata field kept within one split")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the split")] = None,
     min_chars: Annotated[int | None, typer.Option(help="minimum document length")] = None,
+    languages: Annotated[str | None, typer.Option(help="keep only these languages, e.g. en,fr")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show files/s and MB/s")] = True,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores); same output")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Read, clean, deduplicate and split a folder of documents into a corpus."""
+    import time
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     from .prepare import prepare as run
 
-    res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column, group_by=group_by,
-              seed=seed, min_chars=min_chars)
+    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
+    bar = Progress(SpinnerColumn(), TextColumn("[bold]prepare"), TextColumn("{task.fields[files]:,} files"),
+                   TextColumn("{task.fields[mb]:,.1f} MB"), TextColumn("{task.fields[fps]:,.1f} files/s"),
+                   TextColumn("{task.fields[mbps]:,.2f} MB/s"), TimeElapsedColumn(),
+                   TextColumn("{task.fields[name]}"), console=err, transient=True,
+                   disable=not (progress and err.is_terminal))
+    state = {"files": 0, "bytes": 0, "t0": time.perf_counter()}
+    task = bar.add_task("prepare", total=None, files=0, mb=0.0, fps=0.0, mbps=0.0, name="")
+
+    def on_file(path, n_bytes: int) -> None:
+        state["files"] += 1
+        state["bytes"] += n_bytes
+        dt = max(time.perf_counter() - state["t0"], 1e-9)
+        bar.update(task, files=state["files"], mb=state["bytes"] / 2**20, fps=state["files"] / dt,
+                   mbps=state["bytes"] / 2**20 / dt, name=str(path.name)[:40])
+
+    with bar:
+        res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column,
+                  group_by=group_by, seed=seed, min_chars=min_chars, languages=langs, on_file=on_file, workers=workers)
     s = res.stats
     t = Table(title=f"corpus: {res.output}")
-    for col in ("split", "documents", "characters", "words", "≈tokens"):
+    for col in ("split", "documents", "characters", "words", "≈tokens", "MB"):
         t.add_column(col, justify="right" if col != "split" else "left")
-    for split in ("train", "validation", "test"):
-        t.add_row(split, f"{s['documents'].get(split, 0):,}", f"{s['characters'].get(split, 0):,}",
-                  f"{s['words'].get(split, 0):,}", f"{s['estimated_tokens'].get(split, 0):,}")
+    for split in ("train", "validation", "test", "total"):
+
+        def get(d: dict, sp: str = split) -> int:
+            return sum(d.values()) if sp == "total" else d.get(sp, 0)
+
+        t.add_row(split, f"{get(s['documents']):,}", f"{get(s['characters']):,}", f"{get(s['words']):,}",
+                  f"{get(s['estimated_tokens']):,}", f"{get(s['characters']) / 1e6:,.1f}")
     out.print(t)
-    out.print(f"{s['files']} files read, {s['duplicates_removed']} duplicates removed, "
-              f"{s['quarantined']} items quarantined ({res.output / 'quarantine.jsonl'})")
-    for reason, n in sorted(s["quarantine_reasons"].items(), key=lambda kv: -kv[1]):
-        out.print(f"  {n:>6}  {reason}")
+    out.print(f"{s['files']:,} files ({s['input_bytes'] / 2**20:,.1f} MB) read in {s['seconds']:.1f} s "
+              f"({s['mb_per_s']:.2f} MB/s); {s['files_used']:,} used; "
+              f"{s['duplicates_removed']:,} duplicates removed; {s['quarantined']:,} items quarantined "
+              f"({res.output / 'quarantine.jsonl'})")
+    out.print("languages: " + ", ".join(f"{k} {v:,}" for k, v in s["languages"].items()))
+    if s.get("dedup_index_full"):
+        out.print("note: the dedup index reached prepare.dedup_max_docs; later documents were checked, not indexed")
+    for reason, n in s["quarantine_reasons"].items():
+        out.print(f"  {n:>6,}  {reason}")
 
 
 @app.command()
@@ -76,14 +109,35 @@ def tokenizer(
     vocab_size: Annotated[int | None, typer.Option(help="vocabulary size")] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--cased", help="lowercase the text")] = None,
     style: Annotated[str | None, typer.Option(help="bert | roberta | gpt special tokens")] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report",
+                                         help="fertility and unknown rate vs the generic tokenizer")] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Train a domain tokenizer on the corpus's train split."""
+    """Train a domain tokenizer on the corpus's train split (and report how it compares)."""
     from .tokenizer import train_tokenizer
 
-    res = train_tokenizer(corpus, output, kind, vocab_size, lowercase, style, config, set_)
+    res = train_tokenizer(corpus, output, kind, vocab_size, lowercase, style, config, set_, report=report)
     out.print(f"{res.kind} tokenizer, {res.vocab_size:,} tokens ({res.style} style) -> {res.output}")
+    if res.report:
+        r = res.report
+        t = Table(title=f"tokenizers on the {r['split']} split ({r['documents']:,} documents, {r['words']:,} words)")
+        for col in ("tokenizer", "vocabulary", "tokens/word", "unknown", "chars/token"):
+            t.add_column(col, justify="left" if col == "tokenizer" else "right")
+        for name, m in r["tokenizers"].items():
+            t.add_row(name, f"{m['vocab_size']:,}", f"{m['fertility']:.3f}", f"{m['unknown_rate']:.2%}",
+                      f"{m['chars_per_token']:.2f}")
+        out.print(t)
+        if r["examples"]:
+            names = list(r["tokenizers"])
+            e = Table(title="domain words, as each tokenizer splits them")
+            e.add_column("word")
+            for name in names:
+                e.add_column(name)
+            for ex in r["examples"]:
+                e.add_row(ex["word"], *[" ".join(ex[n]) for n in names])
+            out.print(e)
+        out.print(f"report: {res.output / 'report.json'}")
 
 
 @app.command()
@@ -91,7 +145,7 @@ def pretrain(
     corpus: Annotated[str | None, typer.Argument(help="corpus folder made by `domainlm prepare`")] = None,
     tokenizer: Annotated[str | None, typer.Option(help="tokenizer folder (default: train one)")] = None,
     preset: Annotated[str | None, typer.Option(help="architecture; `--preset list` prints them")] = None,
-    objective: Annotated[str | None, typer.Option(help="mlm | clm")] = None,
+    objective: Annotated[str | None, typer.Option(help="mlm | electra | clm")] = None,
     budget: Annotated[str | None, typer.Option(help="wall-clock budget: 90s, 10m, 2h")] = None,
     max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="stop after N tokens")] = None,
@@ -105,16 +159,19 @@ def pretrain(
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Train a masked or causal LM within a wall-clock budget (resumable)."""
+    """Train a masked, ELECTRA or causal LM within a wall-clock budget (resumable; torchrun for DDP)."""
     if preset == "list":
+        from rich import box
+
         from .presets import describe
 
-        t = Table(title="presets (parameters at a 16k vocabulary)")
-        for col in ("preset", "family", "objectives", "layers", "hidden", "parameters"):
-            t.add_column(col)
+        t = Table(title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False)
+        for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
+            t.add_column(col, no_wrap=True, justify="left" if col in ("preset", "family", "objective") else "right")
         for r in describe():
+            gen = f"{r['generator_parameters'] / 1e6:.1f}M" if r["generator_parameters"] else "-"
             t.add_row(r["preset"], r["family"], r["objectives"], str(r["layers"]), str(r["hidden"]),
-                      f"{r['parameters'] / 1e6:.1f}M")
+                      f"{r['parameters'] / 1e6:.1f}M", gen)
         out.print(t)
         return
     from .progress import RichReporter
@@ -126,25 +183,73 @@ def pretrain(
               f"(stopped by {res.stopped_by})")
     out.print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in res.validation.items()))
     out.print(f"model: {res.model_dir}")
+    if res.stopped_by in ("SIGINT", "SIGTERM"):
+        out.print("interrupted and saved: run the same command again to resume")
 
 
 @app.command()
 def evaluate(
     runs: Annotated[list[str], typer.Argument(help="run folders to evaluate")],
     eval_batches: Annotated[int | None, typer.Option(help="validation batches")] = None,
+    baseline: Annotated[str | None, typer.Option(help="ngram: a Kneser-Ney n-gram beside the runs")] = None,
+    probes: Annotated[str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")] = None,
+    max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 10,
+    ngram_order: Annotated[int, typer.Option(help="n-gram order")] = 5,
+    ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
 ) -> None:
-    """Evaluate runs on the validation split; print a table; write eval.json in each run."""
+    """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run."""
     from .evaluate import evaluate as run
+    from .evaluate import side_by_side
 
-    res = run(runs, eval_batches)
+    res = run(runs, eval_batches, baseline, probes, max_docs, ngram_order, ngram_tokens)
+    headers, rows = side_by_side(res)
     t = Table(title="evaluation (validation split, fixed masks)")
-    keys = sorted({k for r in res.values() for k in r if isinstance(r[k], float)})
-    t.add_column("run")
-    for k in keys:
-        t.add_column(k, justify="right")
-    for run_dir, r in res.items():
-        t.add_row(run_dir, *[f"{r[k]:.4f}" if k in r else "-" for k in keys])
+    for i, h in enumerate(headers):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*row)
     out.print(t)
+    for r in res.values():
+        ng = r.get("baseline", {}).get("ngram")
+        if ng:
+            out.print(f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
+                      f"(KenLM's estimator needs Boost; see domainlm/ngram.py)")
+            break
+    out.print("eval.json written in " + ", ".join(res))
+
+
+@app.command()
+def finetune(
+    model: Annotated[str, typer.Argument(help="run folder (uses its model/) or a local HF model folder")],
+    data: Annotated[str, typer.Argument(help="CSV, JSONL or Parquet file with a text and a label per row")],
+    text_field: Annotated[str | None, typer.Option(help="field/column with the text")] = None,
+    label_field: Annotated[str | None, typer.Option(help="field/column with the label(s)")] = None,
+    multi_label: Annotated[bool | None, typer.Option("--multi-label/--single-label", help="several labels per row")] = None,
+    mode: Annotated[str | None, typer.Option(help="head (frozen body) | full")] = None,
+    folds: Annotated[int | None, typer.Option(help="k-fold cross-validation")] = None,
+    search: Annotated[int | None, typer.Option(help="optuna trials (0: no search)")] = None,
+    budget: Annotated[str | None, typer.Option(help="wall-clock budget of the search: 10m")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="output folder")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder."""
+    from .finetune import METRIC_KEYS, describe_table
+    from .finetune import finetune as run
+    from .progress import RichReporter
+
+    res = run(model, data, text_field, label_field, multi_label, mode, folds, search, budget, output, config, set_,
+              reporter=RichReporter(err))
+    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
+    for col in ("method", *METRIC_KEYS, "seconds"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for row in describe_table(res.table):
+        t.add_row(*row)
+    out.print(t)
+    if res.best_config:
+        out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
+    out.print(f"model: {res.model_dir}  (loads with transformers.pipeline('text-classification', model=...))")
+    out.print(f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}")
 
 
 @app.command()

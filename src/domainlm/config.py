@@ -23,6 +23,7 @@ from .errors import UserError
 # objective -> what it trains (the loss functions live in objectives.py)
 OBJECTIVES: dict[str, str] = {
     "mlm": "masked language model (BERT/RoBERTa/ALBERT)",
+    "electra": "replaced-token detection, generator + discriminator (ELECTRA)",
     "clm": "causal language model (GPT-2/Llama)",
 }
 
@@ -49,6 +50,10 @@ class PrepareConfig(Section):
     dedup_exact: bool = Field(True, description="drop documents whose normalised text is identical")
     dedup_near: bool = Field(True, description="drop near-duplicates (MinHash LSH)")
     near_threshold: float = Field(0.85, gt=0, le=1, description="Jaccard threshold for near-duplicates")
+    dedup_max_docs: int = Field(
+        1_000_000, ge=1, description="cap on documents held in the dedup indexes (~0.4 kB each); later ones "
+        "are still checked against them but not added"
+    )
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test fractions")
     group_by: str | None = Field(None, description="metadata field whose documents stay in one split")
     seed: int = Field(0, description="seed of the document split")
@@ -119,8 +124,9 @@ class TrainConfig(Section):
     whole_word_mask: bool = Field(False, description="mask all pieces of a word together")
     seed: int = Field(0)
     eval_every: str = Field("1m", description="wall-clock interval between validation evaluations")
+    log_every: int = Field(0, ge=0, description="log a metrics row every N steps (0: every ~2 s of wall clock)")
     eval_batches: int = Field(16, ge=1, description="validation batches per evaluation")
-    checkpoint_every: str = Field("10m", description="wall-clock interval between checkpoints")
+    checkpoint_every: str = Field("10m", description="wall-clock interval between checkpoints ('0s': every step)")
     keep_checkpoints: int = Field(2, ge=1)
 
     @field_validator("budget", "eval_every", "checkpoint_every")
@@ -138,6 +144,12 @@ class SpeedConfig(Section):
     attention: Literal["eager", "sdpa"] = Field("eager", description="attention implementation")
     compile: bool = Field(False, description="torch.compile the model")
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
+
+    @field_validator("bf16", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v: Any) -> Any:
+        # YAML reads `--set speed.bf16=off` as False and `on` as True
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class RunConfig(Section):
@@ -287,3 +299,32 @@ def dump(cfg: BaseModel, path: str | Path) -> None:
     """Write the fully resolved config as YAML (every field, defaults included)."""
     data = cfg.model_dump(mode="json")
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+class FinetuneConfig(Section):
+    """How `domainlm finetune` trains and evaluates a classifier (everything here changes results)."""
+
+    text_field: str = Field("text", description="field/column holding the document text")
+    label_field: str = Field("label", description="field/column holding the label (or labels)")
+    multi_label: bool = Field(False, description="several labels per document (a list, or text split on label_sep)")
+    label_sep: str = Field("|", description="separator of labels given as one string in multi-label data")
+    labels: list[str] | None = Field(None, description="the allowed labels; any other label is an error")
+    mode: Literal["head", "full"] = Field("full", description="head: frozen body, train the head; full: all")
+    folds: int = Field(1, ge=1, le=20, description="k-fold cross-validation (1: one train/test split)")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share when folds=1")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training part used for early stopping")
+    search: int = Field(0, ge=0, description="optuna trials of the hyper-parameter search (0: none)")
+    budget: str = Field("10m", description="wall-clock budget of the search")
+    epochs: int = Field(4, ge=1, description="maximum epochs (early stopping may end sooner)")
+    lr: float | None = Field(None, gt=0, description="peak learning rate (default: 5e-5 full, 2e-3 head)")
+    batch_size: int = Field(16, ge=1, description="windows per batch")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup: float = Field(0.1, ge=0, lt=1, description="warm-up as a fraction of the training steps")
+    patience: int = Field(2, ge=1, description="epochs without a better validation macro-F1 before stopping")
+    class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
+    max_length: int = Field(256, ge=16, le=8192, description="tokens per window")
+    stride: int = Field(32, ge=0, description="tokens shared by consecutive windows of a long document")
+    max_windows: int = Field(8, ge=1, description="windows kept per document (the first ones)")
+    baselines: bool = Field(True, description="also run TF-IDF + LR and TF-IDF + linear SVM on the same splits")
+    errors_top: int = Field(50, ge=0, description="most confident mistakes written to errors.jsonl")
+    seed: int = Field(0)

@@ -1,10 +1,22 @@
-"""evaluate: how good is a language model, comparably across runs.
+"""evaluate: how good is a language model, comparably across runs, objectives and tokenizers.
 
-    domainlm evaluate runs/A [runs/B ...]
+    domainlm evaluate runs/A [runs/B ...] [--baseline ngram] [--probes constitution|FILE] [--max-docs 10]
 
-Masked LMs: masked-token loss and accuracy on the validation split with deterministic masks (the same
-positions for every model sharing a tokenizer). Causal LMs: loss and perplexity per token. Writes
-``eval.json`` in each run.
+- Masked LMs: masked-token loss and accuracy on the validation split with deterministic masks (the same
+  positions for every model sharing a tokenizer), and pseudo-perplexity (Salazar et al. 2020, "Masked
+  Language Model Scoring": mask each token in turn, sum the log-probabilities) over ``--max-docs``
+  validation documents, normalised per token and per word.
+- Causal LMs: loss and perplexity per token, and perplexity per word: the total negative log-likelihood
+  divided by whitespace-separated words, not tokens, so models with different tokenizers compare. The
+  tokens-per-word ratio is measured on the evaluated split.
+- ELECTRA: the discriminator's replaced-token accuracy (tokens corrupted by the generator with fixed
+  masks; by uniformly random tokens if the run has no generator folder) and the generator's MLM metrics.
+- Probes: a cloze JSONL file, one ``{"text": "... [MASK] ...", "answers": [...]}`` per line -> top-1 and
+  top-5 accuracy (an answer matches a predicted token case-insensitively). ``--probes constitution`` is
+  the set shipped for the demo corpus (held-out articles; see scripts/make_probes.py).
+- ``--baseline ngram``: a Kneser-Ney n-gram on each run's tokens (ngram.py), reported beside the runs.
+
+Writes ``eval.json`` in each run.
 """
 
 from __future__ import annotations
@@ -14,9 +26,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, resolve
 
 EVAL_SEED = 1234  # fixed masks for every evaluation, so runs compare on the same positions
+
+ASSETS = Path(__file__).parent / "assets"
+# name -> shipped probe file
+PROBE_SETS: dict[str, Path] = {"constitution": ASSETS / "constitution_probes.jsonl"}
+BASELINES = {"ngram": "ngram", "none": None}
+PROBE_MASK = "[MASK]"  # the placeholder in probe files, whatever the model's own mask token is
+# folders (relative to the run) where an ELECTRA run may keep its generator, first found wins
+GENERATOR_DIRS = ("generator", "model/generator", "model-generator", "model_generator")
 
 
 def lm_metrics(model, family: str, objective: str, blocks, mask_spec, batch_size: int, n_batches: int,
@@ -29,12 +49,13 @@ def lm_metrics(model, family: str, objective: str, blocks, mask_spec, batch_size
 
     import torch.nn.functional as F
 
-    from .objectives import clm_loss, mask_tokens, mlm_logits
+    from .objectives import MLM_HEADS, clm_loss, mask_tokens, mlm_logits
 
     n = min(blocks.n_blocks, batch_size * n_batches)
     total_loss = 0.0
     count = correct = 0
     spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
+    sparse = sparse and family in MLM_HEADS
     for start in range(0, n, batch_size):
         indices = range(start, min(n, start + batch_size))
         ids = blocks.batch(indices)
@@ -52,6 +73,91 @@ def lm_metrics(model, family: str, objective: str, blocks, mask_spec, batch_size
     if objective == "clm":
         return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": count}
     return {"loss": loss, "accuracy": correct / max(1, count), "masked_tokens": count}
+
+
+def electra_metrics(discriminator, generator, blocks, mask_spec, batch_size: int, n_batches: int) -> dict:
+    """Replaced-token detection on fixed masks: accuracy over non-special tokens, and F1 of "replaced".
+
+    The masked positions (BERT masking, EVAL_SEED) are filled with the generator's samples (a seeded
+    draw from its softmax, as in ELECTRA pretraining, Clark et al. 2020) or, without a generator, with
+    uniformly random tokens. A sampled token equal to the original counts as original (as in the paper).
+    """
+    import dataclasses
+
+    import torch
+
+    from .objectives import IGNORE, mask_tokens
+
+    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
+    draw = torch.Generator().manual_seed(EVAL_SEED)
+    n = min(blocks.n_blocks, batch_size * n_batches)
+    correct = total = tp = fp = fn = 0
+    for start in range(0, n, batch_size):
+        indices = range(start, min(n, start + batch_size))
+        ids = blocks.batch(indices)  # (B, T)
+        inputs, labels = mask_tokens(ids, indices, spec)
+        masked = labels != IGNORE  # (B, T)
+        if generator is not None:
+            logits = generator(input_ids=inputs).logits[masked].float()  # (N, V)
+            sampled = torch.multinomial(logits.softmax(-1), 1, generator=draw).squeeze(-1)
+        else:
+            sampled = torch.randint(0, spec.vocab_size, (int(masked.sum()),), generator=draw)
+        corrupted = ids.clone()
+        corrupted[masked] = sampled.clamp(max=spec.vocab_size - 1)
+        replaced = corrupted != ids  # (B, T) bool
+        scored = ~torch.isin(ids, torch.tensor(spec.special_ids, dtype=ids.dtype))
+        pred = discriminator(input_ids=corrupted).logits.float() > 0  # (B, T)
+        correct += int((pred == replaced)[scored].sum())
+        total += int(scored.sum())
+        tp += int((pred & replaced)[scored].sum())
+        fp += int((pred & ~replaced)[scored].sum())
+        fn += int((~pred & replaced)[scored].sum())
+    f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+    return {"disc_accuracy": correct / max(1, total), "disc_replaced_f1": f1,
+            "disc_replaced_fraction": (tp + fn) / max(1, total), "disc_tokens": total,
+            "corruption": "generator" if generator is not None else "random"}
+
+
+def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: int = 64) -> dict:
+    """Pseudo-log-likelihood of each text (Salazar et al. 2020): every token masked in turn.
+
+    A document longer than ``seq_len`` is scored in consecutive windows of ``seq_len - 2`` tokens framed
+    by [CLS]/[SEP] (each token is scored once, with context from its own window only). Returns the mean
+    per-token loss and pseudo-perplexity per token and per whitespace word. Call under no_grad.
+    """
+    import torch
+
+    from .objectives import MLM_HEADS
+
+    family = model.config.model_type
+    head = getattr(model, MLM_HEADS[family]) if family in MLM_HEADS else None
+    body = getattr(model, model.base_model_prefix) if head is not None else None
+    prefix = [tok.cls_token_id] if tok.cls_token_id is not None else []
+    suffix = [tok.sep_token_id] if tok.sep_token_id is not None else []
+    content = seq_len - len(prefix) - len(suffix)
+    nll, n_tokens, n_words = 0.0, 0, 0
+    for text in texts:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        n_words += len(text.split())
+        for w in range(0, len(ids), content):
+            window = torch.tensor(prefix + ids[w : w + content] + suffix)  # (L,)
+            positions = torch.arange(len(prefix), len(prefix) + len(ids[w : w + content]))  # (n,)
+            for s in range(0, len(positions), batch_size):
+                pos = positions[s : s + batch_size]
+                batch = window.repeat(len(pos), 1)  # (b, L): one copy per masked position
+                rows = torch.arange(len(pos))
+                batch[rows, pos] = tok.mask_token_id
+                if head is not None:  # vocabulary projection at the masked positions only
+                    logits = head(body(input_ids=batch).last_hidden_state[rows, pos])  # (b, V)
+                else:
+                    logits = model(input_ids=batch).logits[rows, pos]  # (b, V)
+                logp = logits.float().log_softmax(-1)[rows, window[pos]]  # (b,)
+                nll -= float(logp.sum())
+                n_tokens += len(pos)
+    loss = nll / max(1, n_tokens)
+    return {"pppl_loss": loss, "pppl_token": math.exp(min(loss, 50)),
+            "pppl_word": math.exp(min(nll / max(1, n_words), 50)), "pppl_docs": len(texts),
+            "pppl_tokens": n_tokens, "pppl_words": n_words}
 
 
 @dataclass
@@ -79,6 +185,83 @@ def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
     return [FillMask(tok.decode([int(i)]).strip(), float(s), int(i)) for s, i in zip(top.values, top.indices, strict=True)]
 
 
+# ----------------------------------------------------------------------------------------------------
+# probes
+
+
+def read_probes(path: str | Path) -> list[dict]:
+    """Read and validate a cloze probe file (JSONL); a bad line is an error naming file, line and fix."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"probe file '{p}' does not exist",
+                        f"Pass a JSONL file or one of the shipped sets: {', '.join(PROBE_SETS)}")
+    probes = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{p}, line {i}: not valid JSON", 'Write one {"text": ..., "answers": [...]} per line') from None
+        text, answers = (row.get("text"), row.get("answers")) if isinstance(row, dict) else (None, None)
+        if not isinstance(text, str) or text.count(PROBE_MASK) != 1:
+            raise UserError(f"{p}, line {i}: 'text' must be a string with exactly one {PROBE_MASK}",
+                            f"Mark the gap with a single {PROBE_MASK}")
+        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
+            raise UserError(f"{p}, line {i}: 'answers' must be a non-empty list of strings",
+                            'Write e.g. "answers": ["President"]')
+        probes.append({"text": text, "answers": [a.strip() for a in answers]})
+    if not probes:
+        raise UserError(f"probe file '{p}' has no probes", "Add lines of JSON")
+    return probes
+
+
+def _token_text(tok, token_id: int) -> str:
+    piece = tok.convert_ids_to_tokens(int(token_id))
+    for marker in ("##", "Ġ", "▁"):
+        piece = piece.removeprefix(marker)
+    return piece.strip().lower()
+
+
+def _single_token(tok, word: str) -> bool:
+    ids = tok(" " + word, add_special_tokens=False)["input_ids"]
+    return len(ids) == 1 and ids[0] != tok.unk_token_id
+
+
+def probe_metrics(model, tok, objective: str, probes: list[dict], top_k: int = 5) -> dict:
+    """Top-1 / top-k accuracy on cloze probes. Masked LMs predict the masked slot; causal LMs the next
+    token after the text before the mask. ``probe_coverage`` is the share of probes with an answer that
+    is a single token of this tokenizer (only those can be hit by a one-token prediction)."""
+    import torch
+
+    hits1 = hitsk = covered = 0
+    for probe in probes:
+        answers = {a.lower() for a in probe["answers"]}
+        covered += any(_single_token(tok, a) for a in probe["answers"])
+        if objective == "clm":
+            prefix = probe["text"].split(PROBE_MASK)[0].rstrip()
+            ids = tok(prefix, add_special_tokens=False)["input_ids"]
+            bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+            ids = ([bos] if bos is not None else []) + ids
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+        else:
+            if tok.mask_token is None:
+                raise UserError("this model's tokenizer has no mask token", "Use probes with masked or causal LMs only")
+            enc = tok(probe["text"].replace(PROBE_MASK, tok.mask_token), return_tensors="pt")
+            pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
+            logits = model(input_ids=enc["input_ids"]).logits[0, pos]
+        top = logits.float().topk(top_k).indices.tolist()
+        words = [_token_text(tok, i) for i in top]
+        hits1 += words[0] in answers
+        hitsk += any(w in answers for w in words)
+    n = len(probes)
+    return {"probe_top1": hits1 / n, f"probe_top{top_k}": hitsk / n, "probe_coverage": covered / n, "probes": n}
+
+
+# ----------------------------------------------------------------------------------------------------
+# runs
+
+
 def _load_run(run: Path):
     import yaml
 
@@ -91,9 +274,47 @@ def _load_run(run: Path):
     return cfg
 
 
-def evaluate(runs: list[str | Path], eval_batches: int | None = None) -> dict[str, dict]:
-    """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each."""
+def _objective_of(run: Path, cfg) -> str:
+    """The run's objective; an ELECTRA discriminator is recognised from its architecture too."""
+    arch = json.loads((run / "model" / "config.json").read_text()).get("architectures") or []
+    if cfg.model.objective == "electra" or "ElectraForPreTraining" in arch:
+        return "electra"
+    return cfg.model.objective
+
+
+def _generator_dir(run: Path) -> Path | None:
+    for rel in GENERATOR_DIRS:
+        if (run / rel / "config.json").is_file():
+            return run / rel
+    return None
+
+
+def words_per_token(corpus: Path, split: str, shard) -> float:
+    """Whitespace words per token of ``split`` (tokens exclude the document separators)."""
+    from .prepare import read_documents
+
+    words = sum(len(d["text"].split()) for d in read_documents(corpus, split))
+    tokens = len(shard.tokens) - shard.n_docs
+    return words / max(1, tokens)
+
+
+def resolve_probes(probes: str | Path | None) -> Path | None:
+    if probes is None:
+        return None
+    return PROBE_SETS.get(str(probes), Path(probes))
+
+
+def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: str | None = None,
+             probes: str | Path | None = None, max_docs: int = 10, ngram_order: int = 5,
+             ngram_tokens: int = 3000) -> dict[str, dict]:
+    """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
+
+    ``baseline="ngram"`` adds a Kneser-Ney ``ngram_order``-gram on the run's tokens (scored on the first
+    ``ngram_tokens`` validation tokens) under the key ``"baseline"``. ``probes`` is a shipped set name or
+    a JSONL path. ``max_docs`` caps the documents scored by pseudo-perplexity (0: skip it).
+    """
     import contextlib
+    import time
 
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
@@ -102,36 +323,114 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None) -> dict[st
     from .data import Blocks
     from .encode import encode_split
     from .objectives import MaskSpec
-    from .tokenizer import load_tokenizer
+    from .prepare import read_documents
+    from .tokenizer import load_tokenizer, tokenizer_hash
     from .train import _block_spec, _sep_id
 
     if not runs:
         raise UserError("no run given", "Pass one or more run folders: domainlm evaluate runs/NAME")
+    baseline = resolve("baseline", baseline or "none", BASELINES)
+    probe_path = resolve_probes(probes)
+    probe_set = read_probes(probe_path) if probe_path else None
+    ngram_cache: dict[str, dict] = {}  # tokenizer hash -> n-gram result (runs sharing a tokenizer share it)
     out: dict[str, dict] = {}
     for run in map(Path, runs):
         cfg = _load_run(run)
+        t0 = time.perf_counter()
         tok = load_tokenizer(run / "model")
-        objective = cfg.model.objective
-        loader = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
-        model = loader.from_pretrained(str(run / "model"), local_files_only=True)
-        model.eval()
-        family = model.config.model_type
-        sep = _sep_id(objective, tok)
-        shard = encode_split(cfg.corpus, run / "tokenizer", "validation", sep)
+        objective = _objective_of(run, cfg)
+        split = "validation"
+        sep = _sep_id("mlm" if objective == "electra" else objective, tok)
+        shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
         if len(shard.tokens) < cfg.train.seq_len:
-            shard = encode_split(cfg.corpus, run / "tokenizer", "train", sep)
-        blocks = Blocks(shard, _block_spec(objective, tok, cfg.train.seq_len), 0, shuffle=False)
+            split = "train"
+            shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
+        block_objective = "clm" if objective == "clm" else "mlm"
+        blocks = Blocks(shard, _block_spec(block_objective, tok, cfg.train.seq_len), 0, shuffle=False)
         specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id,
                                 tok.eos_token_id} if i is not None]
         spec = MaskSpec(tok.mask_token_id if tok.mask_token_id is not None else -1, len(tok), specials,
                         cfg.train.mlm_probability, EVAL_SEED)
         bf16 = machine.resolve_bf16(cfg.speed.bf16)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        n_batches = eval_batches or cfg.train.eval_batches
+        wpt = words_per_token(Path(cfg.corpus), split, shard)
+        result: dict = {"format_version": 2, "run": str(run), "objective": objective, "split": split,
+                        "mask_seed": EVAL_SEED, "bf16": bf16, "words_per_token": wpt}
         with torch.no_grad(), ctx:
-            m = lm_metrics(model, family, objective, blocks, spec, cfg.train.batch_size,
-                           eval_batches or cfg.train.eval_batches, sparse=cfg.speed.sparse_prediction)
-        result = {"format_version": 1, "run": str(run), "objective": objective, "split": "validation",
-                  "mask_seed": EVAL_SEED, "bf16": bf16, **m}
+            if objective == "electra":
+                from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+                disc = ElectraForPreTraining.from_pretrained(str(run / "model"), local_files_only=True).eval()
+                gen_dir = _generator_dir(run)
+                gen = ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True).eval() if gen_dir else None
+                result |= electra_metrics(disc, gen, blocks, spec, cfg.train.batch_size, n_batches)
+                result["generator"] = str(gen_dir) if gen_dir else None
+                if gen is not None:
+                    g = lm_metrics(gen, "electra", "mlm", blocks, spec, cfg.train.batch_size, n_batches, sparse=False)
+                    result |= {f"generator_{k}": v for k, v in g.items()}
+                    model = gen  # probes and pseudo-perplexity use the generator, the only MLM here
+                else:
+                    model = None
+            else:
+                loader = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
+                model = loader.from_pretrained(str(run / "model"), local_files_only=True).eval()
+                m = lm_metrics(model, model.config.model_type, objective, blocks, spec, cfg.train.batch_size,
+                               n_batches, sparse=cfg.speed.sparse_prediction)
+                result |= m
+                if objective == "clm":
+                    # per word: the same total NLL spread over words instead of tokens
+                    result["perplexity_word"] = math.exp(min(m["loss"] / wpt, 50))
+            if model is not None and objective != "clm" and max_docs > 0:
+                texts = [d["text"] for _, d in zip(range(max_docs), read_documents(cfg.corpus, split), strict=False)]
+                result |= pseudo_perplexity(model, tok, texts, cfg.train.seq_len)
+            if model is not None and probe_set is not None:
+                result |= probe_metrics(model, tok, "clm" if objective == "clm" else "mlm", probe_set)
+                result["probe_file"] = str(probe_path)
+        result["seconds"] = round(time.perf_counter() - t0, 2)
+        if baseline == "ngram":
+            key = tokenizer_hash(run / "tokenizer")
+            if key not in ngram_cache:
+                from .ngram import fit_score, split_documents
+
+                train_shard = encode_split(cfg.corpus, run / "tokenizer", "train", sep)
+                r = fit_score(split_documents(train_shard.tokens, sep), split_documents(shard.tokens, sep),
+                              ngram_order, ngram_tokens)
+                ngram_cache[key] = r.as_dict() | {"perplexity_word": math.exp(min(r.loss / wpt, 50)),
+                                                  "tokenizer": key}
+            result["baseline"] = {"ngram": ngram_cache[key]}
         (run / "eval.json").write_text(json.dumps(result, indent=2))
         out[str(run)] = result
     return out
+
+
+# the rows of the side-by-side table, in order: (key, label)
+TABLE_ROWS = [
+    ("objective", "objective"), ("loss", "loss / token"), ("accuracy", "masked accuracy"),
+    ("perplexity", "perplexity / token"), ("perplexity_word", "perplexity / word"),
+    ("pppl_token", "pseudo-perplexity / token"), ("pppl_word", "pseudo-perplexity / word"),
+    ("disc_accuracy", "discriminator accuracy"), ("disc_replaced_f1", "discriminator F1 (replaced)"),
+    ("generator_accuracy", "generator masked accuracy"), ("generator_loss", "generator loss"),
+    ("probe_top1", "probe top-1"), ("probe_top5", "probe top-5"), ("probe_coverage", "probe coverage"),
+    ("words_per_token", "words / token"),
+]
+
+
+def side_by_side(results: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """(column headers, rows) of one table: metrics as rows, runs (and n-gram baselines) as columns."""
+    cols: list[tuple[str, dict]] = [(Path(r).name, res) for r, res in results.items()]
+    seen = set()
+    for r, res in results.items():
+        ng = res.get("baseline", {}).get("ngram")
+        if ng and ng["tokenizer"] not in seen:
+            seen.add(ng["tokenizer"])
+            cols.append((f"{ng['order']}-gram KN ({Path(r).name} tokens)",
+                         {"objective": "n-gram", "loss": ng["loss"], "perplexity": ng["perplexity"],
+                          "perplexity_word": ng["perplexity_word"]}))
+    rows = []
+    for key, label in TABLE_ROWS:
+        if not any(key in c for _, c in cols):
+            continue
+        rows.append([label] + [(f"{c[key]:.4g}" if isinstance(c[key], float) else str(c[key])) if key in c else "-"
+                               for _, c in cols])
+    return ["metric"] + [name for name, _ in cols], rows

@@ -1,10 +1,16 @@
 """prepare: a folder of raw documents -> a clean, deduplicated corpus split by document.
 
-    domainlm prepare RAW_DIR_OR_FILES... -o corpus/ [--text-field text] [--group-by act_id]
+    domainlm prepare RAW_DIR_OR_FILES... -o corpus/ [--text-field text] [--group-by act_id] [--languages en]
 
-Output (``corpus/``): ``documents.jsonl`` (id, source, key, text, sha256, split, n_chars, meta),
-``quarantine.jsonl`` (every input or document not used, with its reason), ``stats.json`` and the resolved
-``config.yaml``. Invariant: every input file is in the corpus or in quarantine.
+Output (``corpus/``): ``documents.jsonl`` (id, source, key, text, sha256, split, language, n_chars, meta),
+``quarantine.jsonl`` (every input or document not used, with a short ``kind`` and a readable ``reason``;
+duplicates name the document they duplicate), ``stats.json`` and the resolved ``config.yaml``.
+Invariant (tested): every input file is in the corpus or in quarantine.
+
+Pipeline: readers (readers/) -> cleaning steps (clean.py) -> minimum length -> language id (langid.py,
+optional filter) -> exact and near dedup (dedup.py) -> split by a seeded hash of the document id or of
+its ``--group-by`` field. It streams: memory is a few batches of documents plus the dedup indexes, which
+are capped (``dedup_max_docs``); measured flat in benchmarks/RESULTS.md (prepare_memory).
 """
 
 from __future__ import annotations
@@ -14,14 +20,16 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as cfgmod
 from .clean import clean
 from .config import PrepareConfig
+from .dedup import Deduplicator
 from .errors import UserError
+from .langid import detector as language_detector
 from .readers import ReadError, ReadOptions, format_of, read
 
 SPLITS = ("train", "validation", "test")
@@ -37,39 +45,41 @@ class PrepareResult:
     stats: dict = field(default_factory=dict)
 
 
-def iter_files(inputs: list[Path]) -> Iterator[tuple[Path, str | None]]:
-    """Every file under ``inputs`` (recursive, sorted), with an error string for paths that cannot be walked.
+def iter_files(inputs: list[Path], exclude: Path | None = None) -> Iterator[tuple[Path, tuple[str, str] | None]]:
+    """Every file under ``inputs`` (recursive, sorted), with (kind, reason) for paths that cannot be used.
 
     Symlinked directories are not followed (no loops); a symlink to a file is read once by real path.
+    The folder ``exclude`` (the output corpus, when it lies inside an input folder) is not entered.
     """
     seen: set[str] = set()
+    skip = os.path.realpath(exclude) if exclude is not None else None
     for root in inputs:
         if root.is_file():
             yield root, None
             continue
         if not root.is_dir():
-            yield root, "path is neither a file nor a folder (broken link?)"
+            yield root, ("link", "path is neither a file nor a folder (broken link or link loop?)")
             continue
         errors: list[OSError] = []
         for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append, followlinks=False):
-            dirnames.sort()
+            dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) != skip)
             for d in dirnames:
                 if os.path.islink(os.path.join(dirpath, d)):
-                    yield Path(dirpath, d), "symbolic link to a folder: not followed (avoids loops); pass its target"
+                    yield Path(dirpath, d), ("link", "symbolic link to a folder: not followed (avoids loops); pass its target")
             for name in sorted(filenames):
                 p = Path(dirpath, name)
                 try:
                     real = os.path.realpath(p, strict=True)
                 except OSError as e:
-                    yield p, f"cannot resolve path: {e.strerror or e}"
+                    yield p, ("link", f"cannot resolve path (broken link or link loop): {e.strerror or e}")
                     continue
                 if real in seen:
-                    yield p, "same file as one already read (link)"
+                    yield p, ("link", "same file as one already read (link)")
                     continue
                 seen.add(real)
                 yield p, None
         for e in errors:
-            yield Path(e.filename or root), f"cannot list folder: {e.strerror or e}"
+            yield Path(e.filename or root), ("unreadable", f"cannot list folder: {e.strerror or e}")
 
 
 def split_of(key: str, seed: int, fractions: tuple[float, float, float]) -> str:
@@ -84,28 +94,127 @@ def split_of(key: str, seed: int, fractions: tuple[float, float, float]) -> str:
 
 
 def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class _NearDuplicates:
-    """MinHash LSH over word 5-gram shingles (datasketch). ``seen(doc_id, text)`` -> id of the match."""
+def _safe(value):
+    """A JSON-writable copy: lone surrogates (undecodable file names, JSON escapes) become ``\\udcxx``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_safe(k): _safe(v) for k, v in value.items()}
+    return value
 
-    def __init__(self, threshold: float, num_perm: int = 64):
-        from datasketch import MinHash, MinHashLSH
 
-        self._minhash, self.num_perm = MinHash, num_perm
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+def _reason_kind(e: BaseException) -> str:
+    return getattr(e, "kind", "unreadable")
 
-    def seen(self, doc_id: str, text: str) -> str | None:
-        words = text.split()
-        shingles = {" ".join(words[i : i + 5]) for i in range(max(1, len(words) - 4))}
-        m = self._minhash(num_perm=self.num_perm)
-        m.update_batch([s.encode("utf-8") for s in shingles])
-        hits = self.lsh.query(m)
-        if hits:
-            return sorted(hits)[0]
-        self.lsh.insert(doc_id, m)
-        return None
+
+# ---- the per-document work that runs in worker processes -------------------------------------------
+# Reading, deduplication lookups and writing stay in the main process, in input order; cleaning,
+# language id and MinHash signatures (most of the time) run in ``workers`` forked processes over
+# batches of records. Results come back in order, so the corpus is identical for any worker count.
+
+_STATE: dict = {}
+BATCH_RECORDS = 64
+BATCH_CHARS = 2 * 2**20
+
+
+def _setup(steps: dict, min_chars: int, keep: set[str] | None, dedup: Deduplicator, detector) -> None:
+    _STATE.update(steps=steps, min_chars=min_chars, keep=keep, dedup=dedup, detector=detector)
+
+
+def _process(batch: list[tuple]) -> list[tuple]:
+    """Events in -> events out; each ("rec", path, n, record) becomes ("doc", ...) or ("drop", ...)."""
+    st = _STATE
+    out = []
+    for event in batch:
+        if event[0] != "rec":
+            out.append(event)
+            continue
+        _, path, n, rec = event
+        key = rec.key or ""
+        if rec.error is not None:
+            out.append(("drop", path, key, "bad-record", rec.error))
+            continue
+        text = clean(rec.text, st["steps"])
+        if len(text) < st["min_chars"]:
+            out.append(("drop", path, key, "too-short",
+                        f"too short after cleaning ({len(text)} < min_chars {st['min_chars']})"))
+            continue
+        ((language, prob),) = st["detector"].detect([text])
+        if st["keep"] is not None and language not in st["keep"]:
+            out.append(("drop", path, key, "language", f"language '{language}' ({prob:.2f}) not in {sorted(st['keep'])}"))
+            continue
+        digest, bands = st["dedup"].keys(text)
+        out.append(("doc", path, n, key, rec.meta, text, language, digest, bands))
+    return out
+
+
+def _events(paths: list[Path], opts: ReadOptions, exclude: Path | None = None) -> Iterator[tuple]:
+    """The input as a stream of events: ("rec", ...) per record, ("end"/"fail"/"skip", ...) per file."""
+    for path, walk_error in iter_files(paths, exclude):
+        if walk_error:
+            yield ("skip", path, walk_error[0], walk_error[1])
+            continue
+        if format_of(path) is None and path.name.startswith("."):
+            yield ("skip", path, "hidden", "hidden file skipped")
+            continue
+        size = 0
+        try:
+            size = path.stat().st_size
+            if size == 0:
+                raise ReadError("empty file", "empty")
+            for n, rec in enumerate(read(path, opts)):
+                yield ("rec", path, n, rec)
+        except ReadError as e:
+            yield ("fail", path, size, _reason_kind(e), str(e))
+        except (OSError, MemoryError) as e:
+            yield ("fail", path, size, "unreadable", f"cannot read file: {e.__class__.__name__}: {e}")
+        except Exception as e:  # a reader library failing on odd input must not stop the run
+            yield ("fail", path, size, "reader-error", f"reader failed: {e.__class__.__name__}: {str(e)[:200]}")
+        else:
+            yield ("end", path, size)
+
+
+def _batches(events: Iterator[tuple]) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    chars = 0
+    for ev in events:
+        batch.append(ev)
+        if ev[0] == "rec":
+            chars += len(ev[3].text)
+        if len(batch) >= BATCH_RECORDS or chars >= BATCH_CHARS:
+            yield batch
+            batch, chars = [], 0
+    if batch:
+        yield batch
+
+
+def _processed(batches: Iterator[list[tuple]], workers: int) -> Iterator[list[tuple]]:
+    """``_process`` over ``batches``, in order, with at most 2 batches per worker in flight (bounded memory)."""
+    if workers <= 1:
+        yield from map(_process, batches)
+        return
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers inherit the loaded language model and settings, and no caller __main__ is re-imported
+    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_setup,
+                             initargs=tuple(_STATE[k] for k in ("steps", "min_chars", "keep", "dedup", "detector"))) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.submit(_process, batch))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def prepare(
@@ -118,11 +227,16 @@ def prepare(
     group_by: str | None = None,
     seed: int | None = None,
     min_chars: int | None = None,
-    on_file=None,
+    languages: list[str] | None = None,
+    on_file: Callable[[Path, int], None] | None = None,
+    workers: int | None = None,
 ) -> PrepareResult:
     """Read, clean, deduplicate and split ``inputs`` into the corpus folder ``output``.
 
-    ``on_file(path, n_bytes)`` is called after each file (the CLI draws progress with it).
+    Streams: a few batches of documents are in memory at a time, plus the bounded dedup indexes (see
+    dedup.py). ``on_file(path, n_bytes)`` is called after each input file (the CLI draws progress with
+    it). ``workers``: processes for cleaning/language id/MinHash (default: the usable cores); speed only,
+    the output is the same for any value.
     """
     cfg = cfgmod.load(
         PrepareConfig,
@@ -133,6 +247,7 @@ def prepare(
         group_by=group_by,
         seed=seed,
         min_chars=min_chars,
+        languages=languages,
     )
     paths = [Path(p) for p in inputs]
     if not paths:
@@ -143,88 +258,80 @@ def prepare(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     opts = ReadOptions(cfg.text_field, cfg.text_column, int(cfg.max_file_mb * 2**20))
-    steps = cfg.model_dump()
-    exact: dict[str, str] = {}
-    near = _NearDuplicates(cfg.near_threshold) if cfg.dedup_near else None
-    docs = Counter()
-    chars = Counter()
-    words = Counter()
-    reasons = Counter()
-    n_files = n_inputs_used = duplicates = 0
+    dedup = Deduplicator(cfg.dedup_exact, cfg.dedup_near, cfg.near_threshold, max_docs=cfg.dedup_max_docs)
+    _setup(cfg.model_dump(), cfg.min_chars, set(cfg.languages) if cfg.languages else None, dedup,
+           language_detector())
+    docs, chars, words = Counter(), Counter(), Counter()
+    reasons: Counter[str] = Counter()
+    langs: Counter[str] = Counter()
+    n_files = n_inputs_used = duplicates = n_bytes = used_here = 0
     t0 = time.perf_counter()
     tmp_docs, tmp_quar = out / "documents.jsonl.tmp", out / "quarantine.jsonl.tmp"
     with tmp_docs.open("w", encoding="utf-8") as fd, tmp_quar.open("w", encoding="utf-8") as fq:
 
-        def quarantine(source: Path, key: str, reason: str, **extra) -> None:
-            reasons[reason.split(":")[0].split("(")[0].strip()[:60]] += 1
-            row = {"source": str(source), "key": key, "reason": reason, **extra}
-            fq.write(json.dumps(row, ensure_ascii=False) + "\n")
+        def quarantine(source: Path, key: str, kind: str, reason: str, **extra) -> None:
+            reasons[kind] += 1
+            row = {"source": str(source), "key": key, "kind": kind, "reason": reason, **extra}
+            fq.write(json.dumps(row, ensure_ascii=True) + "\n")
 
-        for path, walk_error in iter_files(paths):
+        def write(path: Path, n: int, key: str, meta: dict, text: str, language: str, digest, bands) -> bool:
+            """Deduplicate, split and write one cleaned document; True if it entered the corpus."""
+            nonlocal duplicates
+            doc_id = _sha(f"{path}\x00{key}\x00{n}")[:16]
+            dup = dedup.check_keys(doc_id, digest, bands)
+            if dup is not None:
+                duplicates += 1
+                quarantine(path, key, dup[0], f"{dup[0].replace('-', ' ')} of document {dup[1]}", duplicate_of=dup[1])
+                return False
+            group = str(meta.get(cfg.group_by, doc_id)) if cfg.group_by else doc_id
+            split = split_of(group, cfg.seed, cfg.split)
+            row = {
+                "id": doc_id,
+                "source": _safe(str(path)),
+                "key": _safe(key),
+                "text": text,
+                "sha256": _sha(text),
+                "split": split,
+                "language": language,
+                "n_chars": len(text),
+                "meta": _safe(meta),
+            }
+            fd.write(json.dumps(row, ensure_ascii=False) + "\n")
+            docs[split] += 1
+            chars[split] += len(text)
+            words[split] += len(text.split())
+            langs[language] += 1
+            return True
+
+        def file_done(path: Path, size: int) -> None:
+            nonlocal n_files, n_inputs_used, n_bytes, used_here
             n_files += 1
-            if walk_error:
-                quarantine(path, "", walk_error)
-                continue
-            if format_of(path) is None and path.name.startswith("."):
-                quarantine(path, "", "hidden file skipped")
-                continue
+            n_inputs_used += used_here > 0
+            n_bytes += size
             used_here = 0
-            try:
-                size = path.stat().st_size
-                if size == 0:
-                    raise ReadError("empty file")
-                for n, rec in enumerate(read(path, opts)):
-                    key = rec.key or ""
-                    if "error" in rec.meta:
-                        quarantine(path, key, rec.meta["error"])
-                        continue
-                    text = clean(rec.text, steps)
-                    if len(text) < cfg.min_chars:
-                        quarantine(path, key, f"too short after cleaning ({len(text)} < min_chars {cfg.min_chars})")
-                        continue
-                    doc_id = _sha(f"{path}\x00{key}\x00{n}")[:16]
-                    digest = _sha(text)
-                    if cfg.dedup_exact and digest in exact:
-                        duplicates += 1
-                        quarantine(path, key, "exact duplicate", duplicate_of=exact[digest])
-                        continue
-                    if near is not None:
-                        match = near.seen(doc_id, text)
-                        if match is not None:
-                            duplicates += 1
-                            quarantine(path, key, "near duplicate", duplicate_of=match)
-                            continue
-                    exact[digest] = doc_id
-                    group = str(rec.meta.get(cfg.group_by, doc_id)) if cfg.group_by else doc_id
-                    split = split_of(group, cfg.seed, cfg.split)
-                    row = {
-                        "id": doc_id,
-                        "source": str(path),
-                        "key": key,
-                        "text": text,
-                        "sha256": digest,
-                        "split": split,
-                        "n_chars": len(text),
-                        "meta": rec.meta,
-                    }
-                    fd.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    docs[split] += 1
-                    chars[split] += len(text)
-                    words[split] += len(text.split())
-                    used_here += 1
-            except ReadError as e:
-                quarantine(path, "", str(e))
-                continue
-            except (OSError, MemoryError) as e:
-                quarantine(path, "", f"cannot read file: {e.__class__.__name__}: {e}")
-                continue
-            if used_here:
-                n_inputs_used += 1
-            elif format_of(path) is not None:
-                # all records of the file are quarantined individually above; note the file too
-                quarantine(path, "", "no usable document in file")
             if on_file is not None:
                 on_file(path, size)
+
+        n_workers = max(1, workers or default_workers())
+        for results in _processed(_batches(_events(paths, opts, out)), n_workers):
+            for ev in results:
+                kind = ev[0]
+                if kind == "doc":
+                    used_here += write(*ev[1:])
+                elif kind == "drop":
+                    quarantine(*ev[1:])
+                elif kind == "skip":
+                    quarantine(ev[1], "", ev[2], ev[3])
+                    file_done(ev[1], 0)
+                elif kind == "fail":
+                    _, path, size, why, reason = ev
+                    quarantine(path, "", why, reason, **({"documents_kept_before": used_here} if used_here else {}))
+                    file_done(path, size)
+                elif kind == "end":
+                    if not used_here:
+                        # each record was quarantined with its own reason; note the file too
+                        quarantine(ev[1], "", "no-documents", "no usable document in file")
+                    file_done(ev[1], ev[2])
     os.replace(tmp_docs, out / "documents.jsonl")
     os.replace(tmp_quar, out / "quarantine.jsonl")
     if sum(docs.values()) == 0:
@@ -232,18 +339,25 @@ def prepare(
             f"no usable document in {', '.join(map(str, paths))} (see {out / 'quarantine.jsonl'})",
             "Check the file types and --text-field/--text-column",
         )
+    seconds = time.perf_counter() - t0
     stats = {
         "format_version": 1,
         "files": n_files,
         "files_used": n_inputs_used,
+        "input_bytes": n_bytes,
         "documents": dict(docs),
         "characters": dict(chars),
         "words": dict(words),
+        # ~1.3 subword tokens per word: typical English WordPiece/BPE fertility; `domainlm tokenizer`
+        # reports the real figure for the trained tokenizer.
         "estimated_tokens": {s: round(w * 1.3) for s, w in words.items()},
         "duplicates_removed": duplicates,
+        "dedup_index_full": dedup.full,
+        "languages": dict(langs.most_common()),
         "quarantined": sum(reasons.values()),
-        "quarantine_reasons": dict(reasons),
-        "seconds": round(time.perf_counter() - t0, 2),
+        "quarantine_reasons": dict(reasons.most_common()),
+        "seconds": round(seconds, 2),
+        "mb_per_s": round(n_bytes / 2**20 / max(seconds, 1e-9), 2),
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     cfgmod.dump(cfg, out / "config.yaml")

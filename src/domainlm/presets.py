@@ -3,6 +3,9 @@
 ``domainlm pretrain --preset list`` prints them with parameter counts. Shapes follow the papers they are
 named after: bert-tiny/mini/small/medium are Turc et al. 2019 ("Well-Read Students Learn Better",
 the 24 compact BERTs); bert-small is also the LEGAL-BERT-small shape (Chalkidis et al. 2020).
+electra-small is ELECTRA-Small (Clark et al. 2020, table 6: 12 layers, hidden 256, embeddings 128,
+4 heads; the generator 1/4 of the discriminator's width); albert-small shares one layer's weights
+across 6 layers with factorised 128-wide embeddings (Lan et al. 2020).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ FAMILIES: dict[str, tuple[str, dict[str, str], str]] = {
     "albert": ("AlbertConfig", {"mlm": "AlbertForMaskedLM"}, "bert"),
     "gpt2": ("GPT2Config", {"clm": "GPT2LMHeadModel"}, "gpt"),
     "llama": ("LlamaConfig", {"clm": "LlamaForCausalLM"}, "gpt"),
+    # ELECTRA: the discriminator is the product (model/); the generator is saved beside it (generator/)
+    "electra": ("ElectraConfig", {"electra": "ElectraForPreTraining"}, "bert"),
 }
 
 
@@ -36,6 +41,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "albert-small": {"family": "albert", **_bert(6, 512, 8), "embedding_size": 128},
     "gpt-mini": {"family": "gpt2", "n_layer": 4, "n_embd": 256, "n_head": 4},
     "gpt-small": {"family": "gpt2", "n_layer": 6, "n_embd": 512, "n_head": 8},
+    "electra-small": {"family": "electra", **_bert(12, 256, 4), "embedding_size": 128,
+                      "generator": {"hidden_size": 64, "num_attention_heads": 1, "intermediate_size": 256}},
     "llama-mini": {"family": "llama", "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4,
                    "num_key_value_heads": 4, "intermediate_size": 688},
 }
@@ -68,8 +75,9 @@ def make_config(preset: str, vocab_size: int, max_positions: int, specials: dict
 
     spec = dict(resolve("preset", preset, PRESETS))
     family = spec.pop("family")
+    spec.pop("generator", None)
     cfg_cls = getattr(transformers, FAMILIES[family][0])
-    if family in ("bert", "roberta", "albert"):
+    if family in ("bert", "roberta", "albert", "electra"):
         # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy): reserve room for it.
         extra = 2 if family == "roberta" else 0
         spec |= {"max_position_embeddings": max_positions + extra, "hidden_dropout_prob": dropout,
@@ -97,12 +105,32 @@ def model_class(family: str, objective: str):
     return getattr(transformers, name)
 
 
+def generator_config(preset: str, disc_cfg):
+    """ELECTRA generator config: the discriminator's, narrower (``PRESETS[preset]["generator"]``)."""
+    import transformers
+
+    fields = disc_cfg.to_dict() | resolve("preset", preset, PRESETS).get("generator", {})
+    fields["architectures"] = ["ElectraForMaskedLM"]
+    cfg = transformers.ElectraConfig(**{k: v for k, v in fields.items() if k != "model_type"})
+    cfg._attn_implementation = disc_cfg._attn_implementation
+    return cfg
+
+
 def build(preset: str, objective: str, vocab_size: int, max_positions: int, specials: dict[str, int | None],
           dropout: float = 0.0, attention: str = "eager", overrides: dict | None = None) -> Built:
-    """A freshly initialised model for ``preset`` trained with ``objective``."""
+    """A freshly initialised model for ``preset`` trained with ``objective``.
+
+    For ``electra`` the model is an ``objectives.ElectraPair`` (generator + discriminator).
+    """
     family = family_of(preset)
     cfg = make_config(preset, vocab_size, max_positions, specials, dropout, attention, overrides)
     model = model_class(family, objective)(cfg)
+    if objective == "electra":
+        import transformers
+
+        from .objectives import ElectraPair
+
+        model = ElectraPair(transformers.ElectraForMaskedLM(generator_config(preset, cfg)), model)
     return Built(model, family, objective, FAMILIES[family][2])
 
 
@@ -118,8 +146,23 @@ def count_parameters(preset: str, vocab_size: int = 16000, max_positions: int = 
     return sum(p.numel() for p in model.parameters())
 
 
+def count_generator_parameters(preset: str, vocab_size: int = 16000, max_positions: int = 512) -> int:
+    """Parameters of an ELECTRA preset's generator not shared with the discriminator (0 otherwise)."""
+    import torch
+    import transformers
+
+    if "generator" not in resolve("preset", preset, PRESETS):
+        return 0
+    cfg = make_config(preset, vocab_size, max_positions, {"pad": 0, "bos": 0, "eos": 0})
+    with torch.device("meta"):
+        gen = transformers.ElectraForMaskedLM(generator_config(preset, cfg))
+    shared = sum(p.numel() for p in gen.electra.embeddings.parameters())
+    return sum(p.numel() for p in gen.parameters()) - shared
+
+
 def describe(vocab_size: int = 16000) -> list[dict[str, Any]]:
-    """One row per preset: name, family, objectives, shape and parameter count."""
+    """One row per preset: name, family, objectives, shape and parameter count (ELECTRA: discriminator,
+    plus the generator's own parameters in ``generator_parameters``)."""
     rows = []
     for name, spec in PRESETS.items():
         family = spec["family"]
@@ -127,5 +170,6 @@ def describe(vocab_size: int = 16000) -> list[dict[str, Any]]:
         hidden = spec.get("hidden_size", spec.get("n_embd"))
         rows.append({"preset": name, "family": family, "objectives": "/".join(FAMILIES[family][1]),
                      "layers": layers, "hidden": hidden,
-                     "parameters": count_parameters(name, vocab_size)})
+                     "parameters": count_parameters(name, vocab_size),
+                     "generator_parameters": count_generator_parameters(name, vocab_size)})
     return rows

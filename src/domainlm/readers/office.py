@@ -25,16 +25,18 @@ def read_pdf(data: bytes, path: Path, opts: ReadOptions) -> Iterator[Record]:
             try:
                 reader.decrypt("")
             except Exception:
-                raise ReadError("PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)") from None
+                raise ReadError("PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)", "encrypted") from None
         pages = [page.extract_text() or "" for page in reader.pages]
     except ReadError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError) as e:
-        raise ReadError(f"corrupt or unreadable PDF ({e.__class__.__name__}: {str(e)[:120]})") from None
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError, RecursionError,
+            AssertionError, ZeroDivisionError) as e:
+        raise ReadError(f"corrupt or unreadable PDF ({e.__class__.__name__}: {str(e)[:120]})", "corrupt") from None
     text = "\f".join(pages)
     if not text.replace("\f", "").strip():
         raise ReadError(
-            f"PDF has no text layer ({len(pages)} pages of images); run OCR first (e.g. ocrmypdf) and prepare the result"
+            f"PDF has no text layer ({len(pages)} pages of images); run OCR first (e.g. ocrmypdf) and prepare the result",
+            "no-text-layer",
         )
     yield Record(text, meta={"pages": len(pages)})
 
@@ -46,8 +48,8 @@ def read_docx(data: bytes, path: Path, opts: ReadOptions) -> Iterator[Record]:
 
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as e:
-        raise ReadError(f"corrupt .docx ({e.__class__.__name__})") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, AttributeError, TypeError) as e:
+        raise ReadError(f"corrupt .docx ({e.__class__.__name__})", "corrupt") from None
     parts = [p.text for p in document.paragraphs]
     for table in document.tables:
         for row in table.rows:

@@ -16,7 +16,7 @@ def decode(data: bytes) -> str:
     if not data:
         return ""
     if b"\x00" in data[:65536]:
-        raise ReadError("file looks binary (NUL bytes), not text")
+        raise ReadError("file looks binary (NUL bytes), not text", "binary")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -25,7 +25,7 @@ def decode(data: bytes) -> str:
 
     best = from_bytes(data[: 4 * 2**20]).best()
     if best is None:
-        raise ReadError("cannot detect a text encoding; the file looks binary")
+        raise ReadError("cannot detect a text encoding; the file looks binary", "binary")
     return data.decode(best.encoding, errors="replace")
 
 

@@ -1,0 +1,181 @@
+"""evaluate: MLM/CLM/ELECTRA metrics, pseudo-perplexity, probes, the n-gram baseline and the CLI table."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from domainlm.errors import UserError
+from domainlm.evaluate import (
+    PROBE_SETS,
+    evaluate,
+    probe_metrics,
+    pseudo_perplexity,
+    read_probes,
+    side_by_side,
+)
+from domainlm.train import pretrain
+
+
+@pytest.fixture(scope="module")
+def mlm_run(corpus_dir, bert_tokenizer, tmp_path_factory):
+    res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="bert-tiny", objective="mlm", budget="2m",
+                   max_steps=15, name="mlm", runs_dir=tmp_path_factory.mktemp("runs"), seq_len=32,
+                   batch_size=8, lr=3e-3)
+    return res.run_dir
+
+
+@pytest.fixture()
+def probe_file(tmp_path):
+    p = tmp_path / "probes.jsonl"
+    rows = [{"text": "The [MASK] shall be elected by the members of an electoral college.", "answers": ["President"]},
+            {"text": "No person shall be deprived of his life or personal [MASK] except by law.", "answers": ["liberty"]},
+            {"text": "Parliament may by [MASK] regulate the Court.", "answers": ["law", "order"]}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def test_mlm_eval_writes_all_metrics(mlm_run, probe_file):
+    res = evaluate([mlm_run], eval_batches=2, baseline="ngram", probes=probe_file, max_docs=2,
+                   ngram_order=3, ngram_tokens=300)[str(mlm_run)]
+    assert res["objective"] == "mlm" and 0 <= res["accuracy"] <= 1 and math.isfinite(res["loss"])
+    # whitespace words are never more than WordPiece tokens, so the NLL per word is at least per token
+    assert res["pppl_words"] <= res["pppl_tokens"] and res["pppl_word"] >= res["pppl_token"] > 1
+    assert res["probes"] == 3 and 0 <= res["probe_top1"] <= res["probe_top5"] <= 1
+    ng = res["baseline"]["ngram"]
+    assert ng["tokens"] == 300 and ng["perplexity"] > 1 and ng["library"].startswith("nltk")
+    assert json.loads((mlm_run / "eval.json").read_text())["pppl_word"] == res["pppl_word"]
+    headers, rows = side_by_side({str(mlm_run): res})
+    assert len(headers) == 3 and "3-gram" in headers[2]
+    assert any(r[0] == "pseudo-perplexity / word" for r in rows)
+
+
+def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
+    """The batched, head-on-masked-rows implementation equals the definition computed naively."""
+    from transformers import AutoModelForMaskedLM
+
+    from domainlm.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(mlm_run / "model")
+    model = AutoModelForMaskedLM.from_pretrained(str(mlm_run / "model")).eval()
+    text = "The President shall be elected by the members of an electoral college of the State."
+    with torch.no_grad():
+        fast = pseudo_perplexity(model, tok, [text], seq_len=12, batch_size=3)  # several windows, batches
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        nll = 0.0
+        for w in range(0, len(ids), 10):
+            window = [tok.cls_token_id] + ids[w:w + 10] + [tok.sep_token_id]
+            for i in range(1, len(window) - 1):
+                masked = list(window)
+                masked[i] = tok.mask_token_id
+                logits = model(input_ids=torch.tensor([masked])).logits[0, i]
+                nll -= float(logits.log_softmax(-1)[window[i]])
+    assert fast["pppl_tokens"] == len(ids)
+    assert fast["pppl_loss"] == pytest.approx(nll / len(ids), rel=1e-4)
+    assert fast["pppl_word"] == pytest.approx(math.exp(nll / len(text.split())), rel=1e-3)
+
+
+@pytest.mark.slow
+def test_clm_eval_perplexity_per_word(corpus_dir, tmp_path):
+    res = pretrain(corpus_dir, preset="gpt-mini", objective="clm", budget="2m", max_steps=3, name="clm",
+                   runs_dir=tmp_path, seq_len=32, batch_size=4, overrides=["tokenizer_train.vocab_size=300"])
+    r = evaluate([res.run_dir], eval_batches=2, baseline="ngram", probes="constitution", ngram_order=2,
+                 ngram_tokens=100)[str(res.run_dir)]
+    assert r["objective"] == "clm" and r["perplexity"] > 1
+    assert r["perplexity_word"] == pytest.approx(math.exp(r["loss"] / r["words_per_token"]))
+    assert 0 < r["words_per_token"] <= 1
+    assert r["probes"] == len(read_probes(PROBE_SETS["constitution"])) and "pppl_word" not in r
+
+
+def _electra_run(mlm_run, tmp_path, with_generator: bool):
+    import yaml
+    from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
+    from domainlm.tokenizer import load_tokenizer
+
+    run = tmp_path / "electra"
+    (run / "model").mkdir(parents=True)
+    shutil.copytree(mlm_run / "tokenizer", run / "tokenizer")
+    cfg = yaml.safe_load((mlm_run / "config.yaml").read_text())
+    cfg["model"]["objective"] = "electra"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    tok = load_tokenizer(mlm_run / "model")
+    small = {"vocab_size": len(tok), "embedding_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "max_position_embeddings": 64, "pad_token_id": tok.pad_token_id}
+    ElectraForPreTraining(ElectraConfig(hidden_size=32, intermediate_size=64, **small)).save_pretrained(run / "model")
+    tok.save_pretrained(run / "model")
+    if with_generator:
+        ElectraForMaskedLM(ElectraConfig(hidden_size=16, intermediate_size=32, **small)).save_pretrained(run / "generator")
+    return run
+
+
+@pytest.mark.parametrize("with_generator", [True, False])
+def test_electra_discriminator_and_generator(mlm_run, tmp_path, probe_file, with_generator):
+    run = _electra_run(mlm_run, tmp_path, with_generator)
+    r = evaluate([run], eval_batches=2, probes=probe_file, max_docs=1)[str(run)]
+    assert r["objective"] == "electra" and 0 <= r["disc_accuracy"] <= 1
+    assert 0 < r["disc_replaced_fraction"] < 0.2  # about 15% masked * 90% changed, fewer if sampled equal
+    if with_generator:
+        assert r["corruption"] == "generator" and 0 <= r["generator_accuracy"] <= 1
+        assert r["probes"] == 3 and r["pppl_word"] > 1
+    else:
+        assert r["corruption"] == "random" and "generator_accuracy" not in r and "probes" not in r
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("not json", "not valid JSON"),
+    ('{"text": "no gap", "answers": ["a"]}', "exactly one [MASK]"),
+    ('{"text": "a [MASK] b", "answers": []}', "non-empty list"),
+])
+def test_bad_probe_line_names_file_and_line(tmp_path, line, problem):
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"text": "a [MASK] b", "answers": ["x"]}\n' + line + "\n")
+    with pytest.raises(UserError, match=f"line 2: .*{problem.replace('[', '.').replace(']', '.')}"):
+        read_probes(p)
+
+
+def test_probe_hits_what_the_model_predicts(mlm_run):
+    """A probe whose answer is the model's own top prediction scores top-1 = 1; a nonsense answer 0."""
+    from transformers import AutoModelForMaskedLM
+
+    from domainlm.evaluate import fill_mask
+    from domainlm.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(mlm_run / "model")
+    model = AutoModelForMaskedLM.from_pretrained(str(mlm_run / "model")).eval()
+    text = "The President shall be elected by the [MASK] of an electoral college."
+    top = fill_mask(model, tok, text, top_k=1)[0].token.removeprefix("##")
+    with torch.no_grad():
+        hit = probe_metrics(model, tok, "mlm", [{"text": text, "answers": [top.upper()]}])
+        miss = probe_metrics(model, tok, "mlm", [{"text": text, "answers": ["zzzqqq"]}])
+    assert hit["probe_top1"] == 1 and miss["probe_top5"] == 0 and miss["probe_coverage"] == 0
+
+
+def test_cli_evaluate_prints_side_by_side(mlm_run):
+    from typer.testing import CliRunner
+
+    from domainlm.cli import app
+
+    r = CliRunner().invoke(app, ["evaluate", str(mlm_run), str(mlm_run), "--eval-batches", "1", "--max-docs", "1",
+                                 "--baseline", "ngram", "--ngram-order", "2", "--ngram-tokens", "50"])
+    assert r.exit_code == 0, r.output
+    assert "masked accuracy" in r.output and "2-gram KN" in r.output and "eval.json" in r.output
+
+
+def test_unknown_baseline_is_a_user_error(mlm_run):
+    with pytest.raises(UserError, match="unknown baseline 'kenlm'"):
+        evaluate([mlm_run], baseline="kenlm")
+
+
+def test_ngram_prefers_text_like_its_training_data():
+    from domainlm.ngram import fit_score, split_documents
+
+    docs = split_documents([1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0], sep_id=0)
+    assert docs == [["1", "2", "3", "4"]] * 3
+    seen = fit_score(docs, [["1", "2", "3", "4"]], order=3)
+    shuffled = fit_score(docs, [["4", "3", "2", "1"]], order=3)
+    assert seen.tokens == 5 and seen.perplexity < shuffled.perplexity

