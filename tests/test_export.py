@@ -129,3 +129,18 @@ def test_cli_export_and_serve_errors_are_one_line(tmp_path):
                              env=env, timeout=120)
         lines = [x for x in res.stderr.splitlines() if x.strip()]
         assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+
+
+def test_finetune_output_exports_with_its_data_and_cv_metrics(mlm_dir, labelled, tmp_path):  # noqa: F811
+    from domainlm.finetune import finetune
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"body": r["text"], "y": r["label"]}) + "\n" for r in labelled[0]))
+    out = finetune(mlm_dir, data, text_field="body", label_field="y", mode="head", folds=2,
+                   output=tmp_path / "ft", overrides=["epochs=2", "baselines=false"]).output
+    res = export(out, "onnx-int8")
+    assert res.task == "classify" and "fine-tuning data" in res.check["data"]
+    assert res.check["metric"] == "accuracy" and res.check["examples"] > 10
+    meta = card_meta(res.output)
+    names = {m["name"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert "cross-validated accuracy" in names

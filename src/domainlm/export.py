@@ -345,8 +345,8 @@ def _export_onnx(src: Source, out: Path, int8: bool, eval_file, max_eval: int, s
 # verification on held-out data
 
 
-def read_eval_file(path: str | Path) -> list[dict]:
-    """Rows with ``text`` (and maybe ``label``) from a JSONL or CSV file."""
+def read_eval_file(path: str | Path, text_field: str = "text", label_field: str = "label") -> list[dict]:
+    """Rows with ``text`` (and maybe ``label``) from a JSONL or CSV file, read from the given fields."""
     import csv
 
     p = Path(path)
@@ -363,7 +363,8 @@ def read_eval_file(path: str | Path) -> list[dict]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     raise UserError(f"{p}:{i + 1} is not JSON", "One JSON object per line") from None
-    rows = [r for r in rows if isinstance(r, dict) and isinstance(r.get("text"), str) and r["text"].strip()]
+    rows = [{"text": r[text_field], **({"label": r[label_field]} if label_field in r else {})}
+            for r in rows if isinstance(r, dict) and isinstance(r.get(text_field), str) and r[text_field].strip()]
     if not rows:
         raise UserError(f"eval file '{p}' has no rows with a 'text' field", "Add rows like {\"text\": ...}")
     return rows
@@ -373,6 +374,14 @@ def heldout_texts(src: Source, eval_file, n: int) -> tuple[list[dict], str]:
     """Held-out rows and where they came from: --eval-file, the run's validation split, or built-ins."""
     if eval_file:
         return read_eval_file(eval_file)[:n], str(eval_file)
+    report = _finetune_report(src)
+    if report:
+        cfg = report.get("config") or {}
+        data = Path(report["data"])
+        if data.suffix.lower() in (".jsonl", ".csv") and data.is_file() and not cfg.get("multi_label"):
+            rows = read_eval_file(data, cfg.get("text_field", "text"), cfg.get("label_field", "label"))
+            # the fine-tuning data, training documents included: the torch-vs-ONNX drop is what counts here
+            return rows[:n], f"{data} (the fine-tuning data; pass --eval-file for held-out data)"
     corpus = src.config.get("corpus") if src.config else None
     if corpus and (Path(corpus) / "documents.jsonl").is_file():
         from .prepare import read_documents
@@ -383,6 +392,17 @@ def heldout_texts(src: Source, eval_file, n: int) -> tuple[list[dict], str]:
             if rows:
                 return rows, f"{corpus} ({split} split)"
     return [{"text": t} for t in FALLBACK_TEXTS][:n], "built-in sample sentences (no held-out data found)"
+
+
+def _finetune_report(src: Source) -> dict:
+    """``metrics.json`` of a `domainlm finetune` output folder, or {}."""
+    if src.run_dir is None or not (src.run_dir / "metrics.json").is_file():
+        return {}
+    try:
+        report = json.loads((src.run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return report if isinstance(report, dict) and "data" in report else {}
 
 
 def _label_ids(rows: list[dict], label2id: dict[str, int]) -> list[int] | None:

@@ -90,6 +90,16 @@ def export_card(src, format: str, check: dict) -> tuple[dict, str]:
     metrics = [{"type": k, "value": round(float(v), 4), "name": f"validation {k}"}
                for k, v in eval_.items() if k in ("loss", "accuracy", "perplexity", "f1", "macro_f1")
                and isinstance(v, int | float)]
+    ft = _read_json(run / "metrics.json") if run else {}
+    table = ft.get("table") or []
+    if table and isinstance(table[0], dict):  # `domainlm finetune`: its own model is the first row
+        folds = ft.get("folds", "?")
+        metrics += [{"type": k, "value": round(float(table[0][k]["mean"]), 4), "name": f"cross-validated {k}"}
+                    for k in ("accuracy", "macro_f1", "micro_f1") if isinstance(table[0].get(k), dict)]
+        cfg = {**cfg, "corpus": cfg.get("corpus") or ft.get("data")}
+        eval_ = eval_ or {"cross-validation": f"{folds} folds on {ft.get('documents', '?')} documents",
+                          **{f"{r['method']} accuracy": r["accuracy"]["mean"] for r in table
+                             if isinstance(r.get("accuracy"), dict)}}
     if metrics:
         meta["model-index"] = [{"name": src.name, "results": [{
             "task": {"type": pipeline_tag},
