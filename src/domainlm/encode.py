@@ -17,7 +17,7 @@ import numpy as np
 
 from .tokenizer import tokenizer_hash
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: documents no longer truncated/padded by a tokenizer.json's own settings
 
 
 @dataclass
@@ -56,6 +56,10 @@ def encode_split(corpus: str | Path, tokenizer_dir: str | Path, split: str, sep_
     if not meta_path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+        # a tokenizer.json may carry its own truncation/padding (sentence-transformers checkpoints such as
+        # MiniLM save max_length 128 + padding): documents must be encoded whole and unpadded
+        tok.no_truncation()
+        tok.no_padding()
         vocab = tok.get_vocab_size()
         dtype = np.uint16 if vocab <= 2**16 else np.uint32
         tmp = bin_path.with_suffix(".bin.tmp")
