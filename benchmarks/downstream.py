@@ -98,8 +98,11 @@ def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[di
     head = common + [f"epochs={args.head_epochs}", "lr=2e-3", "batch_size=32", "patience=5"]
     full = common + [f"epochs={args.full_epochs}", "lr=1e-4", "batch_size=16"]
     results: list[dict] = []
+    chosen = set(args.pipelines.split(","))
+    first = [True]  # the TF-IDF baselines run once per task, inside the first fine-tuning call
 
     def ft(label: str, model: Path, mode: str, overrides: list[str], baselines: bool, pre_s: float = 0.0):
+        baselines, first[0] = first[0], False
         log.message(f"{name}: {label}")
         t = time.perf_counter()
         res = finetune(model, data, mode=mode, folds=args.folds, output=work / name / label.replace(" ", "_"),
@@ -115,8 +118,9 @@ def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[di
                             "domainlm": is_model and pre_s > 0})
         log.message(f"{name}: {label}: macro-F1 {res.table[0]['macro_f1']['mean']:.3f} ({ft_s:.0f}s)")
 
-    ft("general MiniLM, head", minilm, "head", head, baselines=True)
-    if args.minilm_full:
+    if "general" in chosen:
+        ft("general MiniLM, head", minilm, "head", head, baselines=True)
+    if args.minilm_full and "general" in chosen:
         ft("general MiniLM, full", minilm, "full", full, baselines=False)
 
     log.message(f"{name}: preparing the domain corpus for pretraining")
@@ -126,12 +130,16 @@ def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[di
     # evaluate rarely and on few batches: the budget then goes to training, not to validation passes
     quiet = ["train.eval_batches=2", "train.eval_every=1h", "train.checkpoint_every=1h"]
     t = time.perf_counter()
+    if "continued" not in chosen:
+        return results, lambda: None
     cont = pretrain(corpus, init_from=minilm, objective="mlm", budget=args.pretrain_budget, name="minilm-continued",
                     runs_dir=runs, seq_len=128, batch_size=16, lr=1e-4, resume="never", overrides=quiet)
     cont_s = time.perf_counter() - t
     log.message(f"{name}: continued pretraining: {cont.steps} steps, {cont.tokens:,} tokens, validation {cont.validation}")
     ft("MiniLM continued (domainlm), head", cont.run_dir, "head", head, baselines=False, pre_s=cont_s)
     t = time.perf_counter()
+    if "scratch" not in chosen:
+        return results, lambda: None
     scratch = pretrain(corpus, preset=args.scratch_preset, objective="mlm", budget=args.pretrain_budget,
                        name="scratch", runs_dir=runs, seq_len=128, batch_size=32, resume="never", overrides=quiet)
     scratch_s = time.perf_counter() - t
@@ -165,6 +173,7 @@ def main() -> None:
     ap.add_argument("--full-epochs", type=int, default=2)
     ap.add_argument("--minilm-full", action="store_true", help="also fine-tune general MiniLM fully (slow)")
     ap.add_argument("--tasks", default="constitution,spdx")
+    ap.add_argument("--pipelines", default="general,continued,scratch", help="subset of general,continued,scratch")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / ".work" / "downstream"))
     args = ap.parse_args()
@@ -207,8 +216,10 @@ def main() -> None:
     for name in args.tasks.split(","):
         rs = [r for r in results if r["task"] == name]
         lr = next(r for r in rs if r["pipeline"] == "tfidf+lr")["macro_f1"]["mean"]
-        gen = max(r["macro_f1"]["mean"] for r in rs if r["pipeline"].startswith("general MiniLM"))
-        best = max((r for r in rs if r["domainlm"]), key=lambda r: r["macro_f1"]["mean"])
+        gen = max((r["macro_f1"]["mean"] for r in rs if r["pipeline"].startswith("general MiniLM")), default=float("nan"))
+        best = max((r for r in rs if r["domainlm"]), key=lambda r: r["macro_f1"]["mean"], default=None)
+        if best is None:
+            continue
         out.append(f"{name}_best_vs_tfidf_lr={best['macro_f1']['mean'] / max(lr, 1e-9):.3f} "
                    f"{name}_best_vs_general_minilm={best['macro_f1']['mean'] / max(gen, 1e-9):.3f}")
     (Path(args.work) / "results.json").write_text(json.dumps({"results": results, "total_s": total}, indent=2))

@@ -2,9 +2,11 @@
 
     PYTHONPATH=src python scripts/make_probes.py [--n 120]
 
-Held-out sentences only: the demo corpus is prepared exactly as `domainlm demo` does (same package data,
-same `prepare` defaults, so the same seed-0 document split), and probes come from its *test* split,
-which pretraining never reads. In each sentence of 8-40 words one word is masked: the first legal term
+Held-out sentences only: the demo corpus is prepared exactly as `domainlm demo` does with its default
+arguments (same package data, same relative input path runs/demo-data/raw, same `prepare` defaults,
+hence the same seed-0 document split), and probes come from its *test* split, which pretraining never
+reads. (A demo run with another --runs-dir or --name gets another split, because `prepare` hashes the
+input path into the document ids that decide the split.) In each sentence of 8-40 words one word is masked: the first legal term
 from TERMS if the sentence has one, otherwise the middle lowercase word of 5+ letters. The answer is
 that word (matched case-insensitively by `domainlm evaluate --probes`). Deterministic: rerunning it
 writes the same file. At most three probes per article.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -58,15 +61,21 @@ def main() -> None:
     from domainlm.demo import write_demo_corpus
     from domainlm.prepare import prepare, read_documents
 
+    output = Path(args.output).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        raw = write_demo_corpus(Path(tmp) / "raw")
-        prepare([raw.parent], Path(tmp) / "corpus")
-        texts = [d["text"] for d in read_documents(Path(tmp) / "corpus", "test")]
+        # `prepare` derives a document's split from its id, which hashes the input path as given: use
+        # the very relative path `domainlm demo` uses by default (runs/demo-data/raw), so this test
+        # split is the demo's test split
+        os.chdir(tmp)
+        base = Path("runs") / "demo-data"
+        raw = write_demo_corpus(base / "raw")
+        prepare([raw.parent], base / "corpus")
+        texts = [d["text"] for d in read_documents(base / "corpus", "test")]
     probes = probes_from(texts, args.n)
-    with open(args.output, "w", encoding="utf-8") as f:
+    with open(output, "w", encoding="utf-8") as f:
         for p in probes:
             f.write(json.dumps(p, ensure_ascii=False) + "\n")
-    print(f"{len(probes)} probes from {len(texts)} held-out articles -> {args.output}")
+    print(f"{len(probes)} probes from {len(texts)} held-out articles -> {output}")
 
 
 if __name__ == "__main__":

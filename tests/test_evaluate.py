@@ -179,3 +179,23 @@ def test_ngram_prefers_text_like_its_training_data():
     seen = fit_score(docs, [["1", "2", "3", "4"]], order=3)
     shuffled = fit_score(docs, [["4", "3", "2", "1"]], order=3)
     assert seen.tokens == 5 and seen.perplexity < shuffled.perplexity
+
+
+def test_encode_ignores_truncation_and_padding_saved_in_tokenizer_json(corpus_dir, bert_tokenizer, tmp_path):
+    """MiniLM's tokenizer.json carries max_length 128 + padding: shards must still hold whole documents."""
+    from tokenizers import Tokenizer
+
+    from domainlm.encode import encode_split
+    from domainlm.prepare import read_documents
+
+    tok_dir = tmp_path / "tok"
+    shutil.copytree(bert_tokenizer, tok_dir)
+    t = Tokenizer.from_file(str(tok_dir / "tokenizer.json"))
+    t.enable_truncation(8)
+    t.enable_padding(pad_id=0, pad_token="[PAD]")
+    t.save(str(tok_dir / "tokenizer.json"))
+    shard = encode_split(corpus_dir, tok_dir, "train", sep_id=t.token_to_id("[SEP]"))
+    t.no_truncation()
+    t.no_padding()
+    whole = sum(len(t.encode(d["text"], add_special_tokens=False).ids) + 1 for d in read_documents(corpus_dir, "train"))
+    assert len(shard.tokens) == whole and 0 not in set(shard.tokens.tolist())

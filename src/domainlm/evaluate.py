@@ -289,12 +289,20 @@ def _generator_dir(run: Path) -> Path | None:
     return None
 
 
-def words_per_token(corpus: Path, split: str, shard) -> float:
-    """Whitespace words per token of ``split`` (tokens exclude the document separators)."""
+def words_per_token(corpus: Path, split: str, tok) -> float:
+    """Whitespace words per token of ``split``, tokenised without truncation or special tokens.
+
+    Counted from the text, not from the encoded shard: a tokenizer.json that carries its own truncation
+    (sentence-transformers checkpoints such as MiniLM save ``max_length: 128``) would shorten the shard.
+    """
     from .prepare import read_documents
 
-    words = sum(len(d["text"].split()) for d in read_documents(corpus, split))
-    tokens = len(shard.tokens) - shard.n_docs
+    words = tokens = 0
+    texts = [d["text"] for d in read_documents(corpus, split)]
+    for s in range(0, len(texts), 256):
+        batch = texts[s : s + 256]
+        words += sum(len(t.split()) for t in batch)
+        tokens += sum(len(ids) for ids in tok(batch, add_special_tokens=False, truncation=False)["input_ids"])
     return words / max(1, tokens)
 
 
@@ -354,7 +362,7 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: 
         bf16 = machine.resolve_bf16(cfg.speed.bf16)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         n_batches = eval_batches or cfg.train.eval_batches
-        wpt = words_per_token(Path(cfg.corpus), split, shard)
+        wpt = words_per_token(Path(cfg.corpus), split, tok)
         result: dict = {"format_version": 2, "run": str(run), "objective": objective, "split": split,
                         "mask_seed": EVAL_SEED, "bf16": bf16, "words_per_token": wpt}
         with torch.no_grad(), ctx:
