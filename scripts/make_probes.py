@@ -2,11 +2,10 @@
 
     PYTHONPATH=src python scripts/make_probes.py [--n 120]
 
-Held-out sentences only: the demo corpus is prepared exactly as `domainlm demo` does with its default
-arguments (same package data, same relative input path runs/demo-data/raw, same `prepare` defaults,
-hence the same seed-0 document split), and probes come from its *test* split, which pretraining never
-reads. (A demo run with another --runs-dir or --name gets another split, because `prepare` hashes the
-input path into the document ids that decide the split.) In each sentence of 8-40 words one word is masked: the first legal term
+Held-out sentences only: the demo corpus is prepared exactly as `domainlm demo` does (same package
+data, same `prepare` defaults, hence the same seed-0 document split: document ids hash the file's path
+relative to the input folder, so the split does not depend on --runs-dir or --name), and probes come
+from its *test* split, which pretraining never reads. In each sentence of 8-40 words one word is masked: the first legal term
 from TERMS if the sentence has one, otherwise the middle lowercase word of 5+ letters. The answer is
 that word (matched case-insensitively by `domainlm evaluate --probes`). Deterministic: rerunning it
 writes the same file. At most three probes per article.
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -63,11 +61,8 @@ def main() -> None:
 
     output = Path(args.output).resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        # `prepare` derives a document's split from its id, which hashes the input path as given: use
-        # the very relative path `domainlm demo` uses by default (runs/demo-data/raw), so this test
-        # split is the demo's test split
-        os.chdir(tmp)
-        base = Path("runs") / "demo-data"
+        # the same folder layout as `domainlm demo`, so this test split is the demo's test split
+        base = Path(tmp) / "demo-data"
         raw = write_demo_corpus(base / "raw")
         prepare([raw.parent], base / "corpus")
         texts = [d["text"] for d in read_documents(base / "corpus", "test")]

