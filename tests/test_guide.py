@@ -30,9 +30,18 @@ def bash_commands(text: str) -> list[str]:
     """The logical command lines of the ```bash blocks (backslash continuations joined)."""
     lines = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        pending = ""
         for line in block.replace("\\\n", " ").splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                lines.append(line.strip())
+            if not pending and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            pending = f"{pending}\n{line}" if pending else line.strip()
+            try:  # a quoted argument may span lines (python -c '...'): read on until the quote closes
+                shlex.split(pending, comments=True)
+            except ValueError:
+                continue
+            lines.append(pending)
+            pending = ""
+        assert not pending, f"unclosed quote in a bash block of the guide: {pending[:200]}"
     return lines
 
 
@@ -85,6 +94,7 @@ def test_guide_commands_and_flags_exist():
 
 def test_parser_reads_continuations_and_torchrun():
     text = "```bash\ndomainlm pretrain corpus/ --preset bert-mini \\\n    --budget 1h | tee log\n" \
+           "python -c '\nprint(1)\n'\n" \
            "torchrun --standalone -m domainlm.cli pretrain c/ --batch-size 16\n```\n"
     calls = [c for line in bash_commands(text) for c in domainlm_calls(line)]
     assert calls == [["pretrain", "corpus/", "--preset", "bert-mini", "--budget", "1h"],
