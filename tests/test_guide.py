@@ -92,6 +92,31 @@ def test_guide_commands_and_flags_exist():
     assert not problems, "\n".join(problems)
 
 
+def _set_config_classes() -> dict:
+    from domainlm.config import FinetuneConfig, PrepareConfig, RunConfig
+    from domainlm.serve import ServeConfig
+
+    return {"prepare": PrepareConfig, "pretrain": RunConfig, "finetune": FinetuneConfig, "serve": ServeConfig}
+
+
+def test_guide_set_keys_are_valid_settings():
+    """Every `--set KEY=VALUE` in the guide names a real setting with a valid value."""
+    from domainlm import config as cfgmod
+
+    classes = _set_config_classes()
+    checked = 0
+    for line, (sub, *args) in guide_calls():
+        for flag, item in zip(args, args[1:], strict=False):
+            if flag != "--set":
+                continue
+            assert sub in classes, f"no known settings class for `domainlm {sub} --set` (guide line: {line})"
+            if sub == "serve":
+                item = item.removeprefix("serve.")
+            cfgmod.build(classes[sub], ("--set", cfgmod.parse_sets([item])))  # raises on a bad key or value
+            checked += 1
+    assert checked > 0
+
+
 def test_parser_reads_continuations_and_torchrun():
     text = "```bash\ndomainlm pretrain corpus/ --preset bert-mini \\\n    --budget 1h | tee log\n" \
            "python -c '\nprint(1)\n'\n" \
