@@ -64,8 +64,14 @@ def domainlm_calls(line: str) -> list[list[str]]:
     return calls
 
 
-def guide_calls() -> list[tuple[str, list[str]]]:
-    return [(line, call) for line in bash_commands(GUIDE.read_text()) for call in domainlm_calls(line)]
+def guide_calls(inline: bool = False) -> list[tuple[str, list[str]]]:
+    """The guide's domainlm calls: in ```bash blocks, and with ``inline`` also in `code spans` of the text
+    (the troubleshooting table) that start with `domainlm SUBCOMMAND`."""
+    text = GUIDE.read_text()
+    lines = bash_commands(text)
+    if inline:
+        lines += [m for m in re.findall(r"`(domainlm [^`]+)`", text) if m.split()[1] in CORE + ["demo"]]
+    return [(line, call) for line in lines for call in domainlm_calls(line)]
 
 
 def _help(sub: str) -> str:
@@ -76,7 +82,7 @@ def _help(sub: str) -> str:
 
 
 def test_guide_commands_and_flags_exist():
-    calls = guide_calls()
+    calls = guide_calls(inline=True)
     subs = {call[0] for _, call in calls}
     # the guide walks through every stage; a stage dropped from it is a regression of the guide
     assert set(CORE) <= subs, f"the guide no longer shows: {set(CORE) - subs}"
