@@ -53,7 +53,7 @@ def domainlm_calls(line: str) -> list[list[str]]:
         if tok not in ("domainlm", "domainlm.cli"):
             continue
         rest = []
-        for t in tokens[i + 1:]:
+        for t in tokens[i + 1 :]:
             if t in SEPARATORS:
                 break
             rest.append(t)
@@ -75,8 +75,13 @@ def guide_calls(inline: bool = False) -> list[tuple[str, list[str]]]:
 
 
 def _help(sub: str) -> str:
-    res = subprocess.run([sys.executable, "-m", "domainlm.cli", sub, "--help"], capture_output=True, text=True,
-                         env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "domainlm.cli", sub, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
     assert res.returncode == 0, f"`domainlm {sub} --help` failed: {res.stderr[-500:]}"
     return res.stdout
 
@@ -124,12 +129,16 @@ def test_guide_set_keys_are_valid_settings():
 
 
 def test_parser_reads_continuations_and_torchrun():
-    text = "```bash\ndomainlm pretrain corpus/ --preset bert-mini \\\n    --budget 1h | tee log\n" \
-           "python -c '\nprint(1)\n'\n" \
-           "torchrun --standalone -m domainlm.cli pretrain c/ --batch-size 16\n```\n"
+    text = (
+        "```bash\ndomainlm pretrain corpus/ --preset bert-mini \\\n    --budget 1h | tee log\n"
+        "python -c '\nprint(1)\n'\n"
+        "torchrun --standalone -m domainlm.cli pretrain c/ --batch-size 16\n```\n"
+    )
     calls = [c for line in bash_commands(text) for c in domainlm_calls(line)]
-    assert calls == [["pretrain", "corpus/", "--preset", "bert-mini", "--budget", "1h"],
-                     ["pretrain", "c/", "--batch-size", "16"]]
+    assert calls == [
+        ["pretrain", "corpus/", "--preset", "bert-mini", "--budget", "1h"],
+        ["pretrain", "c/", "--batch-size", "16"],
+    ]
 
 
 # ---- the guide's core sequence, end to end -------------------------------------------------------------
@@ -182,8 +191,14 @@ def test_guide_core_sequence_runs(tmp_path):
                 args[i] = str(small_path)
             elif i > 0 and args[i - 1] in SHORTER:
                 args[i] = SHORTER[args[i - 1]]
-        res = subprocess.run([sys.executable, "-m", "domainlm.cli", *args], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=600)
+        res = subprocess.run(
+            [sys.executable, "-m", "domainlm.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert res.returncode == 0, f"domainlm {' '.join(args)}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
 
     assert (tmp_path / "corpus" / "documents.jsonl").is_file()
