@@ -144,3 +144,12 @@ def test_finetune_output_exports_with_its_data_and_cv_metrics(mlm_dir, labelled,
     meta = card_meta(res.output)
     names = {m["name"] for m in meta["model-index"][0]["results"][0]["metrics"]}
     assert "cross-validated accuracy" in names
+
+
+def test_eval_file_labels_match_finetune_names():
+    """finetune names JSON booleans str(value) ("True"); an --eval-file with JSON booleans must match."""
+    from domainlm.export import _label_ids
+
+    label2id = {"False": 0, "True": 1}
+    rows = [{"text": "a", "label": True}, {"text": "b", "label": False}, {"text": "c", "label": "true"}]
+    assert _label_ids(rows, label2id) == [1, 0, 1]

@@ -411,12 +411,17 @@ def _label_ids(rows: list[dict], label2id: dict[str, int]) -> list[int] | None:
     out = []
     for r in rows:
         lab = r["label"]
-        if isinstance(lab, bool):
-            lab = str(lab).lower()
-        if isinstance(lab, int) or (isinstance(lab, str) and lab.isdigit() and lab not in label2id):
+        # names as `domainlm finetune` makes them: str(value), so JSON true -> "True"; case-insensitive
+        # fallback for files written by other tools ("true", "TRUE")
+        folded = {k.lower(): v for k, v in label2id.items()}
+        if isinstance(lab, int) and not isinstance(lab, bool) and str(lab) not in label2id:
+            out.append(lab)
+        elif isinstance(lab, str) and lab.isdigit() and lab not in label2id:
             out.append(int(lab))
         elif str(lab) in label2id:
             out.append(label2id[str(lab)])
+        elif str(lab).lower() in folded:
+            out.append(folded[str(lab).lower()])
         else:
             raise UserError(f"label '{lab}' is not one of the model's labels {sorted(label2id)}",
                             "Use the label names of the fine-tuned model")
