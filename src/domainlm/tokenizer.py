@@ -232,7 +232,9 @@ def tokenizer_report(tokenizer_dir: str | Path, corpus: str | Path, split: str =
     frequent = [w for w, n in counts.most_common(2000) if _WORD.match(w) and n >= 2]
 
     def pieces(tok, word: str) -> list[str]:
-        return tok.encode(word, add_special_tokens=False).tokens
+        # a word inside running text follows a space: byte-level BPE learned "Ġword", not "word"
+        # (WordPiece and Metaspace pre-tokenizers drop the space)
+        return [p for p in tok.encode(" " + word, add_special_tokens=False).tokens if p not in ("▁", "Ġ")]
 
     names = list(tokenizers_)
     ranked = sorted(frequent, key=lambda w: (-len(pieces(tokenizers_[names[-1]], w)), -counts[w], w))
