@@ -133,7 +133,7 @@ def worker_trainer(a) -> dict:
     transformers.logging.set_verbosity_error()
     tok = load_tokenizer(a.tokenizer)
     mlm = a.objective == "mlm"
-    preset = "bert-small" if mlm else "gpt-small"
+    preset = a.preset or ("bert-small" if mlm else "gpt-small")
     ids = {"pad": tok.pad_token_id, "bos": tok.sep_token_id, "eos": tok.sep_token_id}
     # the same architecture; the user keeps transformers' defaults for dropout (0.1) and attention (sdpa)
     cfg = presets.make_config(preset, len(tok), 512, ids, dropout=0.1, attention="sdpa")
@@ -256,6 +256,9 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-train"), help="scratch folder")
     ap.add_argument("--skip-quality", action="store_true", help="throughput only")
     ap.add_argument("--quality-seconds", type=float, default=None, help="equal wall clock (default 600, quick 60)")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="only the equal-wall-clock comparison (the Trainer's schedule sized by a short speed run)")
+    ap.add_argument("--quality-preset", default="bert-small", help="architecture of the quality comparison")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     for k in ("corpus", "tokenizer", "objective", "tag", "preset", "bf16"):
         ap.add_argument(f"--{k}", default=None, help=argparse.SUPPRESS)
@@ -294,7 +297,12 @@ def main() -> None:
     bf16_dl = has_fast_bf16()
 
     rows, ratios, medians = [], {}, {}
-    for objective in ("mlm", "clm"):
+    nb = 10 if q else 30  # held-out batches of 32 blocks
+    if a.quality_only:
+        probe = run_worker("trainer", work, corpus, tok, objective="mlm", steps=4, preset=a.quality_preset)
+        medians["mlm"] = {"trainer": steady_tps(probe, 1)}
+        print(f"  Trainer {a.quality_preset} speed probe: {medians['mlm']['trainer']:,.0f} tokens/s", flush=True)
+    for objective in () if a.quality_only else ("mlm", "clm"):
         res: dict[str, list[dict]] = {"trainer": [], "domainlm": []}
         for r in range(rounds[objective]):
             for side in ("trainer", "domainlm"):
@@ -314,8 +322,9 @@ def main() -> None:
                          "ratio": med[side] / med["trainer"]})
         ratios[f"{objective}_speedup"] = med["domainlm"] / med["trainer"]
 
-    print("\n| objective | side | dtype | steady tokens/s (median) | spread | peak RSS MB | MFU vs GEMM peak | vs Trainer |")
-    print("|---|---|---|---|---|---|---|---|")
+    if rows:
+        print("\n| objective | side | dtype | steady tokens/s (median) | spread | peak RSS MB | MFU vs GEMM peak | vs Trainer |")
+        print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['objective']} | {r['side']} | {r['dtype']} | {r['tokens_s']:,.0f} | {r['spread']} | "
               f"{r['rss_mb']:,.0f} | {r['mfu']:.1%} | {r['ratio']:.2f}x |")
@@ -325,12 +334,12 @@ def main() -> None:
         # (a competent user sizes the schedule to the time they have); a callback stops it at the budget
         base_tps = medians["mlm"]["trainer"]
         t_steps = max(10, int(quality_s * base_tps / (BATCH * SEQ)))
-        nb = 10 if q else 30
+        qp = a.quality_preset
         tr = run_worker("trainer", work, corpus, tok, objective="mlm", steps=t_steps, seconds=quality_s,
-                        eval_batches=nb)
-        dl = run_worker("domainlm", work, corpus, tok, objective="mlm", seconds=quality_s, tag="quality",
-                        bf16="auto", eval_batches=nb)
-        print(f"\nequal wall clock ({quality_s:.0f} s of training each), held-out masked tokens "
+                        eval_batches=nb, preset=qp)
+        dl = run_worker("domainlm", work, corpus, tok, objective="mlm", seconds=quality_s, tag=f"quality-{qp}",
+                        bf16="auto", eval_batches=nb, preset=qp)
+        print(f"\nequal wall clock ({qp}, {quality_s:.0f} s of training each), held-out masked tokens "
               f"({tr['eval']['masked_tokens']:,}, fixed masks):")
         print("| side | steps | tokens seen | held-out loss | masked-token accuracy |")
         print("|---|---|---|---|---|")
@@ -340,6 +349,7 @@ def main() -> None:
         ratios["acc_trainer"] = round(tr["eval"]["accuracy"], 4)
         ratios["acc_domainlm"] = round(dl["eval"]["accuracy"], 4)
 
+    if not a.skip_quality and not a.quality_only:
         # bf16 vs fp32 at equal steps (bert-mini shape, same 16k vocabulary, same seed and data)
         b = run_worker("domainlm", work, corpus, tok, objective="mlm", steps=bf16_steps, tag="bf16", bf16="on",
                        preset="bert-mini", eval_batches=nb)

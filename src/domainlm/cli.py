@@ -179,6 +179,8 @@ def pretrain(
 
     res = run(corpus, tokenizer, preset, objective, budget, max_steps, max_tokens, name, runs_dir, init_from,
               seq_len, batch_size, lr, config, set_, resume=resume, reporter=RichReporter(err))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     out.print(f"trained {res.steps} steps, {res.tokens:,} tokens, {res.tokens_per_s:,.0f} tokens/s "
               f"(stopped by {res.stopped_by})")
     out.print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in res.validation.items()))

@@ -1,11 +1,18 @@
-"""pretrain: train a masked or causal language model on a corpus within a wall-clock budget.
+"""pretrain: train a masked, ELECTRA or causal language model on a corpus within a wall-clock budget.
 
     domainlm pretrain CORPUS --preset bert-mini --objective mlm --budget 10m --name my-run
+    torchrun --standalone --nproc-per-node=2 -m domainlm.cli pretrain CORPUS ...   # DDP (gloo, CPU)
 
 One readable loop (DESIGN.md, decision 2). The loop owns the budget, the schedule (defined on the
 fraction of the budget used, so a run stopped by time has cooled down), bf16 autocast, gradient
-accumulation, evaluation, atomic checkpoints and progress. Objectives are loss functions
+accumulation, evaluation, atomic checkpoints and progress. Objectives are loss modules
 (objectives.py); data are deterministic blocks (data.py); checkpoints are atomic (checkpoint.py).
+
+Exact resume: sample ``g`` of the run, its mask and its ELECTRA samples derive from (seed, g) only, and
+step ``s`` reads samples ``s * global_batch ...``, so a run killed with SIGKILL and resumed from its
+last checkpoint logs the same loss at every later step (with ``max_steps``/``max_tokens``; a pure time
+budget's schedule follows the clock). SIGINT/SIGTERM save and exit cleanly; a non-finite loss stops the
+run before the optimizer step; a failed save removes its staging folder and names the intact one.
 """
 
 from __future__ import annotations
