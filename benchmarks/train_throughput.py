@@ -255,6 +255,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short runs (CI smoke)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-train"), help="scratch folder")
     ap.add_argument("--skip-quality", action="store_true", help="throughput only")
+    ap.add_argument("--rounds", type=int, default=0, help="interleaved rounds per side (default 2 MLM / 1 CLM)")
     ap.add_argument("--quality-seconds", type=float, default=None, help="equal wall clock (default 600, quick 60)")
     ap.add_argument("--quality-only", action="store_true",
                     help="only the equal-wall-clock comparison (the Trainer's schedule sized by a short speed run)")
@@ -285,7 +286,7 @@ def main() -> None:
     q = a.quick
     # the machine is 2 shared cores and bert-small steps take seconds: few steps, the first ones dropped
     steps = {"mlm": 4 if q else 6, "clm": 3 if q else 4}
-    rounds = {"mlm": 1 if q else 2, "clm": 1}
+    rounds = {"mlm": a.rounds or (1 if q else 2), "clm": a.rounds or 1}
     warm = 1 if q else 2
     quality_s = a.quality_seconds or (60 if q else 600)
     bf16_steps = 20 if q else 40
