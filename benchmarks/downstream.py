@@ -41,14 +41,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SPDX = Path("/work/shared/data/spdx-licenses.jsonl")
-ROMAN = ["", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII", "XIII", "XIV", "XV", "XVI",
-         "XVII", "XVIII", "XIX", "XX", "XXI", "XXII"]
+ROMAN = [
+    "",
+    "I",
+    "II",
+    "III",
+    "IV",
+    "V",
+    "VI",
+    "VII",
+    "VIII",
+    "IX",
+    "X",
+    "XI",
+    "XII",
+    "XIII",
+    "XIV",
+    "XV",
+    "XVI",
+    "XVII",
+    "XVIII",
+    "XIX",
+    "XX",
+    "XXI",
+    "XXII",
+]
 
 
 def spdx_task() -> list[dict]:
     rows = [json.loads(line) for line in SPDX.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [{"text": r["text"], "label": "osi-approved" if r["osi_approved"] else "not-osi", "id": r["id"]}
-            for r in rows if r.get("text", "").strip()]
+    return [
+        {"text": r["text"], "label": "osi-approved" if r["osi_approved"] else "not-osi", "id": r["id"]}
+        for r in rows
+        if r.get("text", "").strip()
+    ]
 
 
 def constitution_task(min_per_part: int = 5) -> list[dict]:
@@ -61,7 +87,9 @@ def constitution_task(min_per_part: int = 5) -> list[dict]:
         if a["part"] is None:
             continue
         body = a["text"].split("\n", 1)[1] if "\n" in a["text"] else a["text"]
-        rows.append({"text": f"{a['title']}\n{body}".strip(), "label": f"Part {ROMAN[a['part']]}", "id": a["article"]})
+        rows.append(
+            {"text": f"{a['title']}\n{body}".strip(), "label": f"Part {ROMAN[a['part']]}", "id": a["article"]}
+        )
     counts = Counter(r["label"] for r in rows)
     for r in rows:
         if counts[r["label"]] < min_per_part:
@@ -105,17 +133,31 @@ def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[di
         baselines, first[0] = first[0], False
         log.message(f"{name}: {label}")
         t = time.perf_counter()
-        res = finetune(model, data, mode=mode, folds=args.folds, output=work / name / label.replace(" ", "_"),
-                       overrides=overrides + [f"baselines={str(baselines).lower()}"], save_model=False, reporter=log)
+        res = finetune(
+            model,
+            data,
+            mode=mode,
+            folds=args.folds,
+            output=work / name / label.replace(" ", "_"),
+            overrides=overrides + [f"baselines={str(baselines).lower()}"],
+            save_model=False,
+            reporter=log,
+        )
         # the baselines ran inside the same call: their time is theirs, not the model's
         ft_s = time.perf_counter() - t - sum(row["seconds"] for row in res.table[1:])
         for i, row in enumerate(res.table):
             is_model = i == 0
-            results.append({"task": name, "pipeline": label if is_model else row["method"],
-                            "macro_f1": row["macro_f1"], "accuracy": row["accuracy"],
-                            "pretrain_s": pre_s if is_model else 0.0,
-                            "finetune_s": row["seconds"] if not is_model else ft_s,
-                            "domainlm": is_model and pre_s > 0})
+            results.append(
+                {
+                    "task": name,
+                    "pipeline": label if is_model else row["method"],
+                    "macro_f1": row["macro_f1"],
+                    "accuracy": row["accuracy"],
+                    "pretrain_s": pre_s if is_model else 0.0,
+                    "finetune_s": row["seconds"] if not is_model else ft_s,
+                    "domainlm": is_model and pre_s > 0,
+                }
+            )
         log.message(f"{name}: {label}: macro-F1 {res.table[0]['macro_f1']['mean']:.3f} ({ft_s:.0f}s)")
 
     if "general" in chosen:
@@ -132,38 +174,83 @@ def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[di
     t = time.perf_counter()
     if "continued" not in chosen:
         return results, lambda: None
-    cont = pretrain(corpus, init_from=minilm, objective="mlm", budget=args.pretrain_budget, name="minilm-continued",
-                    runs_dir=runs, seq_len=128, batch_size=16, lr=1e-4, resume="never", overrides=quiet)
+    cont = pretrain(
+        corpus,
+        init_from=minilm,
+        objective="mlm",
+        budget=args.pretrain_budget,
+        name="minilm-continued",
+        runs_dir=runs,
+        seq_len=128,
+        batch_size=16,
+        lr=1e-4,
+        resume="never",
+        overrides=quiet,
+    )
     cont_s = time.perf_counter() - t
-    log.message(f"{name}: continued pretraining: {cont.steps} steps, {cont.tokens:,} tokens, validation {cont.validation}")
+    log.message(
+        f"{name}: continued pretraining: {cont.steps} steps, {cont.tokens:,} tokens, validation {cont.validation}"
+    )
     ft("MiniLM continued (domainlm), head", cont.run_dir, "head", head, baselines=False, pre_s=cont_s)
     t = time.perf_counter()
     if "scratch" not in chosen:
         return results, lambda: None
-    scratch = pretrain(corpus, preset=args.scratch_preset, objective="mlm", budget=args.pretrain_budget,
-                       name="scratch", runs_dir=runs, seq_len=128, batch_size=32, resume="never", overrides=quiet)
+    scratch = pretrain(
+        corpus,
+        preset=args.scratch_preset,
+        objective="mlm",
+        budget=args.pretrain_budget,
+        name="scratch",
+        runs_dir=runs,
+        seq_len=128,
+        batch_size=32,
+        resume="never",
+        overrides=quiet,
+    )
     scratch_s = time.perf_counter() - t
-    log.message(f"{name}: from scratch: {scratch.steps} steps, {scratch.tokens:,} tokens, validation {scratch.validation}")
-    ft(f"{args.scratch_preset} from scratch (domainlm), head", scratch.run_dir, "head", head, baselines=False, pre_s=scratch_s)
+    log.message(
+        f"{name}: from scratch: {scratch.steps} steps, {scratch.tokens:,} tokens, validation {scratch.validation}"
+    )
+    ft(
+        f"{args.scratch_preset} from scratch (domainlm), head",
+        scratch.run_dir,
+        "head",
+        head,
+        baselines=False,
+        pre_s=scratch_s,
+    )
 
     def scratch_full():  # the slowest pipeline: run after the others of every task (see main)
-        ft(f"{args.scratch_preset} from scratch (domainlm), full", scratch.run_dir, "full",
-           common + [f"epochs={args.full_epochs}", "lr=5e-4", "batch_size=16"], baselines=False, pre_s=scratch_s)
+        ft(
+            f"{args.scratch_preset} from scratch (domainlm), full",
+            scratch.run_dir,
+            "full",
+            common + [f"epochs={args.full_epochs}", "lr=5e-4", "batch_size=16"],
+            baselines=False,
+            pre_s=scratch_s,
+        )
 
     return results, scratch_full
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| task | pipeline | macro-F1 (mean ± std) | accuracy | pretrain s | fine-tune s |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| task | pipeline | macro-F1 (mean ± std) | accuracy | pretrain s | fine-tune s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['pipeline']} | {r['macro_f1']['mean']:.3f} ± {r['macro_f1']['std']:.3f} | "
-                     f"{r['accuracy']['mean']:.3f} | {r['pretrain_s']:.0f} | {r['finetune_s']:.0f} |")
+        lines.append(
+            f"| {r['task']} | {r['pipeline']} | {r['macro_f1']['mean']:.3f} ± {r['macro_f1']['std']:.3f} | "
+            f"{r['accuracy']['mean']:.3f} | {r['pretrain_s']:.0f} | {r['finetune_s']:.0f} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="downstream classification benchmark")
-    ap.add_argument("--quick", action="store_true", help="subsample, 2 folds, seconds of pretraining (< 3 min)")
+    ap.add_argument(
+        "--quick", action="store_true", help="subsample, 2 folds, seconds of pretraining (< 3 min)"
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--pretrain-budget", default="120s")
     ap.add_argument("--scratch-preset", default="bert-mini")
@@ -173,12 +260,20 @@ def main() -> None:
     ap.add_argument("--full-epochs", type=int, default=2)
     ap.add_argument("--minilm-full", action="store_true", help="also fine-tune general MiniLM fully (slow)")
     ap.add_argument("--tasks", default="constitution,spdx")
-    ap.add_argument("--pipelines", default="general,continued,scratch", help="subset of general,continued,scratch")
+    ap.add_argument(
+        "--pipelines", default="general,continued,scratch", help="subset of general,continued,scratch"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / ".work" / "downstream"))
     args = ap.parse_args()
     if args.quick:
-        args.folds, args.pretrain_budget, args.max_length, args.full_epochs, args.head_epochs = 2, "30s", 64, 1, 10
+        args.folds, args.pretrain_budget, args.max_length, args.full_epochs, args.head_epochs = (
+            2,
+            "30s",
+            64,
+            1,
+            10,
+        )
     import random
 
     import torch
@@ -210,19 +305,28 @@ def main() -> None:
     results.sort(key=lambda r: r["task"] != args.tasks.split(",")[0])
     total = time.perf_counter() - t0
     m = machine.describe()
-    print(f"\nmachine: {m['cores']} cores, {m['cpu']}, torch {torch.__version__}, bf16 {m['bf16']}; total {total:.0f}s")
+    print(
+        f"\nmachine: {m['cores']} cores, {m['cpu']}, torch {torch.__version__}, bf16 {m['bf16']}; total {total:.0f}s"
+    )
     print(table(results))
     out = []
     for name in args.tasks.split(","):
         rs = [r for r in results if r["task"] == name]
         lr = next(r for r in rs if r["pipeline"] == "tfidf+lr")["macro_f1"]["mean"]
-        gen = max((r["macro_f1"]["mean"] for r in rs if r["pipeline"].startswith("general MiniLM")), default=float("nan"))
+        gen = max(
+            (r["macro_f1"]["mean"] for r in rs if r["pipeline"].startswith("general MiniLM")),
+            default=float("nan"),
+        )
         best = max((r for r in rs if r["domainlm"]), key=lambda r: r["macro_f1"]["mean"], default=None)
         if best is None:
             continue
-        out.append(f"{name}_best_vs_tfidf_lr={best['macro_f1']['mean'] / max(lr, 1e-9):.3f} "
-                   f"{name}_best_vs_general_minilm={best['macro_f1']['mean'] / max(gen, 1e-9):.3f}")
-    (Path(args.work) / "results.json").write_text(json.dumps({"results": results, "total_s": total}, indent=2))
+        out.append(
+            f"{name}_best_vs_tfidf_lr={best['macro_f1']['mean'] / max(lr, 1e-9):.3f} "
+            f"{name}_best_vs_general_minilm={best['macro_f1']['mean'] / max(gen, 1e-9):.3f}"
+        )
+    (Path(args.work) / "results.json").write_text(
+        json.dumps({"results": results, "total_s": total}, indent=2)
+    )
     print("RESULT " + " ".join(out) + f" total_s={total:.0f}")
 
 

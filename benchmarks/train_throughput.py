@@ -165,20 +165,39 @@ def worker_trainer(a) -> dict:
 
     steps = a.steps
     args = transformers.TrainingArguments(
-        output_dir=str(Path(a.work) / "trainer-out"), per_device_train_batch_size=BATCH, max_steps=steps,
-        learning_rate=a.lr, warmup_steps=0.06, weight_decay=0.01, max_grad_norm=1.0, use_cpu=True,
-        report_to="none", save_strategy="no", logging_strategy="no", dataloader_num_workers=0, seed=0,
-        disable_tqdm=True)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=ds, data_collator=collator,
-                                  callbacks=[Clock()])
+        output_dir=str(Path(a.work) / "trainer-out"),
+        per_device_train_batch_size=BATCH,
+        max_steps=steps,
+        learning_rate=a.lr,
+        warmup_steps=0.06,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        dataloader_num_workers=0,
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=[Clock()]
+    )
     trainer.train()
     step_s = [t1 - t0 for t0, t1 in zip([t_begin[0], *times[:-1]], times, strict=True)]
-    out = {"side": "trainer", "objective": a.objective, "step_s": step_s, "steps": len(step_s),
-           "train_s": times[-1] - t_begin[0], "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "params": sum(p.numel() for p in model.parameters())}
+    out = {
+        "side": "trainer",
+        "objective": a.objective,
+        "step_s": step_s,
+        "steps": len(step_s),
+        "train_s": times[-1] - t_begin[0],
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
     if a.seconds:
-        out["eval"] = held_out(model, Path(a.corpus), Path(a.tokenizer), a.objective, "bert" if mlm else "gpt2",
-                               a.eval_batches)
+        out["eval"] = held_out(
+            model, Path(a.corpus), Path(a.tokenizer), a.objective, "bert" if mlm else "gpt2", a.eval_batches
+        )
     return out
 
 
@@ -192,26 +211,51 @@ def worker_domainlm(a) -> dict:
     torch.set_num_threads(THREADS)
     mlm = a.objective == "mlm"
     preset = a.preset or ("bert-small" if mlm else "gpt-small")
-    sets = [f"speed.threads={THREADS}", f"speed.bf16={a.bf16}", "train.eval_batches=2", "train.eval_every=10h",
-            "train.checkpoint_every=10h", f"train.lr={a.lr}", "train.warmup=0.06", "train.log_every=1"]
+    sets = [
+        f"speed.threads={THREADS}",
+        f"speed.bf16={a.bf16}",
+        "train.eval_batches=2",
+        "train.eval_every=10h",
+        "train.checkpoint_every=10h",
+        f"train.lr={a.lr}",
+        "train.warmup=0.06",
+        "train.log_every=1",
+    ]
     name = f"dl-{a.objective}-{a.tag}"
     t0 = time.perf_counter()
-    res = pretrain(a.corpus, tokenizer=a.tokenizer, preset=preset, objective=a.objective,
-                   budget=f"{a.seconds}s" if a.seconds else "2h", max_steps=None if a.seconds else a.steps,
-                   name=name, runs_dir=Path(a.work) / "runs", seq_len=SEQ, batch_size=BATCH, overrides=sets,
-                   resume="never")
+    res = pretrain(
+        a.corpus,
+        tokenizer=a.tokenizer,
+        preset=preset,
+        objective=a.objective,
+        budget=f"{a.seconds}s" if a.seconds else "2h",
+        max_steps=None if a.seconds else a.steps,
+        name=name,
+        runs_dir=Path(a.work) / "runs",
+        seq_len=SEQ,
+        batch_size=BATCH,
+        overrides=sets,
+        resume="never",
+    )
     wall = time.perf_counter() - t0
     rows = [h for h in res.history if "loss" in h]
     tps = BATCH * SEQ
-    out = {"side": "domainlm", "objective": a.objective, "step_s": [tps / r["tokens_per_s"] for r in rows],
-           "steps": res.steps, "wall_s": wall, "train_s": res.history[-1]["elapsed"],
-           "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "final_val_loss": res.validation.get("loss")}
+    out = {
+        "side": "domainlm",
+        "objective": a.objective,
+        "step_s": [tps / r["tokens_per_s"] for r in rows],
+        "steps": res.steps,
+        "wall_s": wall,
+        "train_s": res.history[-1]["elapsed"],
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "final_val_loss": res.validation.get("loss"),
+    }
     if a.seconds or a.eval_batches:
         auto = transformers.AutoModelForMaskedLM if mlm else transformers.AutoModelForCausalLM
         model = auto.from_pretrained(str(res.model_dir), dtype=torch.float32)
-        out["eval"] = held_out(model, Path(a.corpus), Path(a.tokenizer), a.objective, "bert" if mlm else "gpt2",
-                               a.eval_batches)
+        out["eval"] = held_out(
+            model, Path(a.corpus), Path(a.tokenizer), a.objective, "bert" if mlm else "gpt2", a.eval_batches
+        )
     return out
 
 
@@ -220,13 +264,29 @@ def worker_domainlm(a) -> dict:
 
 
 def run_worker(side: str, work: Path, corpus: Path, tok: Path, **kw) -> dict:
-    cmd = [sys.executable, __file__, "--worker", side, "--work", str(work), "--corpus", str(corpus),
-           "--tokenizer", str(tok)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        side,
+        "--work",
+        str(work),
+        "--corpus",
+        str(corpus),
+        "--tokenizer",
+        str(tok),
+    ]
     for k, v in kw.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TRANSFORMERS_VERBOSITY="error",
-               PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(THREADS),
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TRANSFORMERS_VERBOSITY="error",
+        PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-6000:])
@@ -255,10 +315,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short runs (CI smoke)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-train"), help="scratch folder")
     ap.add_argument("--skip-quality", action="store_true", help="throughput only")
-    ap.add_argument("--rounds", type=int, default=0, help="interleaved rounds per side (default 2 MLM / 1 CLM)")
-    ap.add_argument("--quality-seconds", type=float, default=None, help="equal wall clock (default 600, quick 60)")
-    ap.add_argument("--quality-only", action="store_true",
-                    help="only the equal-wall-clock comparison (the Trainer's schedule sized by a short speed run)")
+    ap.add_argument(
+        "--rounds", type=int, default=0, help="interleaved rounds per side (default 2 MLM / 1 CLM)"
+    )
+    ap.add_argument(
+        "--quality-seconds", type=float, default=None, help="equal wall clock (default 600, quick 60)"
+    )
+    ap.add_argument(
+        "--quality-only",
+        action="store_true",
+        help="only the equal-wall-clock comparison (the Trainer's schedule sized by a short speed run)",
+    )
     ap.add_argument("--quality-preset", default="bert-small", help="architecture of the quality comparison")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     for k in ("corpus", "tokenizer", "objective", "tag", "preset", "bf16"):
@@ -281,8 +348,10 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     corpus, tok = setup(work)
     peak = gemm_peak()
-    print(f"GEMM peak ({THREADS} threads): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s",
-          flush=True)
+    print(
+        f"GEMM peak ({THREADS} threads): fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s",
+        flush=True,
+    )
     q = a.quick
     # the machine is 2 shared cores and bert-small steps take seconds: few steps, the first ones dropped
     steps = {"mlm": 4 if q else 6, "clm": 3 if q else 4}
@@ -294,7 +363,10 @@ def main() -> None:
     from domainlm.tokenizer import load_tokenizer
 
     vocab = len(load_tokenizer(tok))
-    shapes = {"mlm": {"layers": 6, "hidden": 512, "vocab": vocab}, "clm": {"layers": 6, "hidden": 512, "vocab": vocab}}
+    shapes = {
+        "mlm": {"layers": 6, "hidden": 512, "vocab": vocab},
+        "clm": {"layers": 6, "hidden": 512, "vocab": vocab},
+    }
     bf16_dl = has_fast_bf16()
 
     rows, ratios, medians = [], {}, {}
@@ -302,13 +374,23 @@ def main() -> None:
     if a.quality_only:
         probe = run_worker("trainer", work, corpus, tok, objective="mlm", steps=4, preset=a.quality_preset)
         medians["mlm"] = {"trainer": steady_tps(probe, 1)}
-        print(f"  Trainer {a.quality_preset} speed probe: {medians['mlm']['trainer']:,.0f} tokens/s", flush=True)
+        print(
+            f"  Trainer {a.quality_preset} speed probe: {medians['mlm']['trainer']:,.0f} tokens/s", flush=True
+        )
     for objective in () if a.quality_only else ("mlm", "clm"):
         res: dict[str, list[dict]] = {"trainer": [], "domainlm": []}
         for r in range(rounds[objective]):
             for side in ("trainer", "domainlm"):
-                out = run_worker(side, work, corpus, tok, objective=objective, steps=steps[objective],
-                                 tag=f"tp{r}", bf16="auto")
+                out = run_worker(
+                    side,
+                    work,
+                    corpus,
+                    tok,
+                    objective=objective,
+                    steps=steps[objective],
+                    tag=f"tp{r}",
+                    bf16="auto",
+                )
                 res[side].append(out)
                 print(f"  {objective} {side} round {r}: {steady_tps(out, warm):,.0f} tokens/s", flush=True)
         med = medians[objective] = {s: statistics.median(steady_tps(o, warm) for o in res[s]) for s in res}
@@ -316,19 +398,30 @@ def main() -> None:
             tps_all = [steady_tps(o, warm) for o in res[side]]
             fpt = flops_per_token(shapes[objective], objective == "mlm", side == "domainlm")
             dtype = "bf16" if (side == "domainlm" and bf16_dl) else "fp32"
-            rows.append({"objective": objective, "side": side, "tokens_s": med[side],
-                         "spread": f"{min(tps_all):,.0f}-{max(tps_all):,.0f}",
-                         "rss_mb": max(o["rss_mb"] for o in res[side]), "dtype": dtype,
-                         "mfu": med[side] * fpt / (peak[dtype] * 1e9),
-                         "ratio": med[side] / med["trainer"]})
+            rows.append(
+                {
+                    "objective": objective,
+                    "side": side,
+                    "tokens_s": med[side],
+                    "spread": f"{min(tps_all):,.0f}-{max(tps_all):,.0f}",
+                    "rss_mb": max(o["rss_mb"] for o in res[side]),
+                    "dtype": dtype,
+                    "mfu": med[side] * fpt / (peak[dtype] * 1e9),
+                    "ratio": med[side] / med["trainer"],
+                }
+            )
         ratios[f"{objective}_speedup"] = med["domainlm"] / med["trainer"]
 
     if rows:
-        print("\n| objective | side | dtype | steady tokens/s (median) | spread | peak RSS MB | MFU vs GEMM peak | vs Trainer |")
+        print(
+            "\n| objective | side | dtype | steady tokens/s (median) | spread | peak RSS MB | MFU vs GEMM peak | vs Trainer |"
+        )
         print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['objective']} | {r['side']} | {r['dtype']} | {r['tokens_s']:,.0f} | {r['spread']} | "
-              f"{r['rss_mb']:,.0f} | {r['mfu']:.1%} | {r['ratio']:.2f}x |")
+        print(
+            f"| {r['objective']} | {r['side']} | {r['dtype']} | {r['tokens_s']:,.0f} | {r['spread']} | "
+            f"{r['rss_mb']:,.0f} | {r['mfu']:.1%} | {r['ratio']:.2f}x |"
+        )
 
     if not a.skip_quality:
         # equal wall clock: the Trainer gets max_steps from its measured speed, so its schedule also ends
@@ -336,34 +429,84 @@ def main() -> None:
         base_tps = medians["mlm"]["trainer"]
         t_steps = max(10, int(quality_s * base_tps / (BATCH * SEQ)))
         qp = a.quality_preset
-        tr = run_worker("trainer", work, corpus, tok, objective="mlm", steps=t_steps, seconds=quality_s,
-                        eval_batches=nb, preset=qp)
-        dl = run_worker("domainlm", work, corpus, tok, objective="mlm", seconds=quality_s, tag=f"quality-{qp}",
-                        bf16="auto", eval_batches=nb, preset=qp)
-        print(f"\nequal wall clock ({qp}, {quality_s:.0f} s of training each), held-out masked tokens "
-              f"({tr['eval']['masked_tokens']:,}, fixed masks):")
+        tr = run_worker(
+            "trainer",
+            work,
+            corpus,
+            tok,
+            objective="mlm",
+            steps=t_steps,
+            seconds=quality_s,
+            eval_batches=nb,
+            preset=qp,
+        )
+        dl = run_worker(
+            "domainlm",
+            work,
+            corpus,
+            tok,
+            objective="mlm",
+            seconds=quality_s,
+            tag=f"quality-{qp}",
+            bf16="auto",
+            eval_batches=nb,
+            preset=qp,
+        )
+        print(
+            f"\nequal wall clock ({qp}, {quality_s:.0f} s of training each), held-out masked tokens "
+            f"({tr['eval']['masked_tokens']:,}, fixed masks):"
+        )
         print("| side | steps | tokens seen | held-out loss | masked-token accuracy |")
         print("|---|---|---|---|---|")
         for name, o in (("trainer", tr), ("domainlm", dl)):
-            print(f"| {name} | {o['steps']} | {o['steps'] * BATCH * SEQ:,} | {o['eval']['loss']:.3f} | "
-                  f"{o['eval']['accuracy']:.1%} |")
+            print(
+                f"| {name} | {o['steps']} | {o['steps'] * BATCH * SEQ:,} | {o['eval']['loss']:.3f} | "
+                f"{o['eval']['accuracy']:.1%} |"
+            )
         ratios["acc_trainer"] = round(tr["eval"]["accuracy"], 4)
         ratios["acc_domainlm"] = round(dl["eval"]["accuracy"], 4)
 
     if not a.skip_quality and not a.quality_only:
         # bf16 vs fp32 at equal steps (bert-mini shape, same 16k vocabulary, same seed and data)
-        b = run_worker("domainlm", work, corpus, tok, objective="mlm", steps=bf16_steps, tag="bf16", bf16="on",
-                       preset="bert-mini", eval_batches=nb)
-        f = run_worker("domainlm", work, corpus, tok, objective="mlm", steps=bf16_steps, tag="fp32", bf16="off",
-                       preset="bert-mini", eval_batches=nb)
+        b = run_worker(
+            "domainlm",
+            work,
+            corpus,
+            tok,
+            objective="mlm",
+            steps=bf16_steps,
+            tag="bf16",
+            bf16="on",
+            preset="bert-mini",
+            eval_batches=nb,
+        )
+        f = run_worker(
+            "domainlm",
+            work,
+            corpus,
+            tok,
+            objective="mlm",
+            steps=bf16_steps,
+            tag="fp32",
+            bf16="off",
+            preset="bert-mini",
+            eval_batches=nb,
+        )
         rel = abs(b["eval"]["loss"] - f["eval"]["loss"]) / f["eval"]["loss"]
-        print(f"\nbf16 vs fp32 at {bf16_steps} steps (bert-mini, 16k vocab), held-out loss (fp32 eval): "
-              f"bf16 {b['eval']['loss']:.4f}, fp32 {f['eval']['loss']:.4f}, difference {rel:.2%}")
+        print(
+            f"\nbf16 vs fp32 at {bf16_steps} steps (bert-mini, 16k vocab), held-out loss (fp32 eval): "
+            f"bf16 {b['eval']['loss']:.4f}, fp32 {f['eval']['loss']:.4f}, difference {rel:.2%}"
+        )
         ratios["bf16_loss_diff"] = round(rel, 4)
 
-    print(f"\nmachine: {os.cpu_count()} cpus, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
-          f"GEMM peak fp32 {peak['fp32']:.0f} / bf16 {peak['bf16']:.0f} GFLOP/s")
-    print("RESULT " + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in ratios.items()))
+    print(
+        f"\nmachine: {os.cpu_count()} cpus, {platform.processor() or platform.machine()}, torch {torch.__version__}; "
+        f"GEMM peak fp32 {peak['fp32']:.0f} / bf16 {peak['bf16']:.0f} GFLOP/s"
+    )
+    print(
+        "RESULT "
+        + " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in ratios.items())
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,33 @@ import tempfile
 from pathlib import Path
 
 # Legal terms whose prediction needs domain knowledge (chosen by hand from the constitution's vocabulary).
-TERMS = ["President", "Parliament", "Governor", "Legislature", "Constitution", "Union", "Court", "Council",
-         "Assembly", "Commission", "law", "article", "clause", "Schedule", "citizen", "election", "tax",
-         "Ministers", "Judge", "House", "order", "provisions", "appointed", "salary", "Government"]
+TERMS = [
+    "President",
+    "Parliament",
+    "Governor",
+    "Legislature",
+    "Constitution",
+    "Union",
+    "Court",
+    "Council",
+    "Assembly",
+    "Commission",
+    "law",
+    "article",
+    "clause",
+    "Schedule",
+    "citizen",
+    "election",
+    "tax",
+    "Ministers",
+    "Judge",
+    "House",
+    "order",
+    "provisions",
+    "appointed",
+    "salary",
+    "Government",
+]
 
 
 def probes_from(texts: list[str], n: int) -> list[dict]:
@@ -54,7 +78,10 @@ def probes_from(texts: list[str], n: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=120)
-    ap.add_argument("--output", default=str(Path(__file__).resolve().parents[1] / "src/domainlm/assets/constitution_probes.jsonl"))
+    ap.add_argument(
+        "--output",
+        default=str(Path(__file__).resolve().parents[1] / "src/domainlm/assets/constitution_probes.jsonl"),
+    )
     args = ap.parse_args()
     from domainlm.demo import write_demo_corpus
     from domainlm.prepare import prepare, read_documents

@@ -24,8 +24,20 @@ _LEGAL = [
     "Parliament may by law regulate the {a} and the {b} in accordance with the provisions of this Constitution.",
     "Any dispute arising under this agreement shall be referred to the {a} whose decision shall be final for {b}.",
 ]
-_NOUNS = ["President", "Governor", "Parliament", "State", "Legislature", "Court", "Commission", "Union",
-          "Council", "Assembly", "tribunal", "authority"]
+_NOUNS = [
+    "President",
+    "Governor",
+    "Parliament",
+    "State",
+    "Legislature",
+    "Court",
+    "Commission",
+    "Union",
+    "Council",
+    "Assembly",
+    "tribunal",
+    "authority",
+]
 
 
 def make_docs(n: int = 60, seed: int = 0) -> list[str]:
@@ -35,7 +47,10 @@ def make_docs(n: int = 60, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     docs = []
     for i in range(n):
-        sents = [rng.choice(_LEGAL).format(a=rng.choice(_NOUNS), b=rng.choice(_NOUNS)) for _ in range(rng.randint(4, 9))]
+        sents = [
+            rng.choice(_LEGAL).format(a=rng.choice(_NOUNS), b=rng.choice(_NOUNS))
+            for _ in range(rng.randint(4, 9))
+        ]
         docs.append(f"Article {i + 1}. " + " ".join(sents))
     return docs
 

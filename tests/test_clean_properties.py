@@ -11,8 +11,31 @@ from domainlm import clean
 # Any code point, lone surrogates included, plus the characters the steps care about (line breaks, form
 # feeds, hyphens, digits) drawn often enough to build page layouts.
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF)
-LAYOUT = st.sampled_from(["\n", "\f", "-", "-\n", " ", "\t", "\r", "\r\n", "Page 1", "12", "a", "Z", "é",
-                          "e\u0301", "\u00a0", "\u2028", "\x85", "\ud800", "\udfff", "Ã©", "â€™"])
+LAYOUT = st.sampled_from(
+    [
+        "\n",
+        "\f",
+        "-",
+        "-\n",
+        " ",
+        "\t",
+        "\r",
+        "\r\n",
+        "Page 1",
+        "12",
+        "a",
+        "Z",
+        "é",
+        "e\u0301",
+        "\u00a0",
+        "\u2028",
+        "\x85",
+        "\ud800",
+        "\udfff",
+        "Ã©",
+        "â€™",
+    ]
+)
 TEXT = st.lists(st.one_of(ANY_CHAR, LAYOUT), max_size=80).map("".join)
 FUNCS = {**clean.STEPS, "drop_invalid": clean.drop_invalid}
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,8 +14,14 @@ import pytest
 from domainlm.train import pretrain
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-SETS = ["speed.bf16=off", "speed.threads=1", "train.log_every=1", "train.eval_every=10h", "train.eval_batches=2",
-        "train.checkpoint_every=10h"]
+SETS = [
+    "speed.bf16=off",
+    "speed.threads=1",
+    "train.log_every=1",
+    "train.eval_every=10h",
+    "train.eval_batches=2",
+    "train.checkpoint_every=10h",
+]
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -30,15 +36,36 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus_dir, bert_tokenizer, tmp_path):
-    common = dict(corpus=str(corpus_dir), tokenizer=str(bert_tokenizer), preset="bert-tiny", objective="mlm",
-                  budget="30m", max_steps=8, runs_dir=str(tmp_path), seq_len=32, lr=3e-3, overrides=SETS)
+    common = dict(
+        corpus=str(corpus_dir),
+        tokenizer=str(bert_tokenizer),
+        preset="bert-tiny",
+        objective="mlm",
+        budget="30m",
+        max_steps=8,
+        runs_dir=str(tmp_path),
+        seq_len=32,
+        lr=3e-3,
+        overrides=SETS,
+    )
     single = pretrain(**common, name="single", batch_size=8)
 
     script = tmp_path / "ddp_run.py"
-    script.write_text("import json, sys\nfrom domainlm.train import pretrain\npretrain(**json.loads(sys.argv[1]))\n")
-    env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script),
-           json.dumps({**common, "name": "ddp", "batch_size": 4})]
+    script.write_text(
+        "import json, sys\nfrom domainlm.train import pretrain\npretrain(**json.loads(sys.argv[1]))\n"
+    )
+    env = dict(
+        os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(script),
+        json.dumps({**common, "name": "ddp", "batch_size": 4}),
+    ]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]
 

@@ -23,25 +23,50 @@ from domainlm.train import pretrain
 
 @pytest.fixture(scope="module")
 def mlm_run(corpus_dir, bert_tokenizer, tmp_path_factory):
-    res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="bert-tiny", objective="mlm", budget="2m",
-                   max_steps=15, name="mlm", runs_dir=tmp_path_factory.mktemp("runs"), seq_len=32,
-                   batch_size=8, lr=3e-3)
+    res = pretrain(
+        corpus_dir,
+        tokenizer=bert_tokenizer,
+        preset="bert-tiny",
+        objective="mlm",
+        budget="2m",
+        max_steps=15,
+        name="mlm",
+        runs_dir=tmp_path_factory.mktemp("runs"),
+        seq_len=32,
+        batch_size=8,
+        lr=3e-3,
+    )
     return res.run_dir
 
 
 @pytest.fixture()
 def probe_file(tmp_path):
     p = tmp_path / "probes.jsonl"
-    rows = [{"text": "The [MASK] shall be elected by the members of an electoral college.", "answers": ["President"]},
-            {"text": "No person shall be deprived of his life or personal [MASK] except by law.", "answers": ["liberty"]},
-            {"text": "Parliament may by [MASK] regulate the Court.", "answers": ["law", "order"]}]
+    rows = [
+        {
+            "text": "The [MASK] shall be elected by the members of an electoral college.",
+            "answers": ["President"],
+        },
+        {
+            "text": "No person shall be deprived of his life or personal [MASK] except by law.",
+            "answers": ["liberty"],
+        },
+        {"text": "Parliament may by [MASK] regulate the Court.", "answers": ["law", "order"]},
+    ]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return p
 
 
 def test_mlm_eval_writes_all_metrics(mlm_run, probe_file):
-    res = evaluate([mlm_run], eval_batches=2, baseline="ngram", probes=probe_file, max_docs=2,
-                   ngram_order=3, ngram_tokens=300)[str(mlm_run)]
+    res = evaluate(
+        [mlm_run],
+        eval_batches=2,
+        baseline="ngram",
+        probes=probe_file,
+        max_docs=2,
+        ngram_order=3,
+        ngram_tokens=300,
+    )[str(mlm_run)]
     assert res["objective"] == "mlm" and 0 <= res["accuracy"] <= 1 and math.isfinite(res["loss"])
     # whitespace words are never more than WordPiece tokens, so the NLL per word is at least per token
     assert res["pppl_words"] <= res["pppl_tokens"] and res["pppl_word"] >= res["pppl_token"] > 1
@@ -68,7 +93,7 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
         ids = tok(text, add_special_tokens=False)["input_ids"]
         nll = 0.0
         for w in range(0, len(ids), 10):
-            window = [tok.cls_token_id] + ids[w:w + 10] + [tok.sep_token_id]
+            window = [tok.cls_token_id] + ids[w : w + 10] + [tok.sep_token_id]
             for i in range(1, len(window) - 1):
                 masked = list(window)
                 masked[i] = tok.mask_token_id
@@ -81,10 +106,26 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
 
 @pytest.mark.slow
 def test_clm_eval_perplexity_per_word(corpus_dir, tmp_path):
-    res = pretrain(corpus_dir, preset="gpt-mini", objective="clm", budget="2m", max_steps=3, name="clm",
-                   runs_dir=tmp_path, seq_len=32, batch_size=4, overrides=["tokenizer_train.vocab_size=300"])
-    r = evaluate([res.run_dir], eval_batches=2, baseline="ngram", probes="constitution", ngram_order=2,
-                 ngram_tokens=100)[str(res.run_dir)]
+    res = pretrain(
+        corpus_dir,
+        preset="gpt-mini",
+        objective="clm",
+        budget="2m",
+        max_steps=3,
+        name="clm",
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=4,
+        overrides=["tokenizer_train.vocab_size=300"],
+    )
+    r = evaluate(
+        [res.run_dir],
+        eval_batches=2,
+        baseline="ngram",
+        probes="constitution",
+        ngram_order=2,
+        ngram_tokens=100,
+    )[str(res.run_dir)]
     assert r["objective"] == "clm" and r["perplexity"] > 1
     assert r["perplexity_word"] == pytest.approx(math.exp(r["loss"] / r["words_per_token"]))
     assert 0 < r["words_per_token"] <= 1
@@ -104,12 +145,22 @@ def _electra_run(mlm_run, tmp_path, with_generator: bool):
     cfg["model"]["objective"] = "electra"
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     tok = load_tokenizer(mlm_run / "model")
-    small = {"vocab_size": len(tok), "embedding_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "max_position_embeddings": 64, "pad_token_id": tok.pad_token_id}
-    ElectraForPreTraining(ElectraConfig(hidden_size=32, intermediate_size=64, **small)).save_pretrained(run / "model")
+    small = {
+        "vocab_size": len(tok),
+        "embedding_size": 16,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "max_position_embeddings": 64,
+        "pad_token_id": tok.pad_token_id,
+    }
+    ElectraForPreTraining(ElectraConfig(hidden_size=32, intermediate_size=64, **small)).save_pretrained(
+        run / "model"
+    )
     tok.save_pretrained(run / "model")
     if with_generator:
-        ElectraForMaskedLM(ElectraConfig(hidden_size=16, intermediate_size=32, **small)).save_pretrained(run / "generator")
+        ElectraForMaskedLM(ElectraConfig(hidden_size=16, intermediate_size=32, **small)).save_pretrained(
+            run / "generator"
+        )
     return run
 
 
@@ -126,11 +177,14 @@ def test_electra_discriminator_and_generator(mlm_run, tmp_path, probe_file, with
         assert r["corruption"] == "random" and "generator_accuracy" not in r and "probes" not in r
 
 
-@pytest.mark.parametrize("line, problem", [
-    ("not json", "not valid JSON"),
-    ('{"text": "no gap", "answers": ["a"]}', "exactly one [MASK]"),
-    ('{"text": "a [MASK] b", "answers": []}', "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("not json", "not valid JSON"),
+        ('{"text": "no gap", "answers": ["a"]}', "exactly one [MASK]"),
+        ('{"text": "a [MASK] b", "answers": []}', "non-empty list"),
+    ],
+)
 def test_bad_probe_line_names_file_and_line(tmp_path, line, problem):
     p = tmp_path / "p.jsonl"
     p.write_text('{"text": "a [MASK] b", "answers": ["x"]}\n' + line + "\n")
@@ -160,8 +214,24 @@ def test_cli_evaluate_prints_side_by_side(mlm_run):
 
     from domainlm.cli import app
 
-    r = CliRunner().invoke(app, ["evaluate", str(mlm_run), str(mlm_run), "--eval-batches", "1", "--max-docs", "1",
-                                 "--baseline", "ngram", "--ngram-order", "2", "--ngram-tokens", "50"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(mlm_run),
+            str(mlm_run),
+            "--eval-batches",
+            "1",
+            "--max-docs",
+            "1",
+            "--baseline",
+            "ngram",
+            "--ngram-order",
+            "2",
+            "--ngram-tokens",
+            "50",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "masked accuracy" in r.output and "2-gram KN" in r.output and "eval.json" in r.output
 
@@ -197,7 +267,10 @@ def test_encode_ignores_truncation_and_padding_saved_in_tokenizer_json(corpus_di
     shard = encode_split(corpus_dir, tok_dir, "train", sep_id=t.token_to_id("[SEP]"))
     t.no_truncation()
     t.no_padding()
-    whole = sum(len(t.encode(d["text"], add_special_tokens=False).ids) + 1 for d in read_documents(corpus_dir, "train"))
+    whole = sum(
+        len(t.encode(d["text"], add_special_tokens=False).ids) + 1
+        for d in read_documents(corpus_dir, "train")
+    )
     assert len(shard.tokens) == whole and 0 not in set(shard.tokens.tolist())
 
 

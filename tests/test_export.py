@@ -44,13 +44,18 @@ def test_onnx_int8_classifier_matches_torch_on_labelled_heldout(clf_dir, labelle
     assert c["torch"] > 60, "the tiny classifier should have learnt something"
     # dynamic axes: another batch size and sequence length than at export time
     tok = load_tokenizer(res.output)
-    enc = tok(["a", "Parliament may regulate the Court of the Union", "b c"], padding=True, return_tensors="np")
+    enc = tok(
+        ["a", "Parliament may regulate the Court of the Union", "b c"], padding=True, return_tensors="np"
+    )
     sess = ort.InferenceSession(str(res.output / "model.onnx"))
     logits, hidden = sess.run(None, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     assert logits.shape == (3, 2) and hidden.shape[:2] == enc["input_ids"].shape
     meta = card_meta(res.output)
     assert meta["library_name"] == "onnx" and "int8" in meta["tags"]
-    assert json.loads((res.output / "domainlm_export.json").read_text())["check"]["metric_drop"] == c["metric_drop"]
+    assert (
+        json.loads((res.output / "domainlm_export.json").read_text())["check"]["metric_drop"]
+        == c["metric_drop"]
+    )
 
 
 def test_onnx_export_fails_when_metric_drops_beyond_tolerance(clf_dir, labelled, tmp_path):  # noqa: F811
@@ -91,8 +96,18 @@ def test_run_folder_export_card_has_run_metadata(corpus_dir, bert_tokenizer, tmp
     from domainlm.evaluate import evaluate
     from domainlm.train import pretrain
 
-    run = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="bert-tiny", objective="mlm", budget="2m",
-                   max_steps=4, name="tiny", runs_dir=tmp_path, seq_len=32, batch_size=4).run_dir
+    run = pretrain(
+        corpus_dir,
+        tokenizer=bert_tokenizer,
+        preset="bert-tiny",
+        objective="mlm",
+        budget="2m",
+        max_steps=4,
+        name="tiny",
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=4,
+    ).run_dir
     evaluate([run], eval_batches=2)
     res = export(run, "hf")
     assert res.output == run / "export" / "hf"
@@ -123,10 +138,18 @@ def test_cli_export_and_serve_errors_are_one_line(tmp_path):
     from pathlib import Path
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    for args in (["export", str(tmp_path / "nope"), "--format", "onnx"], ["serve", str(tmp_path / "nope")],
-                 ["export", str(tmp_path), "--format", "tflite"]):
-        res = subprocess.run([sys.executable, "-m", "domainlm.cli", *args], capture_output=True, text=True,
-                             env=env, timeout=120)
+    for args in (
+        ["export", str(tmp_path / "nope"), "--format", "onnx"],
+        ["serve", str(tmp_path / "nope")],
+        ["export", str(tmp_path), "--format", "tflite"],
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "domainlm.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         lines = [x for x in res.stderr.splitlines() if x.strip()]
         assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
 
@@ -136,8 +159,16 @@ def test_finetune_output_exports_with_its_data_and_cv_metrics(mlm_dir, labelled,
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"body": r["text"], "y": r["label"]}) + "\n" for r in labelled[0]))
-    out = finetune(mlm_dir, data, text_field="body", label_field="y", mode="head", folds=2,
-                   output=tmp_path / "ft", overrides=["epochs=2", "baselines=false"]).output
+    out = finetune(
+        mlm_dir,
+        data,
+        text_field="body",
+        label_field="y",
+        mode="head",
+        folds=2,
+        output=tmp_path / "ft",
+        overrides=["epochs=2", "baselines=false"],
+    ).output
     res = export(out, "onnx-int8")
     assert res.task == "classify" and "fine-tuning data" in res.check["data"]
     assert res.check["metric"] == "accuracy" and res.check["examples"] > 10

@@ -12,10 +12,14 @@ from domainlm.config import FinetuneConfig
 from domainlm.errors import UserError
 from domainlm.finetune import finetune, load_dataset, make_splits
 
-_A = ["The President shall be elected by the members of an electoral college.",
-      "The Governor may by order declare the provisions of this article applicable."]
-_B = ["Any dispute arising under this agreement shall be referred to the tribunal.",
-      "Every citizen shall have the right to freedom of speech and expression."]
+_A = [
+    "The President shall be elected by the members of an electoral college.",
+    "The Governor may by order declare the provisions of this article applicable.",
+]
+_B = [
+    "Any dispute arising under this agreement shall be referred to the tribunal.",
+    "Every citizen shall have the right to freedom of speech and expression.",
+]
 
 
 def _docs(n: int = 40, seed: int = 0) -> list[dict]:
@@ -24,7 +28,13 @@ def _docs(n: int = 40, seed: int = 0) -> list[dict]:
     for i in range(n):
         label = "exec" if i % 2 == 0 else "rights"
         sents = [rng.choice(_A if label == "exec" else _B) for _ in range(rng.randint(2, 6))]
-        rows.append({"text": f"Item {i}. " + " ".join(sents), "label": label, "tags": [label, "x"] if i % 3 else [label]})
+        rows.append(
+            {
+                "text": f"Item {i}. " + " ".join(sents),
+                "label": label,
+                "tags": [label, "x"] if i % 3 else [label],
+            }
+        )
     return rows
 
 
@@ -38,9 +48,17 @@ def tiny_model(bert_tokenizer, tmp_path_factory):
     tok = load_tokenizer(bert_tokenizer)
     out = tmp_path_factory.mktemp("tiny") / "model"
     torch.manual_seed(0)
-    BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                               intermediate_size=64, max_position_embeddings=64,
-                               pad_token_id=tok.pad_token_id)).save_pretrained(out)
+    BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            pad_token_id=tok.pad_token_id,
+        )
+    ).save_pretrained(out)
     tok.save_pretrained(out)
     return out
 
@@ -68,8 +86,14 @@ def test_full_finetune_learns_and_loads_in_pipeline(tiny_model, tmp_path):
     from transformers import pipeline
 
     data = _write(tmp_path / "d.csv", _docs(), "csv")
-    res = finetune(tiny_model, data, mode="full", folds=2, output=tmp_path / "out",
-                   overrides=["epochs=6", "lr=3e-3", "max_length=16", "stride=4", "batch_size=8"])
+    res = finetune(
+        tiny_model,
+        data,
+        mode="full",
+        folds=2,
+        output=tmp_path / "out",
+        overrides=["epochs=6", "lr=3e-3", "max_length=16", "stride=4", "batch_size=8"],
+    )
     methods = [r["method"] for r in res.table]
     assert methods[1:] == ["tfidf+lr", "tfidf+svm"] and res.folds == 2
     ours = res.table[0]
@@ -90,13 +114,17 @@ def test_head_mode_freezes_the_body_and_cache_is_exact(tiny_model, tmp_path):
     from domainlm.finetune import Classifier, _head_logits, make_windows
 
     data = _write(tmp_path / "d.parquet", _docs(30), "parquet")
-    res = finetune(tiny_model, data, mode="head", output=tmp_path / "out", overrides=["epochs=2", "baselines=false"])
+    res = finetune(
+        tiny_model, data, mode="head", output=tmp_path / "out", overrides=["epochs=2", "baselines=false"]
+    )
     assert len(res.table) == 1 and res.table[0]["method"].endswith("(head)")  # baselines=false
     before = load_file(str(tiny_model / "model.safetensors"))
     after = load_file(str(res.model_dir / "model.safetensors"))
     key = "bert.encoder.layer.0.attention.self.query.weight"
     assert torch.equal(before[key], after[key])  # the body did not move
-    assert not torch.equal(before.get("bert.pooler.dense.weight", torch.zeros(1)), after["bert.pooler.dense.weight"])
+    assert not torch.equal(
+        before.get("bert.pooler.dense.weight", torch.zeros(1)), after["bert.pooler.dense.weight"]
+    )
     # the cached-[CLS] head computes exactly what the whole model computes
     cfg = FinetuneConfig(mode="head", max_length=16)
     ds = load_dataset(data, cfg)
@@ -125,12 +153,21 @@ def test_splits_are_by_document_grouped_and_seeded(tmp_path):
         assert (0 in te) == (len(rows) - 1 in te)
 
 
-@pytest.mark.parametrize("content, problem", [
-    ('{"text": "a", "label": "x"}\nnot json\n', r"d.jsonl, row 2: malformed row"),
-    ('{"text": "a", "label": "x"}\n{"body": "b", "label": "y"}\n', r"row 2: no text in field 'text'.*body"),
-    ('{"text": "a", "label": "x"}\n{"text": "b"}\n', r"row 2: no label in field 'label'"),
-    ('{"text": "a", "label": "x"}\n{"text": "b", "label": "zzz"}\n', r"row 2: unknown label 'zzz'.*Use one of: x, y"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"text": "a", "label": "x"}\nnot json\n', r"d.jsonl, row 2: malformed row"),
+        (
+            '{"text": "a", "label": "x"}\n{"body": "b", "label": "y"}\n',
+            r"row 2: no text in field 'text'.*body",
+        ),
+        ('{"text": "a", "label": "x"}\n{"text": "b"}\n', r"row 2: no label in field 'label'"),
+        (
+            '{"text": "a", "label": "x"}\n{"text": "b", "label": "zzz"}\n',
+            r"row 2: unknown label 'zzz'.*Use one of: x, y",
+        ),
+    ],
+)
 def test_bad_rows_name_file_row_and_fix(tmp_path, content, problem):
     p = tmp_path / "d.jsonl"
     p.write_text(content)
@@ -147,8 +184,17 @@ def test_csv_row_with_extra_column_is_malformed(tmp_path):
 
 def test_multi_label_and_search(tiny_model, tmp_path):
     data = _write(tmp_path / "d.jsonl", _docs(30))
-    res = finetune(tiny_model, data, label_field="tags", multi_label=True, mode="head", search_trials=2,
-                   budget="60s", output=tmp_path / "out", overrides=["epochs=1"])
+    res = finetune(
+        tiny_model,
+        data,
+        label_field="tags",
+        multi_label=True,
+        mode="head",
+        search_trials=2,
+        budget="60s",
+        output=tmp_path / "out",
+        overrides=["epochs=1"],
+    )
     best = json.loads((res.output / "best_config.json").read_text())
     assert {"lr", "epochs", "batch_size", "weight_decay", "warmup"} <= set(best) and best["trials"] >= 1
     assert set(json.loads((res.output / "metrics.json").read_text())["labels"]) == {"exec", "rights", "x"}
@@ -171,9 +217,26 @@ def test_cli_finetune_prints_table_with_baselines(tiny_model, tmp_path):
     from domainlm.cli import app
 
     data = _write(tmp_path / "d.jsonl", _docs(24))
-    r = CliRunner().invoke(app, ["finetune", str(tiny_model), str(data), "--mode", "head", "--folds", "2",
-                                 "-o", str(tmp_path / "out"), "--set", "epochs=1"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            str(tiny_model),
+            str(data),
+            "--mode",
+            "head",
+            "--folds",
+            "2",
+            "-o",
+            str(tmp_path / "out"),
+            "--set",
+            "epochs=1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "tfidf+lr" in r.output and "tfidf+svm" in r.output and "±" in r.output
     assert (tmp_path / "out" / "model" / "config.json").is_file()
-    assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["id2label"] == {"0": "exec", "1": "rights"}
+    assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["id2label"] == {
+        "0": "exec",
+        "1": "rights",
+    }

@@ -12,12 +12,17 @@ from domainlm.objectives import IGNORE, MaskSpec, mask_tokens, word_start_table,
 from domainlm.train import pretrain
 
 # space-separated words only, several rare enough to be split into pieces by a 300-token vocabulary
-TEXT = ("the governorships of constitutionalised legislatures shall reconstitute tribunals "
-        "notwithstanding parliamentary commissioners electorally disallowed")
+TEXT = (
+    "the governorships of constitutionalised legislatures shall reconstitute tribunals "
+    "notwithstanding parliamentary commissioners electorally disallowed"
+)
 
 
-@pytest.fixture(scope="module", params=[("wordpiece", "bert"), ("bpe", "roberta"), ("unigram", "bert")],
-                ids=["wordpiece", "bpe", "unigram"])
+@pytest.fixture(
+    scope="module",
+    params=[("wordpiece", "bert"), ("bpe", "roberta"), ("unigram", "bert")],
+    ids=["wordpiece", "bpe", "unigram"],
+)
 def tokenizer_kind(request, corpus_dir, tmp_path_factory):
     from domainlm.tokenizer import load_tokenizer, train_tokenizer
 
@@ -54,7 +59,9 @@ def test_word_starts_follow_each_tokenizer_convention(tokenizer_kind):
     got = word_starts(ids, word_start_table(tok), tok.all_special_ids)
     real = [i for i, w in enumerate(word) if w >= 0]
     assert got[0, real].tolist() == truth[0, real].tolist(), tok.convert_ids_to_tokens(ids[0])
-    assert len(real) > len(set(word) - {-1}), f"{kind}: no word was split into pieces; the test proves nothing"
+    assert len(real) > len(set(word) - {-1}), (
+        f"{kind}: no word was split into pieces; the test proves nothing"
+    )
 
 
 def test_whole_word_masking_masks_all_pieces_of_a_word_or_none(tokenizer_kind):
@@ -62,7 +69,9 @@ def test_whole_word_masking_masks_all_pieces_of_a_word_or_none(tokenizer_kind):
     ids, _, word = _truth(tok, TEXT)
     ids = ids.repeat(64, 1)  # 64 rows, each its own random stream
     spec = MaskSpec(tok.mask_token_id, len(tok), tok.all_special_ids, probability=0.3, seed=1)
-    _, labels = mask_tokens(ids, range(64), spec, word_starts(ids, word_start_table(tok), tok.all_special_ids))
+    _, labels = mask_tokens(
+        ids, range(64), spec, word_starts(ids, word_start_table(tok), tok.all_special_ids)
+    )
     masked = labels != IGNORE
     multi_piece_masked = 0
     for row in masked:
@@ -94,8 +103,14 @@ def test_bert_masking_is_deterministic_per_sample_and_80_10_10():
 def test_future_tokens_do_not_change_causal_outputs(preset):
     from domainlm import presets
 
-    built = presets.build(preset, "clm", 100, 64, {"pad": 0, "bos": 1, "eos": 1}, overrides={
-        "n_layer" if preset.startswith("gpt") else "num_hidden_layers": 2})
+    built = presets.build(
+        preset,
+        "clm",
+        100,
+        64,
+        {"pad": 0, "bos": 1, "eos": 1},
+        overrides={"n_layer" if preset.startswith("gpt") else "num_hidden_layers": 2},
+    )
     model = built.model.eval()
     ids = torch.randint(2, 100, (2, 24))
     changed = ids.clone()
@@ -106,16 +121,29 @@ def test_future_tokens_do_not_change_causal_outputs(preset):
     assert not torch.allclose(a[:, 12:], b[:, 12:], atol=1e-3)
 
 
-TINY_ELECTRA = ["model.overrides={num_hidden_layers: 2, hidden_size: 64, num_attention_heads: 2, "
-                "intermediate_size: 128, embedding_size: 32}"]
+TINY_ELECTRA = [
+    "model.overrides={num_hidden_layers: 2, hidden_size: 64, num_attention_heads: 2, "
+    "intermediate_size: 128, embedding_size: 32}"
+]
 
 
 def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_tokenizer, tmp_path):
     import transformers
 
-    res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="electra-small", objective="electra",
-                   budget="10m", max_steps=40, name="electra", runs_dir=tmp_path, seq_len=32, batch_size=8, lr=3e-3,
-                   overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"])
+    res = pretrain(
+        corpus_dir,
+        tokenizer=bert_tokenizer,
+        preset="electra-small",
+        objective="electra",
+        budget="10m",
+        max_steps=40,
+        name="electra",
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=8,
+        lr=3e-3,
+        overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"],
+    )
     rows = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     vals = [r for r in rows if "val_loss" in r]
     assert vals[-1]["val_loss"] < vals[0]["val_loss"] - 0.5  # the generator learns
@@ -127,7 +155,9 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
     assert isinstance(disc, transformers.ElectraForPreTraining)
     assert isinstance(gen, transformers.ElectraForMaskedLM)
     # the embeddings were shared during training: both folders hold the same values
-    assert torch.equal(disc.electra.embeddings.word_embeddings.weight, gen.electra.embeddings.word_embeddings.weight)
+    assert torch.equal(
+        disc.electra.embeddings.word_embeddings.weight, gen.electra.embeddings.word_embeddings.weight
+    )
     assert torch.equal(gen.generator_lm_head.weight, gen.electra.embeddings.word_embeddings.weight)
     assert gen.config.hidden_size <= disc.config.hidden_size
     tok = transformers.AutoTokenizer.from_pretrained(res.model_dir)
@@ -142,12 +172,24 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
         def step(self, row): ...
         def message(self, text):
             messages.append(text)
+
         def finish(self): ...
 
-    more = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="electra-small", objective="electra",
-                    budget="10m", max_steps=42, name="electra", runs_dir=tmp_path, seq_len=32, batch_size=8,
-                    lr=3e-3, reporter=Capture(),
-                    overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"])
+    more = pretrain(
+        corpus_dir,
+        tokenizer=bert_tokenizer,
+        preset="electra-small",
+        objective="electra",
+        budget="10m",
+        max_steps=42,
+        name="electra",
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=8,
+        lr=3e-3,
+        reporter=Capture(),
+        overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"],
+    )
     assert any("resumed from step-000000040" in m for m in messages), messages
     assert more.steps == 42 and more.validation["loss"] < vals[0]["val_loss"] - 0.5
 
@@ -163,7 +205,17 @@ def test_electra_preset_shapes_follow_the_paper():
 
 
 def test_whole_word_masking_setting_trains(corpus_dir, bert_tokenizer, tmp_path):
-    res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset="bert-tiny", objective="mlm", budget="5m",
-                   max_steps=5, name="wwm", runs_dir=tmp_path, seq_len=32, batch_size=4,
-                   overrides=["train.whole_word_mask=true", "speed.threads=1"])
+    res = pretrain(
+        corpus_dir,
+        tokenizer=bert_tokenizer,
+        preset="bert-tiny",
+        objective="mlm",
+        budget="5m",
+        max_steps=5,
+        name="wwm",
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=4,
+        overrides=["train.whole_word_mask=true", "speed.threads=1"],
+    )
     assert res.steps == 5 and res.validation["loss"] > 0

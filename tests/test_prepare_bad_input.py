@@ -12,10 +12,10 @@ import random
 from pathlib import Path
 
 import pytest
-from tests.conftest import make_docs
 
 from domainlm import readers
 from domainlm.prepare import prepare
+from tests.conftest import make_docs
 
 HUGE_MB = 50
 CAP_MB = 60  # prepare.max_file_mb for this run: above the 50 MB line, below the gzip bomb
@@ -67,11 +67,19 @@ def bad_run(tmp_path_factory):
     (raw / "truncated.pdf").write_bytes(valid[: len(valid) // 3])
     (raw / "bomb.txt.gz").write_bytes(gzip.compress(b"spam " * ((CAP_MB + 40) * 2**20 // 5), compresslevel=1))
     _docx(raw / "order.docx", docs[5].split(". "))
-    (raw / "page.html").write_text(f"<html><head><title>T</title><script>x=1</script></head><body>"
-                                   f"<nav>menu</nav><p>{docs[6]}</p></body></html>", encoding="utf-8")
-    (raw / "rows.csv").write_text("id,text\n1,\"" + docs[7] + "\"\n", encoding="utf-8")
-    lines = [json.dumps({"text": docs[8]}), "this is { not json", json.dumps({"body": docs[9]}),
-             json.dumps({"text": 5}), json.dumps({"text": docs[10]})]
+    (raw / "page.html").write_text(
+        f"<html><head><title>T</title><script>x=1</script></head><body>"
+        f"<nav>menu</nav><p>{docs[6]}</p></body></html>",
+        encoding="utf-8",
+    )
+    (raw / "rows.csv").write_text('id,text\n1,"' + docs[7] + '"\n', encoding="utf-8")
+    lines = [
+        json.dumps({"text": docs[8]}),
+        "this is { not json",
+        json.dumps({"body": docs[9]}),
+        json.dumps({"text": 5}),
+        json.dumps({"text": docs[10]}),
+    ]
     (raw / "export.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (raw / "unreadable.txt").write_text(docs[11], encoding="utf-8")
     os.chmod(raw / "unreadable.txt", 0)
@@ -142,7 +150,9 @@ def test_pdf_without_text_layer_is_quarantined(bad_run):
 def test_corrupt_and_truncated_pdfs_are_quarantined(bad_run):
     _only_quarantine(bad_run, "corrupt.pdf", "corrupt", "corrupt")
     rows = _quarantined(bad_run, "truncated.pdf")
-    assert not _in_corpus(bad_run, "truncated.pdf") and rows and rows[0]["kind"] in {"corrupt", "no-text-layer"}
+    assert (
+        not _in_corpus(bad_run, "truncated.pdf") and rows and rows[0]["kind"] in {"corrupt", "no-text-layer"}
+    )
 
 
 def test_gzip_expanding_past_the_cap_is_quarantined(bad_run):
@@ -211,8 +221,17 @@ def test_every_input_is_in_the_corpus_or_in_quarantine(bad_run):
 def test_summary_counts_every_reason(bad_run):
     stats = bad_run[1].stats
     reasons = stats["quarantine_reasons"]
-    for kind in ("binary", "empty", "no-text-layer", "corrupt", "too-large", "unreadable", "link", "bad-record",
-                 "unsupported-type"):
+    for kind in (
+        "binary",
+        "empty",
+        "no-text-layer",
+        "corrupt",
+        "too-large",
+        "unreadable",
+        "link",
+        "bad-record",
+        "unsupported-type",
+    ):
         assert reasons.get(kind, 0) >= 1, kind
     assert stats["quarantined"] == len(bad_run[3]) == sum(reasons.values())
     assert sum(stats["documents"].values()) == len(bad_run[2])

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import make_docs
-
 from domainlm.dedup import Deduplicator
+from tests.conftest import make_docs
 
 
 def test_index_is_capped_and_still_checks_against_indexed_documents():
@@ -23,5 +22,8 @@ def test_near_duplicate_names_the_kept_document():
     base = make_docs(1, seed=9)[0]
     d = Deduplicator()
     assert d.check("00000000000000aa", base) is None
-    assert d.check("00000000000000bb", base + " Amended by Act 12 of 2020.") == ("near-duplicate", "00000000000000aa")
+    assert d.check("00000000000000bb", base + " Amended by Act 12 of 2020.") == (
+        "near-duplicate",
+        "00000000000000aa",
+    )
     assert d.check("00000000000000cc", make_docs(2, seed=10)[1]) is None

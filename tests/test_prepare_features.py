@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from domainlm.prepare import prepare, read_documents
 from tests.conftest import make_docs
 
-from domainlm.prepare import prepare, read_documents
-
-FRENCH = ("Le Parlement adopte les lois et contrôle l'action du Gouvernement. Il évalue les politiques "
-          "publiques et vote le budget de l'État chaque année selon la procédure prévue par la loi organique.")
+FRENCH = (
+    "Le Parlement adopte les lois et contrôle l'action du Gouvernement. Il évalue les politiques "
+    "publiques et vote le budget de l'État chaque année selon la procédure prévue par la loi organique."
+)
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
@@ -25,7 +26,9 @@ def test_exact_and_near_duplicates_report_what_they_duplicate(tmp_path):
     docs = make_docs(20, seed=3)
     near = docs[1].replace("Article 2.", "Article 2 (as amended).", 1)  # one word changed in a long text
     _jsonl(tmp_path / "a.jsonl", [{"text": t} for t in docs])
-    _jsonl(tmp_path / "b.jsonl", [{"text": docs[0]}, {"text": "  " + docs[0].replace(" ", "  ")}, {"text": near}])
+    _jsonl(
+        tmp_path / "b.jsonl", [{"text": docs[0]}, {"text": "  " + docs[0].replace(" ", "  ")}, {"text": near}]
+    )
     res = prepare([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "out")
     kept = {d["text"]: d["id"] for d in read_documents(tmp_path / "out")}
     rows = {r["key"]: r for r in _quarantine(tmp_path / "out") if r["source"].endswith("b.jsonl")}
@@ -72,15 +75,19 @@ def test_language_is_stored_counted_and_filterable(tmp_path):
     res = prepare([tmp_path / "mixed.jsonl"], tmp_path / "all", overrides=["dedup_near=false"])
     assert res.stats["languages"] == {"en": 6, "fr": 1}
     assert {d["language"] for d in read_documents(tmp_path / "all")} == {"en", "fr"}
-    res = prepare([tmp_path / "mixed.jsonl"], tmp_path / "en", languages=["en"], overrides=["dedup_near=false"])
+    res = prepare(
+        [tmp_path / "mixed.jsonl"], tmp_path / "en", languages=["en"], overrides=["dedup_near=false"]
+    )
     assert res.stats["languages"] == {"en": 6}
     (row,) = [r for r in _quarantine(tmp_path / "en") if r["kind"] == "language"]
     assert "'fr'" in row["reason"]
 
 
 def test_dehyphenation_and_min_chars(tmp_path):
-    (tmp_path / "a.txt").write_text("The consti-\ntution of the Union shall be the supreme law of the land, "
-                                    "binding on every State and authority.")
+    (tmp_path / "a.txt").write_text(
+        "The consti-\ntution of the Union shall be the supreme law of the land, "
+        "binding on every State and authority."
+    )
     (tmp_path / "short.txt").write_text("Too short.")
     res = prepare([tmp_path], tmp_path / "out")
     (doc,) = list(read_documents(tmp_path / "out"))
@@ -124,6 +131,9 @@ def test_split_does_not_depend_on_where_the_folder_lives(tmp_path):
     prepare([b], tmp_path / "c2", overrides=["dedup_near=false"])
 
     def ids(corpus):
-        return [(d["id"], d["split"]) for d in map(json.loads, (corpus / "documents.jsonl").read_text().splitlines())]
+        return [
+            (d["id"], d["split"])
+            for d in map(json.loads, (corpus / "documents.jsonl").read_text().splitlines())
+        ]
 
     assert ids(tmp_path / "c1") == ids(tmp_path / "c2")

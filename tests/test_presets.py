@@ -14,8 +14,13 @@ from domainlm.train import pretrain
 TINY = {
     "bert": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64},
     "gpt2": {"n_layer": 1, "n_embd": 32, "n_head": 2},
-    "llama": {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2,
-              "intermediate_size": 64},
+    "llama": {
+        "num_hidden_layers": 1,
+        "hidden_size": 32,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "intermediate_size": 64,
+    },
 }
 TINY["roberta"] = TINY["albert"] = TINY["bert"]
 TINY["albert"] = {**TINY["bert"], "embedding_size": 16}
@@ -26,26 +31,52 @@ def _yaml(d: dict) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in d.items()) + "}"
 
 
-@pytest.mark.parametrize("preset", ["bert-mini", "roberta-small", "albert-small", "electra-small", "gpt-mini",
-                                    "llama-mini"])
-@pytest.mark.parametrize("sparse", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sparse", "dense"])
+@pytest.mark.parametrize(
+    "preset", ["bert-mini", "roberta-small", "albert-small", "electra-small", "gpt-mini", "llama-mini"]
+)
+@pytest.mark.parametrize(
+    "sparse", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["sparse", "dense"]
+)
 def test_every_family_trains(preset, sparse, corpus_dir, bert_tokenizer, tmp_path):
     family = presets.family_of(preset)
     objective = presets.objectives_of(preset)[0]
     if not sparse and objective == "clm":
         pytest.skip("sparse prediction is an MLM setting")
-    res = pretrain(corpus_dir, tokenizer=bert_tokenizer, preset=preset, objective=objective, budget="5m",
-                   max_steps=3, name=preset, runs_dir=tmp_path, seq_len=32, batch_size=4,
-                   overrides=[f"model.overrides={_yaml(TINY[family])}", f"speed.sparse_prediction={sparse}",
-                              "speed.threads=1", "train.eval_batches=1"])
+    res = pretrain(
+        corpus_dir,
+        tokenizer=bert_tokenizer,
+        preset=preset,
+        objective=objective,
+        budget="5m",
+        max_steps=3,
+        name=preset,
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=4,
+        overrides=[
+            f"model.overrides={_yaml(TINY[family])}",
+            f"speed.sparse_prediction={sparse}",
+            "speed.threads=1",
+            "train.eval_batches=1",
+        ],
+    )
     assert res.steps == 3 and math.isfinite(res.validation["loss"])
     assert (res.model_dir / "config.json").is_file()
 
 
 def test_preset_shapes_follow_their_papers():
     rows = {r["preset"]: r for r in presets.describe(vocab_size=30522)}
-    for name in ("bert-tiny", "bert-mini", "bert-small", "bert-medium", "roberta-small", "albert-small",
-                 "electra-small", "gpt-mini", "gpt-small"):
+    for name in (
+        "bert-tiny",
+        "bert-mini",
+        "bert-small",
+        "bert-medium",
+        "roberta-small",
+        "albert-small",
+        "electra-small",
+        "gpt-mini",
+        "gpt-small",
+    ):
         assert name in rows
     assert (rows["bert-small"]["layers"], rows["bert-small"]["hidden"]) == (6, 512)
     assert (rows["bert-tiny"]["layers"], rows["bert-tiny"]["hidden"]) == (2, 128)

@@ -21,14 +21,32 @@ from domainlm.train import pretrain
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 STEPS = 10
-SETS = ["speed.bf16=off", "speed.threads=1", "train.log_every=1", "train.checkpoint_every=0s",
-        "train.eval_every=10h", "train.eval_batches=1", "train.keep_checkpoints=3"]
+SETS = [
+    "speed.bf16=off",
+    "speed.threads=1",
+    "train.log_every=1",
+    "train.checkpoint_every=0s",
+    "train.eval_every=10h",
+    "train.eval_batches=1",
+    "train.keep_checkpoints=3",
+]
 
 
 def _kwargs(corpus_dir, bert_tokenizer, runs: Path, name: str, steps: int = STEPS, sets=()) -> dict:
-    return dict(corpus=str(corpus_dir), tokenizer=str(bert_tokenizer), preset="bert-tiny", objective="mlm",
-                budget="30m", max_steps=steps, name=name, runs_dir=str(runs), seq_len=32, batch_size=4, lr=3e-3,
-                overrides=[*SETS, *sets])
+    return dict(
+        corpus=str(corpus_dir),
+        tokenizer=str(bert_tokenizer),
+        preset="bert-tiny",
+        objective="mlm",
+        budget="30m",
+        max_steps=steps,
+        name=name,
+        runs_dir=str(runs),
+        seq_len=32,
+        batch_size=4,
+        lr=3e-3,
+        overrides=[*SETS, *sets],
+    )
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -59,10 +77,33 @@ def _spawn(kwargs: dict, cli: bool = False) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     if cli:
         k = kwargs
-        cmd = [sys.executable, "-m", "domainlm.cli", "pretrain", k["corpus"], "--tokenizer", k["tokenizer"],
-               "--preset", k["preset"], "--objective", k["objective"], "--budget", k["budget"],
-               "--max-steps", str(k["max_steps"]), "--name", k["name"], "--runs-dir", k["runs_dir"],
-               "--seq-len", str(k["seq_len"]), "--batch-size", str(k["batch_size"]), "--lr", str(k["lr"])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "domainlm.cli",
+            "pretrain",
+            k["corpus"],
+            "--tokenizer",
+            k["tokenizer"],
+            "--preset",
+            k["preset"],
+            "--objective",
+            k["objective"],
+            "--budget",
+            k["budget"],
+            "--max-steps",
+            str(k["max_steps"]),
+            "--name",
+            k["name"],
+            "--runs-dir",
+            k["runs_dir"],
+            "--seq-len",
+            str(k["seq_len"]),
+            "--batch-size",
+            str(k["batch_size"]),
+            "--lr",
+            str(k["lr"]),
+        ]
         for s in k["overrides"]:
             cmd += ["--set", s]
     else:
@@ -111,11 +152,14 @@ def test_sigkill_twice_at_arbitrary_points(corpus_dir, bert_tokenizer, tmp_path,
 
     rng = random.Random(time.time_ns())
     first = rng.randint(1, 4)
-    _kill_and_resume(corpus_dir, bert_tokenizer, tmp_path, reference, kill_after=[first, rng.randint(first + 1, 8)])
+    _kill_and_resume(
+        corpus_dir, bert_tokenizer, tmp_path, reference, kill_after=[first, rng.randint(first + 1, 8)]
+    )
 
 
-@pytest.mark.parametrize("sig,cli", [(signal.SIGTERM, False),
-                                     pytest.param(signal.SIGINT, True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "sig,cli", [(signal.SIGTERM, False), pytest.param(signal.SIGINT, True, marks=pytest.mark.slow)]
+)
 def test_signal_saves_and_exits_cleanly(corpus_dir, bert_tokenizer, tmp_path, sig, cli):
     kw = _kwargs(corpus_dir, bert_tokenizer, tmp_path, "sig", steps=100000)
     proc = _spawn(kw, cli=cli)
@@ -201,6 +245,7 @@ def test_resume_skips_a_damaged_newest_checkpoint(corpus_dir, bert_tokenizer, tm
         def step(self, row): ...
         def message(self, text):
             messages.append(text)
+
         def finish(self): ...
 
     res = pretrain(**kw, reporter=Capture())

@@ -174,15 +174,18 @@ def test_tokens_beyond_model_length_413_or_truncated(clf_engine):
     assert c.post("/embed", json={"inputs": long, "truncate": True}).status_code == 200
 
 
-@pytest.mark.parametrize("body", [
-    b'{"inputs": ',                       # invalid JSON
-    b'{"inputs": "caf\xe9"}',            # Latin-1 byte: invalid UTF-8
-    b'{"inputs": "\\ud800 alone"}',      # lone surrogate escape
-    b'{"inputs": ["ok", "\\udfff"]}',
-    b'{"inputs": 5}',
-    b'[]',
-    b'\xff\xfe\x00',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": ',  # invalid JSON
+        b'{"inputs": "caf\xe9"}',  # Latin-1 byte: invalid UTF-8
+        b'{"inputs": "\\ud800 alone"}',  # lone surrogate escape
+        b'{"inputs": ["ok", "\\udfff"]}',
+        b'{"inputs": 5}',
+        b"[]",
+        b"\xff\xfe\x00",
+    ],
+)
 def test_bad_input_is_422_never_500(clf, body):
     r = clf.post("/embed", content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
@@ -290,10 +293,16 @@ def test_onnx_backend_fill_mask_and_generate_match_torch(mlm_dir, gpt_dir, tmp_p
     export(mlm_dir, "onnx", tmp_path / "m")
     export(gpt_dir, "onnx", tmp_path / "g")
     body = {"inputs": "The [MASK] shall be elected.", "top_k": 3}
-    with TestClient(create_app(load_engine(mlm_dir))) as t, TestClient(create_app(load_engine(tmp_path / "m"))) as o:
+    with (
+        TestClient(create_app(load_engine(mlm_dir))) as t,
+        TestClient(create_app(load_engine(tmp_path / "m"))) as o,
+    ):
         want, got = t.post("/fill-mask", json=body).json(), o.post("/fill-mask", json=body).json()
         assert [x["token"] for x in got] == [x["token"] for x in want]
     gen = {"inputs": "The President", "parameters": {"max_new_tokens": 6}}
-    with TestClient(create_app(load_engine(gpt_dir))) as t, TestClient(create_app(load_engine(tmp_path / "g"))) as o:
+    with (
+        TestClient(create_app(load_engine(gpt_dir))) as t,
+        TestClient(create_app(load_engine(tmp_path / "g"))) as o,
+    ):
         assert o.get("/info").json()["backend"] == "onnx"
         assert o.post("/generate", json=gen).json() == t.post("/generate", json=gen).json()

@@ -48,8 +48,19 @@ def test_cli_server_answers_and_stops_gracefully_on_sigterm(clf_dir, tmp_path): 
     key.write_text("process-test-key-0123")
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     # batch_wait_ms=1500 holds each /predict in the batcher for 1.5 s: a request certainly in flight
-    cmd = [sys.executable, "-m", "domainlm.cli", "serve", str(clf_dir), "--port", str(port),
-           "--api-key-file", str(key), "--set", "serve.batch_wait_ms=1500"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "domainlm.cli",
+        "serve",
+        str(clf_dir),
+        "--port",
+        str(port),
+        "--api-key-file",
+        str(key),
+        "--set",
+        "serve.batch_wait_ms=1500",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_healthy(url, proc)
@@ -60,8 +71,9 @@ def test_cli_server_answers_and_stops_gracefully_on_sigterm(clf_dir, tmp_path): 
 
         def in_flight():
             try:
-                r = httpx.post(url + "/predict", json={"inputs": "Parliament may regulate"}, headers=auth,
-                               timeout=30)
+                r = httpx.post(
+                    url + "/predict", json={"inputs": "Parliament may regulate"}, headers=auth, timeout=30
+                )
                 result["status"], result["body"] = r.status_code, r.json()
             except httpx.HTTPError as e:
                 result["error"] = repr(e)

@@ -40,8 +40,13 @@ def fuzz(op, mode, seen: list):
     """A Hypothesis test sending EXAMPLES generated requests to one operation in one mode."""
 
     @given(case=op.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def check(case):
         response = case.call()
         seen.append((op.path, mode.value, response.status_code))

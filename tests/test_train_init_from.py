@@ -16,6 +16,7 @@ class Capture:
     def step(self, row): ...
     def message(self, text):
         self.messages.append(text)
+
     def finish(self): ...
 
 
@@ -26,9 +27,20 @@ def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path)
 
     src = minilm.get_model_path()
     rep = Capture()
-    res = pretrain(corpus_dir, init_from=src, objective="mlm", budget="5m", max_steps=2, name="cont",
-                   runs_dir=tmp_path, seq_len=32, batch_size=2, lr=1e-7, reporter=rep,
-                   overrides=["speed.threads=1", "train.eval_batches=1", "train.warmup=0"])
+    res = pretrain(
+        corpus_dir,
+        init_from=src,
+        objective="mlm",
+        budget="5m",
+        max_steps=2,
+        name="cont",
+        runs_dir=tmp_path,
+        seq_len=32,
+        batch_size=2,
+        lr=1e-7,
+        reporter=rep,
+        overrides=["speed.threads=1", "train.eval_batches=1", "train.warmup=0"],
+    )
     assert any("initialised" in m and "head starts from scratch" in m for m in rep.messages), rep.messages
     orig = transformers.AutoModel.from_pretrained(src)
     cont = transformers.AutoModelForMaskedLM.from_pretrained(res.model_dir)
@@ -46,5 +58,11 @@ def test_init_from_a_folder_without_config_is_a_user_error(corpus_dir, tmp_path)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "tokenizer.json").write_text("{}")
     with pytest.raises(UserError):
-        pretrain(corpus_dir, init_from=tmp_path / "empty", objective="mlm", max_steps=1, name="bad",
-                 runs_dir=tmp_path)
+        pretrain(
+            corpus_dir,
+            init_from=tmp_path / "empty",
+            objective="mlm",
+            max_steps=1,
+            name="bad",
+            runs_dir=tmp_path,
+        )

@@ -14,9 +14,18 @@ LABELS = {0: "other", 1: "parliament"}
 def _bert_config(tok, **kw):
     from transformers import BertConfig
 
-    return BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
-                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **kw)
+    return BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=tok.pad_token_id,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        **kw,
+    )
 
 
 def labelled_rows(docs: list[str]) -> list[dict]:
@@ -44,8 +53,9 @@ def make_classifier(tokenizer_dir: Path, out: Path, rows: list[dict], steps: int
     y_all = torch.tensor([cfg.label2id[r["label"]] for r in rows])
     for step in range(steps):
         idx = torch.randint(0, len(rows), (16,), generator=torch.Generator().manual_seed(step))
-        enc = tok([rows[i]["text"] for i in idx], padding=True, truncation=True, max_length=32,
-                  return_tensors="pt")
+        enc = tok(
+            [rows[i]["text"] for i in idx], padding=True, truncation=True, max_length=32, return_tensors="pt"
+        )
         loss = model(**enc, labels=y_all[idx]).loss
         loss.backward()
         opt.step()
@@ -78,9 +88,18 @@ def make_gpt(corpus_dir: Path, out: Path) -> Path:
     torch.manual_seed(0)
     train_tokenizer(corpus_dir, out / "tok", kind="bpe", vocab_size=300, style="gpt")
     tok = load_tokenizer(out / "tok")
-    cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=128,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, resid_pdrop=0.0,
-                     embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     model_dir = out / "model"
     GPT2LMHeadModel(cfg).save_pretrained(str(model_dir))
     tok.save_pretrained(str(model_dir))

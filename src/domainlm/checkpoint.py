@@ -64,8 +64,9 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
     opt.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
 
 
-def save(ckpt_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict,
-         keep: int = 2) -> Path:
+def save(
+    ckpt_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict, keep: int = 2
+) -> Path:
     """Atomically write checkpoint ``step``; keep the newest ``keep`` complete ones."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     staging = ckpt_dir / f".staging-{step}"
@@ -82,9 +83,11 @@ def save(ckpt_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Opt
     return final
 
 
-def _write(ckpt_dir: Path, staging: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer,
-           state: dict) -> Path:
+def _write(
+    ckpt_dir: Path, staging: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict
+) -> Path:
     from safetensors.torch import save_file
+
     msd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     # tied weights share storage; safetensors refuses aliases, so store each storage once
     seen: dict[int, str] = {}
@@ -101,8 +104,9 @@ def _write(ckpt_dir: Path, staging: Path, step: int, model: torch.nn.Module, opt
     otensors, orest = optimizer_tensors(opt)
     save_file(otensors, str(staging / "optimizer.safetensors"))
     (staging / "optimizer.json").write_text(json.dumps(orest))
-    (staging / "state.json").write_text(json.dumps({"format_version": FORMAT_VERSION, "step": step,
-                                                    "aliases": aliases, **state}, indent=2))
+    (staging / "state.json").write_text(
+        json.dumps({"format_version": FORMAT_VERSION, "step": step, "aliases": aliases, **state}, indent=2)
+    )
     files = {}
     for p in sorted(staging.iterdir()):
         _fsync_file(p)
@@ -128,8 +132,10 @@ def is_valid(path: Path) -> bool:
     marker = path / MARKER
     try:
         info = json.loads(marker.read_text())
-        return all((path / n).stat().st_size == f["bytes"] and _sha(path / n) == f["sha256"]
-                   for n, f in info["files"].items())
+        return all(
+            (path / n).stat().st_size == f["bytes"] and _sha(path / n) == f["sha256"]
+            for n, f in info["files"].items()
+        )
     except (OSError, ValueError, KeyError):
         return False
 
@@ -162,6 +168,9 @@ def load(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None) 
         tensors[k] = tensors[src]
     model.load_state_dict(tensors)
     if opt is not None:
-        load_optimizer(opt, load_file(str(path / "optimizer.safetensors")),
-                       json.loads((path / "optimizer.json").read_text()))
+        load_optimizer(
+            opt,
+            load_file(str(path / "optimizer.safetensors")),
+            json.loads((path / "optimizer.json").read_text()),
+        )
     return state

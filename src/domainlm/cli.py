@@ -33,7 +33,9 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML file of overrides (see configs/)")]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="YAML file of overrides (see configs/)")
+]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override one key: --set train.lr=3e-4")]
 
 
@@ -60,11 +62,19 @@ def prepare(
     from .prepare import prepare as run
 
     langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
-    bar = Progress(SpinnerColumn(), TextColumn("[bold]prepare"), TextColumn("{task.fields[files]:,} files"),
-                   TextColumn("{task.fields[mb]:,.1f} MB"), TextColumn("{task.fields[fps]:,.1f} files/s"),
-                   TextColumn("{task.fields[mbps]:,.2f} MB/s"), TimeElapsedColumn(),
-                   TextColumn("{task.fields[name]}"), console=err, transient=True,
-                   disable=not (progress and err.is_terminal))
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]prepare"),
+        TextColumn("{task.fields[files]:,} files"),
+        TextColumn("{task.fields[mb]:,.1f} MB"),
+        TextColumn("{task.fields[fps]:,.1f} files/s"),
+        TextColumn("{task.fields[mbps]:,.2f} MB/s"),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[name]}"),
+        console=err,
+        transient=True,
+        disable=not (progress and err.is_terminal),
+    )
     state = {"files": 0, "bytes": 0, "t0": time.perf_counter()}
     task = bar.add_task("prepare", total=None, files=0, mb=0.0, fps=0.0, mbps=0.0, name="")
 
@@ -72,12 +82,30 @@ def prepare(
         state["files"] += 1
         state["bytes"] += n_bytes
         dt = max(time.perf_counter() - state["t0"], 1e-9)
-        bar.update(task, files=state["files"], mb=state["bytes"] / 2**20, fps=state["files"] / dt,
-                   mbps=state["bytes"] / 2**20 / dt, name=str(path.name)[:40])
+        bar.update(
+            task,
+            files=state["files"],
+            mb=state["bytes"] / 2**20,
+            fps=state["files"] / dt,
+            mbps=state["bytes"] / 2**20 / dt,
+            name=str(path.name)[:40],
+        )
 
     with bar:
-        res = run(inputs, output, config, set_, text_field=text_field, text_column=text_column,
-                  group_by=group_by, seed=seed, min_chars=min_chars, languages=langs, on_file=on_file, workers=workers)
+        res = run(
+            inputs,
+            output,
+            config,
+            set_,
+            text_field=text_field,
+            text_column=text_column,
+            group_by=group_by,
+            seed=seed,
+            min_chars=min_chars,
+            languages=langs,
+            on_file=on_file,
+            workers=workers,
+        )
     s = res.stats
     t = Table(title=f"corpus: {res.output}")
     for col in ("split", "documents", "characters", "words", "≈tokens", "MB"):
@@ -87,16 +115,26 @@ def prepare(
         def get(d: dict, sp: str = split) -> int:
             return sum(d.values()) if sp == "total" else d.get(sp, 0)
 
-        t.add_row(split, f"{get(s['documents']):,}", f"{get(s['characters']):,}", f"{get(s['words']):,}",
-                  f"{get(s['estimated_tokens']):,}", f"{get(s['characters']) / 1e6:,.1f}")
+        t.add_row(
+            split,
+            f"{get(s['documents']):,}",
+            f"{get(s['characters']):,}",
+            f"{get(s['words']):,}",
+            f"{get(s['estimated_tokens']):,}",
+            f"{get(s['characters']) / 1e6:,.1f}",
+        )
     out.print(t)
-    out.print(f"{s['files']:,} files ({s['input_bytes'] / 2**20:,.1f} MB) read in {s['seconds']:.1f} s "
-              f"({s['mb_per_s']:.2f} MB/s); {s['files_used']:,} used; "
-              f"{s['duplicates_removed']:,} duplicates removed; {s['quarantined']:,} items quarantined "
-              f"({res.output / 'quarantine.jsonl'})")
+    out.print(
+        f"{s['files']:,} files ({s['input_bytes'] / 2**20:,.1f} MB) read in {s['seconds']:.1f} s "
+        f"({s['mb_per_s']:.2f} MB/s); {s['files_used']:,} used; "
+        f"{s['duplicates_removed']:,} duplicates removed; {s['quarantined']:,} items quarantined "
+        f"({res.output / 'quarantine.jsonl'})"
+    )
     out.print("languages: " + ", ".join(f"{k} {v:,}" for k, v in s["languages"].items()))
     if s.get("dedup_index_full"):
-        out.print("note: the dedup index reached prepare.dedup_max_docs; later documents were checked, not indexed")
+        out.print(
+            "note: the dedup index reached prepare.dedup_max_docs; later documents were checked, not indexed"
+        )
     for reason, n in s["quarantine_reasons"].items():
         out.print(f"  {n:>6,}  {reason}")
 
@@ -109,8 +147,9 @@ def tokenizer(
     vocab_size: Annotated[int | None, typer.Option(help="vocabulary size")] = None,
     lowercase: Annotated[bool | None, typer.Option("--lowercase/--cased", help="lowercase the text")] = None,
     style: Annotated[str | None, typer.Option(help="bert | roberta | gpt special tokens")] = None,
-    report: Annotated[bool, typer.Option("--report/--no-report",
-                                         help="fertility and unknown rate vs the generic tokenizer")] = True,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="fertility and unknown rate vs the generic tokenizer")
+    ] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -121,12 +160,19 @@ def tokenizer(
     out.print(f"{res.kind} tokenizer, {res.vocab_size:,} tokens ({res.style} style) -> {res.output}")
     if res.report:
         r = res.report
-        t = Table(title=f"tokenizers on the {r['split']} split ({r['documents']:,} documents, {r['words']:,} words)")
+        t = Table(
+            title=f"tokenizers on the {r['split']} split ({r['documents']:,} documents, {r['words']:,} words)"
+        )
         for col in ("tokenizer", "vocabulary", "tokens/word", "unknown", "chars/token"):
             t.add_column(col, justify="left" if col == "tokenizer" else "right")
         for name, m in r["tokenizers"].items():
-            t.add_row(name, f"{m['vocab_size']:,}", f"{m['fertility']:.3f}", f"{m['unknown_rate']:.2%}",
-                      f"{m['chars_per_token']:.2f}")
+            t.add_row(
+                name,
+                f"{m['vocab_size']:,}",
+                f"{m['fertility']:.3f}",
+                f"{m['unknown_rate']:.2%}",
+                f"{m['chars_per_token']:.2f}",
+            )
         out.print(t)
         if r["examples"]:
             names = list(r["tokenizers"])
@@ -165,24 +211,54 @@ def pretrain(
 
         from .presets import describe
 
-        t = Table(title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False)
+        t = Table(
+            title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False
+        )
         for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
-            t.add_column(col, no_wrap=True, justify="left" if col in ("preset", "family", "objective") else "right")
+            t.add_column(
+                col, no_wrap=True, justify="left" if col in ("preset", "family", "objective") else "right"
+            )
         for r in describe():
             gen = f"{r['generator_parameters'] / 1e6:.1f}M" if r["generator_parameters"] else "-"
-            t.add_row(r["preset"], r["family"], r["objectives"], str(r["layers"]), str(r["hidden"]),
-                      f"{r['parameters'] / 1e6:.1f}M", gen)
+            t.add_row(
+                r["preset"],
+                r["family"],
+                r["objectives"],
+                str(r["layers"]),
+                str(r["hidden"]),
+                f"{r['parameters'] / 1e6:.1f}M",
+                gen,
+            )
         out.print(t)
         return
     from .progress import RichReporter
     from .train import pretrain as run
 
-    res = run(corpus, tokenizer, preset, objective, budget, max_steps, max_tokens, name, runs_dir, init_from,
-              seq_len, batch_size, lr, config, set_, resume=resume, reporter=RichReporter(err))
+    res = run(
+        corpus,
+        tokenizer,
+        preset,
+        objective,
+        budget,
+        max_steps,
+        max_tokens,
+        name,
+        runs_dir,
+        init_from,
+        seq_len,
+        batch_size,
+        lr,
+        config,
+        set_,
+        resume=resume,
+        reporter=RichReporter(err),
+    )
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
-    out.print(f"trained {res.steps} steps, {res.tokens:,} tokens, {res.tokens_per_s:,.0f} tokens/s "
-              f"(stopped by {res.stopped_by})")
+    out.print(
+        f"trained {res.steps} steps, {res.tokens:,} tokens, {res.tokens_per_s:,.0f} tokens/s "
+        f"(stopped by {res.stopped_by})"
+    )
     out.print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in res.validation.items()))
     out.print(f"model: {res.model_dir}")
     if res.stopped_by in ("SIGINT", "SIGTERM"):
@@ -194,7 +270,9 @@ def evaluate(
     runs: Annotated[list[str], typer.Argument(help="run folders to evaluate")],
     eval_batches: Annotated[int | None, typer.Option(help="validation batches")] = None,
     baseline: Annotated[str | None, typer.Option(help="ngram: a Kneser-Ney n-gram beside the runs")] = None,
-    probes: Annotated[str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")] = None,
+    probes: Annotated[
+        str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")
+    ] = None,
     max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 10,
     ngram_order: Annotated[int, typer.Option(help="n-gram order")] = 5,
     ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
@@ -214,8 +292,10 @@ def evaluate(
     for r in res.values():
         ng = r.get("baseline", {}).get("ngram")
         if ng:
-            out.print(f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
-                      f"(KenLM's estimator needs Boost; see domainlm/ngram.py)")
+            out.print(
+                f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
+                f"(KenLM's estimator needs Boost; see domainlm/ngram.py)"
+            )
             break
     out.print("eval.json written in " + ", ".join(res))
 
@@ -226,7 +306,9 @@ def finetune(
     data: Annotated[str, typer.Argument(help="CSV, JSONL or Parquet file with a text and a label per row")],
     text_field: Annotated[str | None, typer.Option(help="field/column with the text")] = None,
     label_field: Annotated[str | None, typer.Option(help="field/column with the label(s)")] = None,
-    multi_label: Annotated[bool | None, typer.Option("--multi-label/--single-label", help="several labels per row")] = None,
+    multi_label: Annotated[
+        bool | None, typer.Option("--multi-label/--single-label", help="several labels per row")
+    ] = None,
     mode: Annotated[str | None, typer.Option(help="head (frozen body) | full")] = None,
     folds: Annotated[int | None, typer.Option(help="k-fold cross-validation")] = None,
     search: Annotated[int | None, typer.Option(help="optuna trials (0: no search)")] = None,
@@ -240,8 +322,21 @@ def finetune(
     from .finetune import finetune as run
     from .progress import RichReporter
 
-    res = run(model, data, text_field, label_field, multi_label, mode, folds, search, budget, output, config, set_,
-              reporter=RichReporter(err))
+    res = run(
+        model,
+        data,
+        text_field,
+        label_field,
+        multi_label,
+        mode,
+        folds,
+        search,
+        budget,
+        output,
+        config,
+        set_,
+        reporter=RichReporter(err),
+    )
     t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
     for col in ("method", *METRIC_KEYS, "seconds"):
         t.add_column(col, justify="left" if col == "method" else "right")
@@ -251,7 +346,9 @@ def finetune(
     if res.best_config:
         out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
     out.print(f"model: {res.model_dir}  (loads with transformers.pipeline('text-classification', model=...))")
-    out.print(f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}")
+    out.print(
+        f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}"
+    )
 
 
 @app.command()
@@ -267,21 +364,31 @@ def demo(
 
     res = run(budget, runs_dir, name, preset, reporter=RichReporter(err))
     ev = res["eval"]
-    out.print(f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
-              f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s)")
+    out.print(
+        f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
+        f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s)"
+    )
     for ex in res["examples"]:
         out.print(f"\n[bold]{ex['text']}[/bold]   (answer: {ex['answer']})")
         out.print("  before: " + ", ".join(f"{t} {p:.2f}" for t, p in ex["before"]))
         out.print("  after:  " + ", ".join(f"{t} {p:.2f}" for t, p in ex["after"]))
-    out.print(f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))")
+    out.print(
+        f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))"
+    )
 
 
 @app.command()
 def export(
     run: Annotated[str, typer.Argument(help="run folder, or a Hugging Face model folder")],
-    format: Annotated[str, typer.Option("--format", "-f", help="hf | onnx | onnx-int8 | sentence-transformers")] = "hf",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="folder to write (default RUN/export/FORMAT)")] = None,
-    eval_file: Annotated[str | None, typer.Option(help="held-out JSONL/CSV (text, label) for the ONNX check")] = None,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="hf | onnx | onnx-int8 | sentence-transformers")
+    ] = "hf",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="folder to write (default RUN/export/FORMAT)")
+    ] = None,
+    eval_file: Annotated[
+        str | None, typer.Option(help="held-out JSONL/CSV (text, label) for the ONNX check")
+    ] = None,
     tolerance: Annotated[float, typer.Option(help="largest metric drop allowed for ONNX, in points")] = 1.0,
 ) -> None:
     """Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers."""
@@ -292,19 +399,29 @@ def export(
     if c:
         out.print(f"check on {c['examples']} held-out examples ({c['data']}):")
         out.print(f"  max |logit difference| {c['max_abs_diff']:.4g}")
-        out.print(f"  {c['metric']}: torch {c['torch']:.2f}, ONNX {c['onnx']:.2f} (drop {c['metric_drop']:.2f} points, "
-                  f"tolerance {tolerance})")
+        out.print(
+            f"  {c['metric']}: torch {c['torch']:.2f}, ONNX {c['onnx']:.2f} (drop {c['metric_drop']:.2f} points, "
+            f"tolerance {tolerance})"
+        )
     out.print(f"{res.format} export of a {res.task} model -> {res.output} ({', '.join(res.files)})")
 
 
 @app.command()
 def serve(
     run: Annotated[str, typer.Argument(help="run folder, HF model folder or ONNX export folder")],
-    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1: this machine only)")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="address to bind (default 127.0.0.1: this machine only)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 8000)")] = None,
-    onnx: Annotated[bool | None, typer.Option("--onnx/--torch", help="serve the ONNX export (default: torch)")] = None,
-    api_key_file: Annotated[str | None, typer.Option(help="file with the API key required as a Bearer token")] = None,
-    cors_origin: Annotated[list[str] | None, typer.Option(help="allow this browser origin (repeatable)")] = None,
+    onnx: Annotated[
+        bool | None, typer.Option("--onnx/--torch", help="serve the ONNX export (default: torch)")
+    ] = None,
+    api_key_file: Annotated[
+        str | None, typer.Option(help="file with the API key required as a Bearer token")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="allow this browser origin (repeatable)")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -314,8 +431,12 @@ def serve(
     def ready(info: dict) -> None:
         for w in info["warnings"]:
             err.print(f"warning: {w}", markup=False, highlight=False)
-        err.print(f"serving {info['model_id']} ({info['task']}, {info['backend']}) at {info['url']}  "
-                  f"routes: {', '.join(info['routes'])}; docs at {info['url']}/docs", markup=False, highlight=False)
+        err.print(
+            f"serving {info['model_id']} ({info['task']}, {info['backend']}) at {info['url']}  "
+            f"routes: {', '.join(info['routes'])}; docs at {info['url']}/docs",
+            markup=False,
+            highlight=False,
+        )
 
     res = run_serve(run, host, port, onnx, api_key_file, cors_origin, config, set_, on_ready=ready)
     err.print(f"stopped ({res['stopped_by']})")
@@ -371,12 +492,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # an unexpected bug: say so plainly; the traceback is one flag away
         if debug:
             raise
-        print(f"internal error: {e.__class__.__name__}: {e} (run again with --debug for the traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {e.__class__.__name__}: {e} (run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 
 if __name__ == "__main__":
     main()
-
-

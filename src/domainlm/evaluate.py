@@ -39,8 +39,16 @@ PROBE_MASK = "[MASK]"  # the placeholder in probe files, whatever the model's ow
 GENERATOR_DIRS = ("generator", "model/generator", "model-generator", "model_generator")
 
 
-def lm_metrics(model, family: str, objective: str, blocks, mask_spec, batch_size: int, n_batches: int,
-               sparse: bool = True) -> dict:
+def lm_metrics(
+    model,
+    family: str,
+    objective: str,
+    blocks,
+    mask_spec,
+    batch_size: int,
+    n_batches: int,
+    sparse: bool = True,
+) -> dict:
     """Loss and accuracy (MLM) or loss and perplexity (CLM) over the first blocks of ``blocks``.
 
     Call under ``torch.no_grad()`` (and autocast if wanted). Masks use EVAL_SEED, not the run's seed.
@@ -113,9 +121,13 @@ def electra_metrics(discriminator, generator, blocks, mask_spec, batch_size: int
         fp += int((pred & ~replaced)[scored].sum())
         fn += int((~pred & replaced)[scored].sum())
     f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-    return {"disc_accuracy": correct / max(1, total), "disc_replaced_f1": f1,
-            "disc_replaced_fraction": (tp + fn) / max(1, total), "disc_tokens": total,
-            "corruption": "generator" if generator is not None else "random"}
+    return {
+        "disc_accuracy": correct / max(1, total),
+        "disc_replaced_f1": f1,
+        "disc_replaced_fraction": (tp + fn) / max(1, total),
+        "disc_tokens": total,
+        "corruption": "generator" if generator is not None else "random",
+    }
 
 
 def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: int = 64) -> dict:
@@ -155,9 +167,14 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
                 nll -= float(logp.sum())
                 n_tokens += len(pos)
     loss = nll / max(1, n_tokens)
-    return {"pppl_loss": loss, "pppl_token": math.exp(min(loss, 50)),
-            "pppl_word": math.exp(min(nll / max(1, n_words), 50)), "pppl_docs": len(texts),
-            "pppl_tokens": n_tokens, "pppl_words": n_words}
+    return {
+        "pppl_loss": loss,
+        "pppl_token": math.exp(min(loss, 50)),
+        "pppl_word": math.exp(min(nll / max(1, n_words), 50)),
+        "pppl_docs": len(texts),
+        "pppl_tokens": n_tokens,
+        "pppl_words": n_words,
+    }
 
 
 @dataclass
@@ -172,7 +189,9 @@ def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
     import torch
 
     if tok.mask_token is None or tok.mask_token not in text:
-        raise UserError(f"text has no mask token {tok.mask_token!r}", f"Write {tok.mask_token} where the gap is")
+        raise UserError(
+            f"text has no mask token {tok.mask_token!r}", f"Write {tok.mask_token} where the gap is"
+        )
     enc = tok(text, return_tensors="pt")
     pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
     was_training = model.training
@@ -182,7 +201,10 @@ def fill_mask(model, tok, text: str, top_k: int = 5) -> list[FillMask]:
     model.train(was_training)
     probs = logits.softmax(-1)
     top = probs.topk(top_k)
-    return [FillMask(tok.decode([int(i)]).strip(), float(s), int(i)) for s, i in zip(top.values, top.indices, strict=True)]
+    return [
+        FillMask(tok.decode([int(i)]).strip(), float(s), int(i))
+        for s, i in zip(top.values, top.indices, strict=True)
+    ]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -193,8 +215,10 @@ def read_probes(path: str | Path) -> list[dict]:
     """Read and validate a cloze probe file (JSONL); a bad line is an error naming file, line and fix."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"probe file '{p}' does not exist",
-                        f"Pass a JSONL file or one of the shipped sets: {', '.join(PROBE_SETS)}")
+        raise UserError(
+            f"probe file '{p}' does not exist",
+            f"Pass a JSONL file or one of the shipped sets: {', '.join(PROBE_SETS)}",
+        )
     probes = []
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -202,14 +226,24 @@ def read_probes(path: str | Path) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            raise UserError(f"{p}, line {i}: not valid JSON", 'Write one {"text": ..., "answers": [...]} per line') from None
+            raise UserError(
+                f"{p}, line {i}: not valid JSON", 'Write one {"text": ..., "answers": [...]} per line'
+            ) from None
         text, answers = (row.get("text"), row.get("answers")) if isinstance(row, dict) else (None, None)
         if not isinstance(text, str) or text.count(PROBE_MASK) != 1:
-            raise UserError(f"{p}, line {i}: 'text' must be a string with exactly one {PROBE_MASK}",
-                            f"Mark the gap with a single {PROBE_MASK}")
-        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) and a.strip() for a in answers):
-            raise UserError(f"{p}, line {i}: 'answers' must be a non-empty list of strings",
-                            'Write e.g. "answers": ["President"]')
+            raise UserError(
+                f"{p}, line {i}: 'text' must be a string with exactly one {PROBE_MASK}",
+                f"Mark the gap with a single {PROBE_MASK}",
+            )
+        if (
+            not isinstance(answers, list)
+            or not answers
+            or not all(isinstance(a, str) and a.strip() for a in answers)
+        ):
+            raise UserError(
+                f"{p}, line {i}: 'answers' must be a non-empty list of strings",
+                'Write e.g. "answers": ["President"]',
+            )
         probes.append({"text": text, "answers": [a.strip() for a in answers]})
     if not probes:
         raise UserError(f"probe file '{p}' has no probes", "Add lines of JSON")
@@ -246,7 +280,9 @@ def probe_metrics(model, tok, objective: str, probes: list[dict], top_k: int = 5
             logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
         else:
             if tok.mask_token is None:
-                raise UserError("this model's tokenizer has no mask token", "Use probes with masked or causal LMs only")
+                raise UserError(
+                    "this model's tokenizer has no mask token", "Use probes with masked or causal LMs only"
+                )
             enc = tok(probe["text"].replace(PROBE_MASK, tok.mask_token), return_tensors="pt")
             pos = (enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0]
             logits = model(input_ids=enc["input_ids"]).logits[0, pos]
@@ -255,7 +291,12 @@ def probe_metrics(model, tok, objective: str, probes: list[dict], top_k: int = 5
         hits1 += words[0] in answers
         hitsk += any(w in answers for w in words)
     n = len(probes)
-    return {"probe_top1": hits1 / n, f"probe_top{top_k}": hitsk / n, "probe_coverage": covered / n, "probes": n}
+    return {
+        "probe_top1": hits1 / n,
+        f"probe_top{top_k}": hitsk / n,
+        "probe_coverage": covered / n,
+        "probes": n,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -268,8 +309,10 @@ def _load_run(run: Path):
     from .config import RunConfig
 
     if not (run / "config.yaml").is_file() or not (run / "model" / "config.json").is_file():
-        raise UserError(f"'{run}' is not a finished run folder (config.yaml and model/ expected)",
-                        "Pass a folder made by `domainlm pretrain`")
+        raise UserError(
+            f"'{run}' is not a finished run folder (config.yaml and model/ expected)",
+            "Pass a folder made by `domainlm pretrain`",
+        )
     cfg = RunConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
     return cfg
 
@@ -312,9 +355,15 @@ def resolve_probes(probes: str | Path | None) -> Path | None:
     return PROBE_SETS.get(str(probes), Path(probes))
 
 
-def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: str | None = None,
-             probes: str | Path | None = None, max_docs: int = 10, ngram_order: int = 5,
-             ngram_tokens: int = 3000) -> dict[str, dict]:
+def evaluate(
+    runs: list[str | Path],
+    eval_batches: int | None = None,
+    baseline: str | None = None,
+    probes: str | Path | None = None,
+    max_docs: int = 10,
+    ngram_order: int = 5,
+    ngram_tokens: int = 3000,
+) -> dict[str, dict]:
     """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
 
     ``baseline="ngram"`` adds a Kneser-Ney ``ngram_order``-gram on the run's tokens (scored on the first
@@ -355,27 +404,54 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: 
             shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
         block_objective = "clm" if objective == "clm" else "mlm"
         blocks = Blocks(shard, _block_spec(block_objective, tok, cfg.train.seq_len), 0, shuffle=False)
-        specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id,
-                                tok.eos_token_id} if i is not None]
-        spec = MaskSpec(tok.mask_token_id if tok.mask_token_id is not None else -1, len(tok), specials,
-                        cfg.train.mlm_probability, EVAL_SEED)
+        specials = [
+            i
+            for i in {
+                tok.cls_token_id,
+                tok.sep_token_id,
+                tok.pad_token_id,
+                tok.bos_token_id,
+                tok.eos_token_id,
+            }
+            if i is not None
+        ]
+        spec = MaskSpec(
+            tok.mask_token_id if tok.mask_token_id is not None else -1,
+            len(tok),
+            specials,
+            cfg.train.mlm_probability,
+            EVAL_SEED,
+        )
         bf16 = machine.resolve_bf16(cfg.speed.bf16)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         n_batches = eval_batches or cfg.train.eval_batches
         wpt = words_per_token(Path(cfg.corpus), split, tok)
-        result: dict = {"format_version": 2, "run": str(run), "objective": objective, "split": split,
-                        "mask_seed": EVAL_SEED, "bf16": bf16, "words_per_token": wpt}
+        result: dict = {
+            "format_version": 2,
+            "run": str(run),
+            "objective": objective,
+            "split": split,
+            "mask_seed": EVAL_SEED,
+            "bf16": bf16,
+            "words_per_token": wpt,
+        }
         with torch.no_grad(), ctx:
             if objective == "electra":
                 from transformers import ElectraForMaskedLM, ElectraForPreTraining
 
                 disc = ElectraForPreTraining.from_pretrained(str(run / "model"), local_files_only=True).eval()
                 gen_dir = _generator_dir(run)
-                gen = ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True).eval() if gen_dir else None
+                gen = (
+                    ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True).eval()
+                    if gen_dir
+                    else None
+                )
                 result |= electra_metrics(disc, gen, blocks, spec, cfg.train.batch_size, n_batches)
                 result["generator"] = str(gen_dir) if gen_dir else None
                 if gen is not None:
-                    g = lm_metrics(gen, "electra", "mlm", blocks, spec, cfg.train.batch_size, n_batches, sparse=False)
+                    g = lm_metrics(
+                        gen, "electra", "mlm", blocks, spec, cfg.train.batch_size, n_batches, sparse=False
+                    )
                     result |= {f"generator_{k}": v for k, v in g.items()}
                     model = gen  # probes and pseudo-perplexity use the generator, the only MLM here
                 else:
@@ -383,14 +459,25 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: 
             else:
                 loader = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
                 model = loader.from_pretrained(str(run / "model"), local_files_only=True).eval()
-                m = lm_metrics(model, model.config.model_type, objective, blocks, spec, cfg.train.batch_size,
-                               n_batches, sparse=cfg.speed.sparse_prediction)
+                m = lm_metrics(
+                    model,
+                    model.config.model_type,
+                    objective,
+                    blocks,
+                    spec,
+                    cfg.train.batch_size,
+                    n_batches,
+                    sparse=cfg.speed.sparse_prediction,
+                )
                 result |= m
                 if objective == "clm":
                     # per word: the same total NLL spread over words instead of tokens
                     result["perplexity_word"] = math.exp(min(m["loss"] / wpt, 50))
             if model is not None and objective != "clm" and max_docs > 0:
-                texts = [d["text"] for _, d in zip(range(max_docs), read_documents(cfg.corpus, split), strict=False)]
+                texts = [
+                    d["text"]
+                    for _, d in zip(range(max_docs), read_documents(cfg.corpus, split), strict=False)
+                ]
                 result |= pseudo_perplexity(model, tok, texts, cfg.train.seq_len)
             if model is not None and probe_set is not None:
                 result |= probe_metrics(model, tok, "clm" if objective == "clm" else "mlm", probe_set)
@@ -402,10 +489,16 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: 
                 from .ngram import fit_score, split_documents
 
                 train_shard = encode_split(cfg.corpus, run / "tokenizer", "train", sep)
-                r = fit_score(split_documents(train_shard.tokens, sep), split_documents(shard.tokens, sep),
-                              ngram_order, ngram_tokens)
-                ngram_cache[key] = r.as_dict() | {"perplexity_word": math.exp(min(r.loss / wpt, 50)),
-                                                  "tokenizer": key}
+                r = fit_score(
+                    split_documents(train_shard.tokens, sep),
+                    split_documents(shard.tokens, sep),
+                    ngram_order,
+                    ngram_tokens,
+                )
+                ngram_cache[key] = r.as_dict() | {
+                    "perplexity_word": math.exp(min(r.loss / wpt, 50)),
+                    "tokenizer": key,
+                }
             result["baseline"] = {"ngram": ngram_cache[key]}
         (run / "eval.json").write_text(json.dumps(result, indent=2))
         out[str(run)] = result
@@ -414,12 +507,20 @@ def evaluate(runs: list[str | Path], eval_batches: int | None = None, baseline: 
 
 # the rows of the side-by-side table, in order: (key, label)
 TABLE_ROWS = [
-    ("objective", "objective"), ("loss", "loss / token"), ("accuracy", "masked accuracy"),
-    ("perplexity", "perplexity / token"), ("perplexity_word", "perplexity / word"),
-    ("pppl_token", "pseudo-perplexity / token"), ("pppl_word", "pseudo-perplexity / word"),
-    ("disc_accuracy", "discriminator accuracy"), ("disc_replaced_f1", "discriminator F1 (replaced)"),
-    ("generator_accuracy", "generator masked accuracy"), ("generator_loss", "generator loss"),
-    ("probe_top1", "probe top-1"), ("probe_top5", "probe top-5"), ("probe_coverage", "probe coverage"),
+    ("objective", "objective"),
+    ("loss", "loss / token"),
+    ("accuracy", "masked accuracy"),
+    ("perplexity", "perplexity / token"),
+    ("perplexity_word", "perplexity / word"),
+    ("pppl_token", "pseudo-perplexity / token"),
+    ("pppl_word", "pseudo-perplexity / word"),
+    ("disc_accuracy", "discriminator accuracy"),
+    ("disc_replaced_f1", "discriminator F1 (replaced)"),
+    ("generator_accuracy", "generator masked accuracy"),
+    ("generator_loss", "generator loss"),
+    ("probe_top1", "probe top-1"),
+    ("probe_top5", "probe top-5"),
+    ("probe_coverage", "probe coverage"),
     ("words_per_token", "words / token"),
 ]
 
@@ -432,13 +533,26 @@ def side_by_side(results: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
         ng = res.get("baseline", {}).get("ngram")
         if ng and ng["tokenizer"] not in seen:
             seen.add(ng["tokenizer"])
-            cols.append((f"{ng['order']}-gram KN ({Path(r).name} tokens)",
-                         {"objective": "n-gram", "loss": ng["loss"], "perplexity": ng["perplexity"],
-                          "perplexity_word": ng["perplexity_word"]}))
+            cols.append(
+                (
+                    f"{ng['order']}-gram KN ({Path(r).name} tokens)",
+                    {
+                        "objective": "n-gram",
+                        "loss": ng["loss"],
+                        "perplexity": ng["perplexity"],
+                        "perplexity_word": ng["perplexity_word"],
+                    },
+                )
+            )
     rows = []
     for key, label in TABLE_ROWS:
         if not any(key in c for _, c in cols):
             continue
-        rows.append([label] + [(f"{c[key]:.4g}" if isinstance(c[key], float) else str(c[key])) if key in c else "-"
-                               for _, c in cols])
+        rows.append(
+            [label]
+            + [
+                (f"{c[key]:.4g}" if isinstance(c[key], float) else str(c[key])) if key in c else "-"
+                for _, c in cols
+            ]
+        )
     return ["metric"] + [name for name, _ in cols], rows

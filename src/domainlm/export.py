@@ -103,7 +103,9 @@ def resolve_source(path: str | Path) -> Source:
 
     p = Path(path)
     if not p.exists():
-        raise UserError(f"'{p}' does not exist", "Pass a run folder (runs/NAME) or a Hugging Face model folder")
+        raise UserError(
+            f"'{p}' does not exist", "Pass a run folder (runs/NAME) or a Hugging Face model folder"
+        )
     run_dir, cfg = None, {}
     model_dir = p
     if (p / "model" / "config.json").is_file():
@@ -111,8 +113,10 @@ def resolve_source(path: str | Path) -> Source:
         if (p / "config.yaml").is_file():
             cfg = yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8")) or {}
     if not (model_dir / "config.json").is_file():
-        raise UserError(f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
-                        "Pass runs/NAME made by `domainlm pretrain`/`finetune`, or a save_pretrained folder")
+        raise UserError(
+            f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
+            "Pass runs/NAME made by `domainlm pretrain`/`finetune`, or a save_pretrained folder",
+        )
     model_config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     tok_dir = model_dir
     if not (tok_dir / "tokenizer.json").is_file() and not (tok_dir / "vocab.txt").is_file():
@@ -135,8 +139,10 @@ def load_torch(src: Source, attention: str | None = None):
     import transformers
 
     if src.onnx_file is not None and not (src.model_dir / "model.safetensors").is_file():
-        raise UserError(f"'{src.path}' is an ONNX export without torch weights",
-                        "Pass the run folder, or serve it with --onnx")
+        raise UserError(
+            f"'{src.path}' is an ONNX export without torch weights",
+            "Pass the run folder, or serve it with --onnx",
+        )
     loader = getattr(transformers, TASK_LOADERS[src.task])
     kw: dict[str, Any] = {"local_files_only": True}
     if attention:
@@ -196,19 +202,31 @@ def export(
         elif format == "sentence-transformers":
             _export_st(src, staging)
         else:
-            check = _export_onnx(src, staging, int8=format == "onnx-int8", eval_file=eval_file,
-                                 max_eval=max_eval, seq_len=seq_len)
+            check = _export_onnx(
+                src,
+                staging,
+                int8=format == "onnx-int8",
+                eval_file=eval_file,
+                max_eval=max_eval,
+                seq_len=seq_len,
+            )
             if check["metric_drop"] > tolerance:
                 raise UserError(
                     f"the {format} export loses {check['metric_drop']:.2f} points of {check['metric']} "
                     f"({check['torch']:.2f} -> {check['onnx']:.2f}), more than the tolerance {tolerance}",
-                    "Use --format onnx (no quantisation) or raise --tolerance")
+                    "Use --format onnx (no quantisation) or raise --tolerance",
+                )
         from .modelcard import write_export_card
 
         write_export_card(staging, src, format, check)
         task = "embed" if format == "sentence-transformers" else src.task
-        meta = {"format_version": FORMAT_VERSION, "format": format, "task": task,
-                "source": str(Path(run).resolve()), "check": check}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "format": format,
+            "task": task,
+            "source": str(Path(run).resolve()),
+            "check": check,
+        }
         (staging / "domainlm_export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         shutil.rmtree(out, ignore_errors=True)
         staging.rename(out)
@@ -238,8 +256,10 @@ def _export_st(src: Source, out: Path) -> None:
         from sentence_transformers.models import Pooling, Transformer
 
     if src.task == "generate":
-        raise UserError("sentence-transformers export needs an encoder (BERT-like) model",
-                        "Export a masked-LM, classifier or encoder run")
+        raise UserError(
+            "sentence-transformers export needs an encoder (BERT-like) model",
+            "Export a masked-LM, classifier or encoder run",
+        )
     with tempfile.TemporaryDirectory() as tmp:
         # the encoder alone, so AutoModel loads it without "unused weights" of the head
         enc = load_torch(src).base_model
@@ -309,8 +329,16 @@ def to_onnx(model, task: str, path: Path, opset: int = 17) -> None:
         axes[n] = {0: "batch"} if task == "classify" and n == "logits" else {0: "batch", 1: "sequence"}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about python bools in transformers' masking code
-        torch.onnx.export(wrapper, (ids, mask), str(path), input_names=["input_ids", "attention_mask"],
-                          output_names=names, dynamic_axes=axes, opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            wrapper,
+            (ids, mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=names,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 def quantize_int8(src_path: Path, dst_path: Path) -> None:
@@ -363,10 +391,13 @@ def read_eval_file(path: str | Path, text_field: str = "text", label_field: str 
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
                     raise UserError(f"{p}:{i + 1} is not JSON", "One JSON object per line") from None
-    rows = [{"text": r[text_field], **({"label": r[label_field]} if label_field in r else {})}
-            for r in rows if isinstance(r, dict) and isinstance(r.get(text_field), str) and r[text_field].strip()]
+    rows = [
+        {"text": r[text_field], **({"label": r[label_field]} if label_field in r else {})}
+        for r in rows
+        if isinstance(r, dict) and isinstance(r.get(text_field), str) and r[text_field].strip()
+    ]
     if not rows:
-        raise UserError(f"eval file '{p}' has no rows with a 'text' field", "Add rows like {\"text\": ...}")
+        raise UserError(f"eval file '{p}' has no rows with a 'text' field", 'Add rows like {"text": ...}')
     return rows
 
 
@@ -423,8 +454,10 @@ def _label_ids(rows: list[dict], label2id: dict[str, int]) -> list[int] | None:
         elif str(lab).lower() in folded:
             out.append(folded[str(lab).lower()])
         else:
-            raise UserError(f"label '{lab}' is not one of the model's labels {sorted(label2id)}",
-                            "Use the label names of the fine-tuned model")
+            raise UserError(
+                f"label '{lab}' is not one of the model's labels {sorted(label2id)}",
+                "Use the label names of the fine-tuned model",
+            )
     return out
 
 
@@ -457,10 +490,13 @@ def verify(model, sess, src: Source, tok, eval_file, max_eval: int, seq_len: int
     t_hits = o_hits = total = 0.0
     cos: list[float] = []
     gen = torch.Generator().manual_seed(1234)
-    labels = _label_ids(rows, {str(k): int(v) for k, v in (model.config.label2id or {}).items()}) \
-        if src.task == "classify" else None
+    labels = (
+        _label_ids(rows, {str(k): int(v) for k, v in (model.config.label2id or {}).items()})
+        if src.task == "classify"
+        else None
+    )
     for start in range(0, len(texts), batch):
-        chunk = texts[start:start + batch]
+        chunk = texts[start : start + batch]
         enc = tok(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         enc = {k: enc[k] for k in ("input_ids", "attention_mask")}
         if src.task == "fill-mask":
@@ -476,7 +512,7 @@ def verify(model, sess, src: Source, tok, eval_file, max_eval: int, seq_len: int
             max_diff = max(max_diff, float(np.abs(t_out[0] - o_out[0]).max()))
             tp, op = t_out[0].argmax(-1), o_out[0].argmax(-1)
             if labels is not None:
-                y = np.asarray(labels[start:start + batch])
+                y = np.asarray(labels[start : start + batch])
                 t_hits += float((tp == y).sum())
                 o_hits += float((op == y).sum())
             else:
@@ -503,17 +539,27 @@ def verify(model, sess, src: Source, tok, eval_file, max_eval: int, seq_len: int
             te, oe = mean_pool(t_out[0], mask), mean_pool(o_out[0], mask)
             c = (te * oe).sum(-1) / (np.linalg.norm(te, axis=-1) * np.linalg.norm(oe, axis=-1) + 1e-12)
             cos.extend(c.tolist())
-    metric = {"classify": "accuracy" if labels is not None else "agreement with torch",
-              "fill-mask": "masked-token accuracy", "generate": "next-token accuracy",
-              "embed": "100 x cosine to torch"}[src.task]
+    metric = {
+        "classify": "accuracy" if labels is not None else "agreement with torch",
+        "fill-mask": "masked-token accuracy",
+        "generate": "next-token accuracy",
+        "embed": "100 x cosine to torch",
+    }[src.task]
     if src.task == "embed":
         t_score, o_score = 100.0, 100.0 * float(np.mean(cos)) if cos else 0.0
     else:
         t_score = 100.0 * t_hits / max(1.0, total)
         o_score = 100.0 * o_hits / max(1.0, total)
-    return {"metric": metric, "torch": t_score, "onnx": o_score, "metric_drop": t_score - o_score,
-            "max_abs_diff": max_diff, "examples": len(texts), "counted": int(total) if total else len(cos),
-            "data": origin}
+    return {
+        "metric": metric,
+        "torch": t_score,
+        "onnx": o_score,
+        "metric_drop": t_score - o_score,
+        "max_abs_diff": max_diff,
+        "examples": len(texts),
+        "counted": int(total) if total else len(cos),
+        "data": origin,
+    }
 
 
 def _special_mask(tok, ids) -> list[list[bool]]:

@@ -115,36 +115,52 @@ def load_dataset(path: str | Path, cfg: FinetuneConfig) -> Dataset:
     allowed = set(cfg.labels) if cfg.labels else None
     for i, row in _rows(p):
         if row is None:
-            raise UserError(f"{p}, row {i}: malformed row (not a JSON object / wrong number of columns)",
-                            "Fix or remove that row")
+            raise UserError(
+                f"{p}, row {i}: malformed row (not a JSON object / wrong number of columns)",
+                "Fix or remove that row",
+            )
         text = row.get(cfg.text_field)
         if not isinstance(text, str) or not text.strip():
             fields = ", ".join(map(str, row))
-            raise UserError(f"{p}, row {i}: no text in field '{cfg.text_field}'",
-                            f"Fill it or remove the row; or name the text field with --text-field (this row has: {fields})")
+            raise UserError(
+                f"{p}, row {i}: no text in field '{cfg.text_field}'",
+                f"Fill it or remove the row; or name the text field with --text-field (this row has: {fields})",
+            )
         raw = row.get(cfg.label_field)
         if raw is None or raw == "" or raw == []:
-            raise UserError(f"{p}, row {i}: no label in field '{cfg.label_field}'",
-                            "Give every row a label, or name the label field with --label-field")
+            raise UserError(
+                f"{p}, row {i}: no label in field '{cfg.label_field}'",
+                "Give every row a label, or name the label field with --label-field",
+            )
         if cfg.multi_label:
-            labs = [str(x).strip() for x in raw] if isinstance(raw, list) else [s.strip() for s in str(raw).split(cfg.label_sep)]
+            labs = (
+                [str(x).strip() for x in raw]
+                if isinstance(raw, list)
+                else [s.strip() for s in str(raw).split(cfg.label_sep)]
+            )
             labs = sorted({x for x in labs if x})
         else:
             if isinstance(raw, list):
-                raise UserError(f"{p}, row {i}: the label is a list", "Pass --multi-label for several labels per row")
+                raise UserError(
+                    f"{p}, row {i}: the label is a list", "Pass --multi-label for several labels per row"
+                )
             labs = [str(raw).strip()]
         if allowed is not None:
             unknown = [x for x in labs if x not in allowed]
             if unknown:
-                raise UserError(f"{p}, row {i}: unknown label '{unknown[0]}'",
-                                f"Use one of: {', '.join(sorted(allowed))}, or add it to --labels")
+                raise UserError(
+                    f"{p}, row {i}: unknown label '{unknown[0]}'",
+                    f"Use one of: {', '.join(sorted(allowed))}, or add it to --labels",
+                )
         texts.append(text)
         labels.append(labs)
     if not texts:
         raise UserError(f"data file '{p}' has no rows", "Add rows with a text and a label")
     names = list(cfg.labels) if cfg.labels else sorted({x for labs in labels for x in labs})
     if len(names) < 2:
-        raise UserError(f"{p}: only one label ('{names[0]}') in the data", "A classifier needs at least two labels")
+        raise UserError(
+            f"{p}: only one label ('{names[0]}') in the data", "A classifier needs at least two labels"
+        )
     return Dataset(texts, labels, names, p, cfg.multi_label)
 
 
@@ -165,8 +181,11 @@ def make_splits(ds: Dataset, cfg: FinetuneConfig) -> list[tuple[list[int], list[
     k = cfg.folds if cfg.folds > 1 else max(2, round(1 / cfg.test_fraction))
     rare = [ds.label_names[c] for c in range(len(counts)) if 0 < counts[c] < k]
     if rare and y.ndim == 1:
-        raise UserError(f"{ds.path}: label '{rare[0]}' has {counts[ds.label_names.index(rare[0])]} documents, "
-                        f"fewer than the {k} splits", "Merge rare labels, add documents or lower --folds")
+        raise UserError(
+            f"{ds.path}: label '{rare[0]}' has {counts[ds.label_names.index(rare[0])]} documents, "
+            f"fewer than the {k} splits",
+            "Merge rare labels, add documents or lower --folds",
+        )
 
     def splitter(n):
         if y.ndim == 1:
@@ -197,8 +216,10 @@ def resolve_model_dir(model: str | Path) -> Path:
         return p / "model"
     if (p / "config.json").is_file():
         return p
-    raise UserError(f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
-                    "Pass a folder made by `domainlm pretrain`, or one saved with save_pretrained")
+    raise UserError(
+        f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
+        "Pass a folder made by `domainlm pretrain`, or one saved with save_pretrained",
+    )
 
 
 @dataclass
@@ -211,8 +232,13 @@ class Windows:
 
 def make_windows(tok, texts: list[str], cfg: FinetuneConfig, max_positions: int) -> Windows:
     max_len = min(cfg.max_length, max_positions)
-    enc = tok(texts, truncation=True, max_length=max_len, stride=min(cfg.stride, max_len // 2),
-              return_overflowing_tokens=True)
+    enc = tok(
+        texts,
+        truncation=True,
+        max_length=max_len,
+        stride=min(cfg.stride, max_len // 2),
+        return_overflowing_tokens=True,
+    )
     ids, doc, per_doc = [], [], {}
     for row, d in zip(enc["input_ids"], enc["overflow_to_sample_mapping"], strict=True):
         if per_doc.get(d, 0) < cfg.max_windows:
@@ -275,9 +301,13 @@ class Classifier:
         names = self.ds.label_names
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(self.model_dir), num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, local_files_only=True,
-            problem_type="multi_label_classification" if self.multi else "single_label_classification")
+            str(self.model_dir),
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            local_files_only=True,
+            problem_type="multi_label_classification" if self.multi else "single_label_classification",
+        )
         if self.cfg.mode == "head":
             head = set(_head_params(model))
             for n, p in model.named_parameters():
@@ -294,9 +324,15 @@ class Classifier:
         C = len(self.ds.label_names)
         if self.multi:
             pos = y_train.sum(0)
-            pw = np.clip((len(y_train) - pos) / np.maximum(pos, 1), 1, 100) if self.cfg.class_weights else np.ones(C)
+            pw = (
+                np.clip((len(y_train) - pos) / np.maximum(pos, 1), 1, 100)
+                if self.cfg.class_weights
+                else np.ones(C)
+            )
             pos_weight = torch.tensor(pw, dtype=torch.float32)
-            return lambda logits, y: F.binary_cross_entropy_with_logits(logits.float(), y, pos_weight=pos_weight)
+            return lambda logits, y: F.binary_cross_entropy_with_logits(
+                logits.float(), y, pos_weight=pos_weight
+            )
         weight = None
         if self.cfg.class_weights:
             counts = np.bincount(y_train, minlength=C).astype(np.float64)
@@ -356,8 +392,17 @@ class Classifier:
         return torch.stack(out)
 
     # -- training --------------------------------------------------------------------------------------
-    def train(self, windows: Windows, train_docs: list[int], val_docs: list[int], y, hp: dict, seed: int,
-              cache=None, deadline: float | None = None) -> dict:
+    def train(
+        self,
+        windows: Windows,
+        train_docs: list[int],
+        val_docs: list[int],
+        y,
+        hp: dict,
+        seed: int,
+        cache=None,
+        deadline: float | None = None,
+    ) -> dict:
         """Train with early stopping on validation macro-F1; the best epoch's weights are kept."""
         import numpy as np
         import torch
@@ -370,14 +415,21 @@ class Classifier:
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp["weight_decay"]},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=hp["lr"])
+        opt = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": hp["weight_decay"]},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=hp["lr"],
+        )
         bs = int(hp["batch_size"])
         steps_per_epoch = math.ceil(len(train_w) / bs)
         total = steps_per_epoch * int(hp["epochs"])
         warm = int(hp["warmup"] * total)
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+            opt,
+            lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)),
+        )
         rng = np.random.default_rng(seed)
         best, best_state, bad, history = -1.0, None, 0, []
         for epoch in range(int(hp["epochs"])):
@@ -437,11 +489,15 @@ def classification_metrics(y_true, y_pred, names: list[str]) -> dict:
     labels = list(range(len(names)))
     kw = {} if getattr(y_true, "ndim", 1) == 2 else {"labels": labels}
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0, **kw)
-    return {"accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0, **kw)),
-            "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0, **kw)),
-            "per_class": {n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                          for i, n in enumerate(names)}}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0, **kw)),
+        "micro_f1": float(f1_score(y_true, y_pred, average="micro", zero_division=0, **kw)),
+        "per_class": {
+            n: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, n in enumerate(names)
+        },
+    }
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -459,8 +515,11 @@ def run_baseline(name: str, ds: Dataset, train_docs: list[int], test_docs: list[
     from sklearn.svm import LinearSVC
 
     t0 = time.perf_counter()
-    clf = (LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed) if name == "tfidf+lr"
-           else LinearSVC(class_weight="balanced", random_state=seed))
+    clf = (
+        LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+        if name == "tfidf+lr"
+        else LinearSVC(class_weight="balanced", random_state=seed)
+    )
     if ds.multi:
         clf = OneVsRestClassifier(clf)
     pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1), clf)
@@ -474,8 +533,13 @@ def run_baseline(name: str, ds: Dataset, train_docs: list[int], test_docs: list[
 
 
 def hyperparameters(cfg: FinetuneConfig) -> dict:
-    return {"lr": cfg.lr or DEFAULT_LR[cfg.mode], "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-            "weight_decay": cfg.weight_decay, "warmup": cfg.warmup}
+    return {
+        "lr": cfg.lr or DEFAULT_LR[cfg.mode],
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "weight_decay": cfg.weight_decay,
+        "warmup": cfg.warmup,
+    }
 
 
 def search(clf: Classifier, windows: Windows, split, y, cfg: FinetuneConfig, cache, seed: int) -> dict:
@@ -492,10 +556,13 @@ def search(clf: Classifier, windows: Windows, split, y, cfg: FinetuneConfig, cac
     lo, hi = (1e-5, 2e-4) if cfg.mode == "full" else (1e-4, 1e-2)
 
     def objective(trial):
-        hp = {"lr": trial.suggest_float("lr", lo, hi, log=True), "epochs": trial.suggest_int("epochs", 1, 8),
-              "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32]),
-              "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
-              "warmup": trial.suggest_float("warmup", 0.0, 0.2)}
+        hp = {
+            "lr": trial.suggest_float("lr", lo, hi, log=True),
+            "epochs": trial.suggest_int("epochs", 1, 8),
+            "batch_size": trial.suggest_categorical("batch_size", [8, 16, 32]),
+            "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
+            "warmup": trial.suggest_float("warmup", 0.0, 0.2),
+        }
         return clf.train(windows, train_docs, val_docs, y, hp, seed, cache, deadline)["best_val_macro_f1"]
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -523,8 +590,15 @@ def plot_confusion(y_true, y_pred, names: list[str], path: Path, title: str) -> 
 
     size = max(5.0, 0.45 * len(names) + 3)
     fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(len(names))), display_labels=names,
-                                            ax=ax, xticks_rotation=90, colorbar=False)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true,
+        y_pred,
+        labels=list(range(len(names))),
+        display_labels=names,
+        ax=ax,
+        xticks_rotation=90,
+        colorbar=False,
+    )
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -543,11 +617,20 @@ def confident_errors(ds: Dataset, docs: list[int], probs, y, top: int) -> list[d
                 continue
             wrong = [c for c in range(len(names)) if (probs[r, c] > 0.5) != (y[d, c] > 0)]
             conf = max(abs(probs[r, c] - 0.5) * 2 for c in wrong)
-            rows.append({"row": d, "text": ds.texts[d], "gold": gold, "predicted": pred, "probability": float(conf)})
+            rows.append(
+                {"row": d, "text": ds.texts[d], "gold": gold, "predicted": pred, "probability": float(conf)}
+            )
         elif int(probs[r].argmax()) != int(y[d]):
             c = int(probs[r].argmax())
-            rows.append({"row": d, "text": ds.texts[d], "gold": names[int(y[d])], "predicted": names[c],
-                         "probability": float(probs[r, c])})
+            rows.append(
+                {
+                    "row": d,
+                    "text": ds.texts[d],
+                    "gold": names[int(y[d])],
+                    "predicted": names[c],
+                    "probability": float(probs[r, c]),
+                }
+            )
     rows.sort(key=lambda e: -e["probability"])
     return rows[:top]
 
@@ -574,12 +657,26 @@ def finetune(
 
     from . import machine
 
-    cfg = cfgmod.load(FinetuneConfig, config, overrides, text_field=text_field, label_field=label_field,
-                      multi_label=multi_label, mode=mode, folds=folds, search=search_trials, budget=budget)
+    cfg = cfgmod.load(
+        FinetuneConfig,
+        config,
+        overrides,
+        text_field=text_field,
+        label_field=label_field,
+        multi_label=multi_label,
+        mode=mode,
+        folds=folds,
+        search=search_trials,
+        budget=budget,
+    )
     say = reporter.message if reporter is not None else (lambda text: None)
     model_dir = resolve_model_dir(model)
     ds = load_dataset(data, cfg)
-    out = Path(output) if output else (model_dir.parent if model_dir.name == "model" else Path(data).parent) / "classifier"
+    out = (
+        Path(output)
+        if output
+        else (model_dir.parent if model_dir.name == "model" else Path(data).parent) / "classifier"
+    )
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(machine.cores())
     bf16 = machine.resolve_bf16("auto")
@@ -587,7 +684,9 @@ def finetune(
     splits = make_splits(ds, cfg)
     clf = Classifier(model_dir, ds, cfg, bf16)
     probe = clf.build(cfg.seed)
-    max_pos = getattr(probe.config, "max_position_embeddings", 512) - (2 if probe.config.model_type in ("roberta", "xlm-roberta", "camembert") else 0)
+    max_pos = getattr(probe.config, "max_position_embeddings", 512) - (
+        2 if probe.config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+    )
     t0 = time.perf_counter()
     windows = make_windows(clf.tok, ds.texts, cfg, max_pos)
     cache = None
@@ -595,8 +694,10 @@ def finetune(
         say(f"head-only: computing the frozen body's [CLS] states of {len(windows.ids)} windows once")
         cache = clf.cls_states(windows)
     cache_s = time.perf_counter() - t0
-    say(f"{len(ds.texts)} documents, {len(windows.ids)} windows, {len(ds.label_names)} labels, "
-        f"{len(splits)} fold(s), mode {cfg.mode}, bf16 {bf16}")
+    say(
+        f"{len(ds.texts)} documents, {len(windows.ids)} windows, {len(ds.label_names)} labels, "
+        f"{len(splits)} fold(s), mode {cfg.mode}, bf16 {bf16}"
+    )
 
     hp = hyperparameters(cfg)
     best_config = None
@@ -623,8 +724,10 @@ def finetune(
         train_logs.append(log)
         oof_docs += test_docs
         oof_probs.append(probs)
-        say(f"fold {k + 1}/{len(splits)}: macro-F1 {metrics['macro_f1']:.3f} "
-            f"({log['epochs_run']} epochs, best validation macro-F1 {log['best_val_macro_f1']:.3f})")
+        say(
+            f"fold {k + 1}/{len(splits)}: macro-F1 {metrics['macro_f1']:.3f} "
+            f"({log['epochs_run']} epochs, best validation macro-F1 {log['best_val_macro_f1']:.3f})"
+        )
         if k == 0 and save_model:
             _save_classifier(clf, out / "model", cfg)
         for b in BASELINES if cfg.baselines else ():
@@ -634,18 +737,37 @@ def finetune(
     probs = np.concatenate(oof_probs)
     pred = predict(probs, ds.multi)
     if not ds.multi:
-        plot_confusion(y[oof_docs], pred, ds.label_names, out / "confusion.png",
-                       f"{name}: out-of-fold predictions ({len(oof_docs)} documents)")
+        plot_confusion(
+            y[oof_docs],
+            pred,
+            ds.label_names,
+            out / "confusion.png",
+            f"{name}: out-of-fold predictions ({len(oof_docs)} documents)",
+        )
     errors = confident_errors(ds, oof_docs, probs, y, cfg.errors_top)
     with (out / "errors.jsonl").open("w", encoding="utf-8") as f:
         for e in errors:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
-    table = [{"method": m, **summarize(rows), "seconds": round(seconds[m], 2)} for m, rows in per_fold.items()]
-    report = {"format_version": 1, "model": str(model_dir), "data": str(ds.path), "documents": len(ds.texts),
-              "labels": ds.label_names, "windows": len(windows.ids), "folds": len(splits), "bf16": bf16,
-              "hyperparameters": hp, "config": cfg.model_dump(mode="json"), "table": table,
-              "per_fold": per_fold, "training": train_logs, "out_of_fold": classification_metrics(
-                  y[oof_docs], pred, ds.label_names), "machine": machine.describe()}
+    table = [
+        {"method": m, **summarize(rows), "seconds": round(seconds[m], 2)} for m, rows in per_fold.items()
+    ]
+    report = {
+        "format_version": 1,
+        "model": str(model_dir),
+        "data": str(ds.path),
+        "documents": len(ds.texts),
+        "labels": ds.label_names,
+        "windows": len(windows.ids),
+        "folds": len(splits),
+        "bf16": bf16,
+        "hyperparameters": hp,
+        "config": cfg.model_dump(mode="json"),
+        "table": table,
+        "per_fold": per_fold,
+        "training": train_logs,
+        "out_of_fold": classification_metrics(y[oof_docs], pred, ds.label_names),
+        "machine": machine.describe(),
+    }
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     return FinetuneResult(out, out / "model", table, len(splits), report["config"], best_config, per_fold)
 
@@ -660,7 +782,9 @@ def _save_classifier(clf: Classifier, dest: Path, cfg: FinetuneConfig) -> None:
         p.requires_grad = True  # frozen flags are not saved, but keep the object honest for reuse
     clf.model.save_pretrained(str(tmp), safe_serialization=True)
     tok = copy.copy(clf.tok)
-    tok.model_max_length = min(cfg.max_length, getattr(clf.model.config, "max_position_embeddings", cfg.max_length))
+    tok.model_max_length = min(
+        cfg.max_length, getattr(clf.model.config, "max_position_embeddings", cfg.max_length)
+    )
     tok.save_pretrained(str(tmp))
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
@@ -668,5 +792,9 @@ def _save_classifier(clf: Classifier, dest: Path, cfg: FinetuneConfig) -> None:
 
 def describe_table(table: list[dict[str, Any]]) -> list[list[str]]:
     """Rows for printing: method, accuracy, macro-F1, micro-F1 as mean ± std, seconds."""
-    return [[r["method"]] + [f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}" for k in METRIC_KEYS] + [f"{r['seconds']:.1f}"]
-            for r in table]
+    return [
+        [r["method"]]
+        + [f"{r[k]['mean']:.3f} ± {r[k]['std']:.3f}" for k in METRIC_KEYS]
+        + [f"{r['seconds']:.1f}"]
+        for r in table
+    ]

@@ -52,8 +52,14 @@ def describe() -> dict:
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
-    return {"cpu": model, "cores": cores(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "bf16": has_fast_bf16(), "torch": torch_version, "python": platform.python_version()}
+    return {
+        "cpu": model,
+        "cores": cores(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "bf16": has_fast_bf16(),
+        "torch": torch_version,
+        "python": platform.python_version(),
+    }
 
 
 def resolve_bf16(setting: str, device: str = "cpu") -> bool:

@@ -45,10 +45,18 @@ def write_model_card(model_dir: Path, cfg, summary: dict) -> None:
 # ----------------------------------------------------------------------------------------------------
 # the card of an exported model (domainlm export): everything read back from the run folder
 
-PIPELINE_TAGS: dict[str, str] = {"classify": "text-classification", "fill-mask": "fill-mask",
-                                 "generate": "text-generation", "embed": "feature-extraction"}
-LIBRARIES: dict[str, str] = {"hf": "transformers", "onnx": "onnx", "onnx-int8": "onnx",
-                             "sentence-transformers": "sentence-transformers"}
+PIPELINE_TAGS: dict[str, str] = {
+    "classify": "text-classification",
+    "fill-mask": "fill-mask",
+    "generate": "text-generation",
+    "embed": "feature-extraction",
+}
+LIBRARIES: dict[str, str] = {
+    "hf": "transformers",
+    "onnx": "onnx",
+    "onnx-int8": "onnx",
+    "sentence-transformers": "sentence-transformers",
+}
 
 
 def _read_json(path: Path) -> dict:
@@ -68,8 +76,11 @@ def describe_corpus(corpus: str | None) -> str:
     if not stats:
         return f"`{corpus}`"
     docs, toks = stats.get("documents", {}), stats.get("estimated_tokens", {})
-    parts = [f"{split} {docs.get(split, 0):,} documents (≈{toks.get(split, 0):,} tokens)"
-             for split in ("train", "validation", "test") if docs.get(split)]
+    parts = [
+        f"{split} {docs.get(split, 0):,} documents (≈{toks.get(split, 0):,} tokens)"
+        for split in ("train", "validation", "test")
+        if docs.get(split)
+    ]
     return f"`{Path(corpus).name}`: " + ", ".join(parts)
 
 
@@ -87,66 +98,114 @@ def export_card(src, format: str, check: dict) -> tuple[dict, str]:
     base = (cfg.get("model") or {}).get("init_from")
     if base:
         meta["base_model"] = str(base)
-    metrics = [{"type": k, "value": round(float(v), 4), "name": f"validation {k}"}
-               for k, v in eval_.items() if k in ("loss", "accuracy", "perplexity", "f1", "macro_f1")
-               and isinstance(v, int | float)]
+    metrics = [
+        {"type": k, "value": round(float(v), 4), "name": f"validation {k}"}
+        for k, v in eval_.items()
+        if k in ("loss", "accuracy", "perplexity", "f1", "macro_f1") and isinstance(v, int | float)
+    ]
     ft = _read_json(run / "metrics.json") if run else {}
     table = ft.get("table") or []
     if table and isinstance(table[0], dict):  # `domainlm finetune`: its own model is the first row
         folds = ft.get("folds", "?")
-        metrics += [{"type": k, "value": round(float(table[0][k]["mean"]), 4), "name": f"cross-validated {k}"}
-                    for k in ("accuracy", "macro_f1", "micro_f1") if isinstance(table[0].get(k), dict)]
+        metrics += [
+            {"type": k, "value": round(float(table[0][k]["mean"]), 4), "name": f"cross-validated {k}"}
+            for k in ("accuracy", "macro_f1", "micro_f1")
+            if isinstance(table[0].get(k), dict)
+        ]
         cfg = {**cfg, "corpus": cfg.get("corpus") or ft.get("data")}
-        eval_ = eval_ or {"cross-validation": f"{folds} folds on {ft.get('documents', '?')} documents",
-                          **{f"{r['method']} accuracy": r["accuracy"]["mean"] for r in table
-                             if isinstance(r.get("accuracy"), dict)}}
+        eval_ = eval_ or {
+            "cross-validation": f"{folds} folds on {ft.get('documents', '?')} documents",
+            **{
+                f"{r['method']} accuracy": r["accuracy"]["mean"]
+                for r in table
+                if isinstance(r.get("accuracy"), dict)
+            },
+        }
     if metrics:
-        meta["model-index"] = [{"name": src.name, "results": [{
-            "task": {"type": pipeline_tag},
-            "dataset": {"name": Path(cfg.get("corpus") or "corpus").name, "type": "text",
-                        "split": eval_.get("split", "validation")},
-            "metrics": metrics}]}]
+        meta["model-index"] = [
+            {
+                "name": src.name,
+                "results": [
+                    {
+                        "task": {"type": pipeline_tag},
+                        "dataset": {
+                            "name": Path(cfg.get("corpus") or "corpus").name,
+                            "type": "text",
+                            "split": eval_.get("split", "validation"),
+                        },
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ]
     m = summary.get("machine") or machine.describe()
     train = cfg.get("train") or {}
-    lines = [f"# {src.name}", "",
-             f"A {pipeline_tag} model made with [domainlm](https://pypi.org/project/domainlm/), exported as "
-             f"`{format}`.", "", "## Use", "", _usage(format, pipeline_tag), "", "## Training", "",
-             f"- corpus: {describe_corpus(cfg.get('corpus'))}",
-             f"- model: {'continued from ' + str(base) if base else 'preset ' + str((cfg.get('model') or {}).get('preset', '?'))}"
-             f" ({src.model_config.get('model_type', '?')}, {src.model_config.get('num_hidden_layers', src.model_config.get('n_layer', '?'))} layers)"]
+    lines = [
+        f"# {src.name}",
+        "",
+        f"A {pipeline_tag} model made with [domainlm](https://pypi.org/project/domainlm/), exported as "
+        f"`{format}`.",
+        "",
+        "## Use",
+        "",
+        _usage(format, pipeline_tag),
+        "",
+        "## Training",
+        "",
+        f"- corpus: {describe_corpus(cfg.get('corpus'))}",
+        f"- model: {'continued from ' + str(base) if base else 'preset ' + str((cfg.get('model') or {}).get('preset', '?'))}"
+        f" ({src.model_config.get('model_type', '?')}, {src.model_config.get('num_hidden_layers', src.model_config.get('n_layer', '?'))} layers)",
+    ]
     if train:
-        lines.append(f"- budget: {train.get('budget', '?')}; sequence length {train.get('seq_len', '?')}, "
-                     f"batch {train.get('batch_size', '?')}, peak lr {train.get('lr', '?')}")
+        lines.append(
+            f"- budget: {train.get('budget', '?')}; sequence length {train.get('seq_len', '?')}, "
+            f"batch {train.get('batch_size', '?')}, peak lr {train.get('lr', '?')}"
+        )
     if summary:
-        lines.append(f"- trained {summary.get('steps', 0)} steps, {summary.get('tokens', 0):,} tokens in "
-                     f"{summary.get('train_seconds', 0):.0f} s (stopped by {summary.get('stopped_by', '?')})")
+        lines.append(
+            f"- trained {summary.get('steps', 0)} steps, {summary.get('tokens', 0):,} tokens in "
+            f"{summary.get('train_seconds', 0):.0f} s (stopped by {summary.get('stopped_by', '?')})"
+        )
     lines.append(f"- machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')}")
     if eval_:
         lines += ["", "## Evaluation (validation split)", ""]
-        lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in eval_.items()
-                  if k not in ("format_version", "run")]
+        lines += [
+            f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}"
+            for k, v in eval_.items()
+            if k not in ("format_version", "run")
+        ]
     if check:
-        lines += ["", "## Export check", "",
-                  f"On {check['examples']} held-out examples ({check['data']}): {check['metric']} "
-                  f"torch {check['torch']:.2f}, ONNX {check['onnx']:.2f} (drop {check['metric_drop']:.2f} points); "
-                  f"max |logit difference| {check['max_abs_diff']:.4g}."]
+        lines += [
+            "",
+            "## Export check",
+            "",
+            f"On {check['examples']} held-out examples ({check['data']}): {check['metric']} "
+            f"torch {check['torch']:.2f}, ONNX {check['onnx']:.2f} (drop {check['metric_drop']:.2f} points); "
+            f"max |logit difference| {check['max_abs_diff']:.4g}.",
+        ]
     lines += ["", "The full resolved configuration is `config.yaml` in the run folder." if run else ""]
     return meta, "\n".join(lines)
 
 
 def _usage(format: str, pipeline_tag: str) -> str:
     if format == "sentence-transformers":
-        return ("```python\nfrom sentence_transformers import SentenceTransformer\n"
-                "model = SentenceTransformer(\"PATH\")\nembeddings = model.encode([\"some text\"])\n```")
+        return (
+            "```python\nfrom sentence_transformers import SentenceTransformer\n"
+            'model = SentenceTransformer("PATH")\nembeddings = model.encode(["some text"])\n```'
+        )
     if format.startswith("onnx"):
-        return ("```python\nimport onnxruntime as ort\nfrom transformers import AutoTokenizer\n"
-                "tok = AutoTokenizer.from_pretrained(\"PATH\")\n"
-                "sess = ort.InferenceSession(\"PATH/model.onnx\")\n"
-                "enc = tok([\"some text\"], return_tensors=\"np\")\n"
-                "outputs = sess.run(None, {\"input_ids\": enc[\"input_ids\"], \"attention_mask\": enc[\"attention_mask\"]})\n"
-                "```\n\nOr serve it: `domainlm serve PATH --onnx`.")
-    return ("```python\nfrom transformers import pipeline\n"
-            f"pipe = pipeline(\"{pipeline_tag}\", model=\"PATH\")\n```\n\nOr serve it: `domainlm serve PATH`.")
+        return (
+            "```python\nimport onnxruntime as ort\nfrom transformers import AutoTokenizer\n"
+            'tok = AutoTokenizer.from_pretrained("PATH")\n'
+            'sess = ort.InferenceSession("PATH/model.onnx")\n'
+            'enc = tok(["some text"], return_tensors="np")\n'
+            'outputs = sess.run(None, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})\n'
+            "```\n\nOr serve it: `domainlm serve PATH --onnx`."
+        )
+    return (
+        "```python\nfrom transformers import pipeline\n"
+        f'pipe = pipeline("{pipeline_tag}", model="PATH")\n```\n\nOr serve it: `domainlm serve PATH`.'
+    )
 
 
 def write_export_card(out_dir: Path, src, format: str, check: dict) -> None:

@@ -53,8 +53,12 @@ def split_documents(tokens: Sequence[int], sep_id: int) -> list[list[str]]:
     return docs
 
 
-def fit_score(train_docs: Iterable[Sequence[str]], eval_docs: Iterable[Sequence[str]], order: int = 5,
-              max_tokens: int = 3000) -> NgramResult:
+def fit_score(
+    train_docs: Iterable[Sequence[str]],
+    eval_docs: Iterable[Sequence[str]],
+    order: int = 5,
+    max_tokens: int = 3000,
+) -> NgramResult:
     """Fit a ``order``-gram KN model on ``train_docs``; score the first ``max_tokens`` predictions of
     ``eval_docs`` (each document padded with ``order - 1`` start symbols and ended by ``</s>``)."""
     try:
@@ -64,7 +68,9 @@ def fit_score(train_docs: Iterable[Sequence[str]], eval_docs: Iterable[Sequence[
     except ImportError:
         from .errors import UserError
 
-        raise UserError("the n-gram baseline needs NLTK", "Install it: pip install 'domainlm[eval]'") from None
+        raise UserError(
+            "the n-gram baseline needs NLTK", "Install it: pip install 'domainlm[eval]'"
+        ) from None
 
     t0 = time.perf_counter()
     lm = KneserNeyInterpolated(order)
@@ -84,4 +90,6 @@ def fit_score(train_docs: Iterable[Sequence[str]], eval_docs: Iterable[Sequence[
         if n >= max_tokens:
             break
     loss = nll / max(1, n)
-    return NgramResult(order, loss, math.exp(min(loss, 50)), n, round(fit_s, 2), round(time.perf_counter() - t0, 2))
+    return NgramResult(
+        order, loss, math.exp(min(loss, 50)), n, round(fit_s, 2), round(time.perf_counter() - t0, 2)
+    )

@@ -166,8 +166,9 @@ class CLMObjective(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         logits = self.model(input_ids=ids).logits  # (B, T, V)
-        return F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1),
-                               reduction="sum")
+        return F.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum"
+        )
 
 
 class ElectraPair(nn.Module):
@@ -234,8 +235,9 @@ class ElectraObjective(nn.Module):
         return loss, gen_loss.detach(), disc_loss.detach()
 
 
-def electra_metrics(pair: ElectraPair, blocks, mask_spec: MaskSpec, batch_size: int, n_batches: int,
-                    mask_seed: int) -> dict:
+def electra_metrics(
+    pair: ElectraPair, blocks, mask_spec: MaskSpec, batch_size: int, n_batches: int, mask_seed: int
+) -> dict:
     """Generator masked-token loss/accuracy and discriminator replaced-token accuracy, fixed masks."""
     import dataclasses
 
@@ -261,6 +263,10 @@ def electra_metrics(pair: ElectraPair, blocks, mask_spec: MaskSpec, batch_size: 
         tot["disc_loss"] += F.binary_cross_entropy_with_logits(d, replaced.float(), reduction="sum").item()
         tot["disc_correct"] += int(((d > 0) == replaced).sum())
         tot["tokens"] += ids.numel()
-    return {"loss": tot["loss"] / max(1, tot["masked"]), "accuracy": tot["correct"] / max(1, tot["masked"]),
-            "disc_loss": tot["disc_loss"] / max(1, tot["tokens"]),
-            "disc_accuracy": tot["disc_correct"] / max(1, tot["tokens"]), "masked_tokens": tot["masked"]}
+    return {
+        "loss": tot["loss"] / max(1, tot["masked"]),
+        "accuracy": tot["correct"] / max(1, tot["masked"]),
+        "disc_loss": tot["disc_loss"] / max(1, tot["tokens"]),
+        "disc_accuracy": tot["disc_correct"] / max(1, tot["tokens"]),
+        "masked_tokens": tot["masked"],
+    }

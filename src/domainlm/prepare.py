@@ -45,7 +45,9 @@ class PrepareResult:
     stats: dict = field(default_factory=dict)
 
 
-def iter_files(inputs: list[Path], exclude: Path | None = None) -> Iterator[tuple[Path, tuple[str, str] | None]]:
+def iter_files(
+    inputs: list[Path], exclude: Path | None = None
+) -> Iterator[tuple[Path, tuple[str, str] | None]]:
     """Every file under ``inputs`` (recursive, sorted), with (kind, reason) for paths that cannot be used.
 
     Symlinked directories are not followed (no loops); a symlink to a file is read once by real path.
@@ -65,7 +67,10 @@ def iter_files(inputs: list[Path], exclude: Path | None = None) -> Iterator[tupl
             dirnames[:] = sorted(d for d in dirnames if os.path.realpath(os.path.join(dirpath, d)) != skip)
             for d in dirnames:
                 if os.path.islink(os.path.join(dirpath, d)):
-                    yield Path(dirpath, d), ("link", "symbolic link to a folder: not followed (avoids loops); pass its target")
+                    yield (
+                        Path(dirpath, d),
+                        ("link", "symbolic link to a folder: not followed (avoids loops); pass its target"),
+                    )
             for name in sorted(filenames):
                 p = Path(dirpath, name)
                 try:
@@ -139,12 +144,27 @@ def _process(batch: list[tuple]) -> list[tuple]:
             continue
         text = clean(rec.text, st["steps"])
         if len(text) < st["min_chars"]:
-            out.append(("drop", path, key, "too-short",
-                        f"too short after cleaning ({len(text)} < min_chars {st['min_chars']})"))
+            out.append(
+                (
+                    "drop",
+                    path,
+                    key,
+                    "too-short",
+                    f"too short after cleaning ({len(text)} < min_chars {st['min_chars']})",
+                )
+            )
             continue
         ((language, prob),) = st["detector"].detect([text])
         if st["keep"] is not None and language not in st["keep"]:
-            out.append(("drop", path, key, "language", f"language '{language}' ({prob:.2f}) not in {sorted(st['keep'])}"))
+            out.append(
+                (
+                    "drop",
+                    path,
+                    key,
+                    "language",
+                    f"language '{language}' ({prob:.2f}) not in {sorted(st['keep'])}",
+                )
+            )
             continue
         digest, bands = st["dedup"].keys(text)
         out.append(("doc", path, n, key, rec.meta, text, language, digest, bands))
@@ -183,7 +203,13 @@ def _events(paths: list[Path], opts: ReadOptions, exclude: Path | None = None) -
         except (OSError, MemoryError) as e:
             yield ("fail", path, size, "unreadable", f"cannot read file: {e.__class__.__name__}: {e}")
         except Exception as e:  # a reader library failing on odd input must not stop the run
-            yield ("fail", path, size, "reader-error", f"reader failed: {e.__class__.__name__}: {str(e)[:200]}")
+            yield (
+                "fail",
+                path,
+                size,
+                "reader-error",
+                f"reader failed: {e.__class__.__name__}: {str(e)[:200]}",
+            )
         else:
             yield ("end", path, size)
 
@@ -213,8 +239,12 @@ def _processed(batches: Iterator[list[tuple]], workers: int) -> Iterator[list[tu
 
     # fork: workers inherit the loaded language model and settings, and no caller __main__ is re-imported
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_setup,
-                             initargs=tuple(_STATE[k] for k in ("steps", "min_chars", "keep", "dedup", "detector"))) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=mp.get_context(method),
+        initializer=_setup,
+        initargs=tuple(_STATE[k] for k in ("steps", "min_chars", "keep", "dedup", "detector")),
+    ) as pool:
         pending: deque = deque()
         for batch in batches:
             pending.append(pool.submit(_process, batch))
@@ -270,8 +300,13 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     opts = ReadOptions(cfg.text_field, cfg.text_column, int(cfg.max_file_mb * 2**20))
     dedup = Deduplicator(cfg.dedup_exact, cfg.dedup_near, cfg.near_threshold, max_docs=cfg.dedup_max_docs)
-    _setup(cfg.model_dump(), cfg.min_chars, set(cfg.languages) if cfg.languages else None, dedup,
-           language_detector())
+    _setup(
+        cfg.model_dump(),
+        cfg.min_chars,
+        set(cfg.languages) if cfg.languages else None,
+        dedup,
+        language_detector(),
+    )
     docs, chars, words = Counter(), Counter(), Counter()
     reasons: Counter[str] = Counter()
     langs: Counter[str] = Counter()
@@ -292,7 +327,9 @@ def prepare(
             dup = dedup.check_keys(doc_id, digest, bands)
             if dup is not None:
                 duplicates += 1
-                quarantine(path, key, dup[0], f"{dup[0].replace('-', ' ')} of document {dup[1]}", duplicate_of=dup[1])
+                quarantine(
+                    path, key, dup[0], f"{dup[0].replace('-', ' ')} of document {dup[1]}", duplicate_of=dup[1]
+                )
                 return False
             group = str(meta.get(cfg.group_by, doc_id)) if cfg.group_by else doc_id
             split = split_of(group, cfg.seed, cfg.split)
@@ -336,7 +373,9 @@ def prepare(
                     file_done(ev[1], 0)
                 elif kind == "fail":
                     _, path, size, why, reason = ev
-                    quarantine(path, "", why, reason, **({"documents_kept_before": used_here} if used_here else {}))
+                    quarantine(
+                        path, "", why, reason, **({"documents_kept_before": used_here} if used_here else {})
+                    )
                     file_done(path, size)
                 elif kind == "end":
                     if not used_here:
@@ -379,7 +418,9 @@ def read_documents(corpus: str | Path, split: str | None = None) -> Iterator[dic
     """Stream the documents of a corpus folder (optionally one split)."""
     path = Path(corpus) / "documents.jsonl"
     if not path.is_file():
-        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
+        )
     with path.open(encoding="utf-8") as f:
         for line in f:
             doc = json.loads(line)

@@ -28,8 +28,12 @@ FAMILIES: dict[str, tuple[str, dict[str, str], str]] = {
 
 
 def _bert(layers: int, hidden: int, heads: int) -> dict[str, Any]:
-    return {"num_hidden_layers": layers, "hidden_size": hidden, "num_attention_heads": heads,
-            "intermediate_size": 4 * hidden}
+    return {
+        "num_hidden_layers": layers,
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "intermediate_size": 4 * hidden,
+    }
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -41,10 +45,20 @@ PRESETS: dict[str, dict[str, Any]] = {
     "albert-small": {"family": "albert", **_bert(6, 512, 8), "embedding_size": 128},
     "gpt-mini": {"family": "gpt2", "n_layer": 4, "n_embd": 256, "n_head": 4},
     "gpt-small": {"family": "gpt2", "n_layer": 6, "n_embd": 512, "n_head": 8},
-    "electra-small": {"family": "electra", **_bert(12, 256, 4), "embedding_size": 128,
-                      "generator": {"hidden_size": 64, "num_attention_heads": 1, "intermediate_size": 256}},
-    "llama-mini": {"family": "llama", "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4,
-                   "num_key_value_heads": 4, "intermediate_size": 688},
+    "electra-small": {
+        "family": "electra",
+        **_bert(12, 256, 4),
+        "embedding_size": 128,
+        "generator": {"hidden_size": 64, "num_attention_heads": 1, "intermediate_size": 256},
+    },
+    "llama-mini": {
+        "family": "llama",
+        "num_hidden_layers": 4,
+        "hidden_size": 256,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "intermediate_size": 688,
+    },
 }
 
 
@@ -68,8 +82,15 @@ def objectives_of(preset: str) -> list[str]:
     return list(FAMILIES[family_of(preset)][1])
 
 
-def make_config(preset: str, vocab_size: int, max_positions: int, specials: dict[str, int | None],
-                dropout: float = 0.0, attention: str = "eager", overrides: dict | None = None):
+def make_config(
+    preset: str,
+    vocab_size: int,
+    max_positions: int,
+    specials: dict[str, int | None],
+    dropout: float = 0.0,
+    attention: str = "eager",
+    overrides: dict | None = None,
+):
     """The HF config for ``preset`` with this vocabulary, context length and dropout."""
     import transformers
 
@@ -80,17 +101,32 @@ def make_config(preset: str, vocab_size: int, max_positions: int, specials: dict
     if family in ("bert", "roberta", "albert", "electra"):
         # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy): reserve room for it.
         extra = 2 if family == "roberta" else 0
-        spec |= {"max_position_embeddings": max_positions + extra, "hidden_dropout_prob": dropout,
-                 "attention_probs_dropout_prob": dropout, "pad_token_id": specials.get("pad")}
+        spec |= {
+            "max_position_embeddings": max_positions + extra,
+            "hidden_dropout_prob": dropout,
+            "attention_probs_dropout_prob": dropout,
+            "pad_token_id": specials.get("pad"),
+        }
         if family == "albert":
             spec |= {"classifier_dropout_prob": dropout}
     elif family == "gpt2":
-        spec |= {"n_positions": max_positions, "resid_pdrop": dropout, "embd_pdrop": dropout,
-                 "attn_pdrop": dropout, "bos_token_id": specials.get("bos"), "eos_token_id": specials.get("eos")}
+        spec |= {
+            "n_positions": max_positions,
+            "resid_pdrop": dropout,
+            "embd_pdrop": dropout,
+            "attn_pdrop": dropout,
+            "bos_token_id": specials.get("bos"),
+            "eos_token_id": specials.get("eos"),
+        }
     elif family == "llama":
-        spec |= {"max_position_embeddings": max_positions, "attention_dropout": dropout,
-                 "bos_token_id": specials.get("bos"), "eos_token_id": specials.get("eos"),
-                 "pad_token_id": specials.get("pad"), "tie_word_embeddings": True}
+        spec |= {
+            "max_position_embeddings": max_positions,
+            "attention_dropout": dropout,
+            "bos_token_id": specials.get("bos"),
+            "eos_token_id": specials.get("eos"),
+            "pad_token_id": specials.get("pad"),
+            "tie_word_embeddings": True,
+        }
     spec |= overrides or {}
     cfg = cfg_cls(vocab_size=vocab_size, **spec)
     cfg._attn_implementation = attention
@@ -116,8 +152,16 @@ def generator_config(preset: str, disc_cfg):
     return cfg
 
 
-def build(preset: str, objective: str, vocab_size: int, max_positions: int, specials: dict[str, int | None],
-          dropout: float = 0.0, attention: str = "eager", overrides: dict | None = None) -> Built:
+def build(
+    preset: str,
+    objective: str,
+    vocab_size: int,
+    max_positions: int,
+    specials: dict[str, int | None],
+    dropout: float = 0.0,
+    attention: str = "eager",
+    overrides: dict | None = None,
+) -> Built:
     """A freshly initialised model for ``preset`` trained with ``objective``.
 
     For ``electra`` the model is an ``objectives.ElectraPair`` (generator + discriminator).
@@ -168,8 +212,15 @@ def describe(vocab_size: int = 16000) -> list[dict[str, Any]]:
         family = spec["family"]
         layers = spec.get("num_hidden_layers", spec.get("n_layer"))
         hidden = spec.get("hidden_size", spec.get("n_embd"))
-        rows.append({"preset": name, "family": family, "objectives": "/".join(FAMILIES[family][1]),
-                     "layers": layers, "hidden": hidden,
-                     "parameters": count_parameters(name, vocab_size),
-                     "generator_parameters": count_generator_parameters(name, vocab_size)})
+        rows.append(
+            {
+                "preset": name,
+                "family": family,
+                "objectives": "/".join(FAMILIES[family][1]),
+                "layers": layers,
+                "hidden": hidden,
+                "parameters": count_parameters(name, vocab_size),
+                "generator_parameters": count_generator_parameters(name, vocab_size),
+            }
+        )
     return rows

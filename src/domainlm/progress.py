@@ -24,13 +24,22 @@ class RichReporter:
             f"{info['tokens_per_step']:,} tokens/step; budget {info['budget_s']:.0f} s"
         )
         self.progress = Progress(
-            TextColumn("[bold]pretrain"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("step {task.fields[step]}"), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[tps]} tok/s"), TextColumn("val {task.fields[val]}"),
-            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+            TextColumn("[bold]pretrain"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("step {task.fields[step]}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[tps]} tok/s"),
+            TextColumn("val {task.fields[val]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task("pretrain", total=1.0, step=info.get("step", 0), loss="-", tps="-", val="-")
+        self.task = self.progress.add_task(
+            "pretrain", total=1.0, step=info.get("step", 0), loss="-", tps="-", val="-"
+        )
         self.t0 = time.perf_counter()
 
     def step(self, row: dict) -> None:
@@ -38,7 +47,11 @@ class RichReporter:
             return
         upd = {"step": row["step"]}
         if "loss" in row:
-            upd |= {"loss": f"{row['loss']:.3f}", "tps": f"{row['tokens_per_s']:,.0f}", "completed": row["progress"]}
+            upd |= {
+                "loss": f"{row['loss']:.3f}",
+                "tps": f"{row['tokens_per_s']:,.0f}",
+                "completed": row["progress"],
+            }
         if "val_loss" in row:
             acc = row.get("val_accuracy")
             upd["val"] = f"{row['val_loss']:.3f}" + (f" acc {acc:.1%}" if acc is not None else "")

@@ -26,10 +26,28 @@ from .errors import UserError
 
 # style -> special tokens; names follow each family's original tokenizer.
 SPECIALS: dict[str, dict[str, str]] = {
-    "bert": {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"},
-    "roberta": {"bos_token": "<s>", "pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>", "mask_token": "<mask>",
-                "cls_token": "<s>", "sep_token": "</s>"},
-    "gpt": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"},
+    "bert": {
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    },
+    "roberta": {
+        "bos_token": "<s>",
+        "pad_token": "<pad>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+        "cls_token": "<s>",
+        "sep_token": "</s>",
+    },
+    "gpt": {
+        "bos_token": "<|endoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+    },
 }
 
 
@@ -70,15 +88,19 @@ def build_tokenizer(cfg: TokenizerConfig):
         tok = Tokenizer(models.WordPiece(unk_token=unk, max_input_chars_per_word=100))
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-                                            special_tokens=specials)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=specials
+        )
     elif cfg.kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=None if cfg.style != "bert" else unk))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-                                      special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=cfg.vocab_size,
+            min_frequency=cfg.min_frequency,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
     else:
         tok = Tokenizer(models.Unigram())
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -95,13 +117,16 @@ def _post_processor(tok, style: str):
     if style == "bert":
         cls, sep = s["cls_token"], s["sep_token"]
         return processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            single=f"{cls} $A {sep}",
+            pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
         )
     if style == "roberta":
         return processors.RobertaProcessing(
-            (s["sep_token"], tok.token_to_id(s["sep_token"])), (s["cls_token"], tok.token_to_id(s["cls_token"])),
-            add_prefix_space=False, trim_offsets=False,
+            (s["sep_token"], tok.token_to_id(s["sep_token"])),
+            (s["cls_token"], tok.token_to_id(s["cls_token"])),
+            add_prefix_space=False,
+            trim_offsets=False,
         )
     return None  # GPT style: no special tokens added; documents are separated by eos when packed
 
@@ -139,11 +164,14 @@ def train_tokenizer(
 
     ``report``: also measure it on the validation split (see :func:`tokenizer_report`).
     """
-    cfg = cfgmod.load(TokenizerConfig, config, overrides, kind=kind, vocab_size=vocab_size,
-                      lowercase=lowercase, style=style)
+    cfg = cfgmod.load(
+        TokenizerConfig, config, overrides, kind=kind, vocab_size=vocab_size, lowercase=lowercase, style=style
+    )
     corpus = Path(corpus)
     if not (corpus / "documents.jsonl").is_file():
-        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
+        )
     out = Path(output) if output else corpus / f"tokenizer-{cfg.kind}-{cfg.vocab_size}"
     tok, trainer = build_tokenizer(cfg)
     tok.train_from_iterator(_texts(corpus), trainer=trainer)
@@ -191,8 +219,13 @@ def _measure(tok, texts: list[str]) -> dict:
     }
 
 
-def tokenizer_report(tokenizer_dir: str | Path, corpus: str | Path, split: str = "validation",
-                     max_chars: int = 5_000_000, n_examples: int = 12) -> dict:
+def tokenizer_report(
+    tokenizer_dir: str | Path,
+    corpus: str | Path,
+    split: str = "validation",
+    max_chars: int = 5_000_000,
+    n_examples: int = 12,
+) -> dict:
     """Compare the trained tokenizer with the generic one on ``split`` (first ``max_chars`` characters).
 
     Returns and writes ``report.json``: per tokenizer fertility, unknown rate, characters per token, and
@@ -222,8 +255,14 @@ def tokenizer_report(tokenizer_dir: str | Path, corpus: str | Path, split: str =
     generic = generic_tokenizer_path()
     if generic is not None:
         tokenizers_["generic (all-MiniLM-L6-v2)"] = Tokenizer.from_file(str(generic / "tokenizer.json"))
-    report: dict = {"format_version": 1, "split": used_split, "documents": len(texts),
-                    "words": sum(len(t.split()) for t in texts), "tokenizers": {}, "examples": []}
+    report: dict = {
+        "format_version": 1,
+        "split": used_split,
+        "documents": len(texts),
+        "words": sum(len(t.split()) for t in texts),
+        "tokenizers": {},
+        "examples": [],
+    }
     for name, tok in tokenizers_.items():
         tok.no_padding()  # the generic tokenizer.json pads and truncates to 128 for its model
         tok.no_truncation()
@@ -245,9 +284,16 @@ def tokenizer_report(tokenizer_dir: str | Path, corpus: str | Path, split: str =
         if word.lower() in shown:  # 'Licensor' and 'LICENSOR' are one example
             continue
         shown.add(word.lower())
-        report["examples"].append({"word": word, "count": counts[word],
-                                   **{name: pieces(tok, word) for name, tok in tokenizers_.items()}})
-    (tokenizer_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        report["examples"].append(
+            {
+                "word": word,
+                "count": counts[word],
+                **{name: pieces(tok, word) for name, tok in tokenizers_.items()},
+            }
+        )
+    (tokenizer_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
     return report
 
 

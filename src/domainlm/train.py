@@ -103,12 +103,24 @@ def pretrain(
     if preset == "list":
         raise UserError("--preset list only prints the presets", "Run `domainlm pretrain --preset list`")
     cfg = cfgmod.load(
-        RunConfig, config, overrides,
-        **{"corpus": str(corpus) if corpus else None, "tokenizer": str(tokenizer) if tokenizer else None,
-           "model.preset": preset, "model.objective": objective, "model.init_from": str(init_from) if init_from else None,
-           "train.budget": budget, "train.max_steps": max_steps, "train.max_tokens": max_tokens,
-           "train.seq_len": seq_len, "train.batch_size": batch_size, "train.lr": lr,
-           "name": name, "runs_dir": str(runs_dir) if runs_dir else None},
+        RunConfig,
+        config,
+        overrides,
+        **{
+            "corpus": str(corpus) if corpus else None,
+            "tokenizer": str(tokenizer) if tokenizer else None,
+            "model.preset": preset,
+            "model.objective": objective,
+            "model.init_from": str(init_from) if init_from else None,
+            "train.budget": budget,
+            "train.max_steps": max_steps,
+            "train.max_tokens": max_tokens,
+            "train.seq_len": seq_len,
+            "train.batch_size": batch_size,
+            "train.lr": lr,
+            "name": name,
+            "runs_dir": str(runs_dir) if runs_dir else None,
+        },
     )
     return fit(cfg, resume=resume, reporter=reporter)
 
@@ -135,17 +147,33 @@ def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Repo
         shutil.copytree(src, staging)
     else:
         tc = cfg.tokenizer_train.model_copy(update={"style": style})
-        reporter.message(f"training a {tc.kind} tokenizer ({tc.vocab_size} tokens, {style} style) on the corpus")
-        train_tokenizer(cfg.corpus, staging, kind=tc.kind, vocab_size=tc.vocab_size, lowercase=tc.lowercase,
-                        style=style, overrides=[f"min_frequency={tc.min_frequency}"])
+        reporter.message(
+            f"training a {tc.kind} tokenizer ({tc.vocab_size} tokens, {style} style) on the corpus"
+        )
+        train_tokenizer(
+            cfg.corpus,
+            staging,
+            kind=tc.kind,
+            vocab_size=tc.vocab_size,
+            lowercase=tc.lowercase,
+            style=style,
+            overrides=[f"min_frequency={tc.min_frequency}"],
+        )
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     return dest
 
 
 def special_ids(tok) -> dict[str, int | None]:
-    return {"pad": tok.pad_token_id, "cls": tok.cls_token_id, "sep": tok.sep_token_id,
-            "mask": tok.mask_token_id, "bos": tok.bos_token_id, "eos": tok.eos_token_id, "unk": tok.unk_token_id}
+    return {
+        "pad": tok.pad_token_id,
+        "cls": tok.cls_token_id,
+        "sep": tok.sep_token_id,
+        "mask": tok.mask_token_id,
+        "bos": tok.bos_token_id,
+        "eos": tok.eos_token_id,
+        "unk": tok.unk_token_id,
+    }
 
 
 def _build_model(cfg: RunConfig, tok, reporter: Reporter):
@@ -159,28 +187,41 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
         import transformers
 
         if objective == "electra":
-            raise UserError("--init-from continues mlm or clm pretraining, not electra",
-                            "Use --objective mlm (or clm) with --init-from, or a preset for electra")
+            raise UserError(
+                "--init-from continues mlm or clm pretraining, not electra",
+                "Use --objective mlm (or clm) with --init-from, or a preset for electra",
+            )
         src = Path(cfg.model.init_from)
         if not (src / "config.json").is_file():
-            raise UserError(f"--init-from '{src}' is not a Hugging Face model folder (no config.json)",
-                            "Point it at a folder saved with save_pretrained")
+            raise UserError(
+                f"--init-from '{src}' is not a Hugging Face model folder (no config.json)",
+                "Point it at a folder saved with save_pretrained",
+            )
         auto = {"mlm": transformers.AutoModelForMaskedLM, "clm": transformers.AutoModelForCausalLM}
         from .errors import resolve
 
         loader = resolve("objective for --init-from", objective, auto)
-        model, info = loader.from_pretrained(str(src), output_loading_info=True, local_files_only=True,
-                                             attn_implementation=cfg.speed.attention, dtype=torch.float32)
+        model, info = loader.from_pretrained(
+            str(src),
+            output_loading_info=True,
+            local_files_only=True,
+            attn_implementation=cfg.speed.attention,
+            dtype=torch.float32,
+        )
         family = model.config.model_type
         missing = sorted(k for k in info.get("missing_keys", []) if "position_ids" not in k)
         if missing:
-            reporter.message(f"{src}: {len(missing)} weights are not in the checkpoint and were initialised "
-                             f"(e.g. {missing[0]}): the {objective} head starts from scratch")
+            reporter.message(
+                f"{src}: {len(missing)} weights are not in the checkpoint and were initialised "
+                f"(e.g. {missing[0]}): the {objective} head starts from scratch"
+            )
         else:
             reporter.message(f"{src}: all weights loaded, including the {objective} head")
         if len(tok) > model.config.vocab_size:
-            raise UserError(f"tokenizer has {len(tok)} tokens but the model {model.config.vocab_size}",
-                            "Use the checkpoint's own tokenizer (the default with --init-from)")
+            raise UserError(
+                f"tokenizer has {len(tok)} tokens but the model {model.config.vocab_size}",
+                "Use the checkpoint's own tokenizer (the default with --init-from)",
+            )
         for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if hasattr(model.config, attr):
                 setattr(model.config, attr, cfg.model.dropout)
@@ -190,10 +231,20 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
                     m.p = cfg.model.dropout
         return model, family, objective
     if objective not in presets.objectives_of(cfg.model.preset):
-        raise UserError(f"preset '{cfg.model.preset}' does not train objective '{objective}'",
-                        f"Use one of: {', '.join(presets.objectives_of(cfg.model.preset))}, or another preset")
-    built = presets.build(cfg.model.preset, objective, len(tok), max(cfg.train.seq_len, 512), ids,
-                          cfg.model.dropout, cfg.speed.attention, cfg.model.overrides)
+        raise UserError(
+            f"preset '{cfg.model.preset}' does not train objective '{objective}'",
+            f"Use one of: {', '.join(presets.objectives_of(cfg.model.preset))}, or another preset",
+        )
+    built = presets.build(
+        cfg.model.preset,
+        objective,
+        len(tok),
+        max(cfg.train.seq_len, 512),
+        ids,
+        cfg.model.dropout,
+        cfg.speed.attention,
+        cfg.model.overrides,
+    )
     return built.model, built.family, objective
 
 
@@ -210,7 +261,9 @@ def _sep_id(objective: str, tok) -> int:
     if sep is None:
         sep = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
     if sep is None:
-        raise UserError("the tokenizer has no separator/end-of-text token", "Train it with `domainlm tokenizer`")
+        raise UserError(
+            "the tokenizer has no separator/end-of-text token", "Train it with `domainlm tokenizer`"
+        )
     return sep
 
 
@@ -332,13 +385,19 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     if resume not in ("auto", "never", "must"):
         raise UserError(f"unknown resume mode '{resume}'", "Use auto, never or must")
     if not cfg.corpus:
-        raise UserError("no corpus given", "Pass the folder made by `domainlm prepare`: domainlm pretrain CORPUS")
+        raise UserError(
+            "no corpus given", "Pass the folder made by `domainlm prepare`: domainlm pretrain CORPUS"
+        )
     corpus = Path(cfg.corpus)
     if not (corpus / "documents.jsonl").is_file():
-        raise UserError(f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first")
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
+        )
     if cfg.model.init_from and not (Path(cfg.model.init_from) / "config.json").is_file():
-        raise UserError(f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
-                        "Point it at a folder saved with save_pretrained")
+        raise UserError(
+            f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
+            "Point it at a folder saved with save_pretrained",
+        )
     dist_ = _init_distributed()
     if not dist_.main:
         reporter = Quiet()
@@ -394,11 +453,17 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         tok_dir = _prepare_tokenizer(cfg, run_dir, style, reporter)
         tok = load_tokenizer(tok_dir)
         if objective in ("mlm", "electra") and tok.mask_token_id is None:
-            raise UserError(f"tokenizer '{tok_dir}' has no mask token, needed for {objective}",
-                            "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)")
+            raise UserError(
+                f"tokenizer '{tok_dir}' has no mask token, needed for {objective}",
+                "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)",
+            )
         sep = _sep_id(objective, tok)
         reporter.message("encoding the corpus (cached after the first run)")
-        return tok, encode_split(corpus, tok_dir, "train", sep), encode_split(corpus, tok_dir, "validation", sep)
+        return (
+            tok,
+            encode_split(corpus, tok_dir, "train", sep),
+            encode_split(corpus, tok_dir, "validation", sep),
+        )
 
     # rank 0 prepares the run folder, tokenizer and token cache; the others then read them
     if main:
@@ -418,39 +483,58 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
 
     torch.manual_seed(cfg.train.seed)
     model, family, objective = _build_model(cfg, tok, reporter)
-    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 0)
+    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
+        model.config, "n_positions", 0
+    )
     if family == "roberta":
         max_pos -= 2
     if cfg.train.seq_len > max_pos:
-        raise UserError(f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
-                        f"Set train.seq_len <= {max_pos}")
+        raise UserError(
+            f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
+            f"Set train.seq_len <= {max_pos}",
+        )
     model.train()
     spec = _block_spec(objective, tok, cfg.train.seq_len)
     train_blocks = Blocks(train_shard, spec, cfg.train.seed, shuffle=True)
     val_blocks = Blocks(val_shard, spec, 0, shuffle=False)
-    specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id,
-                            tok.eos_token_id} if i is not None]
-    mask_spec = MaskSpec(tok.mask_token_id if tok.mask_token_id is not None else -1, len(tok), specials,
-                         cfg.train.mlm_probability, cfg.train.seed)
+    specials = [
+        i
+        for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
+        if i is not None
+    ]
+    mask_spec = MaskSpec(
+        tok.mask_token_id if tok.mask_token_id is not None else -1,
+        len(tok),
+        specials,
+        cfg.train.mlm_probability,
+        cfg.train.seed,
+    )
     starts_table = word_start_table(tok) if cfg.train.whole_word_mask and objective != "clm" else None
     bf16 = machine.resolve_bf16(cfg.speed.bf16)
     # fused AdamW (one kernel over all parameters; CPU support since torch 2.4) saves memory passes
-    opt = torch.optim.AdamW(_param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr,
-                            betas=(0.9, 0.98), eps=1e-6, fused=True)
+    opt = torch.optim.AdamW(
+        _param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr, betas=(0.9, 0.98), eps=1e-6, fused=True
+    )
     step = tokens = 0
     elapsed_before = 0.0
     history: list[dict] = []
     if resume != "never":
-        last = checkpoint.latest_valid(ckpt_dir, on_skip=lambda p: reporter.message(
-            f"checkpoint {p.name} is incomplete or damaged: skipped"))
+        last = checkpoint.latest_valid(
+            ckpt_dir,
+            on_skip=lambda p: reporter.message(f"checkpoint {p.name} is incomplete or damaged: skipped"),
+        )
         if last is None and resume == "must":
-            raise UserError(f"no complete checkpoint in '{ckpt_dir}'", "Run without --resume must to start fresh")
+            raise UserError(
+                f"no complete checkpoint in '{ckpt_dir}'", "Run without --resume must to start fresh"
+            )
         if last is not None:
             try:
                 state = checkpoint.load(last, model, opt)
             except (RuntimeError, KeyError, ValueError) as e:
-                raise UserError(f"checkpoint {last} does not match this run's model ({str(e)[:120]})",
-                                "Use another --name, or --resume never to start this run over") from None
+                raise UserError(
+                    f"checkpoint {last} does not match this run's model ({str(e)[:120]})",
+                    "Use another --name, or --resume never to start this run over",
+                ) from None
             step, tokens, elapsed_before = state["step"], state["tokens"], state["elapsed"]
             history = state.get("history", [])
             reporter.message(f"resumed from {last.name} (step {step}, {tokens:,} tokens)")
@@ -482,20 +566,38 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             if objective == "electra":
                 m = electra_metrics(model, val_blocks, mask_spec, B * W, cfg.train.eval_batches, EVAL_SEED)
             else:  # rank 0 evaluates global batches: the same blocks as one process would
-                m = lm_metrics(model, family, objective, val_blocks, mask_spec, B * W, cfg.train.eval_batches,
-                               sparse=cfg.speed.sparse_prediction)
+                m = lm_metrics(
+                    model,
+                    family,
+                    objective,
+                    val_blocks,
+                    mask_spec,
+                    B * W,
+                    cfg.train.eval_batches,
+                    sparse=cfg.speed.sparse_prediction,
+                )
         model.train()
         return m
 
     def save_checkpoint() -> None:
         try:
-            checkpoint.save(ckpt_dir, step, model, opt, _train_state(step, tokens, elapsed, history),
-                            cfg.train.keep_checkpoints)
+            checkpoint.save(
+                ckpt_dir,
+                step,
+                model,
+                opt,
+                _train_state(step, tokens, elapsed, history),
+                cfg.train.keep_checkpoints,
+            )
         except OSError as e:
             prev = checkpoint.latest_valid(ckpt_dir)
-            where = f"the previous checkpoint {prev.name} is intact" if prev else "no earlier checkpoint exists"
-            raise UserError(f"could not write the checkpoint of step {step} ({e.strerror or e}); {where}",
-                            "Free disk space (or fix permissions) and run again: it resumes") from None
+            where = (
+                f"the previous checkpoint {prev.name} is intact" if prev else "no earlier checkpoint exists"
+            )
+            raise UserError(
+                f"could not write the checkpoint of step {step} ({e.strerror or e}); {where}",
+                "Free disk space (or fix permissions) and run again: it resumes",
+            ) from None
 
     # the time reserved at the end for the final evaluation and save: measured, not guessed
     t0 = time.perf_counter()
@@ -505,7 +607,9 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
     reserve_s = 1.5 * eval_s + 2.0 + 2e-8 * n_params * 40
     train_budget_s = max(1.0, budget_s - reserve_s - (time.perf_counter() - t_start))
     if step == 0 and main:
-        history.append({"step": 0, "tokens": 0, "elapsed": 0.0, **{f"val_{k}": v for k, v in first_eval.items()}})
+        history.append(
+            {"step": 0, "tokens": 0, "elapsed": 0.0, **{f"val_{k}": v for k, v in first_eval.items()}}
+        )
         _append_metrics(metrics_path, history[-1])
 
     def progress_of(elapsed: float) -> float:
@@ -517,9 +621,20 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             return tokens / cfg.train.max_tokens
         return elapsed / train_budget_s
 
-    reporter.start({"budget_s": budget_s, "params": n_params, "bf16": bf16, "threads": threads, "family": family,
-                    "objective": objective, "tokens_per_step": tokens_per_step, "step": step,
-                    "max_steps": cfg.train.max_steps, "world_size": W})
+    reporter.start(
+        {
+            "budget_s": budget_s,
+            "params": n_params,
+            "bf16": bf16,
+            "threads": threads,
+            "family": family,
+            "objective": objective,
+            "tokens_per_step": tokens_per_step,
+            "step": step,
+            "max_steps": cfg.train.max_steps,
+            "world_size": W,
+        }
+    )
     eval_every, ckpt_every = parse_duration(cfg.train.eval_every), parse_duration(cfg.train.checkpoint_every)
     log_every = cfg.train.log_every
     seg_start = time.perf_counter()
@@ -578,9 +693,15 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             loss_value = logged[0]
             if not math.isfinite(loss_value):
                 last = checkpoint.latest_valid(ckpt_dir)
-                where = f"the last good checkpoint {last.name} is intact" if last else "no checkpoint was written yet"
-                raise UserError(f"loss became {loss_value} at step {step + 1}; training stopped and {where}",
-                                "Lower train.lr or raise train.warmup, then run again (it resumes)")
+                where = (
+                    f"the last good checkpoint {last.name} is intact"
+                    if last
+                    else "no checkpoint was written yet"
+                )
+                raise UserError(
+                    f"loss became {loss_value} at step {step + 1}; training stopped and {where}",
+                    "Lower train.lr or raise train.warmup, then run again (it resumes)",
+                )
             if cfg.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             opt.step()
@@ -594,9 +715,15 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             elapsed = elapsed_before + now - seg_start
             due = step % log_every == 0 if log_every else now - win_t >= 2.0
             if main and (due or step == cfg.train.max_steps):
-                row = {"step": step, "tokens": tokens, "elapsed": round(elapsed, 2), "loss": win_loss / win_n,
-                       "lr": lr, "tokens_per_s": win_tokens / max(1e-9, now - win_t),
-                       "progress": min(1.0, progress_of(elapsed))}
+                row = {
+                    "step": step,
+                    "tokens": tokens,
+                    "elapsed": round(elapsed, 2),
+                    "loss": win_loss / win_n,
+                    "lr": lr,
+                    "tokens_per_s": win_tokens / max(1e-9, now - win_t),
+                    "progress": min(1.0, progress_of(elapsed)),
+                }
                 if objective == "electra":
                     row |= {"gen_loss": logged[1], "disc_loss": logged[2]}
                 history.append(row)
@@ -605,8 +732,12 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
                 win_t, win_tokens, win_loss, win_n = now, 0, 0.0, 0
             if main and now - last_eval >= eval_every:
                 m = evaluate_now()
-                row = {"step": step, "tokens": tokens, "elapsed": round(elapsed, 2),
-                       **{f"val_{k}": v for k, v in m.items()}}
+                row = {
+                    "step": step,
+                    "tokens": tokens,
+                    "elapsed": round(elapsed, 2),
+                    **{f"val_{k}": v for k, v in m.items()},
+                }
                 history.append(row)
                 _append_metrics(metrics_path, row)
                 reporter.step(row)
@@ -617,25 +748,55 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         elapsed = elapsed_before + time.perf_counter() - seg_start
         if not main:
             dist_.barrier()  # rank 0 evaluates and saves; the others wait, then leave
-            return PretrainResult(run_dir, run_dir / "model", step, tokens, time.perf_counter() - t_start, 0.0,
-                                  stopped_by, {}, [])
+            return PretrainResult(
+                run_dir,
+                run_dir / "model",
+                step,
+                tokens,
+                time.perf_counter() - t_start,
+                0.0,
+                stopped_by,
+                {},
+                [],
+            )
         if stopped_by in ("SIGINT", "SIGTERM"):
             reporter.message(f"{stopped_by}: saving at step {step}; run the same command again to resume")
         final = evaluate_now()
-        row = {"step": step, "tokens": tokens, "elapsed": round(elapsed, 2), **{f"val_{k}": v for k, v in final.items()}}
+        row = {
+            "step": step,
+            "tokens": tokens,
+            "elapsed": round(elapsed, 2),
+            **{f"val_{k}": v for k, v in final.items()},
+        }
         history.append(row)
         _append_metrics(metrics_path, row)
         reporter.step(row)
         save_checkpoint()
-    model_dir = save_model(model, tok, run_dir, cfg, {"steps": step, "tokens": tokens, "seconds": elapsed,
-                                                      "validation": final, "stopped_by": stopped_by})
+    model_dir = save_model(
+        model,
+        tok,
+        run_dir,
+        cfg,
+        {"steps": step, "tokens": tokens, "seconds": elapsed, "validation": final, "stopped_by": stopped_by},
+    )
     plot_losses(history, run_dir / "loss.png")
     seconds = time.perf_counter() - t_start
     train_rows = [h for h in history if "tokens_per_s" in h]
     tps = sum(h["tokens_per_s"] for h in train_rows) / len(train_rows) if train_rows else 0.0
-    summary = {"format_version": 1, "steps": step, "tokens": tokens, "train_seconds": round(elapsed, 2),
-               "tokens_per_s": round(tps, 1), "stopped_by": stopped_by, "validation": final, "bf16": bf16,
-               "threads": threads, "world_size": W, "parameters": n_params, "machine": machine.describe()}
+    summary = {
+        "format_version": 1,
+        "steps": step,
+        "tokens": tokens,
+        "train_seconds": round(elapsed, 2),
+        "tokens_per_s": round(tps, 1),
+        "stopped_by": stopped_by,
+        "validation": final,
+        "bf16": bf16,
+        "threads": threads,
+        "world_size": W,
+        "parameters": n_params,
+        "machine": machine.describe(),
+    }
     (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     dist_.barrier()
     return PretrainResult(run_dir, model_dir, step, tokens, seconds, tps, stopped_by, final, history)

@@ -113,8 +113,9 @@ class CappedStream(io.RawIOBase):
         self.count += n or 0
         if self.count > self.cap:
             what = "decompressed size" if self.compressed else "file size"
-            raise ReadError(f"{what} exceeds the cap of {self.cap / 2**20:.0f} MB (prepare.max_file_mb)",
-                            "too-large")
+            raise ReadError(
+                f"{what} exceeds the cap of {self.cap / 2**20:.0f} MB (prepare.max_file_mb)", "too-large"
+            )
         return n
 
     def close(self) -> None:
@@ -128,7 +129,9 @@ def open_stream(path: Path, max_bytes: int) -> io.BufferedReader:
         raw = open_binary(path)
         inner = gzip.GzipFile(fileobj=raw) if path.suffix.lower() == ".gz" else raw
     except OSError as e:
-        raise ReadError(f"cannot read file: {e.__class__.__name__}: {e.strerror or e}", "unreadable") from None
+        raise ReadError(
+            f"cannot read file: {e.__class__.__name__}: {e.strerror or e}", "unreadable"
+        ) from None
     return io.BufferedReader(CappedStream(inner, max_bytes, path.suffix.lower() == ".gz"), 1 << 20)
 
 
@@ -140,8 +143,9 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         except OSError as e:
             raise ReadError(f"cannot read file: {e.strerror or e}", "unreadable") from None
         if size > max_bytes:
-            raise ReadError(f"file size exceeds the cap of {max_bytes / 2**20:.0f} MB (prepare.max_file_mb)",
-                            "too-large")
+            raise ReadError(
+                f"file size exceeds the cap of {max_bytes / 2**20:.0f} MB (prepare.max_file_mb)", "too-large"
+            )
     with open_stream(path, max_bytes) as f:
         return f.read()
 
@@ -160,5 +164,7 @@ def read(path: Path, opts: ReadOptions) -> Iterator[Record]:
         return
     data = read_bytes(path, opts.max_bytes)
     if not data:
-        raise ReadError("empty file" + (" (after decompression)" if path.suffix.lower() == ".gz" else ""), "empty")
+        raise ReadError(
+            "empty file" + (" (after decompression)" if path.suffix.lower() == ".gz" else ""), "empty"
+        )
     yield from _load(fmt)(data, path, opts)

@@ -13,8 +13,10 @@ from . import ReadOptions, Record
 from .text import decode
 
 _DROP = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "template"]
-_BLOCKS = ("p,div,br,li,h1,h2,h3,h4,h5,h6,tr,td,th,section,article,blockquote,pre,table,ul,ol,dd,dt,"
-           "hr,main,caption,figcaption")
+_BLOCKS = (
+    "p,div,br,li,h1,h2,h3,h4,h5,h6,tr,td,th,section,article,blockquote,pre,table,ul,ol,dd,dt,"
+    "hr,main,caption,figcaption"
+)
 
 
 def read_html(data: bytes, path: Path, opts: ReadOptions) -> Iterator[Record]:

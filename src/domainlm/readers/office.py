@@ -25,13 +25,27 @@ def read_pdf(data: bytes, path: Path, opts: ReadOptions) -> Iterator[Record]:
             try:
                 reader.decrypt("")
             except Exception:
-                raise ReadError("PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)", "encrypted") from None
+                raise ReadError(
+                    "PDF is encrypted; decrypt it first (e.g. qpdf --decrypt)", "encrypted"
+                ) from None
         pages = [page.extract_text() or "" for page in reader.pages]
     except ReadError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, AttributeError, IndexError, RecursionError,
-            AssertionError, ZeroDivisionError) as e:
-        raise ReadError(f"corrupt or unreadable PDF ({e.__class__.__name__}: {str(e)[:120]})", "corrupt") from None
+    except (
+        PyPdfError,
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+        AssertionError,
+        ZeroDivisionError,
+    ) as e:
+        raise ReadError(
+            f"corrupt or unreadable PDF ({e.__class__.__name__}: {str(e)[:120]})", "corrupt"
+        ) from None
     text = "\f".join(pages)
     if not text.replace("\f", "").strip():
         raise ReadError(

@@ -37,10 +37,14 @@ def read_api_key(path: str | Path) -> str:
     try:
         key = p.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
-        raise UserError(f"cannot read the API key file '{p}'", "Point --api-key-file at a readable text file") from None
+        raise UserError(
+            f"cannot read the API key file '{p}'", "Point --api-key-file at a readable text file"
+        ) from None
     if len(key) < 8 or any(c.isspace() for c in key):
-        raise UserError(f"the API key in '{p}' is shorter than 8 characters or contains spaces",
-                        "Write one random token, e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`")
+        raise UserError(
+            f"the API key in '{p}' is shorter than 8 characters or contains spaces",
+            "Write one random token, e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`",
+        )
     return key
 
 
@@ -53,8 +57,10 @@ def build_app(run: str | Path, cfg: ServeConfig | None = None):
     api_key = read_api_key(cfg.api_key_file) if cfg.api_key_file else None
     notes = []
     if not is_loopback(cfg.host) and api_key is None:
-        notes.append(f"binding {cfg.host} without an API key: anyone who can reach this port can use the model "
-                     "(pass --api-key-file)")
+        notes.append(
+            f"binding {cfg.host} without an API key: anyone who can reach this port can use the model "
+            "(pass --api-key-file)"
+        )
     engine = load_engine(run, onnx=cfg.onnx, threads=cfg.threads)
     return create_app(engine, cfg, api_key), engine, notes
 
@@ -81,21 +87,47 @@ def serve(
     data = cfgmod.read_yaml(config) if config else {}
     if isinstance(data.get("serve"), dict):
         data = data["serve"]
-    cfg = cfgmod.build(ServeConfig, (str(config), data), ("--set", cfgmod.parse_sets(
-        [o.removeprefix("serve.") for o in overrides or []])), ("command-line flags", {k: v for k, v in {
-            "host": host, "port": port, "onnx": onnx, "api_key_file": str(api_key_file) if api_key_file else None,
-            "cors_origins": cors_origins or None}.items() if v is not None}))
+    cfg = cfgmod.build(
+        ServeConfig,
+        (str(config), data),
+        ("--set", cfgmod.parse_sets([o.removeprefix("serve.") for o in overrides or []])),
+        (
+            "command-line flags",
+            {
+                k: v
+                for k, v in {
+                    "host": host,
+                    "port": port,
+                    "onnx": onnx,
+                    "api_key_file": str(api_key_file) if api_key_file else None,
+                    "cors_origins": cors_origins or None,
+                }.items()
+                if v is not None
+            },
+        ),
+    )
     app, engine, notes = build_app(run, cfg)
     if on_ready:
         on_ready({**engine.info(), "url": f"http://{cfg.host}:{cfg.port}", "warnings": notes})
-    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning",
-                                           timeout_graceful_shutdown=cfg.graceful_timeout_s, access_log=False,
-                                           server_header=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=cfg.host,
+            port=cfg.port,
+            log_level="warning",
+            timeout_graceful_shutdown=cfg.graceful_timeout_s,
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+        )
+    )
     caught: list[str] = []
     # uvicorn re-raises the signal it caught after its graceful shutdown: take it here so the
     # process returns normally (exit code 0) instead of dying of SIGTERM
-    previous = {s: signal.signal(s, lambda n, f: caught.append(signal.Signals(n).name))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, lambda n, f: caught.append(signal.Signals(n).name))
+        for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         server.run()
     finally:

@@ -145,7 +145,9 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
     wait_s = cfg.batch_wait_ms / 1000
 
     def batcher(fn):
-        return MicroBatcher(fn, executor, cfg.max_batch, wait_s, metrics.batch_size.observe, cfg.max_batch_tokens)
+        return MicroBatcher(
+            fn, executor, cfg.max_batch, wait_s, metrics.batch_size.observe, cfg.max_batch_tokens
+        )
 
     embed_b = batcher(engine.embed_batch)
     classify_b = batcher(engine.classify_batch)
@@ -159,13 +161,19 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
         executor.shutdown(wait=False, cancel_futures=True)
         tok_executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title=f"domainlm: {engine.model_id}", version=__version__, lifespan=lifespan,
-                  description=f"{engine.task} model served by domainlm ({engine.backend} backend).")
+    app = FastAPI(
+        title=f"domainlm: {engine.model_id}",
+        version=__version__,
+        lifespan=lifespan,
+        description=f"{engine.task} model served by domainlm ({engine.backend} backend).",
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         # never echo the input back: it may hold lone surrogates that cannot be encoded as UTF-8
-        msgs = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
+        msgs = [
+            f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()
+        ]
         return JSONResponse({"error": "; ".join(msgs)[:2000], "error_type": "validation"}, status_code=422)
 
     @app.exception_handler(InputError)
@@ -175,13 +183,17 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail), "error_type": "http"}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": str(exc.detail), "error_type": "http"},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception):
-        return JSONResponse({"error": f"internal error: {exc.__class__.__name__}", "error_type": "backend"},
-                            status_code=500)
+        return JSONResponse(
+            {"error": f"internal error: {exc.__class__.__name__}", "error_type": "backend"}, status_code=500
+        )
 
     def texts_of(inputs: Texts, truncate: bool) -> list[str]:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
@@ -193,8 +205,11 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
         for i, t in enumerate(texts):
             if len(t) > cfg.max_chars:
                 if not truncate:
-                    raise InputError(f"text {i} has {len(t)} characters, more than {cfg.max_chars}; "
-                                     "send shorter text or set truncate", 413)
+                    raise InputError(
+                        f"text {i} has {len(t)} characters, more than {cfg.max_chars}; "
+                        "send shorter text or set truncate",
+                        413,
+                    )
                 t = t[: cfg.max_chars]
             out.append(t)
         return out
@@ -217,10 +232,23 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
 
     @app.get("/info", summary="the model, its task, backend and the server's limits")
     async def info() -> dict:
-        return {**engine.info(), "version": __version__,
-                "limits": {k: getattr(cfg, k) for k in ("max_body_bytes", "max_texts", "max_chars",
-                                                        "max_concurrency", "max_queue", "request_timeout_s",
-                                                        "max_batch", "max_new_tokens")}}
+        return {
+            **engine.info(),
+            "version": __version__,
+            "limits": {
+                k: getattr(cfg, k)
+                for k in (
+                    "max_body_bytes",
+                    "max_texts",
+                    "max_chars",
+                    "max_concurrency",
+                    "max_queue",
+                    "request_timeout_s",
+                    "max_batch",
+                    "max_new_tokens",
+                )
+            },
+        }
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     async def prometheus():
@@ -228,6 +256,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
 
     routes = TASK_ROUTES[engine.task]
     if "/embed" in routes:
+
         @app.post("/embed", responses=ERRORS, summary="mean-pooled embeddings (text-embeddings-inference)")
         async def embed(req: EmbedRequest) -> list[list[float]]:
             vecs, _ = await embeddings(texts_of(req.inputs, req.truncate), req.truncate, req.normalize)
@@ -236,12 +265,21 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
         @app.post("/v1/embeddings", responses=ERRORS, summary="embeddings (OpenAI shape)")
         async def openai_embed(req: OpenAIEmbedRequest) -> OpenAIEmbedResponse:
             vecs, n_tokens = await embeddings(texts_of(req.input, False), False, True)
-            data = [EmbeddingItem(index=i, embedding=base64.b64encode(v.astype("<f4").tobytes()).decode()
-                                  if req.encoding_format == "base64" else v.tolist()) for i, v in enumerate(vecs)]
-            return OpenAIEmbedResponse(data=data, model=engine.model_id, usage=Usage(prompt_tokens=n_tokens,
-                                                                                     total_tokens=n_tokens))
+            data = [
+                EmbeddingItem(
+                    index=i,
+                    embedding=base64.b64encode(v.astype("<f4").tobytes()).decode()
+                    if req.encoding_format == "base64"
+                    else v.tolist(),
+                )
+                for i, v in enumerate(vecs)
+            ]
+            return OpenAIEmbedResponse(
+                data=data, model=engine.model_id, usage=Usage(prompt_tokens=n_tokens, total_tokens=n_tokens)
+            )
 
     if "/predict" in routes:
+
         @app.post("/predict", responses=ERRORS, summary="class scores (text-embeddings-inference shape)")
         async def predict(req: PredictRequest) -> list[Score] | list[list[Score]]:
             texts = texts_of(req.inputs, req.truncate)
@@ -251,10 +289,13 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
                 z = z.astype(np.float64)
                 s = z if req.raw_scores else np.exp(z - z.max()) / np.exp(z - z.max()).sum()
                 pairs = sorted(zip(engine.labels, s.tolist(), strict=True), key=lambda p: -p[1])
-                out.append([Score(label=lab, score=float(v) if math.isfinite(v) else 0.0) for lab, v in pairs])
+                out.append(
+                    [Score(label=lab, score=float(v) if math.isfinite(v) else 0.0) for lab, v in pairs]
+                )
             return out[0] if isinstance(req.inputs, str) else out
 
     if "/fill-mask" in routes:
+
         @app.post("/fill-mask", responses=ERRORS, summary="top-k fillers of the mask token")
         async def fill_mask(req: FillMaskRequest) -> list[FillMaskItem] | list[list[FillMaskItem]]:
             texts = texts_of(req.inputs, req.truncate)
@@ -276,25 +317,32 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
                 items = []
                 for i in top:
                     word = engine.tok.decode([int(i)]).strip()
-                    items.append(FillMaskItem(score=float(p[i]), token=int(i), token_str=word,
-                                              sequence=t.replace(mask, word, 1)))
+                    items.append(
+                        FillMaskItem(
+                            score=float(p[i]), token=int(i), token_str=word, sequence=t.replace(mask, word, 1)
+                        )
+                    )
                 out.append(items)
             return out[0] if isinstance(req.inputs, str) else out
 
     if "/generate" in routes:
+
         @app.post("/generate", responses=ERRORS, summary="continue a prompt (causal LM)")
         async def generate(req: GenerateRequest) -> GenerateResponse:
             p = req.parameters
             if p.max_new_tokens > cfg.max_new_tokens:
-                raise InputError(f"max_new_tokens {p.max_new_tokens} is above this server's cap {cfg.max_new_tokens}")
+                raise InputError(
+                    f"max_new_tokens {p.max_new_tokens} is above this server's cap {cfg.max_new_tokens}"
+                )
             (text,) = texts_of(req.inputs, req.truncate)
             (row,) = await encode([text], req.truncate)
             if not row:
                 raise InputError("inputs is empty: send a prompt")
             gone = asyncio.Event()  # set when the request times out, so generation stops early
             loop = asyncio.get_running_loop()
-            fut = loop.run_in_executor(executor, engine.generate, row, p.max_new_tokens, p.temperature,
-                                       p.top_k, p.seed, gone.is_set)
+            fut = loop.run_in_executor(
+                executor, engine.generate, row, p.max_new_tokens, p.temperature, p.top_k, p.seed, gone.is_set
+            )
             try:
                 new = await fut
             except asyncio.CancelledError:
@@ -306,9 +354,12 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
     if cfg.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
-        guarded = CORSMiddleware(guarded, allow_origins=cfg.cors_origins, allow_methods=["GET", "POST"],
-                                 allow_headers=["authorization", "content-type"])
+        guarded = CORSMiddleware(
+            guarded,
+            allow_origins=cfg.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+        )
     guarded.fastapi = app  # type: ignore[attr-defined]  # for tests and the OpenAPI schema
     guarded.metrics = metrics  # type: ignore[attr-defined]
     return guarded
-

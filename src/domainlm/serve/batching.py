@@ -35,9 +35,15 @@ class _Job:
 class MicroBatcher:
     """Joins concurrent ``submit(rows)`` calls into calls of ``fn(all_rows) -> one result per row``."""
 
-    def __init__(self, fn: Callable[[list], list], executor: Executor, max_batch: int = 32,
-                 max_wait_s: float = 0.0, on_batch: Callable[[int], None] | None = None,
-                 max_batch_tokens: int = 4096):
+    def __init__(
+        self,
+        fn: Callable[[list], list],
+        executor: Executor,
+        max_batch: int = 32,
+        max_wait_s: float = 0.0,
+        on_batch: Callable[[int], None] | None = None,
+        max_batch_tokens: int = 4096,
+    ):
         self.fn, self.executor, self.max_batch, self.max_wait_s = fn, executor, max_batch, max_wait_s
         self.max_batch_tokens = max_batch_tokens
         self.on_batch = on_batch
@@ -47,7 +53,12 @@ class MicroBatcher:
     def _ensure_started(self) -> asyncio.Queue:
         # created lazily inside the running loop (TestClient and uvicorn each bring their own loop)
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._task is None or self._task.done() or self._task.get_loop() is not loop:
+        if (
+            self._queue is None
+            or self._task is None
+            or self._task.done()
+            or self._task.get_loop() is not loop
+        ):
             self._queue = asyncio.Queue()
             self._task = loop.create_task(self._collect(self._queue))
         return self._queue
@@ -90,7 +101,9 @@ class MicroBatcher:
             cur = out[-1]
             # sorted ascending, so row i is the longest so far: padded size = (len(cur) + 1) * lengths[i]
             too_long = cur and lengths[i] > PAD_SLACK[0] * lengths[cur[0]] + PAD_SLACK[1]
-            if cur and (too_long or len(cur) >= self.max_batch or (len(cur) + 1) * lengths[i] > self.max_batch_tokens):
+            if cur and (
+                too_long or len(cur) >= self.max_batch or (len(cur) + 1) * lengths[i] > self.max_batch_tokens
+            ):
                 out.append([i])
             else:
                 cur.append(i)
@@ -113,7 +126,7 @@ class MicroBatcher:
             return
         at = 0
         for j in jobs:
-            part = results[at:at + len(j.rows)]
+            part = results[at : at + len(j.rows)]
             at += len(j.rows)
             if not j.future.done():
                 j.future.set_result(part)

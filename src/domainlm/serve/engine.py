@@ -57,15 +57,18 @@ class Engine:
         for i, row in enumerate(ids):
             if len(row) > self.max_length:
                 if not truncate:
-                    raise InputError(f"input {i} has {len(row)} tokens, more than the model's {self.max_length}"
-                                     "; send shorter text or set truncate", 413)
+                    raise InputError(
+                        f"input {i} has {len(row)} tokens, more than the model's {self.max_length}"
+                        "; send shorter text or set truncate",
+                        413,
+                    )
                 row = self._truncate(row)
             out.append(row)
         return out
 
     def _truncate(self, row: list[int]) -> list[int]:
         if self.task == "generate":  # keep the end of a prompt: generation continues from it
-            return row[-self.max_length:]
+            return row[-self.max_length :]
         last = row[-1] if row and row[-1] == getattr(self.tok, "sep_token_id", None) else None
         keep = row[: self.max_length - (1 if last is not None else 0)]
         return keep + ([last] if last is not None else [])
@@ -121,8 +124,15 @@ class Engine:
         ids, mask = self._pad([row])
         return self._forward(ids, mask, "logits")[0, -1]
 
-    def generate(self, prompt: list[int], max_new_tokens: int, temperature: float, top_k: int,
-                 seed: int | None, stop_check=None) -> list[int]:
+    def generate(
+        self,
+        prompt: list[int],
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int,
+        seed: int | None,
+        stop_check=None,
+    ) -> list[int]:
         """Greedy (temperature 0) or top-k sampling; stops at end-of-text or ``max_length``."""
         rng = np.random.default_rng(seed)
         row = list(prompt)
@@ -148,9 +158,15 @@ class Engine:
         return new
 
     def info(self) -> dict:
-        return {"model_id": self.model_id, "task": self.task, "backend": self.backend,
-                "max_input_length": self.max_length, "labels": self.labels, "routes": TASK_ROUTES[self.task],
-                "vocab_size": len(self.tok)}
+        return {
+            "model_id": self.model_id,
+            "task": self.task,
+            "backend": self.backend,
+            "max_input_length": self.max_length,
+            "labels": self.labels,
+            "routes": TASK_ROUTES[self.task],
+            "vocab_size": len(self.tok),
+        }
 
 
 def _max_length(src: Source, tok) -> int:
@@ -172,8 +188,10 @@ def find_onnx(src: Source) -> Source:
     for fmt in ("onnx-int8", "onnx"):
         if (base / "export" / fmt / "model.onnx").is_file():
             return resolve_source(base / "export" / fmt)
-    raise UserError(f"no ONNX export of '{src.path}'",
-                    f"Run `domainlm export {src.path} --format onnx-int8` first, or serve without --onnx")
+    raise UserError(
+        f"no ONNX export of '{src.path}'",
+        f"Run `domainlm export {src.path} --format onnx-int8` first, or serve without --onnx",
+    )
 
 
 def load_engine(path: str | Path, onnx: bool = False, threads: int | None = None) -> Engine:
@@ -185,11 +203,19 @@ def load_engine(path: str | Path, onnx: bool = False, threads: int | None = None
         src = find_onnx(src)
     tok = load_tok(src)
     if src.task == "fill-mask" and tok.mask_token_id is None:
-        raise UserError(f"the tokenizer of '{path}' has no mask token", "Serve a masked LM with its tokenizer")
+        raise UserError(
+            f"the tokenizer of '{path}' has no mask token", "Serve a masked LM with its tokenizer"
+        )
     id2label = src.model_config.get("id2label") or {}
     labels = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
-    common = {"task": src.task, "tok": tok, "max_length": _max_length(src, tok), "model_id": src.name,
-              "labels": labels, "source": str(src.path)}
+    common = {
+        "task": src.task,
+        "tok": tok,
+        "max_length": _max_length(src, tok),
+        "model_id": src.name,
+        "labels": labels,
+        "source": str(src.path),
+    }
     if src.onnx_file is not None:
         return Engine(backend="onnx", session=onnx_session(src.onnx_file, threads), **common)
     import torch

@@ -39,18 +39,28 @@ class ServeConfig(Section):
     cors_origins: list[str] = Field(default_factory=list, description="CORS allow-list; empty: CORS off")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body (413 above)")
     max_texts: int = Field(64, ge=1, description="most texts in one request (413 above)")
-    max_chars: int = Field(20_000, ge=1, description="most characters per text, checked before tokenising "
-                           "(413 above, or cut when the request sets truncate)")
+    max_chars: int = Field(
+        20_000,
+        ge=1,
+        description="most characters per text, checked before tokenising "
+        "(413 above, or cut when the request sets truncate)",
+    )
     max_concurrency: int = Field(32, ge=1, description="requests processed at once (micro-batched together)")
     max_queue: int = Field(64, ge=0, description="requests waiting beyond max_concurrency (429 above)")
     request_timeout_s: float = Field(30.0, gt=0, description="answer 503 after this long, waiting included")
     max_batch: int = Field(32, ge=1, description="most texts in one forward pass")
     max_batch_tokens: int = Field(4096, ge=1, description="most padded tokens in one forward pass")
-    batch_wait_ms: float = Field(0.0, ge=0, description="extra wait for more requests to join a batch "
-                                 "(0: batch only what queued while the model was busy)")
+    batch_wait_ms: float = Field(
+        0.0,
+        ge=0,
+        description="extra wait for more requests to join a batch "
+        "(0: batch only what queued while the model was busy)",
+    )
     max_new_tokens: int = Field(128, ge=1, description="cap on /generate max_new_tokens")
     threads: int | None = Field(None, ge=1, description="CPU threads for the model (default: all cores)")
-    graceful_timeout_s: int = Field(30, ge=1, description="on SIGTERM, how long in-flight requests may finish")
+    graceful_timeout_s: int = Field(
+        30, ge=1, description="on SIGTERM, how long in-flight requests may finish"
+    )
 
 
 def json_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None):
@@ -83,7 +93,9 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        route = path if path in MODEL_PATHS or path in OPEN_PATHS or path in ("/info", "/metrics") else "other"
+        route = (
+            path if path in MODEL_PATHS or path in OPEN_PATHS or path in ("/info", "/metrics") else "other"
+        )
         t0 = time.perf_counter()
         status = {"code": 500}
         started = {"yes": False}
@@ -111,13 +123,20 @@ class Guard:
                 return
             self.admitted += 1  # counted at once, so a burst arriving in one loop tick cannot overshoot
             try:
-                await asyncio.wait_for(self._admitted(scope, receive, send_tracked, reply),
-                                       timeout=self.cfg.request_timeout_s)
+                await asyncio.wait_for(
+                    self._admitted(scope, receive, send_tracked, reply), timeout=self.cfg.request_timeout_s
+                )
             except TimeoutError:
                 self.metrics.rejected["timeout"] += 1
                 if not started["yes"]:
-                    await reply(json_error(503, f"request not answered within {self.cfg.request_timeout_s:g} s",
-                                           "timeout", {"Retry-After": "1"}))
+                    await reply(
+                        json_error(
+                            503,
+                            f"request not answered within {self.cfg.request_timeout_s:g} s",
+                            "timeout",
+                            {"Retry-After": "1"},
+                        )
+                    )
             finally:
                 self.admitted -= 1
         finally:
@@ -144,8 +163,9 @@ class Guard:
     def _check_overload(self) -> tuple | None:
         if self.admitted >= self.cfg.max_concurrency + self.cfg.max_queue:
             self.metrics.rejected["overloaded"] += 1
-            return json_error(429, "server busy: too many requests in progress", "overloaded",
-                              {"Retry-After": "1"})
+            return json_error(
+                429, "server busy: too many requests in progress", "overloaded", {"Retry-After": "1"}
+            )
         return None
 
     async def _read_body(self, receive: Receive) -> bytes | tuple:
@@ -158,7 +178,9 @@ class Guard:
             size += len(chunk)
             if size > self.cfg.max_body_bytes:
                 self.metrics.rejected["body_too_large"] += 1
-                return json_error(413, f"request body larger than {self.cfg.max_body_bytes} bytes", "payload_too_large")
+                return json_error(
+                    413, f"request body larger than {self.cfg.max_body_bytes} bytes", "payload_too_large"
+                )
             chunks.append(chunk)
             if not msg.get("more_body", False):
                 return b"".join(chunks)
@@ -167,8 +189,11 @@ class Guard:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.cfg.max_body_bytes:
             self.metrics.rejected["body_too_large"] += 1
-            await reply(json_error(413, f"request body larger than {self.cfg.max_body_bytes} bytes",
-                                   "payload_too_large"))
+            await reply(
+                json_error(
+                    413, f"request body larger than {self.cfg.max_body_bytes} bytes", "payload_too_large"
+                )
+            )
             return
         body = await self._read_body(receive)
         if isinstance(body, tuple):

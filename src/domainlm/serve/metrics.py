@@ -29,7 +29,10 @@ class Histogram:
 
     def lines(self, name: str, labels: str) -> list[str]:
         sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{b:g}"}} {c}' for b, c in zip(self.buckets, self.counts, strict=True)]
+        out = [
+            f'{name}_bucket{{{labels}{sep}le="{b:g}"}} {c}'
+            for b, c in zip(self.buckets, self.counts, strict=True)
+        ]
         out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.n}')
         lab = f"{{{labels}}}" if labels else ""
         return out + [f"{name}_sum{lab} {self.sum:.6f}", f"{name}_count{lab} {self.n}"]
@@ -51,21 +54,36 @@ class Metrics:
         self.latency[route].observe(seconds)
 
     def render(self) -> str:
-        out = ["# HELP domainlm_requests_total HTTP requests by route and status code.",
-               "# TYPE domainlm_requests_total counter"]
-        out += [f'domainlm_requests_total{{route="{r}",code="{c}"}} {n}' for (r, c), n in sorted(self.requests.items())]
-        out += ["# HELP domainlm_request_duration_seconds Request latency by route.",
-                "# TYPE domainlm_request_duration_seconds histogram"]
+        out = [
+            "# HELP domainlm_requests_total HTTP requests by route and status code.",
+            "# TYPE domainlm_requests_total counter",
+        ]
+        out += [
+            f'domainlm_requests_total{{route="{r}",code="{c}"}} {n}'
+            for (r, c), n in sorted(self.requests.items())
+        ]
+        out += [
+            "# HELP domainlm_request_duration_seconds Request latency by route.",
+            "# TYPE domainlm_request_duration_seconds histogram",
+        ]
         for r, h in sorted(self.latency.items()):
             out += h.lines("domainlm_request_duration_seconds", f'route="{r}"')
-        out += ["# HELP domainlm_rejected_total Requests refused before the model by reason.",
-                "# TYPE domainlm_rejected_total counter"]
+        out += [
+            "# HELP domainlm_rejected_total Requests refused before the model by reason.",
+            "# TYPE domainlm_rejected_total counter",
+        ]
         out += [f'domainlm_rejected_total{{reason="{k}"}} {n}' for k, n in sorted(self.rejected.items())]
-        out += ["# HELP domainlm_batch_size Texts per model forward pass (micro-batching).",
-                "# TYPE domainlm_batch_size histogram"]
+        out += [
+            "# HELP domainlm_batch_size Texts per model forward pass (micro-batching).",
+            "# TYPE domainlm_batch_size histogram",
+        ]
         out += self.batch_size.lines("domainlm_batch_size", "")
-        out += ["# HELP domainlm_in_flight Requests being processed.", "# TYPE domainlm_in_flight gauge",
-                f"domainlm_in_flight {self.in_flight}",
-                "# HELP domainlm_queued Requests waiting for a processing slot.", "# TYPE domainlm_queued gauge",
-                f"domainlm_queued {self.queued}"]
+        out += [
+            "# HELP domainlm_in_flight Requests being processed.",
+            "# TYPE domainlm_in_flight gauge",
+            f"domainlm_in_flight {self.in_flight}",
+            "# HELP domainlm_queued Requests waiting for a processing slot.",
+            "# TYPE domainlm_queued gauge",
+            f"domainlm_queued {self.queued}",
+        ]
         return "\n".join(out) + "\n"
