@@ -319,6 +319,10 @@ def main() -> None:
         "--rounds", type=int, default=0, help="interleaved rounds per side (default 2 MLM / 1 CLM)"
     )
     ap.add_argument(
+        "--bf16-steps", type=int, default=0, help="steps of the bf16 vs fp32 comparison (default 40)"
+    )
+    ap.add_argument("--bf16-only", action="store_true", help="only the bf16 vs fp32 comparison")
+    ap.add_argument(
         "--quality-seconds", type=float, default=None, help="equal wall clock (default 600, quick 60)"
     )
     ap.add_argument(
@@ -358,7 +362,7 @@ def main() -> None:
     rounds = {"mlm": a.rounds or (1 if q else 2), "clm": a.rounds or 1}
     warm = 1 if q else 2
     quality_s = a.quality_seconds or (60 if q else 600)
-    bf16_steps = 20 if q else 40
+    bf16_steps = a.bf16_steps or (20 if q else 40)
     from domainlm.machine import has_fast_bf16
     from domainlm.tokenizer import load_tokenizer
 
@@ -377,7 +381,7 @@ def main() -> None:
         print(
             f"  Trainer {a.quality_preset} speed probe: {medians['mlm']['trainer']:,.0f} tokens/s", flush=True
         )
-    for objective in () if a.quality_only else ("mlm", "clm"):
+    for objective in () if (a.quality_only or a.bf16_only) else ("mlm", "clm"):
         res: dict[str, list[dict]] = {"trainer": [], "domainlm": []}
         for r in range(rounds[objective]):
             for side in ("trainer", "domainlm"):
@@ -423,7 +427,7 @@ def main() -> None:
             f"{r['rss_mb']:,.0f} | {r['mfu']:.1%} | {r['ratio']:.2f}x |"
         )
 
-    if not a.skip_quality:
+    if not a.skip_quality and not a.bf16_only:
         # equal wall clock: the Trainer gets max_steps from its measured speed, so its schedule also ends
         # (a competent user sizes the schedule to the time they have); a callback stops it at the budget
         base_tps = medians["mlm"]["trainer"]
@@ -466,7 +470,7 @@ def main() -> None:
         ratios["acc_trainer"] = round(tr["eval"]["accuracy"], 4)
         ratios["acc_domainlm"] = round(dl["eval"]["accuracy"], 4)
 
-    if not a.skip_quality and not a.quality_only:
+    if (not a.skip_quality and not a.quality_only) or a.bf16_only:
         # bf16 vs fp32 at equal steps (bert-mini shape, same 16k vocabulary, same seed and data)
         b = run_worker(
             "domainlm",
