@@ -80,3 +80,17 @@ def bert_tokenizer(corpus_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tok") / "wordpiece"
     train_tokenizer(corpus_dir, out, kind="wordpiece", vocab_size=300, style="bert")
     return out
+
+
+class CaptureReporter:
+    """A train.Reporter that keeps the messages the loop prints (for asserting what the user is told)."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+
+    def start(self, info): ...
+    def step(self, row): ...
+    def message(self, text):
+        self.messages.append(text)
+
+    def finish(self): ...

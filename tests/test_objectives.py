@@ -10,6 +10,7 @@ import torch
 
 from domainlm.objectives import IGNORE, MaskSpec, mask_tokens, word_start_table, word_starts
 from domainlm.train import pretrain
+from tests.conftest import CaptureReporter
 
 # space-separated words only, several rare enough to be split into pieces by a 300-token vocabulary
 TEXT = (
@@ -165,15 +166,8 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
     assert len(fill(f"The {tok.mask_token} shall be elected.")) == 5
 
     # the pair's checkpoint (shared, aliased tensors) restores: two more steps resume from step 40
-    messages: list[str] = []
-
-    class Capture:
-        def start(self, info): ...
-        def step(self, row): ...
-        def message(self, text):
-            messages.append(text)
-
-        def finish(self): ...
+    rep = CaptureReporter()
+    messages = rep.messages
 
     more = pretrain(
         corpus_dir,
@@ -187,7 +181,7 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
         seq_len=32,
         batch_size=8,
         lr=3e-3,
-        reporter=Capture(),
+        reporter=rep,
         overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"],
     )
     assert any("resumed from step-000000040" in m for m in messages), messages

@@ -18,6 +18,7 @@ import pytest
 from domainlm import checkpoint
 from domainlm.errors import UserError
 from domainlm.train import pretrain
+from tests.conftest import CaptureReporter
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 STEPS = 10
@@ -238,17 +239,10 @@ def test_resume_skips_a_damaged_newest_checkpoint(corpus_dir, bert_tokenizer, tm
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte: the size still matches, the hash does not
     blob.write_bytes(bytes(data))
-    messages: list[str] = []
+    rep = CaptureReporter()
+    messages = rep.messages
 
-    class Capture:
-        def start(self, info): ...
-        def step(self, row): ...
-        def message(self, text):
-            messages.append(text)
-
-        def finish(self): ...
-
-    res = pretrain(**kw, reporter=Capture())
+    res = pretrain(**kw, reporter=rep)
     assert any(newest.name in m and "skipped" in m for m in messages), messages
     assert any(f"resumed from step-{STEPS - 1:09d}" in m for m in messages), messages
     assert res.steps == STEPS

@@ -6,18 +6,7 @@ from __future__ import annotations
 import pytest
 
 from domainlm.train import pretrain
-
-
-class Capture:
-    def __init__(self):
-        self.messages: list[str] = []
-
-    def start(self, info): ...
-    def step(self, row): ...
-    def message(self, text):
-        self.messages.append(text)
-
-    def finish(self): ...
+from tests.conftest import CaptureReporter
 
 
 def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path):
@@ -26,7 +15,7 @@ def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path)
     import transformers
 
     src = minilm.get_model_path()
-    rep = Capture()
+    rep = CaptureReporter()
     res = pretrain(
         corpus_dir,
         init_from=src,
