@@ -220,6 +220,7 @@ def worker_domainlm(a) -> dict:
         f"train.lr={a.lr}",
         "train.warmup=0.06",
         "train.log_every=1",
+        f"train.seed={a.seed}",
     ]
     name = f"dl-{a.objective}-{a.tag}"
     t0 = time.perf_counter()
@@ -323,6 +324,9 @@ def main() -> None:
     )
     ap.add_argument("--bf16-only", action="store_true", help="only the bf16 vs fp32 comparison")
     ap.add_argument(
+        "--bf16-seeds", type=int, default=1, help="seeds of the bf16 vs fp32 comparison (a pair each)"
+    )
+    ap.add_argument(
         "--quality-seconds", type=float, default=None, help="equal wall clock (default 600, quick 60)"
     )
     ap.add_argument(
@@ -338,6 +342,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--eval-batches", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--lr", type=float, default=1e-3, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         fn = {"trainer": worker_trainer, "domainlm": worker_domainlm}[a.worker]
@@ -471,35 +476,39 @@ def main() -> None:
         ratios["acc_domainlm"] = round(dl["eval"]["accuracy"], 4)
 
     if (not a.skip_quality and not a.quality_only) or a.bf16_only:
-        # bf16 vs fp32 at equal steps (bert-mini shape, same 16k vocabulary, same seed and data)
-        b = run_worker(
-            "domainlm",
-            work,
-            corpus,
-            tok,
-            objective="mlm",
-            steps=bf16_steps,
-            tag="bf16",
-            bf16="on",
-            preset="bert-mini",
-            eval_batches=nb,
-        )
-        f = run_worker(
-            "domainlm",
-            work,
-            corpus,
-            tok,
-            objective="mlm",
-            steps=bf16_steps,
-            tag="fp32",
-            bf16="off",
-            preset="bert-mini",
-            eval_batches=nb,
-        )
-        rel = abs(b["eval"]["loss"] - f["eval"]["loss"]) / f["eval"]["loss"]
+        # bf16 vs fp32 at equal steps (bert-mini shape, same 16k vocabulary, same seed and data); with
+        # --bf16-seeds N each seed is a pair, so the precision gap can be set against seed-to-seed spread
+        seeds = list(range(a.bf16_seeds))
+        losses: dict[str, list[float]] = {"bf16": [], "fp32": []}
+        for seed in seeds:
+            for tag, flag in (("bf16", "on"), ("fp32", "off")):
+                r = run_worker(
+                    "domainlm",
+                    work,
+                    corpus,
+                    tok,
+                    objective="mlm",
+                    steps=bf16_steps,
+                    tag=f"{tag}-s{seed}",
+                    bf16=flag,
+                    preset="bert-mini",
+                    eval_batches=nb,
+                    seed=seed,
+                )
+                losses[tag].append(r["eval"]["loss"])
+            b, f = losses["bf16"][-1], losses["fp32"][-1]
+            print(f"  seed {seed}: bf16 {b:.4f}, fp32 {f:.4f}, difference {(b - f) / f:+.2%}", flush=True)
+        mb, mf = statistics.mean(losses["bf16"]), statistics.mean(losses["fp32"])
+        rel = abs(mb - mf) / mf
+        spread = ""
+        if len(seeds) > 1:
+            spread = (
+                f"; seed-to-seed sd: bf16 {statistics.stdev(losses['bf16']):.4f}, "
+                f"fp32 {statistics.stdev(losses['fp32']):.4f}"
+            )
         print(
-            f"\nbf16 vs fp32 at {bf16_steps} steps (bert-mini, 16k vocab), held-out loss (fp32 eval): "
-            f"bf16 {b['eval']['loss']:.4f}, fp32 {f['eval']['loss']:.4f}, difference {rel:.2%}"
+            f"\nbf16 vs fp32 at {bf16_steps} steps (bert-mini, 16k vocab, {len(seeds)} seed(s)), held-out loss "
+            f"(fp32 eval, mean over seeds): bf16 {mb:.4f}, fp32 {mf:.4f}, difference {rel:.2%}{spread}"
         )
         ratios["bf16_loss_diff"] = round(rel, 4)
 

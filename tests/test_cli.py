@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ["prepare", "tokenizer", "pretrain", "evaluate", "finetune", "export", "serve", "demo"]
+COMMANDS = [
+    "prepare",
+    "tokenizer",
+    "recommend",
+    "pretrain",
+    "evaluate",
+    "finetune",
+    "export",
+    "serve",
+    "demo",
+]
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -158,19 +158,23 @@ def latest_valid(ckpt_dir: Path, on_skip=None) -> Path | None:
     return None
 
 
-def load(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None) -> dict:
-    """Restore model (and optimizer) from checkpoint ``path``; returns its state dict."""
+def load(
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None, device: torch.device | None = None
+) -> dict:
+    """Restore model (and optimizer) from checkpoint ``path`` onto ``device`` (default CPU); returns its
+    state dict. Checkpoints do not record a device: one written on a GPU resumes on a CPU and back."""
     from safetensors.torch import load_file
 
+    where = str(device or "cpu")
     state = json.loads((path / "state.json").read_text())
-    tensors = load_file(str(path / "model.safetensors"))
+    tensors = load_file(str(path / "model.safetensors"), device=where)
     for k, src in state.get("aliases", {}).items():
         tensors[k] = tensors[src]
     model.load_state_dict(tensors)
     if opt is not None:
         load_optimizer(
             opt,
-            load_file(str(path / "optimizer.safetensors")),
+            load_file(str(path / "optimizer.safetensors"), device=where),
             json.loads((path / "optimizer.json").read_text()),
         )
     return state

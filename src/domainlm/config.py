@@ -145,7 +145,14 @@ class TrainConfig(Section):
 class SpeedConfig(Section):
     """Settings that change only speed (bf16 is proved to cost < 1% loss in benchmarks/)."""
 
-    bf16: Literal["auto", "on", "off"] = Field("auto", description="bf16 autocast; auto = if the CPU has it")
+    bf16: Literal["auto", "on", "off"] = Field(
+        "auto", description="bf16 autocast; auto = if the CPU (or GPU) supports it"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="where pretraining runs; auto = a CUDA GPU when torch sees one (torchrun: one per "
+        "process, NCCL), else the CPU (gloo)",
+    )
     sparse_prediction: bool = Field(True, description="MLM vocabulary projection on masked tokens only")
     attention: Literal["eager", "sdpa"] = Field("eager", description="attention implementation")
     compile: bool = Field(False, description="torch.compile the model")

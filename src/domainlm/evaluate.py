@@ -64,16 +64,17 @@ def lm_metrics(
     count = correct = 0
     spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
     sparse = sparse and family in MLM_HEADS
+    device = next(model.parameters()).device  # masks are drawn on the CPU, then moved with the batch
     for start in range(0, n, batch_size):
         indices = range(start, min(n, start + batch_size))
         ids = blocks.batch(indices)
         if objective == "clm":
-            loss, k = clm_loss(model, ids)
+            loss, k = clm_loss(model, ids.to(device))
             total_loss += loss.item() * k
             count += k
         else:
             inputs, labels = mask_tokens(ids, indices, spec)
-            logits, target = mlm_logits(model, family, inputs, labels, sparse)
+            logits, target = mlm_logits(model, family, inputs.to(device), labels.to(device), sparse)
             total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
             correct += int((logits.argmax(-1) == target).sum())
             count += int(target.numel())

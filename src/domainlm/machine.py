@@ -72,3 +72,34 @@ def resolve_bf16(setting: str, device: str = "cpu") -> bool:
 
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return has_fast_bf16()
+
+
+def resolve_device(setting: str, local_rank: int = 0):
+    """The torch device pretraining runs on: ``cuda:LOCAL_RANK`` (one GPU per torchrun process) when
+    ``setting`` is cuda, or auto and torch sees a GPU; otherwise the CPU."""
+    import torch
+
+    from .errors import UserError
+
+    if setting == "cpu":
+        return torch.device("cpu")
+    available = torch.cuda.is_available()
+    if setting == "cuda" and not available:
+        raise UserError(
+            "speed.device=cuda, but torch sees no CUDA GPU (CPU-only build or no driver)",
+            "Install a CUDA build of torch on a GPU machine, or set speed.device=auto to train on the CPU",
+        )
+    if not available:
+        return torch.device("cpu")
+    n = torch.cuda.device_count()
+    if local_rank >= n:
+        raise UserError(
+            f"process LOCAL_RANK {local_rank} has no GPU of its own (this node has {n})",
+            f"Start torchrun with --nproc-per-node={n} or fewer",
+        )
+    return torch.device("cuda", local_rank)
+
+
+def dist_backend(device) -> str:
+    """The collective backend for ``device``: NCCL between GPUs, gloo between CPU processes."""
+    return "nccl" if device.type == "cuda" else "gloo"

@@ -198,6 +198,7 @@ def _gumbel_sample(logits: torch.Tensor, rows: torch.Tensor, indices, seed: int)
     """
     N, V = logits.shape
     noise = torch.empty(N, V)
+    rows = rows.cpu()  # the noise is drawn on the CPU (same draws on any device)
     for r, g in enumerate(indices):
         sel = rows == r
         n = int(sel.sum())
@@ -245,10 +246,12 @@ def electra_metrics(
     obj = ElectraObjective(pair, True, mask_seed)
     n = min(blocks.n_blocks, batch_size * n_batches)
     tot = {"loss": 0.0, "disc_loss": 0.0, "correct": 0, "masked": 0, "disc_correct": 0, "tokens": 0}
+    device = next(pair.parameters()).device
     for start in range(0, n, batch_size):
         indices = list(range(start, min(n, start + batch_size)))
         ids = blocks.batch(indices)
         inputs, labels = mask_tokens(ids, indices, spec)
+        ids, inputs, labels = ids.to(device), inputs.to(device), labels.to(device)
         gen, disc = pair.generator, pair.discriminator
         logits, target = mlm_logits(gen, "electra", inputs, labels, True)
         tot["loss"] += F.cross_entropy(logits.float(), target, reduction="sum").item()

@@ -1,7 +1,7 @@
 """pretrain: train a masked, ELECTRA or causal language model on a corpus within a wall-clock budget.
 
     domainlm pretrain CORPUS --preset bert-mini --objective mlm --budget 10m --name my-run
-    torchrun --standalone --nproc-per-node=2 -m domainlm.cli pretrain CORPUS ...   # DDP (gloo, CPU)
+    torchrun --standalone --nproc-per-node=2 -m domainlm.cli pretrain CORPUS ...   # DDP (gloo on CPU, NCCL on GPUs)
 
 One readable loop (DESIGN.md, decision 2). The loop owns the budget, the schedule (defined on the
 fraction of the budget used, so a run stopped by time has cooled down), bf16 autocast, gradient
@@ -94,7 +94,9 @@ def pretrain(
         torchrun --standalone --nproc-per-node=2 -m domainlm.cli pretrain corpus/ --preset bert-mini \
             --batch-size 16 --budget 1h --set speed.threads=1
 
-    (gloo backend: the engine trains on CPU; multi-node: torchrun's --nnodes/--rdzv-endpoint.)
+    On a CPU the processes talk through gloo; where torch sees CUDA GPUs each process takes
+    ``cuda:LOCAL_RANK`` and NCCL (``speed.device``: auto | cpu | cuda). Multi-node: torchrun's
+    --nnodes/--rdzv-endpoint.
 
     Example::
 
@@ -316,6 +318,7 @@ class _Dist:
     world: int = 1
     local_rank: int = 0
     owned: bool = False  # we initialised the process group, so we destroy it
+    device: Any = None  # torch.device this process trains on (collectives' tensors live there: NCCL)
 
     @property
     def main(self) -> bool:
@@ -338,7 +341,7 @@ class _Dist:
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return t.tolist()
 
@@ -349,7 +352,7 @@ class _Dist:
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor([_STOP_CODES.index(reason)], dtype=torch.int64)
+        t = torch.tensor([_STOP_CODES.index(reason)], dtype=torch.int64, device=self.device)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return _STOP_CODES[int(t)]
 
@@ -357,19 +360,28 @@ class _Dist:
 _STOP_CODES = [None, "budget", "SIGINT", "SIGTERM", "max_tokens", "max_steps"]
 
 
-def _init_distributed() -> _Dist:
-    """Join torchrun's process group when WORLD_SIZE > 1. The engine trains on CPU, hence gloo."""
+def _init_distributed(device_setting: str = "auto") -> _Dist:
+    """This process's device, and torchrun's process group when WORLD_SIZE > 1: NCCL when each process
+    has a GPU (``cuda:LOCAL_RANK``), gloo between CPU processes."""
     import os
 
+    from .machine import dist_backend, resolve_device
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_setting, local_rank)
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.set_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return _Dist()
+        return _Dist(device=device)
     import torch.distributed as dist
 
     owned = not dist.is_initialized()
     if owned:
-        dist.init_process_group("gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned)
+        dist.init_process_group(dist_backend(device))
+    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owned, device)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -398,7 +410,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
             f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
             "Point it at a folder saved with save_pretrained",
         )
-    dist_ = _init_distributed()
+    dist_ = _init_distributed(cfg.speed.device)
     if not dist_.main:
         reporter = Quiet()
     try:
@@ -482,7 +494,10 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         reporter.message("validation split is smaller than one block: evaluating on train blocks")
 
     torch.manual_seed(cfg.train.seed)
+    # initialised on the CPU (the same weights on any device), then moved
     model, family, objective = _build_model(cfg, tok, reporter)
+    device = dist_.device
+    model.to(device)
     max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
         model.config, "n_positions", 0
     )
@@ -510,7 +525,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         cfg.train.seed,
     )
     starts_table = word_start_table(tok) if cfg.train.whole_word_mask and objective != "clm" else None
-    bf16 = machine.resolve_bf16(cfg.speed.bf16)
+    bf16 = machine.resolve_bf16(cfg.speed.bf16, device.type)
     # fused AdamW (one kernel over all parameters; CPU support since torch 2.4) saves memory passes
     opt = torch.optim.AdamW(
         _param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr, betas=(0.9, 0.98), eps=1e-6, fused=True
@@ -529,7 +544,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             )
         if last is not None:
             try:
-                state = checkpoint.load(last, model, opt)
+                state = checkpoint.load(last, model, opt, device)
             except (RuntimeError, KeyError, ValueError) as e:
                 raise UserError(
                     f"checkpoint {last} does not match this run's model ({str(e)[:120]})",
@@ -550,7 +565,8 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
     ddp = None
     train_obj = obj
     if dist_.enabled:
-        ddp = train_obj = torch.nn.parallel.DistributedDataParallel(obj)
+        ids_ = [device.index] if device.type == "cuda" else None
+        ddp = train_obj = torch.nn.parallel.DistributedDataParallel(obj, device_ids=ids_)
     if cfg.speed.compile:
         train_obj = torch.compile(train_obj)
 
@@ -558,7 +574,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
     tokens_per_step = B * L * A * W
 
     def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def evaluate_now() -> dict:
         model.eval()
@@ -630,6 +646,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             "family": family,
             "objective": objective,
             "tokens_per_step": tokens_per_step,
+            "device": str(device),
             "step": step,
             "max_steps": cfg.train.max_steps,
             "world_size": W,
@@ -667,14 +684,18 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
                 first = (step * A + micro) * B * W + dist_.rank * B
                 indices = list(range(first, first + B))
                 ids = train_blocks.batch(indices)  # (B, L)
+                # masks are drawn on the CPU (from seed and sample index), then the batch moves to the device
                 if objective == "clm":
-                    args: tuple = (ids,)
+                    args: tuple = (ids.to(device),)
                     count = ids[:, 1:].numel()
                 else:
                     starts = word_starts(ids, starts_table, specials) if starts_table is not None else None
                     inputs, labels = mask_tokens(ids, indices, mask_spec, starts)
-                    args = (inputs, labels) if objective == "mlm" else (ids, inputs, labels, indices)
                     count = int((labels != IGNORE).sum())
+                    inputs, labels = inputs.to(device), labels.to(device)
+                    args = (
+                        (inputs, labels) if objective == "mlm" else (ids.to(device), inputs, labels, indices)
+                    )
                 # normalise by the global count of predicted tokens, so W processes == one process with
                 # W times the batch (DDP averages gradients: hence the factor W). ELECTRA: per-process means.
                 n_global = W if objective == "electra" else dist_.sum([count])[0]
@@ -793,6 +814,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         "validation": final,
         "bf16": bf16,
         "threads": threads,
+        "device": str(device),
         "world_size": W,
         "parameters": n_params,
         "machine": machine.describe(),

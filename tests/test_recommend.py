@@ -1,0 +1,148 @@
+"""recommend: the decision rules on given numbers, and the whole measurement on a tiny corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from domainlm import config as cfgmod
+from domainlm.config import RunConfig
+from domainlm.errors import UserError
+from domainlm.recommend import (
+    FERTILITY_GAIN,
+    TOKENS_PER_PARAM,
+    Candidate,
+    decide,
+    fill,
+    recommend,
+    train_seconds,
+)
+from tests.tiny_models import make_mlm
+
+WORDS = 10_000_000  # a 10M-word corpus
+
+
+def _cands(tps: dict[str, float], fert: float = 1.3, ckpt_fert: float | None = None) -> list[Candidate]:
+    sizes = {"bert-mini": 5_000_000, "bert-small": 30_000_000, "bert-medium": 40_000_000}
+    out = [
+        Candidate(p, "scratch", "mlm", n, tps[p], "domain", fert, preset=p)
+        for p, n in sizes.items()
+        if p in tps
+    ]
+    if ckpt_fert is not None:
+        out.append(
+            Candidate(
+                "continue ckpt",
+                "continue",
+                "mlm",
+                22_000_000,
+                tps["ckpt"],
+                "checkpoint",
+                ckpt_fert,
+                init_from="ckpt",
+            )
+        )
+    return out
+
+
+def _decide(cands: list[Candidate], budget_s: float) -> tuple[Candidate, list[str]]:
+    t = train_seconds(budget_s)
+    return decide([fill(c, WORDS, t) for c in cands])
+
+
+def test_the_largest_preset_reaching_20_tokens_per_parameter_is_chosen():
+    # 20 h at these speeds: mini 5e3*~64.8e3 s = 324M tokens (65/param), small 324M/30M = 10.8/param
+    choice, reasons = _decide(_cands({"bert-mini": 5000, "bert-small": 5000, "bert-medium": 4000}), 20 * 3600)
+    assert choice.preset == "bert-mini"
+    assert choice.tokens_per_param >= TOKENS_PER_PARAM
+    assert "bert-small" in reasons[1] and "only" in reasons[1]  # why not the next size up
+    # a longer budget moves the choice up
+    choice, _ = _decide(_cands({"bert-mini": 5000, "bert-small": 5000, "bert-medium": 4000}), 200 * 3600)
+    assert choice.preset == "bert-medium"
+
+
+def test_a_short_budget_flags_the_smallest_preset_as_under_trained():
+    choice, reasons = _decide(_cands({"bert-mini": 5000, "bert-small": 1000}), 600)
+    assert choice.preset == "bert-mini" and choice.tokens_per_param < TOKENS_PER_PARAM
+    assert "under-trained" in reasons[0]
+
+
+def test_a_general_checkpoint_wins_when_no_scratch_model_is_trained_enough():
+    choice, reasons = _decide(_cands({"bert-mini": 5000, "ckpt": 2000}, ckpt_fert=1.3), 600)
+    assert choice.kind == "continue" and choice.init_from == "ckpt"
+    assert any("Gururangan" in r for r in reasons)
+
+
+def test_with_enough_budget_the_domain_vocabulary_decides_between_scratch_and_continued():
+    budget = 50 * 3600  # bert-mini: 5000 tok/s x ~162e3 s = 810M tokens = 162/param: trainable
+    close = _decide(_cands({"bert-mini": 5000, "ckpt": 2000}, fert=1.3, ckpt_fert=1.3 * 1.1), budget)[0]
+    assert close.kind == "continue"
+    far_fert = 1.3 * (FERTILITY_GAIN + 0.1)
+    far, reasons = _decide(_cands({"bert-mini": 5000, "ckpt": 2000}, fert=1.3, ckpt_fert=far_fert), budget)
+    assert far.kind == "scratch" and any("domain vocabulary" in r for r in reasons)
+
+
+def test_repeating_the_corpus_too_often_is_reported():
+    c = _cands({"bert-mini": 50_000})
+    t = train_seconds(100 * 3600)
+    small_corpus = [fill(dataclasses.replace(x), 100_000, t) for x in c]
+    choice, reasons = decide(small_corpus)
+    assert choice.epochs > 16 and any("Muennighoff" in r for r in reasons)
+
+
+def test_recommend_measures_and_writes_a_config_pretrain_accepts(corpus_dir, bert_tokenizer, tmp_path):
+    ckpt = make_mlm(bert_tokenizer, tmp_path / "ckpt")
+    messages: list[str] = []
+    rec = recommend(
+        corpus_dir,
+        budget="2m",
+        tokenizer=bert_tokenizer,
+        init_from=ckpt,
+        candidates=["bert-tiny"],
+        probe_steps=1,
+        seq_len=32,
+        batch_size=4,
+        output=tmp_path / "run.yaml",
+        reporter=messages.append,
+    )
+    names = [c.name for c in rec.candidates]
+    assert names == ["bert-tiny", "continue ckpt"]
+    for c in rec.candidates:
+        assert c.tokens_per_s > 0 and c.parameters > 0 and c.fertility > 0
+        assert c.budget_tokens == int(c.tokens_per_s * rec.train_s)
+    assert any("measuring bert-tiny" in m for m in messages)
+    cfg = cfgmod.load(RunConfig, rec.config_path)
+    assert cfg.corpus == str(corpus_dir) and cfg.train.budget == "2m"
+    if rec.choice.kind == "continue":
+        assert cfg.model.init_from == str(ckpt)
+    else:
+        assert cfg.model.preset == "bert-tiny" and cfg.tokenizer == str(bert_tokenizer)
+    text = rec.config_path.read_text()
+    assert text.startswith("# written by `domainlm recommend`")
+    assert rec.reasons[0] in text
+
+
+def test_recommend_trains_a_sample_tokenizer_when_none_is_given(corpus_dir, tmp_path):
+    rec = recommend(
+        corpus_dir,
+        budget="1m",
+        general=False,
+        candidates=["bert-tiny"],
+        probe_steps=1,
+        seq_len=32,
+        batch_size=2,
+    )
+    assert [c.kind for c in rec.candidates] == ["scratch"]
+    assert rec.candidates[0].fertility > 0 and rec.config_path is None
+
+
+def test_bad_inputs_are_named(tmp_path, corpus_dir):
+    with pytest.raises(UserError, match="not a corpus folder"):
+        recommend(tmp_path)
+    with pytest.raises(UserError, match="unknown task"):
+        recommend(corpus_dir, task="summarise")
+    with pytest.raises(UserError, match="no config.json"):
+        recommend(
+            corpus_dir, init_from=tmp_path, candidates=["bert-tiny"], probe_steps=1, seq_len=32, batch_size=2
+        )
