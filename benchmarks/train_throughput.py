@@ -341,7 +341,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--eval-batches", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--lr", type=float, default=1e-3, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        help="peak learning rate of the quality and bf16/fp32 runs (both sides)",
+    )
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -448,6 +453,7 @@ def main() -> None:
             seconds=quality_s,
             eval_batches=nb,
             preset=qp,
+            lr=a.lr,
         )
         dl = run_worker(
             "domainlm",
@@ -460,9 +466,10 @@ def main() -> None:
             bf16="auto",
             eval_batches=nb,
             preset=qp,
+            lr=a.lr,
         )
         print(
-            f"\nequal wall clock ({qp}, {quality_s:.0f} s of training each), held-out masked tokens "
+            f"\nequal wall clock ({qp}, lr {a.lr:g}, {quality_s:.0f} s of training each), held-out masked tokens "
             f"({tr['eval']['masked_tokens']:,}, fixed masks):"
         )
         print("| side | steps | tokens seen | held-out loss | masked-token accuracy |")
@@ -494,6 +501,7 @@ def main() -> None:
                     preset="bert-mini",
                     eval_batches=nb,
                     seed=seed,
+                    lr=a.lr,
                 )
                 losses[tag].append(r["eval"]["loss"])
             b, f = losses["bf16"][-1], losses["fp32"][-1]
@@ -507,7 +515,7 @@ def main() -> None:
                 f"fp32 {statistics.stdev(losses['fp32']):.4f}"
             )
         print(
-            f"\nbf16 vs fp32 at {bf16_steps} steps (bert-mini, 16k vocab, {len(seeds)} seed(s)), held-out loss "
+            f"\nbf16 vs fp32 at {bf16_steps} steps (bert-mini, 16k vocab, lr {a.lr:g}, {len(seeds)} seed(s)), held-out loss "
             f"(fp32 eval, mean over seeds): bf16 {mb:.4f}, fp32 {mf:.4f}, difference {rel:.2%}{spread}"
         )
         ratios["bf16_loss_diff"] = round(rel, 4)

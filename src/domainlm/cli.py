@@ -300,12 +300,14 @@ def recommend(
         reporter=lambda text: err.print(f"[dim]{text}[/dim]"),
     )
     t = Table(title=f"candidates for a {budget} budget (measured on this machine)", padding=(0, 1))
-    for col in ("model", "objective", "params", "tokens/s", "tokens in budget", "epochs", "tokens/param"):
-        t.add_column(col, justify="left" if col in ("model", "objective") else "right")
+    cols = ("", "model", "objective", "params", "tokens/s", "tokens in budget", "epochs", "tokens/param")
+    for col in cols:
+        t.add_column(col, justify="left" if col in cols[:3] else "right", no_wrap=col in cols[:3])
     for c in rec.candidates:
-        mark = " <- recommended" if c is rec.choice else (" (alternative)" if c.alternative else "")
+        mark = "chosen" if c is rec.choice else ("alt." if c.alternative else "")
         t.add_row(
-            c.name + mark,
+            mark,
+            c.name,
             c.objective,
             f"{c.parameters / 1e6:.1f}M",
             f"{c.tokens_per_s:,.0f}",

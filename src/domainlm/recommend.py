@@ -161,12 +161,6 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
             f"parameters ({best.tokens_per_param:.1f} tokens/parameter): a model from scratch stays "
             "under-trained; a longer budget helps most"
         )
-    if best.epochs > MAX_USEFUL_EPOCHS:
-        reasons.append(
-            f"{best.name} would pass over the corpus {best.epochs:.0f} times ({best.corpus_tokens / 1e6:,.2f}M "
-            f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023): "
-            "more text, or a shorter budget, would serve as well"
-        )
     choice = best
     if ckpt is not None:
         ratio = ckpt.fertility / max(1e-9, best.fertility)
@@ -187,11 +181,19 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
                 f"tokens per word, {ratio:.2f}x < {FERTILITY_GAIN:.2f}x)"
             )
             reasons.append(
-                f"continued pretraining of {ckpt.init_from}: {why}; the checkpoint already learned the "
+                f"continued pretraining of {ckpt.name.removeprefix('continue ')} ({ckpt.init_from}): {why}; the checkpoint already learned the "
                 f"language and adapts to the domain (Gururangan et al. 2020). It would see "
                 f"{ckpt.budget_tokens / 1e6:,.1f}M tokens ({ckpt.epochs:.1f} epochs) at a measured "
                 f"{ckpt.tokens_per_s:,.0f} tokens/s"
             )
+    if choice.epochs > MAX_USEFUL_EPOCHS:
+        enough_s = MAX_USEFUL_EPOCHS * choice.corpus_tokens / max(1e-9, choice.tokens_per_s)
+        reasons.append(
+            f"{choice.name} would pass over the corpus {choice.epochs:.0f} times ({choice.corpus_tokens / 1e6:,.2f}M "
+            f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023). "
+            f"{MAX_USEFUL_EPOCHS:.0f} epochs take about {_duration(enough_s)} of training at the measured speed: "
+            "a budget about that long does as well, and more text would do better"
+        )
     reasons.append(
         f"objective {choice.objective}: "
         + (
@@ -203,11 +205,19 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
     alt = next((c for c in cands if c.alternative), None)
     if alt is not None:
         reasons.append(
-            f"alternative: {alt.name} ({alt.objective}, {alt.tokens_per_param:.0f} tokens/parameter here). "
+            f"alternative: {alt.name} ({alt.objective}, {alt.tokens_per_param:.1f} tokens/parameter here). "
             "Clark et al. 2020 report better downstream accuracy per compute than MLM; domainlm has not "
             "measured that yet, so it is not the default"
         )
     return choice, reasons
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -386,7 +396,14 @@ def recommend(
         objective = "clm" if task == "generator" else "mlm"
         auto = transformers.AutoModelForCausalLM if objective == "clm" else transformers.AutoModelForMaskedLM
         say(f"measuring continued pretraining of {ckpt} on this machine")
-        model = auto.from_pretrained(str(ckpt), local_files_only=True, dtype=torch.float32)
+        try:
+            model = auto.from_pretrained(str(ckpt), local_files_only=True, dtype=torch.float32)
+        except (ValueError, OSError) as e:
+            kind = "causal" if objective == "clm" else "masked"
+            raise UserError(
+                f"'{ckpt}' does not load as a {kind} language model ({str(e)[:120]})",
+                f"Give --init-from a {kind}-LM checkpoint for --task {task}, or --no-general",
+            ) from None
         ctok = load_tokenizer(ckpt)
         n = sum(p.numel() for p in model.parameters())
         tps = probe_tokens_per_s(
