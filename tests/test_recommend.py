@@ -146,4 +146,3 @@ def test_bad_inputs_are_named(tmp_path, corpus_dir):
         recommend(
             corpus_dir, init_from=tmp_path, candidates=["bert-tiny"], probe_steps=1, seq_len=32, batch_size=2
         )
-

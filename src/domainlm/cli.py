@@ -300,7 +300,7 @@ def recommend(
         reporter=lambda text: err.print(f"[dim]{text}[/dim]"),
     )
     t = Table(title=f"candidates for a {budget} budget (measured on this machine)", padding=(0, 1))
-    cols = ("", "model", "objective", "params", "tokens/s", "tokens in budget", "epochs", "tokens/param")
+    cols = ("", "model", "objective", "params", "tok/s", "tok in budget", "epochs", "tok/param")
     for col in cols:
         t.add_column(col, justify="left" if col in cols[:3] else "right", no_wrap=col in cols[:3])
     for c in rec.candidates:

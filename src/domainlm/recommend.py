@@ -192,7 +192,7 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
             f"{choice.name} would pass over the corpus {choice.epochs:.0f} times ({choice.corpus_tokens / 1e6:,.2f}M "
             f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023). "
             f"{MAX_USEFUL_EPOCHS:.0f} epochs take about {_duration(enough_s)} of training at the measured speed: "
-            "a budget about that long does as well, and more text would do better"
+            "a budget about that long gets most of what this corpus can teach; more text would teach more"
         )
     reasons.append(
         f"objective {choice.objective}: "
