@@ -142,6 +142,13 @@ def test_bad_inputs_are_named(tmp_path, corpus_dir):
         recommend(tmp_path)
     with pytest.raises(UserError, match="unknown task"):
         recommend(corpus_dir, task="summarise")
+    from domainlm.tokenizer import train_tokenizer
+
+    gpt_tok = train_tokenizer(
+        corpus_dir, tmp_path / "gpt-tok", kind="bpe", vocab_size=300, style="gpt"
+    ).output
+    with pytest.raises(UserError, match="no mask token"):
+        recommend(corpus_dir, tokenizer=gpt_tok, general=False, candidates=["bert-tiny"], probe_steps=1)
     with pytest.raises(UserError, match="no config.json"):
         recommend(
             corpus_dir, init_from=tmp_path, candidates=["bert-tiny"], probe_steps=1, seq_len=32, batch_size=2

@@ -368,6 +368,11 @@ def recommend(
         else:
             tok_dir = Path(tokenizer)
         tok = load_tokenizer(tok_dir)
+        if task == "encoder" and tok.mask_token_id is None:
+            raise UserError(
+                f"tokenizer '{tok_dir}' has no mask token, which encoders (mlm, electra) need",
+                "Give a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert), or --task generator",
+            )
         dom_fert = fertility(tok_dir, texts)
         cands: list[Candidate] = []
         for preset, objective in opts:
