@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as cfgmod
@@ -95,20 +95,6 @@ class Recommendation:
     budget_s: float
     train_s: float
     config_path: Path | None = None
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {
-            "format_version": 1,
-            "choice": asdict(self.choice),
-            "candidates": [asdict(c) for c in self.candidates],
-            "reasons": self.reasons,
-            "corpus": self.corpus,
-            "machine": self.machine,
-            "budget_s": self.budget_s,
-            "train_s": self.train_s,
-            "config": str(self.config_path) if self.config_path else None,
-        }
 
 
 # ----------------------------------------------------------------------------------------------------
