@@ -226,11 +226,12 @@ def fertility(tokenizer_dir: Path, texts: list[str]) -> float:
     """Tokens per whitespace word of the tokenizer in ``tokenizer_dir`` on ``texts``."""
     from tokenizers import Tokenizer
 
+    from .tokenizer import _measure  # the tokenizer report's measure: one definition of fertility
+
     tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
-    tok.no_padding()
+    tok.no_padding()  # a checkpoint's tokenizer.json may pad and truncate for its model
     tok.no_truncation()
-    n_tok = sum(len(e.ids) for e in tok.encode_batch(texts, add_special_tokens=False))
-    return n_tok / max(1, sum(len(t.split()) for t in texts))
+    return _measure(tok, texts)["fertility"]
 
 
 def probe_tokens_per_s(
