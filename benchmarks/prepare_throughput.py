@@ -9,7 +9,7 @@ installed), repeated with variation: each document is a numbered header plus 3-1
 random (seeded) from all of them, so documents differ while the language stays that of the sources.
 One document per line in ``corpus.txt``; the same documents in ``corpus/documents.jsonl`` (split train).
 
-Tokenizer: one WordPiece (8,000, BERT style) trained by ``domainlm.tokenizer`` on the first 16 MB,
+Tokenizer: one WordPiece (8,000, BERT style) trained by ``domainlm.tokens.tokenizer`` on the first 16 MB,
 used by both sides.
 
 A (domainlm): ``encode_split(corpus, tok, "train", sep, workers=2)`` -> uint16 memmap + offsets.
@@ -102,7 +102,7 @@ def generate(work: Path, size_mb: float, seed: int = 0) -> dict:
 
 def train_tok(work: Path) -> Path:
     sys.path.insert(0, str(ROOT / "src"))
-    from domainlm.tokenizer import train_tokenizer
+    from domainlm.tokens.tokenizer import train_tokenizer
 
     sample = work / "sample"
     (sample).mkdir(exist_ok=True)
@@ -235,7 +235,7 @@ def prepare_memory(sizes: list[float], work: Path) -> None:
 def run_domainlm(work: Path, workers: int = 2) -> dict:
     from tokenizers import Tokenizer
 
-    from domainlm.encode import encode_split
+    from domainlm.tokens.encode import encode_split
 
     # the separator id straight from tokenizer.json: encoding needs no transformers import
     sep = Tokenizer.from_file(str(work / "tok" / "tokenizer.json")).token_to_id("[SEP]")

@@ -50,9 +50,9 @@ def _spdx_path() -> Path:
 
 def setup(work: Path) -> tuple[Path, Path]:
     """The corpus folder and the 16k WordPiece tokenizer (built once, reused)."""
+    from domainlm.corpus.prepare import prepare
     from domainlm.demo import constitution_articles
-    from domainlm.prepare import prepare
-    from domainlm.tokenizer import train_tokenizer
+    from domainlm.tokens.tokenizer import train_tokenizer
 
     corpus, tok = work / "corpus", work / "tokenizer-wp16k"
     if not (corpus / "documents.jsonl").is_file():
@@ -94,22 +94,21 @@ def gemm_peak() -> dict:
 
 
 def _val_blocks(corpus: Path, tok_dir: Path, objective: str):
-    from domainlm import train
-    from domainlm.data import Blocks
-    from domainlm.encode import encode_split
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.blocks import Blocks, block_spec, separator_id
+    from domainlm.tokens.encode import encode_split
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tok_dir)
-    shard = encode_split(corpus, tok_dir, "validation", train._sep_id(objective, tok))
-    return tok, Blocks(shard, train._block_spec(objective, tok, SEQ), 0, shuffle=False)
+    shard = encode_split(corpus, tok_dir, "validation", separator_id(objective, tok))
+    return tok, Blocks(shard, block_spec(objective, tok, SEQ), 0, shuffle=False)
 
 
 def held_out(model, corpus: Path, tok_dir: Path, objective: str, family: str, n_batches: int) -> dict:
     """The same evaluation for both sides: fp32, dense logits, fixed masks (evaluate.EVAL_SEED)."""
     import torch
 
-    from domainlm.evaluate import lm_metrics
-    from domainlm.objectives import MaskSpec
+    from domainlm.pretrain.metrics import lm_metrics
+    from domainlm.pretrain.objectives import MaskSpec
 
     tok, blocks = _val_blocks(corpus, tok_dir, objective)
     specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id} if i is not None]
@@ -125,9 +124,9 @@ def worker_trainer(a) -> dict:
     import transformers
     from datasets import Dataset
 
-    from domainlm import presets
-    from domainlm.prepare import read_documents
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.corpus.documents import read_documents
+    from domainlm.pretrain import presets
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     torch.set_num_threads(THREADS)
     transformers.logging.set_verbosity_error()
@@ -206,7 +205,7 @@ def worker_domainlm(a) -> dict:
     import torch
     import transformers
 
-    from domainlm.train import pretrain
+    from domainlm.pretrain.loop import pretrain
 
     torch.set_num_threads(THREADS)
     mlm = a.objective == "mlm"
@@ -374,7 +373,7 @@ def main() -> None:
     quality_s = a.quality_seconds or (60 if q else 600)
     bf16_steps = a.bf16_steps or (20 if q else 40)
     from domainlm.machine import has_fast_bf16
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     vocab = len(load_tokenizer(tok))
     shapes = {

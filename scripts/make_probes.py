@@ -83,8 +83,9 @@ def main() -> None:
         default=str(Path(__file__).resolve().parents[1] / "src/domainlm/assets/constitution_probes.jsonl"),
     )
     args = ap.parse_args()
+    from domainlm.corpus.documents import read_documents
+    from domainlm.corpus.prepare import prepare
     from domainlm.demo import write_demo_corpus
-    from domainlm.prepare import prepare, read_documents
 
     output = Path(args.output).resolve()
     with tempfile.TemporaryDirectory() as tmp:

@@ -66,7 +66,7 @@ def raw_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_dir(raw_dir, tmp_path_factory) -> Path:
-    from domainlm.prepare import prepare
+    from domainlm.corpus.prepare import prepare
 
     out = tmp_path_factory.mktemp("corpus")
     prepare([raw_dir], out, overrides=["dedup_near=false"])
@@ -75,7 +75,7 @@ def corpus_dir(raw_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def bert_tokenizer(corpus_dir, tmp_path_factory) -> Path:
-    from domainlm.tokenizer import train_tokenizer
+    from domainlm.tokens.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tok") / "wordpiece"
     train_tokenizer(corpus_dir, out, kind="wordpiece", vocab_size=300, style="bert")
@@ -83,7 +83,7 @@ def bert_tokenizer(corpus_dir, tmp_path_factory) -> Path:
 
 
 class CaptureReporter:
-    """A train.Reporter that keeps the messages the loop prints (for asserting what the user is told)."""
+    """A domainlm.reporting.Reporter that keeps the messages the loop prints (for asserting what the user is told)."""
 
     def __init__(self):
         self.messages: list[str] = []

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domainlm import clean
+from domainlm.corpus import clean
 
 # Any code point, lone surrogates included, plus the characters the steps care about (line breaks, form
 # feeds, hyphens, digits) drawn often enough to build page layouts.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from domainlm.train import pretrain
+from domainlm.pretrain.loop import pretrain
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SETS = [
@@ -52,7 +52,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(corpus_d
 
     script = tmp_path / "ddp_run.py"
     script.write_text(
-        "import json, sys\nfrom domainlm.train import pretrain\npretrain(**json.loads(sys.argv[1]))\n"
+        "import json, sys\nfrom domainlm.pretrain.loop import pretrain\npretrain(**json.loads(sys.argv[1]))\n"
     )
     env = dict(
         os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1"

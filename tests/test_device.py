@@ -11,7 +11,7 @@ import torch
 
 from domainlm import machine
 from domainlm.errors import UserError
-from domainlm.train import _init_distributed
+from domainlm.pretrain.loop import _init_distributed
 
 
 def test_auto_is_the_cpu_without_a_gpu(monkeypatch):

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from domainlm import encode
-from domainlm.prepare import read_documents
-from domainlm.tokenizer import load_tokenizer
+from domainlm.corpus.documents import read_documents
+from domainlm.tokens import encode
+from domainlm.tokens.tokenizer import load_tokenizer
 
 
 @pytest.fixture()
@@ -48,7 +48,7 @@ def test_parallel_workers_give_identical_tokens(corpus_dir, bert_tokenizer, sep,
 
 
 def test_cache_is_reused_and_keyed_by_tokenizer(corpus_dir, bert_tokenizer, sep, tmp_path, monkeypatch):
-    from domainlm.tokenizer import train_tokenizer
+    from domainlm.tokens.tokenizer import train_tokenizer
 
     corpus = tmp_path / "c"
     corpus.mkdir()

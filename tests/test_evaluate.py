@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from domainlm.errors import UserError
-from domainlm.evaluate import (
+from domainlm.evaluate.lm import (
     PROBE_SETS,
     evaluate,
     probe_metrics,
@@ -18,7 +18,7 @@ from domainlm.evaluate import (
     read_probes,
     side_by_side,
 )
-from domainlm.train import pretrain
+from domainlm.pretrain.loop import pretrain
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
     """The batched, head-on-masked-rows implementation equals the definition computed naively."""
     from transformers import AutoModelForMaskedLM
 
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     tok = load_tokenizer(mlm_run / "model")
     model = AutoModelForMaskedLM.from_pretrained(str(mlm_run / "model")).eval()
@@ -136,7 +136,7 @@ def _electra_run(mlm_run, tmp_path, with_generator: bool):
     import yaml
     from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
 
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     run = tmp_path / "electra"
     (run / "model").mkdir(parents=True)
@@ -196,8 +196,8 @@ def test_probe_hits_what_the_model_predicts(mlm_run):
     """A probe whose answer is the model's own top prediction scores top-1 = 1; a nonsense answer 0."""
     from transformers import AutoModelForMaskedLM
 
-    from domainlm.evaluate import fill_mask
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.evaluate.lm import fill_mask
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     tok = load_tokenizer(mlm_run / "model")
     model = AutoModelForMaskedLM.from_pretrained(str(mlm_run / "model")).eval()
@@ -242,7 +242,7 @@ def test_unknown_baseline_is_a_user_error(mlm_run):
 
 
 def test_ngram_prefers_text_like_its_training_data():
-    from domainlm.ngram import fit_score, split_documents
+    from domainlm.evaluate.ngram import fit_score, split_documents
 
     docs = split_documents([1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0], sep_id=0)
     assert docs == [["1", "2", "3", "4"]] * 3
@@ -255,8 +255,8 @@ def test_encode_ignores_truncation_and_padding_saved_in_tokenizer_json(corpus_di
     """MiniLM's tokenizer.json carries max_length 128 + padding: shards must still hold whole documents."""
     from tokenizers import Tokenizer
 
-    from domainlm.encode import encode_split
-    from domainlm.prepare import read_documents
+    from domainlm.corpus.documents import read_documents
+    from domainlm.tokens.encode import encode_split
 
     tok_dir = tmp_path / "tok"
     shutil.copytree(bert_tokenizer, tok_dir)
@@ -280,8 +280,9 @@ def test_shipped_probes_come_from_the_demo_test_split(tmp_path):
     import json
     from importlib import resources
 
+    from domainlm.corpus.documents import read_documents
+    from domainlm.corpus.prepare import prepare
     from domainlm.demo import write_demo_corpus
-    from domainlm.prepare import prepare, read_documents
 
     raw = write_demo_corpus(tmp_path / "anywhere" / "demo-data" / "raw")
     prepare([raw.parent], tmp_path / "corpus")

@@ -35,7 +35,7 @@ def test_hf_export_loads_in_pipeline_with_labels_and_card(clf_dir, tmp_path):  #
 def test_onnx_int8_classifier_matches_torch_on_labelled_heldout(clf_dir, labelled, tmp_path):  # noqa: F811
     import onnxruntime as ort
 
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     res = export(clf_dir, "onnx-int8", tmp_path / "q", eval_file=labelled[1])
     c = res.check
@@ -93,8 +93,8 @@ def test_sentence_transformers_export_loads_and_mean_pools(mlm_dir, tmp_path):  
 
 
 def test_run_folder_export_card_has_run_metadata(corpus_dir, bert_tokenizer, tmp_path):
-    from domainlm.evaluate import evaluate
-    from domainlm.train import pretrain
+    from domainlm.evaluate.lm import evaluate
+    from domainlm.pretrain.loop import pretrain
 
     run = pretrain(
         corpus_dir,
@@ -155,7 +155,7 @@ def test_cli_export_and_serve_errors_are_one_line(tmp_path):
 
 
 def test_finetune_output_exports_with_its_data_and_cv_metrics(mlm_dir, labelled, tmp_path):  # noqa: F811
-    from domainlm.finetune import finetune
+    from domainlm.classify.finetune import finetune
 
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"body": r["text"], "y": r["label"]}) + "\n" for r in labelled[0]))

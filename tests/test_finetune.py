@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
+from domainlm.classify.finetune import finetune, load_dataset, make_splits
 from domainlm.config import FinetuneConfig
 from domainlm.errors import UserError
-from domainlm.finetune import finetune, load_dataset, make_splits
 
 _A = [
     "The President shall be elected by the members of an electoral college.",
@@ -43,7 +43,7 @@ def tiny_model(bert_tokenizer, tmp_path_factory):
     """A tiny BERT masked LM saved as a HF folder with the test tokenizer (a stand-in for run/model)."""
     from transformers import BertConfig, BertForMaskedLM
 
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     tok = load_tokenizer(bert_tokenizer)
     out = tmp_path_factory.mktemp("tiny") / "model"
@@ -111,7 +111,7 @@ def test_head_mode_freezes_the_body_and_cache_is_exact(tiny_model, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
 
-    from domainlm.finetune import Classifier, _head_logits, make_windows
+    from domainlm.classify.finetune import Classifier, _head_logits, make_windows
 
     data = _write(tmp_path / "d.parquet", _docs(30), "parquet")
     res = finetune(

@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from domainlm.objectives import IGNORE, MaskSpec, mask_tokens, word_start_table, word_starts
-from domainlm.train import pretrain
+from domainlm.pretrain.loop import pretrain
+from domainlm.pretrain.objectives import IGNORE, MaskSpec, mask_tokens, word_start_table, word_starts
 from tests.conftest import CaptureReporter
 
 # space-separated words only, several rare enough to be split into pieces by a 300-token vocabulary
@@ -25,7 +25,7 @@ TEXT = (
     ids=["wordpiece", "bpe", "unigram"],
 )
 def tokenizer_kind(request, corpus_dir, tmp_path_factory):
-    from domainlm.tokenizer import load_tokenizer, train_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
 
     kind, style = request.param
     out = tmp_path_factory.mktemp(f"tok-{kind}")
@@ -102,7 +102,7 @@ def test_bert_masking_is_deterministic_per_sample_and_80_10_10():
 
 @pytest.mark.parametrize("preset", ["gpt-mini", "llama-mini"])
 def test_future_tokens_do_not_change_causal_outputs(preset):
-    from domainlm import presets
+    from domainlm.pretrain import presets
 
     built = presets.build(
         preset,
@@ -189,7 +189,7 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
 
 
 def test_electra_preset_shapes_follow_the_paper():
-    from domainlm import presets
+    from domainlm.pretrain import presets
 
     n = presets.count_parameters("electra-small", vocab_size=30522)
     assert 13e6 < n < 15e6  # ELECTRA-Small: 14M (Clark et al. 2020, table 1)

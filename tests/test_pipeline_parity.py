@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from domainlm.evaluate import evaluate, fill_mask
-from domainlm.tokenizer import load_tokenizer
-from domainlm.train import pretrain
+from domainlm.evaluate.lm import evaluate, fill_mask
+from domainlm.pretrain.loop import pretrain
+from domainlm.tokens.tokenizer import load_tokenizer
 
 SENTENCE = "The President shall be elected by the members of an electoral [MASK] ."
 

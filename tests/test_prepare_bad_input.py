@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from domainlm import readers
-from domainlm.prepare import prepare
+from domainlm.corpus import readers
+from domainlm.corpus.prepare import prepare
 from tests.conftest import make_docs
 
 HUGE_MB = 50

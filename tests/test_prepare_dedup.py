@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domainlm.dedup import Deduplicator
+from domainlm.corpus.dedup import Deduplicator
 from tests.conftest import make_docs
 
 

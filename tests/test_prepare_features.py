@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from domainlm.prepare import prepare, read_documents
+from domainlm.corpus.documents import read_documents
+from domainlm.corpus.prepare import prepare
 from tests.conftest import make_docs
 
 FRENCH = (
@@ -96,7 +97,7 @@ def test_dehyphenation_and_min_chars(tmp_path):
 
 
 def test_worker_processes_give_the_same_corpus(tmp_path, monkeypatch):
-    from domainlm import prepare as prep
+    from domainlm.corpus import prepare as prep
 
     docs = make_docs(150, seed=11)
     _jsonl(tmp_path / "a.jsonl", [{"text": t} for t in docs] + [{"text": docs[3]}, {"nope": 1}])
@@ -120,7 +121,7 @@ def test_split_does_not_depend_on_where_the_folder_lives(tmp_path):
     import json
     import shutil
 
-    from domainlm.prepare import prepare
+    from domainlm.corpus.prepare import prepare
 
     a = tmp_path / "here" / "raw"
     a.mkdir(parents=True)

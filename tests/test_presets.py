@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from domainlm import presets
-from domainlm.train import pretrain
+from domainlm.pretrain import presets
+from domainlm.pretrain.loop import pretrain
 
 # shrink every preset to a few thousand parameters; the family's code paths stay the same
 TINY = {

@@ -43,8 +43,8 @@ def test_demo_end_to_end_and_pipeline_parity(tmp_path):
     from transformers import AutoModelForMaskedLM
 
     from domainlm.demo import DEMO_SENTENCE
-    from domainlm.evaluate import fill_mask
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.evaluate.lm import fill_mask
+    from domainlm.tokens.tokenizer import load_tokenizer
     from tests.test_pipeline_parity import pipeline_top1
 
     ours = fill_mask(

@@ -142,7 +142,7 @@ def test_bad_inputs_are_named(tmp_path, corpus_dir):
         recommend(tmp_path)
     with pytest.raises(UserError, match="unknown task"):
         recommend(corpus_dir, task="summarise")
-    from domainlm.tokenizer import train_tokenizer
+    from domainlm.tokens.tokenizer import train_tokenizer
 
     gpt_tok = train_tokenizer(
         corpus_dir, tmp_path / "gpt-tok", kind="bpe", vocab_size=300, style="gpt"

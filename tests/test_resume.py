@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from domainlm import checkpoint
 from domainlm.errors import UserError
-from domainlm.train import pretrain
+from domainlm.pretrain import checkpoint
+from domainlm.pretrain.loop import pretrain
 from tests.conftest import CaptureReporter
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -108,7 +108,7 @@ def _spawn(kwargs: dict, cli: bool = False) -> subprocess.Popen:
         for s in k["overrides"]:
             cmd += ["--set", s]
     else:
-        code = f"from domainlm.train import pretrain\npretrain(**{kwargs!r})\n"
+        code = f"from domainlm.pretrain.loop import pretrain\npretrain(**{kwargs!r})\n"
         cmd = [sys.executable, "-c", textwrap.dedent(code)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -180,7 +180,7 @@ def test_signal_saves_and_exits_cleanly(corpus_dir, bert_tokenizer, tmp_path, si
 def test_nan_loss_stops_with_message_and_keeps_checkpoint(corpus_dir, bert_tokenizer, tmp_path, monkeypatch):
     import torch
 
-    from domainlm import objectives
+    from domainlm.pretrain import objectives
 
     real = objectives.MLMObjective.forward
     calls = {"n": 0}

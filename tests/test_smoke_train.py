@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from domainlm.train import pretrain
+from domainlm.pretrain.loop import pretrain
 
 
 def test_tiny_mlm_learns_and_writes_run_folder(corpus_dir, bert_tokenizer, tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from domainlm.tokenizer import (
+from domainlm.tokens.tokenizer import (
     SPECIALS,
     generic_tokenizer_path,
     load_tokenizer,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from domainlm.train import pretrain
+from domainlm.pretrain.loop import pretrain
 from tests.conftest import CaptureReporter
 
 

@@ -43,7 +43,7 @@ def make_classifier(tokenizer_dir: Path, out: Path, rows: list[dict], steps: int
     import torch
     from transformers import BertForSequenceClassification
 
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     torch.manual_seed(0)
     tok = load_tokenizer(tokenizer_dir)
@@ -70,7 +70,7 @@ def make_mlm(tokenizer_dir: Path, out: Path) -> Path:
     import torch
     from transformers import BertForMaskedLM
 
-    from domainlm.tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     torch.manual_seed(0)
     tok = load_tokenizer(tokenizer_dir)
@@ -83,7 +83,7 @@ def make_gpt(corpus_dir: Path, out: Path) -> Path:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from domainlm.tokenizer import load_tokenizer, train_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
 
     torch.manual_seed(0)
     train_tokenizer(corpus_dir, out / "tok", kind="bpe", vocab_size=300, style="gpt")

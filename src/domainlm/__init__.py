@@ -1,7 +1,7 @@
 """domainlm: train a language model on your own corpus on one CPU machine, end to end.
 
 Every CLI subcommand is a plain function with the same arguments:
-``domainlm prepare ...`` == ``domainlm.prepare.prepare(...)``. Functions are quiet and return a result;
+``domainlm prepare ...`` == ``domainlm.corpus.prepare.prepare(...)``. Functions are quiet and return a result;
 the CLI prints.
 """
 

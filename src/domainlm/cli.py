@@ -1,10 +1,10 @@
 """The `domainlm` command line: one subcommand per stage, each a thin wrapper over a quiet function.
 
-    domainlm prepare RAW -o corpus/        == domainlm.prepare.prepare([...], "corpus/")
-    domainlm tokenizer corpus/ -o tok/     == domainlm.tokenizer.train_tokenizer("corpus/", "tok/")
+    domainlm prepare RAW -o corpus/        == domainlm.corpus.prepare.prepare([...], "corpus/")
+    domainlm tokenizer corpus/ -o tok/     == domainlm.tokens.tokenizer.train_tokenizer("corpus/", "tok/")
     domainlm recommend corpus/ --budget 2h == domainlm.recommend.recommend("corpus/", "2h")
-    domainlm pretrain corpus/ --budget 10m == domainlm.train.pretrain("corpus/", budget="10m")
-    domainlm evaluate runs/NAME            == domainlm.evaluate.evaluate(["runs/NAME"])
+    domainlm pretrain corpus/ --budget 10m == domainlm.pretrain.loop.pretrain("corpus/", budget="10m")
+    domainlm evaluate runs/NAME            == domainlm.evaluate.lm.evaluate(["runs/NAME"])
     domainlm demo                          == domainlm.demo.demo()
     domainlm export runs/NAME --format onnx-int8 == domainlm.export.export("runs/NAME", "onnx-int8")
     domainlm serve runs/NAME               == domainlm.serve.serve("runs/NAME")
@@ -60,7 +60,7 @@ def prepare(
 
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .prepare import prepare as run
+    from domainlm.corpus.prepare import prepare as run
 
     langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
     bar = Progress(
@@ -155,7 +155,7 @@ def tokenizer(
     set_: SetOpt = None,
 ) -> None:
     """Train a domain tokenizer on the corpus's train split (and report how it compares)."""
-    from .tokenizer import train_tokenizer
+    from domainlm.tokens.tokenizer import train_tokenizer
 
     res = train_tokenizer(corpus, output, kind, vocab_size, lowercase, style, config, set_, report=report)
     out.print(f"{res.kind} tokenizer, {res.vocab_size:,} tokens ({res.style} style) -> {res.output}")
@@ -210,7 +210,7 @@ def pretrain(
     if preset == "list":
         from rich import box
 
-        from .presets import describe
+        from domainlm.pretrain.presets import describe
 
         t = Table(
             title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False
@@ -232,8 +232,8 @@ def pretrain(
             )
         out.print(t)
         return
-    from .progress import RichReporter
-    from .train import pretrain as run
+    from domainlm.pretrain.loop import pretrain as run
+    from domainlm.progress import RichReporter
 
     res = run(
         corpus,
@@ -285,7 +285,7 @@ def recommend(
     output: Annotated[str, typer.Option("--output", "-o", help="run config to write")] = "run.yaml",
 ) -> None:
     """Measure this corpus and machine, pick the model and objective for the budget, write a run config."""
-    from .recommend import recommend as run
+    from domainlm.recommend import recommend as run
 
     rec = run(
         corpus,
@@ -337,8 +337,8 @@ def evaluate(
     ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
 ) -> None:
     """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run."""
-    from .evaluate import evaluate as run
-    from .evaluate import side_by_side
+    from domainlm.evaluate.lm import evaluate as run
+    from domainlm.evaluate.lm import side_by_side
 
     res = run(runs, eval_batches, baseline, probes, max_docs, ngram_order, ngram_tokens)
     headers, rows = side_by_side(res)
@@ -377,9 +377,9 @@ def finetune(
     set_: SetOpt = None,
 ) -> None:
     """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder."""
-    from .finetune import METRIC_KEYS, describe_table
-    from .finetune import finetune as run
-    from .progress import RichReporter
+    from domainlm.classify.finetune import METRIC_KEYS, describe_table
+    from domainlm.classify.finetune import finetune as run
+    from domainlm.progress import RichReporter
 
     res = run(
         model,
@@ -418,8 +418,8 @@ def demo(
     preset: Annotated[str, typer.Option(help="architecture")] = "bert-mini",
 ) -> None:
     """The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."""
-    from .demo import demo as run
-    from .progress import RichReporter
+    from domainlm.demo import demo as run
+    from domainlm.progress import RichReporter
 
     res = run(budget, runs_dir, name, preset, reporter=RichReporter(err))
     ev = res["eval"]
@@ -451,7 +451,7 @@ def export(
     tolerance: Annotated[float, typer.Option(help="largest metric drop allowed for ONNX, in points")] = 1.0,
 ) -> None:
     """Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers."""
-    from .export import export as run_export
+    from domainlm.export import export as run_export
 
     res = run_export(run, format, output, eval_file, tolerance)
     c = res.check
@@ -485,7 +485,7 @@ def serve(
     set_: SetOpt = None,
 ) -> None:
     """Serve a model over HTTP (FastAPI + uvicorn) with limits, an optional API key and /metrics."""
-    from .serve import serve as run_serve
+    from domainlm.serve import serve as run_serve
 
     def ready(info: dict) -> None:
         for w in info["warnings"]:
@@ -503,7 +503,7 @@ def serve(
 
 def _version_callback(value: bool) -> None:
     if value:
-        from . import __version__
+        from domainlm import __version__
 
         out.print(f"domainlm {__version__}")
         raise typer.Exit()
@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning UserError into one line and exit code 2."""
     import click
 
-    from .errors import UserError
+    from domainlm.errors import UserError
 
     # transformers/hub progress bars would interleave with ours
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError
+from domainlm.errors import UserError
 
 # A fixed sentence (Article 54 wording) used by the tests to compare domainlm with transformers.pipeline.
 DEMO_SENTENCE = "The President shall be elected by the members of an electoral [MASK] ."
@@ -60,7 +60,7 @@ class Example:
 
 def cloze_examples(corpus: Path, tok, n: int = 4) -> list[tuple[str, str]]:
     """Deterministic cloze sentences from held-out (test) articles: a content word that is one token."""
-    from .prepare import read_documents
+    from domainlm.corpus.documents import read_documents
 
     vocab = tok.get_vocab()
     out = []
@@ -94,11 +94,12 @@ def demo(
     """Run the end-to-end demo; returns paths, metrics and the fill-mask examples."""
     import torch
 
-    from . import presets
-    from .evaluate import evaluate, fill_mask
-    from .prepare import prepare
-    from .tokenizer import load_tokenizer, train_tokenizer
-    from .train import Quiet, pretrain, special_ids
+    from domainlm.corpus.prepare import prepare
+    from domainlm.evaluate.lm import evaluate, fill_mask
+    from domainlm.pretrain import presets
+    from domainlm.pretrain.loop import pretrain
+    from domainlm.reporting import Quiet
+    from domainlm.tokens.tokenizer import load_tokenizer, special_ids, train_tokenizer
 
     reporter = reporter or Quiet()
     base = Path(runs_dir) / f"{name}-data"

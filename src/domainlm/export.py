@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError, resolve
+from domainlm.errors import UserError, resolve
 
 FORMAT_VERSION = 1
 
@@ -153,7 +153,7 @@ def load_torch(src: Source, attention: str | None = None):
 
 
 def load_tok(src: Source):
-    from .tokenizer import load_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     tok = load_tokenizer(src.tokenizer_dir)
     if tok.pad_token is None:  # GPT-style tokenizers: pad with end-of-text (masked out anyway)
@@ -216,7 +216,7 @@ def export(
                     f"({check['torch']:.2f} -> {check['onnx']:.2f}), more than the tolerance {tolerance}",
                     "Use --format onnx (no quantisation) or raise --tolerance",
                 )
-        from .modelcard import write_export_card
+        from domainlm.modelcard import write_export_card
 
         write_export_card(staging, src, format, check)
         task = "embed" if format == "sentence-transformers" else src.task
@@ -304,7 +304,7 @@ def onnx_session(path: Path, threads: int | None = None):
     """An onnxruntime CPU session with all graph optimisations."""
     import onnxruntime as ort
 
-    from . import machine
+    from domainlm import machine
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or machine.cores()
@@ -415,7 +415,7 @@ def heldout_texts(src: Source, eval_file, n: int) -> tuple[list[dict], str]:
             return rows[:n], f"{data} (the fine-tuning data; pass --eval-file for held-out data)"
     corpus = src.config.get("corpus") if src.config else None
     if corpus and (Path(corpus) / "documents.jsonl").is_file():
-        from .prepare import read_documents
+        from domainlm.corpus.documents import read_documents
 
         rows = []
         for split in ("validation", "test", "train"):

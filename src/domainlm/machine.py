@@ -79,7 +79,7 @@ def resolve_device(setting: str, local_rank: int = 0):
     ``setting`` is cuda, or auto and torch sees a GPU; otherwise the CPU."""
     import torch
 
-    from .errors import UserError
+    from domainlm.errors import UserError
 
     if setting == "cpu":
         return torch.device("cpu")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from . import machine
+from domainlm import machine
 
 
 def write_model_card(model_dir: Path, cfg, summary: dict) -> None:

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 class RichReporter:
-    """Implements train.Reporter with a rich progress bar on stderr."""
+    """Implements domainlm.reporting.Reporter with a rich progress bar on stderr."""
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(stderr=True)

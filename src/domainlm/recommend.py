@@ -41,9 +41,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config as cfgmod
-from .config import RunConfig, parse_duration
-from .errors import UserError
+from domainlm import config as cfgmod
+from domainlm.config import RunConfig, parse_duration
+from domainlm.errors import UserError
 
 TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022
 MAX_USEFUL_EPOCHS = 16.0  # Muennighoff et al. 2023
@@ -211,7 +211,7 @@ def _duration(seconds: float) -> str:
 
 
 def _sample_texts(corpus: Path, max_chars: int = SAMPLE_CHARS) -> list[str]:
-    from .prepare import read_documents
+    from domainlm.corpus.documents import read_documents
 
     texts, size = [], 0
     for doc in read_documents(corpus, "train"):
@@ -226,12 +226,12 @@ def fertility(tokenizer_dir: Path, texts: list[str]) -> float:
     """Tokens per whitespace word of the tokenizer in ``tokenizer_dir`` on ``texts``."""
     from tokenizers import Tokenizer
 
-    from .tokenizer import _measure  # the tokenizer report's measure: one definition of fertility
+    from domainlm.tokens.tokenizer import measure  # the tokenizer report's: one definition of fertility
 
     tok = Tokenizer.from_file(str(Path(tokenizer_dir) / "tokenizer.json"))
     tok.no_padding()  # a checkpoint's tokenizer.json may pad and truncate for its model
     tok.no_truncation()
-    return _measure(tok, texts)["fertility"]
+    return measure(tok, texts)["fertility"]
 
 
 def probe_tokens_per_s(
@@ -242,8 +242,14 @@ def probe_tokens_per_s(
 
     import torch
 
-    from . import machine
-    from .objectives import CLMObjective, ElectraObjective, MaskSpec, MLMObjective, mask_tokens
+    from domainlm import machine
+    from domainlm.pretrain.objectives import (
+        CLMObjective,
+        ElectraObjective,
+        MaskSpec,
+        MLMObjective,
+        mask_tokens,
+    )
 
     bf16 = machine.resolve_bf16("auto")
     specials = [i for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id} if i is not None]
@@ -278,7 +284,7 @@ def probe_tokens_per_s(
 
 
 def _general_checkpoint() -> Path | None:
-    from .tokenizer import generic_tokenizer_path
+    from domainlm.tokens.tokenizer import generic_tokenizer_path
 
     path = generic_tokenizer_path()
     return path if path is not None and (path / "config.json").is_file() else None
@@ -310,9 +316,9 @@ def recommend(
     import torch
     import transformers
 
-    from . import machine, presets
-    from .tokenizer import load_tokenizer, train_tokenizer
-    from .train import special_ids
+    from domainlm import machine
+    from domainlm.pretrain import presets
+    from domainlm.tokens.tokenizer import load_tokenizer, special_ids, train_tokenizer
 
     say = reporter or (lambda text: None)
     corpus = Path(corpus)

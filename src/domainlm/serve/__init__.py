@@ -15,9 +15,9 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import config as cfgmod
-from ..errors import UserError
-from .limits import ServeConfig
+from domainlm import config as cfgmod
+from domainlm.errors import UserError
+from domainlm.serve.limits import ServeConfig
 
 __all__ = ["ServeConfig", "build_app", "is_loopback", "read_api_key", "serve"]
 
@@ -50,8 +50,8 @@ def read_api_key(path: str | Path) -> str:
 
 def build_app(run: str | Path, cfg: ServeConfig | None = None):
     """(ASGI app, engine, warnings) for ``run`` with settings ``cfg``; loads the model."""
-    from .app import create_app
-    from .engine import load_engine
+    from domainlm.serve.app import create_app
+    from domainlm.serve.engine import load_engine
 
     cfg = cfg or ServeConfig()
     api_key = read_api_key(cfg.api_key_file) if cfg.api_key_file else None

@@ -23,10 +23,10 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .batching import MicroBatcher
-from .engine import TASK_ROUTES, Engine, InputError
-from .limits import Guard, ServeConfig
-from .metrics import Metrics
+from domainlm.serve.batching import MicroBatcher
+from domainlm.serve.engine import TASK_ROUTES, Engine, InputError
+from domainlm.serve.limits import Guard, ServeConfig
+from domainlm.serve.metrics import Metrics
 
 Texts = str | list[str]
 
@@ -136,7 +136,7 @@ def create_app(engine: Engine, cfg: ServeConfig | None = None, api_key: str | No
     from fastapi.responses import JSONResponse, PlainTextResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from .. import __version__
+    from domainlm import __version__
 
     cfg = cfg or ServeConfig()
     metrics = Metrics()

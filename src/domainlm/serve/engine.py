@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..export import Source, load_tok, load_torch, mean_pool, onnx_session, resolve_source
+from domainlm.errors import UserError
+from domainlm.export import Source, load_tok, load_torch, mean_pool, onnx_session, resolve_source
 
 
 class InputError(ValueError):
@@ -196,7 +196,7 @@ def find_onnx(src: Source) -> Source:
 
 def load_engine(path: str | Path, onnx: bool = False, threads: int | None = None) -> Engine:
     """Load a run folder, HF model folder or ONNX export folder for serving."""
-    from .. import machine
+    from domainlm import machine
 
     src = resolve_source(path)
     if onnx or (src.onnx_file is not None and not (src.model_dir / "model.safetensors").is_file()):

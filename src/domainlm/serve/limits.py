@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import Field
 
-from ..config import Section
-from .metrics import Metrics
+from domainlm.config import Section
+from domainlm.serve.metrics import Metrics
 
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
 # routes that run the model: counted against the concurrency limit and the timeout

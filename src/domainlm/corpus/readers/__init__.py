@@ -50,7 +50,7 @@ class ReadOptions:
 
 
 def _load(name: str) -> Callable:
-    from . import markup, office, structured, text
+    from domainlm.corpus.readers import markup, office, structured, text
 
     return {
         "text": text.read,

@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import ReadError, ReadOptions, Record
-from .text import decode
+from domainlm.corpus.readers import ReadError, ReadOptions, Record
+from domainlm.corpus.readers.text import decode
 
 
 def _from_obj(obj, field: str, key: str) -> Record:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import resolve
+from domainlm.errors import resolve
 
 # family -> (config class name, {objective: model class name}, tokenizer style)
 FAMILIES: dict[str, tuple[str, dict[str, str], str]] = {
@@ -172,7 +172,7 @@ def build(
     if objective == "electra":
         import transformers
 
-        from .objectives import ElectraPair
+        from domainlm.pretrain.objectives import ElectraPair
 
         model = ElectraPair(transformers.ElectraForMaskedLM(generator_config(preset, cfg)), model)
     return Built(model, family, objective, FAMILIES[family][2])

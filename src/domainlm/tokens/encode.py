@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .tokenizer import tokenizer_hash
+from domainlm.tokens.tokenizer import tokenizer_hash
 
 FORMAT_VERSION = 2
 BATCH_DOCS = 256  # documents per encode_batch call
@@ -198,7 +198,7 @@ def encode_split(
     """
     from tokenizers import Tokenizer
 
-    from .errors import UserError
+    from domainlm.errors import UserError
 
     corpus, tokenizer_dir = Path(corpus), Path(tokenizer_dir)
     docs_path = corpus / "documents.jsonl"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .encode import Shard
-from .errors import UserError
+from domainlm.errors import UserError
+from domainlm.tokens.encode import Shard
 
 
 @dataclass
@@ -60,3 +60,20 @@ class Blocks:
         pre, suf = self.spec.prefix, self.spec.suffix
         rows = [np.concatenate([pre, self.block(g), suf]) if (pre or suf) else self.block(g) for g in indices]
         return torch.from_numpy(np.stack(rows).astype(np.int64))
+
+
+def block_spec(objective: str, tok, seq_len: int):
+    if objective == "clm":
+        return BlockSpec(seq_len, [], [])
+    return BlockSpec(seq_len, [tok.cls_token_id], [tok.sep_token_id])
+
+
+def separator_id(objective: str, tok) -> int:
+    sep = tok.sep_token_id if objective != "clm" else tok.eos_token_id
+    if sep is None:
+        sep = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
+    if sep is None:
+        raise UserError(
+            "the tokenizer has no separator/end-of-text token", "Train it with `domainlm tokenizer`"
+        )
+    return sep

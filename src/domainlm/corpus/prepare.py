@@ -24,15 +24,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as cfgmod
-from .clean import clean
-from .config import PrepareConfig
-from .dedup import Deduplicator
-from .errors import UserError
-from .langid import detector as language_detector
-from .readers import ReadError, ReadOptions, format_of, read
-
-SPLITS = ("train", "validation", "test")
+from domainlm import config as cfgmod
+from domainlm.config import PrepareConfig
+from domainlm.corpus.clean import clean
+from domainlm.corpus.dedup import Deduplicator
+from domainlm.corpus.langid import detector as language_detector
+from domainlm.corpus.readers import ReadError, ReadOptions, format_of, read
+from domainlm.errors import UserError
 
 
 @dataclass
@@ -412,17 +410,3 @@ def prepare(
     (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     cfgmod.dump(cfg, out / "config.yaml")
     return PrepareResult(out, dict(docs), dict(chars), stats["quarantined"], duplicates, stats)
-
-
-def read_documents(corpus: str | Path, split: str | None = None) -> Iterator[dict]:
-    """Stream the documents of a corpus folder (optionally one split)."""
-    path = Path(corpus) / "documents.jsonl"
-    if not path.is_file():
-        raise UserError(
-            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
-        )
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            doc = json.loads(line)
-            if split is None or doc["split"] == split:
-                yield doc

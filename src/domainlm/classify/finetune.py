@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config as cfgmod
-from .config import FinetuneConfig, parse_duration
-from .errors import UserError
+from domainlm import config as cfgmod
+from domainlm.config import FinetuneConfig, parse_duration
+from domainlm.errors import UserError
 
 READERS = ("csv", "jsonl", "parquet")
 # families whose head reads the [CLS] state only: head-only training runs on cached [CLS] states
@@ -286,7 +286,7 @@ class Classifier:
     """One fine-tuning run: a fresh model from ``model_dir`` trained on given documents' windows."""
 
     def __init__(self, model_dir: Path, ds: Dataset, cfg: FinetuneConfig, bf16: bool):
-        from .tokenizer import load_tokenizer
+        from domainlm.tokens.tokenizer import load_tokenizer
 
         self.model_dir, self.ds, self.cfg, self.bf16 = model_dir, ds, cfg, bf16
         self.tok = load_tokenizer(model_dir)
@@ -655,7 +655,7 @@ def finetune(
     import numpy as np
     import torch
 
-    from . import machine
+    from domainlm import machine
 
     cfg = cfgmod.load(
         FinetuneConfig,

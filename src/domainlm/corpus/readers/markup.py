@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import ReadOptions, Record
-from .text import decode
+from domainlm.corpus.readers import ReadOptions, Record
+from domainlm.corpus.readers.text import decode
 
 _DROP = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "template"]
 _BLOCKS = (

@@ -25,27 +25,12 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from . import config as cfgmod
-from .config import RunConfig, parse_duration
-from .errors import UserError
-
-
-class Reporter(Protocol):
-    """What the loop tells the outside world. The CLI draws a progress bar; the library is quiet."""
-
-    def start(self, info: dict) -> None: ...
-    def step(self, row: dict) -> None: ...
-    def message(self, text: str) -> None: ...
-    def finish(self) -> None: ...
-
-
-class Quiet:
-    def start(self, info: dict) -> None: ...
-    def step(self, row: dict) -> None: ...
-    def message(self, text: str) -> None: ...
-    def finish(self) -> None: ...
+from domainlm import config as cfgmod
+from domainlm.config import RunConfig, parse_duration
+from domainlm.errors import UserError
+from domainlm.reporting import Quiet, Reporter
 
 
 @dataclass
@@ -133,7 +118,7 @@ def pretrain(
 
 def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Reporter) -> Path:
     """The run's frozen tokenizer folder: copied from --tokenizer / --init-from, or trained here."""
-    from .tokenizer import load_tokenizer, train_tokenizer
+    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
 
     dest = run_dir / "tokenizer"
     if (dest / "tokenizer.json").is_file():
@@ -166,23 +151,13 @@ def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Repo
     return dest
 
 
-def special_ids(tok) -> dict[str, int | None]:
-    return {
-        "pad": tok.pad_token_id,
-        "cls": tok.cls_token_id,
-        "sep": tok.sep_token_id,
-        "mask": tok.mask_token_id,
-        "bos": tok.bos_token_id,
-        "eos": tok.eos_token_id,
-        "unk": tok.unk_token_id,
-    }
-
-
 def _build_model(cfg: RunConfig, tok, reporter: Reporter):
     """(model, family, objective). From a preset, or continued from a local HF checkpoint."""
-    from . import presets
+    from domainlm.pretrain import presets
 
     objective = cfg.model.objective
+    from domainlm.tokens.tokenizer import special_ids
+
     ids = special_ids(tok)
     if cfg.model.init_from:
         import torch
@@ -200,7 +175,7 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
                 "Point it at a folder saved with save_pretrained",
             )
         auto = {"mlm": transformers.AutoModelForMaskedLM, "clm": transformers.AutoModelForCausalLM}
-        from .errors import resolve
+        from domainlm.errors import resolve
 
         loader = resolve("objective for --init-from", objective, auto)
         model, info = loader.from_pretrained(
@@ -248,25 +223,6 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
         cfg.model.overrides,
     )
     return built.model, built.family, objective
-
-
-def _block_spec(objective: str, tok, seq_len: int):
-    from .data import BlockSpec
-
-    if objective == "clm":
-        return BlockSpec(seq_len, [], [])
-    return BlockSpec(seq_len, [tok.cls_token_id], [tok.sep_token_id])
-
-
-def _sep_id(objective: str, tok) -> int:
-    sep = tok.sep_token_id if objective != "clm" else tok.eos_token_id
-    if sep is None:
-        sep = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
-    if sep is None:
-        raise UserError(
-            "the tokenizer has no separator/end-of-text token", "Train it with `domainlm tokenizer`"
-        )
-    return sep
 
 
 def _param_groups(model, weight_decay: float):
@@ -365,7 +321,7 @@ def _init_distributed(device_setting: str = "auto") -> _Dist:
     has a GPU (``cuda:LOCAL_RANK``), gloo between CPU processes."""
     import os
 
-    from .machine import dist_backend, resolve_device
+    from domainlm.machine import dist_backend, resolve_device
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_setting, local_rank)
@@ -426,11 +382,10 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
 def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> PretrainResult:
     import torch
 
-    from . import checkpoint, machine
-    from .data import Blocks
-    from .encode import encode_split
-    from .evaluate import EVAL_SEED, lm_metrics
-    from .objectives import (
+    from domainlm import machine
+    from domainlm.pretrain import checkpoint
+    from domainlm.pretrain.metrics import EVAL_SEED, lm_metrics
+    from domainlm.pretrain.objectives import (
         IGNORE,
         CLMObjective,
         ElectraObjective,
@@ -441,8 +396,10 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
         word_start_table,
         word_starts,
     )
-    from .presets import style_of
-    from .tokenizer import load_tokenizer
+    from domainlm.pretrain.presets import style_of
+    from domainlm.tokens.blocks import Blocks, block_spec, separator_id
+    from domainlm.tokens.encode import encode_split
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     corpus = Path(cfg.corpus)
     if not cfg.model.init_from:
@@ -469,7 +426,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
                 f"tokenizer '{tok_dir}' has no mask token, needed for {objective}",
                 "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)",
             )
-        sep = _sep_id(objective, tok)
+        sep = separator_id(objective, tok)
         reporter.message("encoding the corpus (cached after the first run)")
         return (
             tok,
@@ -509,7 +466,7 @@ def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> Pretr
             f"Set train.seq_len <= {max_pos}",
         )
     model.train()
-    spec = _block_spec(objective, tok, cfg.train.seq_len)
+    spec = block_spec(objective, tok, cfg.train.seq_len)
     train_blocks = Blocks(train_shard, spec, cfg.train.seed, shuffle=True)
     val_blocks = Blocks(val_shard, spec, 0, shuffle=False)
     specials = [
@@ -854,8 +811,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
 def save_model(model, tok, run_dir: Path, cfg: RunConfig, summary: dict) -> Path:
     """Write ``run_dir/model``: HF weights (safetensors), tokenizer and a model card. ELECTRA: the
     discriminator is ``model/`` (ElectraForPreTraining), the generator ``generator/`` (ElectraForMaskedLM)."""
-    from .modelcard import write_model_card
-    from .objectives import ElectraPair
+    from domainlm.modelcard import write_model_card
+    from domainlm.pretrain.objectives import ElectraPair
 
     def write(net, out: Path, card: bool) -> Path:
         tmp = out.parent / f".{out.name}-staging"

@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import ReadError, ReadOptions, Record
+from domainlm.corpus.readers import ReadError, ReadOptions, Record
 
 
 def read_pdf(data: bytes, path: Path, opts: ReadOptions) -> Iterator[Record]:

@@ -26,62 +26,16 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError, resolve
+from domainlm.errors import UserError, resolve
+from domainlm.pretrain.metrics import EVAL_SEED
 
-EVAL_SEED = 1234  # fixed masks for every evaluation, so runs compare on the same positions
-
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parent.parent / "assets"
 # name -> shipped probe file
 PROBE_SETS: dict[str, Path] = {"constitution": ASSETS / "constitution_probes.jsonl"}
 BASELINES = {"ngram": "ngram", "none": None}
 PROBE_MASK = "[MASK]"  # the placeholder in probe files, whatever the model's own mask token is
 # folders (relative to the run) where an ELECTRA run may keep its generator, first found wins
 GENERATOR_DIRS = ("generator", "model/generator", "model-generator", "model_generator")
-
-
-def lm_metrics(
-    model,
-    family: str,
-    objective: str,
-    blocks,
-    mask_spec,
-    batch_size: int,
-    n_batches: int,
-    sparse: bool = True,
-) -> dict:
-    """Loss and accuracy (MLM) or loss and perplexity (CLM) over the first blocks of ``blocks``.
-
-    Call under ``torch.no_grad()`` (and autocast if wanted). Masks use EVAL_SEED, not the run's seed.
-    """
-    import dataclasses
-
-    import torch.nn.functional as F
-
-    from .objectives import MLM_HEADS, clm_loss, mask_tokens, mlm_logits
-
-    n = min(blocks.n_blocks, batch_size * n_batches)
-    total_loss = 0.0
-    count = correct = 0
-    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
-    sparse = sparse and family in MLM_HEADS
-    device = next(model.parameters()).device  # masks are drawn on the CPU, then moved with the batch
-    for start in range(0, n, batch_size):
-        indices = range(start, min(n, start + batch_size))
-        ids = blocks.batch(indices)
-        if objective == "clm":
-            loss, k = clm_loss(model, ids.to(device))
-            total_loss += loss.item() * k
-            count += k
-        else:
-            inputs, labels = mask_tokens(ids, indices, spec)
-            logits, target = mlm_logits(model, family, inputs.to(device), labels.to(device), sparse)
-            total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
-            correct += int((logits.argmax(-1) == target).sum())
-            count += int(target.numel())
-    loss = total_loss / max(1, count)
-    if objective == "clm":
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": count}
-    return {"loss": loss, "accuracy": correct / max(1, count), "masked_tokens": count}
 
 
 def electra_metrics(discriminator, generator, blocks, mask_spec, batch_size: int, n_batches: int) -> dict:
@@ -95,7 +49,7 @@ def electra_metrics(discriminator, generator, blocks, mask_spec, batch_size: int
 
     import torch
 
-    from .objectives import IGNORE, mask_tokens
+    from domainlm.pretrain.objectives import IGNORE, mask_tokens
 
     spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
     draw = torch.Generator().manual_seed(EVAL_SEED)
@@ -140,7 +94,7 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
     """
     import torch
 
-    from .objectives import MLM_HEADS
+    from domainlm.pretrain.objectives import MLM_HEADS
 
     family = model.config.model_type
     head = getattr(model, MLM_HEADS[family]) if family in MLM_HEADS else None
@@ -307,7 +261,7 @@ def probe_metrics(model, tok, objective: str, probes: list[dict], top_k: int = 5
 def _load_run(run: Path):
     import yaml
 
-    from .config import RunConfig
+    from domainlm.config import RunConfig
 
     if not (run / "config.yaml").is_file() or not (run / "model" / "config.json").is_file():
         raise UserError(
@@ -339,7 +293,7 @@ def words_per_token(corpus: Path, split: str, tok) -> float:
     Counted from the text, not from the encoded shard: a tokenizer.json that carries its own truncation
     (sentence-transformers checkpoints such as MiniLM save ``max_length: 128``) would shorten the shard.
     """
-    from .prepare import read_documents
+    from domainlm.corpus.documents import read_documents
 
     words = tokens = 0
     texts = [d["text"] for d in read_documents(corpus, split)]
@@ -377,13 +331,13 @@ def evaluate(
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-    from . import machine
-    from .data import Blocks
-    from .encode import encode_split
-    from .objectives import MaskSpec
-    from .prepare import read_documents
-    from .tokenizer import load_tokenizer, tokenizer_hash
-    from .train import _block_spec, _sep_id
+    from domainlm import machine
+    from domainlm.corpus.documents import read_documents
+    from domainlm.pretrain.metrics import lm_metrics
+    from domainlm.pretrain.objectives import MaskSpec
+    from domainlm.tokens.blocks import Blocks, block_spec, separator_id
+    from domainlm.tokens.encode import encode_split
+    from domainlm.tokens.tokenizer import load_tokenizer, tokenizer_hash
 
     if not runs:
         raise UserError("no run given", "Pass one or more run folders: domainlm evaluate runs/NAME")
@@ -398,13 +352,13 @@ def evaluate(
         tok = load_tokenizer(run / "model")
         objective = _objective_of(run, cfg)
         split = "validation"
-        sep = _sep_id("mlm" if objective == "electra" else objective, tok)
+        sep = separator_id("mlm" if objective == "electra" else objective, tok)
         shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
         if len(shard.tokens) < cfg.train.seq_len:
             split = "train"
             shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
         block_objective = "clm" if objective == "clm" else "mlm"
-        blocks = Blocks(shard, _block_spec(block_objective, tok, cfg.train.seq_len), 0, shuffle=False)
+        blocks = Blocks(shard, block_spec(block_objective, tok, cfg.train.seq_len), 0, shuffle=False)
         specials = [
             i
             for i in {
@@ -487,7 +441,7 @@ def evaluate(
         if baseline == "ngram":
             key = tokenizer_hash(run / "tokenizer")
             if key not in ngram_cache:
-                from .ngram import fit_score, split_documents
+                from domainlm.evaluate.ngram import fit_score, split_documents
 
                 train_shard = encode_split(cfg.corpus, run / "tokenizer", "train", sep)
                 r = fit_score(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import ReadError, ReadOptions, Record
+from domainlm.corpus.readers import ReadError, ReadOptions, Record
 
 
 def decode(data: bytes) -> str:

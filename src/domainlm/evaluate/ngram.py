@@ -66,7 +66,7 @@ def fit_score(
         from nltk.lm.preprocessing import padded_everygram_pipeline
         from nltk.util import ngrams
     except ImportError:
-        from .errors import UserError
+        from domainlm.errors import UserError
 
         raise UserError(
             "the n-gram baseline needs NLTK", "Install it: pip install 'domainlm[eval]'"

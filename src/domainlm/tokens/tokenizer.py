@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config as cfgmod
-from .config import TokenizerConfig
-from .errors import UserError
+from domainlm import config as cfgmod
+from domainlm.config import TokenizerConfig
+from domainlm.errors import UserError
 
 # style -> special tokens; names follow each family's original tokenizer.
 SPECIALS: dict[str, dict[str, str]] = {
@@ -69,7 +69,7 @@ def _ordered_specials(style: str) -> list[str]:
 
 
 def _texts(corpus: Path, split: str = "train") -> Iterator[str]:
-    from .prepare import read_documents
+    from domainlm.corpus.documents import read_documents
 
     for doc in read_documents(corpus, split):
         yield doc["text"]
@@ -197,7 +197,7 @@ def generic_tokenizer_path() -> Path | None:
 _WORD = re.compile(r"^[^\W\d_]{6,}$")  # a word of 6+ letters: candidates for "domain terms"
 
 
-def _measure(tok, texts: list[str]) -> dict:
+def measure(tok, texts: list[str]) -> dict:
     """Fertility (tokens per whitespace word), unknown-token rate and characters per token on ``texts``."""
     unk_id = None
     for name in ("[UNK]", "<unk>"):
@@ -236,7 +236,7 @@ def tokenizer_report(
 
     from tokenizers import Tokenizer
 
-    from .prepare import read_documents
+    from domainlm.corpus.documents import read_documents
 
     tokenizer_dir, corpus = Path(tokenizer_dir), Path(corpus)
     texts: list[str] = []
@@ -266,7 +266,7 @@ def tokenizer_report(
     for name, tok in tokenizers_.items():
         tok.no_padding()  # the generic tokenizer.json pads and truncates to 128 for its model
         tok.no_truncation()
-        report["tokenizers"][name] = _measure(tok, texts)
+        report["tokenizers"][name] = measure(tok, texts)
     counts = Counter(w.strip(".,;:()[]\"'") for t in texts for w in t.split())
     frequent = [w for w, n in counts.most_common(2000) if _WORD.match(w) and n >= 2]
 
@@ -305,3 +305,15 @@ def load_tokenizer(path: str | Path):
     if not (p / "tokenizer.json").is_file() and not (p / "vocab.txt").is_file():
         raise UserError(f"'{p}' is not a tokenizer folder", "Run `domainlm tokenizer CORPUS -o DIR` first")
     return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+
+
+def special_ids(tok) -> dict[str, int | None]:
+    return {
+        "pad": tok.pad_token_id,
+        "cls": tok.cls_token_id,
+        "sep": tok.sep_token_id,
+        "mask": tok.mask_token_id,
+        "bos": tok.bos_token_id,
+        "eos": tok.eos_token_id,
+        "unk": tok.unk_token_id,
+    }

@@ -1,0 +1,1 @@
+"""classify: text classification on top of a corpus or a trained model (`domainlm finetune`)."""
