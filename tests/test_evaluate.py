@@ -210,7 +210,7 @@ def test_probe_hits_what_the_model_predicts(mlm_run):
 
 
 def test_cli_evaluate_prints_side_by_side(mlm_run):
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from domainlm.cli import app
 

@@ -212,7 +212,7 @@ def test_cli_finetune_bad_row_exits_2(tiny_model, tmp_path):
 
 
 def test_cli_finetune_prints_table_with_baselines(tiny_model, tmp_path):
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from domainlm.cli import app
 

