@@ -118,3 +118,107 @@ def test_prepare_then_tokenizer_via_cli(raw_dir, tmp_path):
     res = run_cli("tokenizer", str(corpus), "-o", str(tok), "--vocab-size", "300")
     assert res.returncode == 0, res.stderr
     assert (tok / "tokenizer.json").is_file()
+
+
+# ---- usage errors follow click's convention; only bugs say "internal error" ----------------------------
+
+
+def _usage_error(capsys, *args: str) -> str:
+    from domainlm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert err.startswith(f"Usage: domainlm {args[0]} ") and "internal error" not in err, err
+    assert f"Try 'domainlm {args[0]} --help' for help." in err
+    return err
+
+
+def test_unknown_option_suggests_the_close_one(capsys):
+    err = _usage_error(capsys, "prepare", "x", "--out", "y")
+    assert "No such option '--out'" in err and "'--output'" in err
+
+
+def test_missing_argument_is_a_usage_error(capsys):
+    assert "Missing argument 'CORPUS'" in _usage_error(capsys, "tokenizer")
+
+
+def test_bad_values_of_typed_options_are_usage_errors(capsys):
+    err = _usage_error(capsys, "tokenizer", "corpus", "--vocab-size", "many")
+    assert "Invalid value for '--vocab-size'" in err and "'many'" in err
+    err = _usage_error(capsys, "pretrain", "corpus", "--max-steps", "0")  # the Field's ge=1, named by flag
+    assert "Invalid value for '--max-steps'" in err and "x>=1" in err
+    err = _usage_error(capsys, "export", "run", "--tolerance", "-1")
+    assert "Invalid value for '--tolerance'" in err
+
+
+def test_unknown_command_is_a_usage_error():
+    res = run_cli("pretrian")
+    assert res.returncode == 2 and "No such command 'pretrian'" in res.stderr
+    assert "Did you mean 'pretrain'" in res.stderr and "internal error" not in res.stderr
+
+
+def test_a_real_bug_still_says_internal_error(monkeypatch, capsys):
+    import domainlm.export
+    from domainlm.cli import main
+
+    def broken(**kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(domainlm.export, "export", broken)
+    with pytest.raises(SystemExit) as e:
+        main(["export", "run"])
+    assert e.value.code == 1
+    assert "internal error: ZeroDivisionError: a bug" in capsys.readouterr().err
+
+
+def test_version():
+    from domainlm import __version__
+
+    res = run_cli("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"domainlm {__version__}"
+
+
+# ---- output to a pipe or a file is complete, whatever its width ----------------------------------------
+
+
+def test_a_wide_table_to_a_pipe_is_not_cut():
+    code = (
+        "from rich.table import Table; from domainlm.cli import console\n"
+        "t = Table(); [t.add_column(f'column {i}') for i in range(12)]\n"
+        "t.add_row(*[f'value-{i}-' + 'x' * 12 for i in range(12)]); console().print(t)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "…" not in res.stdout and all(f"value-{i}-{'x' * 12}" in res.stdout for i in range(12))
+    assert max(map(len, res.stdout.splitlines())) > 200
+
+
+def test_recommend_table_piped_to_a_file_keeps_every_cell(corpus_dir, bert_tokenizer, tmp_path):
+    out = tmp_path / "log"
+    with out.open("w") as f:
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "domainlm.cli",
+                "recommend",
+                str(corpus_dir),
+                "--tokenizer",
+                str(bert_tokenizer),
+            ]
+            + ["--candidates", "bert-tiny", "--probe-steps", "1", "--seq-len", "32", "--batch-size", "2"]
+            + ["--no-general", "-o", str(tmp_path / "run.yaml")],
+            stdout=f,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            timeout=300,
+        )
+    text = out.read_text()
+    assert res.returncode == 0, res.stderr
+    table = [line for line in text.splitlines() if line.startswith(("┃", "│"))]
+    assert any("chosen" in line and "bert-tiny" in line for line in table), text
+    assert max(map(len, table)) > 80  # wider than rich's 80-column default without a terminal
+    assert "…" not in text

@@ -18,6 +18,7 @@ from domainlm.recommend import (
     recommend,
     train_seconds,
 )
+from tests.conftest import CaptureReporter
 from tests.tiny_models import make_mlm
 
 WORDS = 10_000_000  # a 10M-word corpus
@@ -93,7 +94,7 @@ def test_repeating_the_corpus_too_often_is_reported():
 
 def test_recommend_measures_and_writes_a_config_pretrain_accepts(corpus_dir, bert_tokenizer, tmp_path):
     ckpt = make_mlm(bert_tokenizer, tmp_path / "ckpt")
-    messages: list[str] = []
+    rep = CaptureReporter()
     rec = recommend(
         corpus_dir,
         budget="2m",
@@ -104,14 +105,14 @@ def test_recommend_measures_and_writes_a_config_pretrain_accepts(corpus_dir, ber
         seq_len=32,
         batch_size=4,
         output=tmp_path / "run.yaml",
-        reporter=messages.append,
+        reporter=rep,
     )
     names = [c.name for c in rec.candidates]
     assert names == ["bert-tiny", "continue ckpt"]
     for c in rec.candidates:
         assert c.tokens_per_s > 0 and c.parameters > 0 and c.fertility > 0
         assert c.budget_tokens == int(c.tokens_per_s * rec.train_s)
-    assert any("measuring bert-tiny" in m for m in messages)
+    assert any("measuring bert-tiny" in m for m in rep.messages)
     cfg = cfgmod.load(RunConfig, rec.config_path)
     assert cfg.corpus == str(corpus_dir) and cfg.train.budget == "2m"
     if rec.choice.kind == "continue":

@@ -241,12 +241,12 @@ def field_of(section: type[BaseModel], key: str) -> FieldInfo | None:
     return field_of(f.annotation, rest) if isinstance(f.annotation, type) else None
 
 
-def _base_type(annotation: Any) -> tuple[Any, bool]:
+def scalar_type(annotation: Any) -> tuple[Any, bool]:
     """(scalar type, is a list) of a Field annotation: ``int | None`` -> int; ``list[str]`` -> (str, True)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         (annotation,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _base_type(annotation)
+        return scalar_type(annotation)
     if origin is list:
         return typing.get_args(annotation)[0], True
     if origin is typing.Literal:
@@ -279,7 +279,7 @@ def build_option(flag: Flag, field: FieldInfo, layered: bool) -> click.Option:
     (the library resolves it under the YAML and --set layers), else the Field's default."""
     if not field.description:
         raise TypeError(f"the Field behind {flag.flag} has no description: it is the flag's help")
-    kind, is_list = _base_type(field.annotation)
+    kind, is_list = scalar_type(field.annotation)
     default = None if layered else field.get_default(call_default_factory=True)
     decls = [flag.flag] + ([flag.short] if flag.short else [])
     if kind is bool:

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainlm import FORMAT_VERSION as RUN_FORMAT
 from domainlm.errors import UserError, resolve
+from domainlm.formats import check_format
 
 FORMAT_VERSION = 1
 
@@ -112,6 +114,7 @@ def resolve_source(path: str | Path) -> Source:
         run_dir, model_dir = p, p / "model"
         if (p / "config.yaml").is_file():
             cfg = yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8")) or {}
+            check_format(cfg, p, RUN_FORMAT, "run folder", "domainlm pretrain")
     if not (model_dir / "config.json").is_file():
         raise UserError(
             f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
@@ -128,6 +131,7 @@ def resolve_source(path: str | Path) -> Source:
     task = task_of(model_config)
     if meta_file.is_file():
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        check_format(meta, meta_file, FORMAT_VERSION, "export", "domainlm export")
         task = meta.get("task", task)
         if (model_dir / "model.onnx").is_file():
             onnx_file = model_dir / "model.onnx"

@@ -259,17 +259,14 @@ def probe_metrics(model, tok, objective: str, probes: list[dict], top_k: int = 5
 
 
 def _load_run(run: Path):
-    import yaml
-
-    from domainlm.config import RunConfig
+    from domainlm.config import read_run_config
 
     if not (run / "config.yaml").is_file() or not (run / "model" / "config.json").is_file():
         raise UserError(
             f"'{run}' is not a finished run folder (config.yaml and model/ expected)",
             "Pass a folder made by `domainlm pretrain`",
         )
-    cfg = RunConfig.model_validate(yaml.safe_load((run / "config.yaml").read_text()))
-    return cfg
+    return read_run_config(run)  # format_version checked
 
 
 def _objective_of(run: Path, cfg) -> str:

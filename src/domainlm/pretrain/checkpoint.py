@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from domainlm.formats import check_format
+
 FORMAT_VERSION = 1
 MARKER = "COMPLETE"
 
@@ -167,6 +169,7 @@ def load(
 
     where = str(device or "cpu")
     state = json.loads((path / "state.json").read_text())
+    check_format(state, path, FORMAT_VERSION, "checkpoint", "domainlm pretrain --resume never")
     tensors = load_file(str(path / "model.safetensors"), device=where)
     for k, src in state.get("aliases", {}).items():
         tensors[k] = tensors[src]

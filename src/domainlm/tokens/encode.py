@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from domainlm.formats import check_format
 from domainlm.tokens.tokenizer import tokenizer_hash
 
 FORMAT_VERSION = 2
@@ -238,6 +239,7 @@ def encode_split(
         tmp.write_text(json.dumps(meta, indent=2))
         os.replace(tmp, meta_path)
     meta = json.loads(meta_path.read_text())
+    check_format(meta, meta_path, FORMAT_VERSION, "token cache", f"rm -r {cache} (it is rebuilt)")
     if meta["n_tokens"] == 0:
         tokens = np.zeros(0, dtype=meta["dtype"])
     else:
