@@ -116,32 +116,10 @@ def fill(c: Candidate, words: int, train_s: float) -> Candidate:
     return c
 
 
-def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
-    """The recommended candidate and the reasons, from candidates whose numbers are filled in."""
-    scratch = sorted(
-        (c for c in cands if c.kind == "scratch" and not c.alternative), key=lambda c: c.parameters
-    )
-    if not scratch:
-        raise UserError("no from-scratch candidate to compare", "Pass at least one preset in candidates")
-    ckpt = next((c for c in cands if c.kind == "continue"), None)
+def _best_scratch(scratch: list[Candidate], reasons: list[str]) -> tuple[Candidate, bool]:
+    """(the from-scratch preset to prefer, whether it reaches TOKENS_PER_PARAM), reasons appended."""
     viable = [c for c in scratch if c.tokens_per_param >= TOKENS_PER_PARAM]
-    reasons: list[str] = []
-    if viable:
-        best = viable[-1]
-        reasons.append(
-            f"from scratch, {best.name} is the largest preset that reaches {TOKENS_PER_PARAM:.0f} tokens per "
-            f"parameter in the budget: {best.budget_tokens / 1e6:,.1f}M tokens at a measured "
-            f"{best.tokens_per_s:,.0f} tokens/s for {best.parameters / 1e6:.1f}M parameters = "
-            f"{best.tokens_per_param:.0f} tokens/parameter (Hoffmann et al. 2022)"
-        )
-        bigger = [c for c in scratch if c.parameters > best.parameters]
-        if bigger:
-            b = bigger[0]
-            reasons.append(
-                f"{b.name} ({b.parameters / 1e6:.1f}M parameters) would see only {b.tokens_per_param:.1f} "
-                f"tokens/parameter at its measured {b.tokens_per_s:,.0f} tokens/s"
-            )
-    else:
+    if not viable:
         best = scratch[0]
         reasons.append(
             f"no preset reaches {TOKENS_PER_PARAM:.0f} tokens per parameter in this budget: even the smallest, "
@@ -149,31 +127,61 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
             f"parameters ({best.tokens_per_param:.1f} tokens/parameter): a model from scratch stays "
             "under-trained; a longer budget helps most"
         )
-    choice = best
-    if ckpt is not None:
-        ratio = ckpt.fertility / max(1e-9, best.fertility)
-        scratch_case = bool(viable) and ratio >= FERTILITY_GAIN
-        if scratch_case:
-            reasons.append(
-                f"the checkpoint's general tokenizer cuts this corpus into {ckpt.fertility:.2f} tokens per word "
-                f"against the domain tokenizer's {best.fertility:.2f} ({ratio:.2f}x, at least "
-                f"{FERTILITY_GAIN:.2f}x): with a trainable-size model, a domain vocabulary wins "
-                "(Chalkidis et al. 2020): train from scratch"
-            )
-        else:
-            choice = ckpt
-            why = (
-                "no from-scratch preset is trained enough in this budget"
-                if not viable
-                else f"its tokenizer is close to the domain one ({ckpt.fertility:.2f} vs {best.fertility:.2f} "
-                f"tokens per word, {ratio:.2f}x < {FERTILITY_GAIN:.2f}x)"
-            )
-            reasons.append(
-                f"continued pretraining of {ckpt.name.removeprefix('continue ')} ({ckpt.init_from}): {why}; the checkpoint already learned the "
-                f"language and adapts to the domain (Gururangan et al. 2020). It would see "
-                f"{ckpt.budget_tokens / 1e6:,.1f}M tokens ({ckpt.epochs:.1f} epochs) at a measured "
-                f"{ckpt.tokens_per_s:,.0f} tokens/s"
-            )
+        return best, False
+    best = viable[-1]
+    reasons.append(
+        f"from scratch, {best.name} is the largest preset that reaches {TOKENS_PER_PARAM:.0f} tokens per "
+        f"parameter in the budget: {best.budget_tokens / 1e6:,.1f}M tokens at a measured "
+        f"{best.tokens_per_s:,.0f} tokens/s for {best.parameters / 1e6:.1f}M parameters = "
+        f"{best.tokens_per_param:.0f} tokens/parameter (Hoffmann et al. 2022)"
+    )
+    bigger = [c for c in scratch if c.parameters > best.parameters]
+    if bigger:
+        b = bigger[0]
+        reasons.append(
+            f"{b.name} ({b.parameters / 1e6:.1f}M parameters) would see only {b.tokens_per_param:.1f} "
+            f"tokens/parameter at its measured {b.tokens_per_s:,.0f} tokens/s"
+        )
+    return best, True
+
+
+def _scratch_or_continue(best: Candidate, viable: bool, ckpt: Candidate, reasons: list[str]) -> Candidate:
+    """Continued pretraining of ``ckpt`` unless a trainable scratch model has a much better vocabulary."""
+    ratio = ckpt.fertility / max(1e-9, best.fertility)
+    if viable and ratio >= FERTILITY_GAIN:
+        reasons.append(
+            f"the checkpoint's general tokenizer cuts this corpus into {ckpt.fertility:.2f} tokens per word "
+            f"against the domain tokenizer's {best.fertility:.2f} ({ratio:.2f}x, at least "
+            f"{FERTILITY_GAIN:.2f}x): with a trainable-size model, a domain vocabulary wins "
+            "(Chalkidis et al. 2020): train from scratch"
+        )
+        return best
+    why = (
+        "no from-scratch preset is trained enough in this budget"
+        if not viable
+        else f"its tokenizer is close to the domain one ({ckpt.fertility:.2f} vs {best.fertility:.2f} "
+        f"tokens per word, {ratio:.2f}x < {FERTILITY_GAIN:.2f}x)"
+    )
+    reasons.append(
+        f"continued pretraining of {ckpt.name.removeprefix('continue ')} ({ckpt.init_from}): {why}; the checkpoint already learned the "
+        f"language and adapts to the domain (Gururangan et al. 2020). It would see "
+        f"{ckpt.budget_tokens / 1e6:,.1f}M tokens ({ckpt.epochs:.1f} epochs) at a measured "
+        f"{ckpt.tokens_per_s:,.0f} tokens/s"
+    )
+    return ckpt
+
+
+def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
+    """The recommended candidate and the reasons, from candidates whose numbers are filled in."""
+    scratch = sorted(
+        (c for c in cands if c.kind == "scratch" and not c.alternative), key=lambda c: c.parameters
+    )
+    if not scratch:
+        raise UserError("no from-scratch candidate to compare", "Pass at least one preset in candidates")
+    reasons: list[str] = []
+    best, viable = _best_scratch(scratch, reasons)
+    ckpt = next((c for c in cands if c.kind == "continue"), None)
+    choice = best if ckpt is None else _scratch_or_continue(best, viable, ckpt, reasons)
     if choice.epochs > MAX_USEFUL_EPOCHS:
         enough_s = MAX_USEFUL_EPOCHS * choice.corpus_tokens / max(1e-9, choice.tokens_per_s)
         reasons.append(
@@ -442,20 +450,16 @@ def recommend(
 
     cfg = cfgmod.load(
         RecommendConfig,
-        None,
-        None,
-        **{
-            "budget": budget,
-            "task": task,
-            "tokenizer": str(tokenizer) if tokenizer else None,
-            "init_from": str(init_from) if init_from else None,
-            "general": general,
-            "candidates": candidates,
-            "probe_steps": probe_steps,
-            "seq_len": seq_len,
-            "batch_size": batch_size,
-            "name": name,
-        },
+        budget=budget,
+        task=task,
+        tokenizer=str(tokenizer) if tokenizer else None,
+        init_from=str(init_from) if init_from else None,
+        general=general,
+        candidates=candidates,
+        probe_steps=probe_steps,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        name=name,
     )
     reporter = reporter or Quiet()
     corpus = Path(corpus)
