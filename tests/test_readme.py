@@ -51,3 +51,22 @@ def test_demo_end_to_end_and_pipeline_parity(tmp_path):
         AutoModelForMaskedLM.from_pretrained(model_dir), load_tokenizer(model_dir), DEMO_SENTENCE
     )
     assert pipeline_top1(model_dir, DEMO_SENTENCE) == ours[0].token_id
+
+
+def test_readme_commands_use_real_flags():
+    """Every `domainlm CMD --flag` in the README is a flag that CMD has (and parses its values)."""
+    import shlex
+
+    from domainlm.cli import cli
+
+    lines = [
+        line.split("#")[0].strip()
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.strip().startswith("domainlm ")
+    ]
+    assert len(lines) >= 8
+    for line in lines:
+        words = shlex.split(line)[1:]
+        command = cli.commands[words[0]]
+        ctx = command.make_context(f"domainlm {words[0]}", words[1:], resilient_parsing=False)
+        assert ctx.params, line

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domainlm.errors import UserError
+from domainlm.reporting import Quiet, Reporter
 
 # A fixed sentence (Article 54 wording) used by the tests to compare domainlm with transformers.pipeline.
 DEMO_SENTENCE = "The President shall be elected by the members of an electoral [MASK] ."
@@ -89,7 +90,7 @@ def demo(
     runs_dir: str | Path = "runs",
     name: str = "demo",
     preset: str = "bert-mini",
-    reporter=None,
+    reporter: Reporter | None = None,
 ) -> dict:
     """Run the end-to-end demo; returns paths, metrics and the fill-mask examples."""
     import torch
@@ -98,7 +99,6 @@ def demo(
     from domainlm.evaluate.lm import evaluate, fill_mask
     from domainlm.pretrain import presets
     from domainlm.pretrain.loop import pretrain
-    from domainlm.reporting import Quiet
     from domainlm.tokens.tokenizer import load_tokenizer, special_ids, train_tokenizer
 
     reporter = reporter or Quiet()
