@@ -22,6 +22,7 @@ Usage errors follow click (the usage line, the error, exit 2); a UserError print
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import types
@@ -254,6 +255,13 @@ def scalar_type(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The names of a ``Literal`` (possibly optional) annotation, for the help's metavar; else ()."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    return next((_choices(a) for a in typing.get_args(annotation) if _choices(a)), ())
+
+
 def _click_type(kind: Any, field: FieldInfo):
     """INT/FLOAT (a range when the Field has bounds, so click names the flag) or STRING."""
     if kind not in (int, float):
@@ -284,9 +292,11 @@ def build_option(flag: Flag, field: FieldInfo, layered: bool) -> click.Option:
     decls = [flag.flag] + ([flag.short] if flag.short else [])
     if kind is bool:
         decls[0] = f"{flag.flag}/{flag.off or '--no-' + flag.flag[2:]}"
+    choices = _choices(field.annotation)
     return click.Option(
         [*decls, flag.dest],
         type=None if kind is bool else _click_type(kind, field),
+        metavar="[" + "|".join(choices) + "]" if choices else None,
         default=None if is_list else default,
         multiple=is_list,
         help=field.description + (" (repeatable, or comma-separated)" if is_list else ""),
@@ -326,8 +336,9 @@ CONFIG_HELP = "YAML file of overrides (see configs/)"
 SET_HELP = "override one key: --set train.lr=3e-4 (repeatable)"
 
 
-def command(name: str, help: str):
-    """Register the function below as subcommand ``name``, with the flags of ``SPECS[name]``.
+def command(name: str):
+    """Register the function below as subcommand ``name``, with the flags of ``SPECS[name]``; its
+    docstring is the command's help.
 
     The function gets its click arguments by name and ``kw``: the library keywords (flags, plus
     ``config``/``overrides`` when the command layers YAML and --set).
@@ -353,7 +364,9 @@ def command(name: str, help: str):
                 kw |= {"config": parsed["config"], "overrides": list(parsed["overrides"]) or None}
             return fn(**args, kw=kw)
 
-        cli.add_command(click.Command(name, callback=callback, params=arguments + options, help=help))
+        cli.add_command(
+            click.Command(name, callback=callback, params=arguments + options, help=inspect.getdoc(fn))
+        )
         return fn
 
     return register
@@ -389,12 +402,13 @@ def cli(debug: bool) -> None:
 app = cli  # the click group (tests: click.testing.CliRunner().invoke(app, [...]))
 
 
-@command(
-    "prepare",
-    "Read, clean, deduplicate and split a folder of documents into a corpus.\n\nINPUTS: folders (recursive) or files to read.",
-)
+@command("prepare")
 @click.argument("inputs", nargs=-1, required=True)
 def prepare(inputs: tuple[str, ...], kw: dict) -> None:
+    """Read, clean, deduplicate and split a folder of documents into a corpus.
+
+    INPUTS: folders (recursive) or files to read."""
+
     from domainlm.corpus.prepare import prepare as run
     from domainlm.progress import RichReporter
     from domainlm.reporting import Quiet
@@ -440,12 +454,13 @@ def _print_corpus(res) -> None:
         out.print(f"  {n:>6,}  {reason}", markup=False)
 
 
-@command(
-    "tokenizer",
-    "Train a domain tokenizer on the corpus's train split (and report how it compares).\n\nCORPUS: corpus folder made by `domainlm prepare`.",
-)
+@command("tokenizer")
 @click.argument("corpus")
 def tokenizer(corpus: str, kw: dict) -> None:
+    """Train a domain tokenizer on the corpus's train split (and report how it compares).
+
+    CORPUS: corpus folder made by `domainlm prepare`."""
+
     from domainlm.tokens.tokenizer import train_tokenizer
 
     out = console()
@@ -480,12 +495,13 @@ def tokenizer(corpus: str, kw: dict) -> None:
     out.print(f"report: {res.output / 'report.json'}")
 
 
-@command(
-    "pretrain",
-    "Train a masked, ELECTRA or causal LM within a wall-clock budget (resumable; torchrun for DDP).\n\nCORPUS: corpus folder made by `domainlm prepare` (or `corpus` in --config).",
-)
+@command("pretrain")
 @click.argument("corpus", required=False)
 def pretrain(corpus: str | None, kw: dict) -> None:
+    """Train a masked, ELECTRA or causal LM within a wall-clock budget (resumable; torchrun for DDP).
+
+    CORPUS: corpus folder made by `domainlm prepare` (or `corpus` in --config)."""
+
     if kw["preset"] == "list":
         return _print_presets()
     from domainlm.pretrain.loop import pretrain as run
@@ -531,12 +547,13 @@ def _print_presets() -> None:
     console().print(t)
 
 
-@command(
-    "recommend",
-    "Measure this corpus and machine, pick the model and objective for the budget, write a run config.\n\nCORPUS: corpus folder made by `domainlm prepare`.",
-)
+@command("recommend")
 @click.argument("corpus")
 def recommend(corpus: str, kw: dict) -> None:
+    """Measure this corpus and machine, pick the model and objective for the budget, write a run config.
+
+    CORPUS: corpus folder made by `domainlm prepare`."""
+
     from domainlm.progress import RichReporter
     from domainlm.recommend import recommend as run
 
@@ -567,12 +584,13 @@ def recommend(corpus: str, kw: dict) -> None:
     out.print(f"config: {rec.config_path}\nnext: domainlm pretrain --config {rec.config_path}")
 
 
-@command(
-    "evaluate",
-    "Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run.\n\nRUNS: run folders to evaluate.",
-)
+@command("evaluate")
 @click.argument("runs", nargs=-1, required=True)
 def evaluate(runs: tuple[str, ...], kw: dict) -> None:
+    """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run.
+
+    RUNS: run folders to evaluate."""
+
     from domainlm.evaluate.lm import evaluate as run
     from domainlm.evaluate.lm import side_by_side
 
@@ -596,13 +614,14 @@ def evaluate(runs: tuple[str, ...], kw: dict) -> None:
     out.print("eval.json written in " + ", ".join(res))
 
 
-@command(
-    "finetune",
-    "Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder.\n\nMODEL: run folder (uses its model/) or a local HF model folder. DATA: CSV, JSONL or Parquet file with a text and a label per row.",
-)
+@command("finetune")
 @click.argument("model")
 @click.argument("data")
 def finetune(model: str, data: str, kw: dict) -> None:
+    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder.
+
+    MODEL: run folder (uses its model/) or a local HF model folder. DATA: CSV, JSONL or Parquet file with a text and a label per row."""
+
     from domainlm.classify.finetune import METRIC_KEYS, describe_table
     from domainlm.classify.finetune import finetune as run
     from domainlm.progress import RichReporter
@@ -623,10 +642,10 @@ def finetune(model: str, data: str, kw: dict) -> None:
     )
 
 
-@command(
-    "demo", "The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."
-)
+@command("demo")
 def demo(kw: dict) -> None:
+    """The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."""
+
     from domainlm.demo import demo as run
     from domainlm.progress import RichReporter
 
@@ -646,12 +665,13 @@ def demo(kw: dict) -> None:
     )
 
 
-@command(
-    "export",
-    "Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers.\n\nRUN: run folder, or a Hugging Face model folder.",
-)
+@command("export")
 @click.argument("run")
 def export(run: str, kw: dict) -> None:
+    """Export a model: HF folder with a model card, ONNX (fp32/int8, checked on held-out data), or sentence-transformers.
+
+    RUN: run folder, or a Hugging Face model folder."""
+
     from domainlm.export import export as run_export
 
     out = console()
@@ -667,12 +687,13 @@ def export(run: str, kw: dict) -> None:
     out.print(f"{res.format} export of a {res.task} model -> {res.output} ({', '.join(res.files)})")
 
 
-@command(
-    "serve",
-    "Serve a model over HTTP (FastAPI + uvicorn) with limits, an optional API key and /metrics.\n\nRUN: run folder, HF model folder or ONNX export folder.",
-)
+@command("serve")
 @click.argument("run")
 def serve(run: str, kw: dict) -> None:
+    """Serve a model over HTTP (FastAPI + uvicorn) with limits, an optional API key and /metrics.
+
+    RUN: run folder, HF model folder or ONNX export folder."""
+
     from domainlm.progress import RichReporter
     from domainlm.serve import serve as run_serve
 

@@ -400,7 +400,9 @@ class PretrainOptions(Section):
 class FinetuneOptions(Section):
     """`domainlm finetune` settings that are not part of its config."""
 
-    output: str | None = Field(None, description="output folder (default: RUN/classifier)")
+    output: str | None = Field(
+        None, description="output folder (default: RUN/classifier, or DATA's folder/classifier)"
+    )
 
 
 class RecommendConfig(Section):
