@@ -94,3 +94,29 @@ class CaptureReporter:
         self.messages.append(text)
 
     def finish(self): ...
+
+
+# the tiny run most training tests start from: a 2-layer, 128-wide BERT, 32-token blocks (seconds on a CPU)
+TINY_RUN = dict(
+    preset="bert-tiny",
+    objective="mlm",
+    budget="5m",
+    max_steps=10,
+    name="tiny",
+    seq_len=32,
+    batch_size=8,
+    lr=3e-3,
+)
+
+
+def tiny_pretrain(corpus, runs_dir, **overrides):
+    """`domainlm.pretrain.loop.pretrain` of TINY_RUN on ``corpus`` into ``runs_dir``; any of
+    pretrain's arguments in ``overrides`` replaces the default (``overrides=[...]`` are the --set keys)."""
+    from domainlm.pretrain.loop import pretrain
+
+    return pretrain(corpus=corpus, runs_dir=runs_dir, **(TINY_RUN | overrides))
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl."""
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]

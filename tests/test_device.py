@@ -11,7 +11,7 @@ import torch
 
 from domainlm import machine
 from domainlm.errors import UserError
-from domainlm.pretrain.loop import _init_distributed
+from domainlm.pretrain.distributed import init_distributed
 
 
 def test_auto_is_the_cpu_without_a_gpu(monkeypatch):
@@ -51,7 +51,7 @@ def test_more_processes_than_gpus_is_refused_with_the_count(monkeypatch):
 def test_a_single_process_joins_no_group_and_records_its_device(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    d = _init_distributed("auto")
+    d = init_distributed("auto")
     assert (d.world, d.rank, d.enabled, d.owned) == (1, 0, False, False)
     assert d.device == torch.device("cpu")
 

@@ -18,24 +18,13 @@ from domainlm.evaluate.lm import (
     read_probes,
     side_by_side,
 )
-from domainlm.pretrain.loop import pretrain
+from tests.conftest import tiny_pretrain
 
 
 @pytest.fixture(scope="module")
 def mlm_run(corpus_dir, bert_tokenizer, tmp_path_factory):
-    res = pretrain(
-        corpus_dir,
-        tokenizer=bert_tokenizer,
-        preset="bert-tiny",
-        objective="mlm",
-        budget="2m",
-        max_steps=15,
-        name="mlm",
-        runs_dir=tmp_path_factory.mktemp("runs"),
-        seq_len=32,
-        batch_size=8,
-        lr=3e-3,
-    )
+    runs = tmp_path_factory.mktemp("runs")
+    res = tiny_pretrain(corpus_dir, runs, tokenizer=bert_tokenizer, budget="2m", max_steps=15, name="mlm")
     return res.run_dir
 
 
@@ -106,16 +95,16 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
 
 @pytest.mark.slow
 def test_clm_eval_perplexity_per_word(corpus_dir, tmp_path):
-    res = pretrain(
+    res = tiny_pretrain(
         corpus_dir,
+        tmp_path,
         preset="gpt-mini",
         objective="clm",
         budget="2m",
         max_steps=3,
         name="clm",
-        runs_dir=tmp_path,
-        seq_len=32,
         batch_size=4,
+        lr=1e-3,
         overrides=["tokenizer_train.vocab_size=300"],
     )
     r = evaluate(

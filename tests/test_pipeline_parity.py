@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 from domainlm.evaluate.lm import evaluate, fill_mask
-from domainlm.pretrain.loop import pretrain
 from domainlm.tokens.tokenizer import load_tokenizer
+from tests.conftest import tiny_pretrain
 
 SENTENCE = "The President shall be elected by the members of an electoral [MASK] ."
 
@@ -36,18 +36,7 @@ def pipeline_top1(model_dir, sentence: str) -> int:
 def test_pipeline_top1_matches_domainlm(corpus_dir, bert_tokenizer, tmp_path):
     from transformers import AutoModelForMaskedLM
 
-    res = pretrain(
-        corpus_dir,
-        tokenizer=bert_tokenizer,
-        preset="bert-tiny",
-        budget="5m",
-        max_steps=40,
-        name="parity",
-        runs_dir=tmp_path,
-        seq_len=32,
-        batch_size=8,
-        lr=3e-3,
-    )
+    res = tiny_pretrain(corpus_dir, tmp_path, tokenizer=bert_tokenizer, max_steps=40, name="parity")
     tok = load_tokenizer(res.model_dir)
     model = AutoModelForMaskedLM.from_pretrained(res.model_dir)
     ours = fill_mask(model, tok, SENTENCE)[0]

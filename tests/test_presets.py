@@ -1,5 +1,5 @@
-"""Presets: every family trains a step (sparse and dense MLM heads), `--preset list` prints parameter
-counts, the shapes follow their papers."""
+"""Presets: every family trains through the loop (sparse and dense MLM heads) and overfits one batch
+through its registered objective, `--preset list` prints parameter counts, the shapes follow their papers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from domainlm.pretrain import presets
-from domainlm.pretrain.loop import pretrain
+from tests.conftest import tiny_pretrain
 
 # shrink every preset to a few thousand parameters; the family's code paths stay the same
 TINY = {
@@ -42,17 +42,16 @@ def test_every_family_trains(preset, sparse, corpus_dir, bert_tokenizer, tmp_pat
     objective = presets.objectives_of(preset)[0]
     if not sparse and objective == "clm":
         pytest.skip("sparse prediction is an MLM setting")
-    res = pretrain(
+    res = tiny_pretrain(
         corpus_dir,
+        tmp_path,
         tokenizer=bert_tokenizer,
         preset=preset,
         objective=objective,
-        budget="5m",
         max_steps=3,
         name=preset,
-        runs_dir=tmp_path,
-        seq_len=32,
         batch_size=4,
+        lr=1e-3,
         overrides=[
             f"model.overrides={_yaml(TINY[family])}",
             f"speed.sparse_prediction={sparse}",
@@ -62,6 +61,41 @@ def test_every_family_trains(preset, sparse, corpus_dir, bert_tokenizer, tmp_pat
     )
     assert res.steps == 3 and math.isfinite(res.validation["loss"])
     assert (res.model_dir / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "preset", ["bert-mini", "roberta-small", "albert-small", "electra-small", "gpt-mini", "llama-mini"]
+)
+def test_every_family_overfits_one_batch(preset, corpus_dir, bert_tokenizer):
+    """The objective's loss, normalised as the loop normalises it, falls on one repeated batch."""
+    import torch
+
+    from domainlm.corpus.documents import read_documents
+    from domainlm.pretrain.distributed import Dist
+    from domainlm.pretrain.loop import REDUCTIONS
+    from domainlm.pretrain.objectives import OBJECTIVES, MaskSpec, Setup
+    from domainlm.tokens.tokenizer import load_tokenizer, special_ids
+
+    tok = load_tokenizer(bert_tokenizer)
+    family, objective = presets.family_of(preset), presets.objectives_of(preset)[0]
+    torch.manual_seed(0)
+    model = presets.build(preset, objective, len(tok), 64, special_ids(tok), overrides=TINY[family]).model
+    texts = [d["text"] for _, d in zip(range(4), read_documents(corpus_dir, "train"), strict=False)]
+    ids = tok(texts, truncation=True, max_length=32, padding="max_length", return_tensors="pt")["input_ids"]
+    specials = [tok.cls_token_id, tok.sep_token_id, tok.pad_token_id]
+    spec = MaskSpec(tok.mask_token_id, len(tok), specials, probability=0.15, seed=0)
+    obj = OBJECTIVES[objective](Setup(model, family, spec, None, True, 0))
+    batch = obj.batch(ids, range(4))  # the same masks (and ELECTRA draws) at every step
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss_sum, _ = obj.loss(obj.module, batch)
+        loss = loss_sum / REDUCTIONS[obj.reduction](batch.count, Dist())
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert losses[-1] < 0.5 * losses[0], losses
 
 
 def test_preset_shapes_follow_their_papers():

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from domainlm.pretrain.loop import pretrain
-from tests.conftest import CaptureReporter
+from tests.conftest import CaptureReporter, tiny_pretrain
 
 
 def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path):
@@ -16,15 +15,13 @@ def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path)
 
     src = minilm.get_model_path()
     rep = CaptureReporter()
-    res = pretrain(
+    res = tiny_pretrain(
         corpus_dir,
+        tmp_path,
+        preset=None,
         init_from=src,
-        objective="mlm",
-        budget="5m",
         max_steps=2,
         name="cont",
-        runs_dir=tmp_path,
-        seq_len=32,
         batch_size=2,
         lr=1e-7,
         reporter=rep,
@@ -47,11 +44,6 @@ def test_init_from_a_folder_without_config_is_a_user_error(corpus_dir, tmp_path)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "tokenizer.json").write_text("{}")
     with pytest.raises(UserError):
-        pretrain(
-            corpus_dir,
-            init_from=tmp_path / "empty",
-            objective="mlm",
-            max_steps=1,
-            name="bad",
-            runs_dir=tmp_path,
+        tiny_pretrain(
+            corpus_dir, tmp_path, preset=None, init_from=tmp_path / "empty", max_steps=1, name="bad"
         )

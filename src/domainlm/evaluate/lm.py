@@ -9,8 +9,10 @@
 - Causal LMs: loss and perplexity per token, and perplexity per word: the total negative log-likelihood
   divided by whitespace-separated words, not tokens, so models with different tokenizers compare. The
   tokens-per-word ratio is measured on the evaluated split.
-- ELECTRA: the discriminator's replaced-token accuracy (tokens corrupted by the generator with fixed
-  masks; by uniformly random tokens if the run has no generator folder) and the generator's MLM metrics.
+- ELECTRA: the discriminator's replaced-token detection (tokens corrupted by the generator with fixed
+  masks; by uniformly random tokens if the run has no generator folder) and the generator's MLM metrics,
+  with the same definitions the training loop logs (``objectives.electra_metrics``; the names are
+  defined once in ``pretrain.metrics.METRICS``).
 - Probes: a cloze JSONL file, one ``{"text": "... [MASK] ...", "answers": [...]}`` per line -> top-1 and
   top-5 accuracy (an answer matches a predicted token case-insensitively). ``--probes constitution`` is
   the set shipped for the demo corpus (held-out articles; see scripts/make_probes.py).
@@ -26,6 +28,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from domainlm.corpus.documents import read_documents
 from domainlm.errors import UserError, resolve
 from domainlm.pretrain.metrics import EVAL_SEED
 
@@ -36,53 +39,6 @@ BASELINES = {"ngram": "ngram", "none": None}
 PROBE_MASK = "[MASK]"  # the placeholder in probe files, whatever the model's own mask token is
 # folders (relative to the run) where an ELECTRA run may keep its generator, first found wins
 GENERATOR_DIRS = ("generator", "model/generator", "model-generator", "model_generator")
-
-
-def electra_metrics(discriminator, generator, blocks, mask_spec, batch_size: int, n_batches: int) -> dict:
-    """Replaced-token detection on fixed masks: accuracy over non-special tokens, and F1 of "replaced".
-
-    The masked positions (BERT masking, EVAL_SEED) are filled with the generator's samples (a seeded
-    draw from its softmax, as in ELECTRA pretraining, Clark et al. 2020) or, without a generator, with
-    uniformly random tokens. A sampled token equal to the original counts as original (as in the paper).
-    """
-    import dataclasses
-
-    import torch
-
-    from domainlm.pretrain.objectives import IGNORE, mask_tokens
-
-    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
-    draw = torch.Generator().manual_seed(EVAL_SEED)
-    n = min(blocks.n_blocks, batch_size * n_batches)
-    correct = total = tp = fp = fn = 0
-    for start in range(0, n, batch_size):
-        indices = range(start, min(n, start + batch_size))
-        ids = blocks.batch(indices)  # (B, T)
-        inputs, labels = mask_tokens(ids, indices, spec)
-        masked = labels != IGNORE  # (B, T)
-        if generator is not None:
-            logits = generator(input_ids=inputs).logits[masked].float()  # (N, V)
-            sampled = torch.multinomial(logits.softmax(-1), 1, generator=draw).squeeze(-1)
-        else:
-            sampled = torch.randint(0, spec.vocab_size, (int(masked.sum()),), generator=draw)
-        corrupted = ids.clone()
-        corrupted[masked] = sampled.clamp(max=spec.vocab_size - 1)
-        replaced = corrupted != ids  # (B, T) bool
-        scored = ~torch.isin(ids, torch.tensor(spec.special_ids, dtype=ids.dtype))
-        pred = discriminator(input_ids=corrupted).logits.float() > 0  # (B, T)
-        correct += int((pred == replaced)[scored].sum())
-        total += int(scored.sum())
-        tp += int((pred & replaced)[scored].sum())
-        fp += int((pred & ~replaced)[scored].sum())
-        fn += int((~pred & replaced)[scored].sum())
-    f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-    return {
-        "disc_accuracy": correct / max(1, total),
-        "disc_replaced_f1": f1,
-        "disc_replaced_fraction": (tp + fn) / max(1, total),
-        "disc_tokens": total,
-        "corruption": "generator" if generator is not None else "random",
-    }
 
 
 def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: int = 64) -> dict:
@@ -290,8 +246,6 @@ def words_per_token(corpus: Path, split: str, tok) -> float:
     Counted from the text, not from the encoded shard: a tokenizer.json that carries its own truncation
     (sentence-transformers checkpoints such as MiniLM save ``max_length: 128``) would shorten the shard.
     """
-    from domainlm.corpus.documents import read_documents
-
     words = tokens = 0
     texts = [d["text"] for d in read_documents(corpus, split)]
     for s in range(0, len(texts), 256):
@@ -322,20 +276,6 @@ def evaluate(
     ``ngram_tokens`` validation tokens) under the key ``"baseline"``. ``probes`` is a shipped set name or
     a JSONL path. ``max_docs`` caps the documents scored by pseudo-perplexity (0: skip it).
     """
-    import contextlib
-    import time
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
-
-    from domainlm import machine
-    from domainlm.corpus.documents import read_documents
-    from domainlm.pretrain.metrics import lm_metrics
-    from domainlm.pretrain.objectives import MaskSpec
-    from domainlm.tokens.blocks import Blocks, block_spec, separator_id
-    from domainlm.tokens.encode import encode_split
-    from domainlm.tokens.tokenizer import load_tokenizer, tokenizer_hash
-
     if not runs:
         raise UserError("no run given", "Pass one or more run folders: domainlm evaluate runs/NAME")
     baseline = resolve("baseline", baseline or "none", BASELINES)
@@ -344,117 +284,150 @@ def evaluate(
     ngram_cache: dict[str, dict] = {}  # tokenizer hash -> n-gram result (runs sharing a tokenizer share it)
     out: dict[str, dict] = {}
     for run in map(Path, runs):
-        cfg = _load_run(run)
-        t0 = time.perf_counter()
-        tok = load_tokenizer(run / "model")
-        objective = _objective_of(run, cfg)
-        split = "validation"
-        sep = separator_id("mlm" if objective == "electra" else objective, tok)
-        shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
-        if len(shard.tokens) < cfg.train.seq_len:
-            split = "train"
-            shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
-        block_objective = "clm" if objective == "clm" else "mlm"
-        blocks = Blocks(shard, block_spec(block_objective, tok, cfg.train.seq_len), 0, shuffle=False)
-        specials = [
-            i
-            for i in {
-                tok.cls_token_id,
-                tok.sep_token_id,
-                tok.pad_token_id,
-                tok.bos_token_id,
-                tok.eos_token_id,
-            }
-            if i is not None
-        ]
-        spec = MaskSpec(
-            tok.mask_token_id if tok.mask_token_id is not None else -1,
-            len(tok),
-            specials,
-            cfg.train.mlm_probability,
-            EVAL_SEED,
-        )
-        bf16 = machine.resolve_bf16(cfg.speed.bf16)
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        n_batches = eval_batches or cfg.train.eval_batches
-        wpt = words_per_token(Path(cfg.corpus), split, tok)
-        result: dict = {
-            "format_version": 2,
-            "run": str(run),
-            "objective": objective,
-            "split": split,
-            "mask_seed": EVAL_SEED,
-            "bf16": bf16,
-            "words_per_token": wpt,
-        }
-        with torch.no_grad(), ctx:
-            if objective == "electra":
-                from transformers import ElectraForMaskedLM, ElectraForPreTraining
-
-                disc = ElectraForPreTraining.from_pretrained(str(run / "model"), local_files_only=True).eval()
-                gen_dir = _generator_dir(run)
-                gen = (
-                    ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True).eval()
-                    if gen_dir
-                    else None
-                )
-                result |= electra_metrics(disc, gen, blocks, spec, cfg.train.batch_size, n_batches)
-                result["generator"] = str(gen_dir) if gen_dir else None
-                if gen is not None:
-                    g = lm_metrics(
-                        gen, "electra", "mlm", blocks, spec, cfg.train.batch_size, n_batches, sparse=False
-                    )
-                    result |= {f"generator_{k}": v for k, v in g.items()}
-                    model = gen  # probes and pseudo-perplexity use the generator, the only MLM here
-                else:
-                    model = None
-            else:
-                loader = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
-                model = loader.from_pretrained(str(run / "model"), local_files_only=True).eval()
-                m = lm_metrics(
-                    model,
-                    model.config.model_type,
-                    objective,
-                    blocks,
-                    spec,
-                    cfg.train.batch_size,
-                    n_batches,
-                    sparse=cfg.speed.sparse_prediction,
-                )
-                result |= m
-                if objective == "clm":
-                    # per word: the same total NLL spread over words instead of tokens
-                    result["perplexity_word"] = math.exp(min(m["loss"] / wpt, 50))
-            if model is not None and objective != "clm" and max_docs > 0:
-                texts = [
-                    d["text"]
-                    for _, d in zip(range(max_docs), read_documents(cfg.corpus, split), strict=False)
-                ]
-                result |= pseudo_perplexity(model, tok, texts, cfg.train.seq_len)
-            if model is not None and probe_set is not None:
-                result |= probe_metrics(model, tok, "clm" if objective == "clm" else "mlm", probe_set)
-                result["probe_file"] = str(probe_path)
-        result["seconds"] = round(time.perf_counter() - t0, 2)
+        result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs)
         if baseline == "ngram":
-            key = tokenizer_hash(run / "tokenizer")
-            if key not in ngram_cache:
-                from domainlm.evaluate.ngram import fit_score, split_documents
-
-                train_shard = encode_split(cfg.corpus, run / "tokenizer", "train", sep)
-                r = fit_score(
-                    split_documents(train_shard.tokens, sep),
-                    split_documents(shard.tokens, sep),
-                    ngram_order,
-                    ngram_tokens,
-                )
-                ngram_cache[key] = r.as_dict() | {
-                    "perplexity_word": math.exp(min(r.loss / wpt, 50)),
-                    "tokenizer": key,
-                }
-            result["baseline"] = {"ngram": ngram_cache[key]}
+            result["baseline"] = {"ngram": ngram_baseline(run, data, ngram_order, ngram_tokens, ngram_cache)}
         (run / "eval.json").write_text(json.dumps(result, indent=2))
         out[str(run)] = result
     return out
+
+
+@dataclass
+class EvalData:
+    """What a run is evaluated on: its validation split (train when that is under one block)."""
+
+    corpus: Path
+    split: str
+    sep: int  # the document separator of the shards
+    shard: object  # tokens.encode's memmapped split
+    blocks: object  # fixed-length blocks of ``shard``, in order
+    mask_spec: object  # BERT masking with EVAL_SEED
+    words_per_token: float
+
+
+def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
+    from domainlm.pretrain.objectives import MaskSpec
+    from domainlm.tokens.blocks import Blocks, block_spec, separator_id
+    from domainlm.tokens.encode import encode_split
+
+    layout = "clm" if objective == "clm" else "mlm"
+    split, sep = "validation", separator_id(layout, tok)
+    shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
+    if len(shard.tokens) < cfg.train.seq_len:
+        split = "train"
+        shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
+    blocks = Blocks(shard, block_spec(layout, tok, cfg.train.seq_len), 0, shuffle=False)
+    specials = [
+        i
+        for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
+        if i is not None
+    ]
+    mask_id = tok.mask_token_id if tok.mask_token_id is not None else -1
+    spec = MaskSpec(mask_id, len(tok), specials, cfg.train.mlm_probability, EVAL_SEED)
+    corpus = Path(cfg.corpus)
+    return EvalData(corpus, split, sep, shard, blocks, spec, words_per_token(corpus, split, tok))
+
+
+def evaluate_run(run: Path, eval_batches: int | None, probe_path, probe_set, max_docs: int):
+    """(eval.json's content, the data it was measured on) for one run folder."""
+    import contextlib
+    import time
+
+    import torch
+
+    from domainlm import machine
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    cfg = _load_run(run)
+    t0 = time.perf_counter()
+    tok = load_tokenizer(run / "model")
+    objective = _objective_of(run, cfg)
+    data = eval_data(run, cfg, tok, objective)
+    bf16 = machine.resolve_bf16(cfg.speed.bf16)
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    n_batches = eval_batches or cfg.train.eval_batches
+    result: dict = {
+        "format_version": 2,
+        "run": str(run),
+        "objective": objective,
+        "split": data.split,
+        "mask_seed": EVAL_SEED,
+        "bf16": bf16,
+        "words_per_token": data.words_per_token,
+    }
+    with torch.no_grad(), ctx:
+        score = electra_scores if objective == "electra" else lm_scores
+        scores, model = score(run, cfg, objective, data, n_batches)
+        result |= scores
+        if model is not None and objective != "clm" and max_docs > 0:
+            docs = zip(range(max_docs), read_documents(cfg.corpus, data.split), strict=False)
+            result |= pseudo_perplexity(model, tok, [d["text"] for _, d in docs], cfg.train.seq_len)
+        if model is not None and probe_set is not None:
+            result |= probe_metrics(model, tok, "clm" if objective == "clm" else "mlm", probe_set)
+            result["probe_file"] = str(probe_path)
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    return result, data
+
+
+def lm_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: int):
+    """(metrics, model) of a masked or causal LM: the training loop's validation metrics, and for a
+    causal LM the perplexity per word (the same total NLL spread over words instead of tokens)."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    from domainlm.pretrain.metrics import lm_metrics
+
+    loader = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
+    model = loader.from_pretrained(str(run / "model"), local_files_only=True).eval()
+    family = model.config.model_type
+    sparse = cfg.speed.sparse_prediction
+    m = lm_metrics(
+        model, family, objective, data.blocks, data.mask_spec, cfg.train.batch_size, n_batches, sparse
+    )
+    if objective == "clm":
+        m["perplexity_word"] = math.exp(min(m["loss"] / data.words_per_token, 50))
+    return m, model
+
+
+def electra_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: int):
+    """(metrics, generator or None): the discriminator's disc_* metrics and the generator's as
+    ``generator_*`` (objectives.electra_metrics, the definitions the training loop logs)."""
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    from domainlm.pretrain.objectives import electra_metrics
+
+    disc = ElectraForPreTraining.from_pretrained(str(run / "model"), local_files_only=True).eval()
+    gen_dir = _generator_dir(run)
+    gen = ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True).eval() if gen_dir else None
+    m = electra_metrics(disc, gen, data.blocks, data.mask_spec, cfg.train.batch_size, n_batches)
+    out = {k: v for k, v in m.items() if k.startswith("disc_")}
+    out |= {
+        "corruption": "generator" if gen is not None else "random",
+        "generator": str(gen_dir) if gen_dir else None,
+    }
+    out |= {f"generator_{k}": v for k, v in m.items() if not k.startswith("disc_")}
+    return out, gen  # probes and pseudo-perplexity use the generator, the only MLM here
+
+
+def ngram_baseline(run: Path, data: EvalData, order: int, n_tokens: int, cache: dict) -> dict:
+    """The Kneser-Ney n-gram on the run's training tokens, scored on ``data`` (cached per tokenizer)."""
+    from domainlm.evaluate.ngram import fit_score, split_documents
+    from domainlm.tokens.encode import encode_split
+    from domainlm.tokens.tokenizer import tokenizer_hash
+
+    key = tokenizer_hash(run / "tokenizer")
+    if key not in cache:
+        train_shard = encode_split(data.corpus, run / "tokenizer", "train", data.sep)
+        r = fit_score(
+            split_documents(train_shard.tokens, data.sep),
+            split_documents(data.shard.tokens, data.sep),
+            order,
+            n_tokens,
+        )
+        cache[key] = r.as_dict() | {
+            "perplexity_word": math.exp(min(r.loss / data.words_per_token, 50)),
+            "tokenizer": key,
+        }
+    return cache[key]
 
 
 # the rows of the side-by-side table, in order: (key, label)

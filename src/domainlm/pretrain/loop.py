@@ -5,8 +5,11 @@
 
 One readable loop (DESIGN.md, decision 2). The loop owns the budget, the schedule (defined on the
 fraction of the budget used, so a run stopped by time has cooled down), bf16 autocast, gradient
-accumulation, evaluation, atomic checkpoints and progress. Objectives are loss modules
-(objectives.py); data are deterministic blocks (data.py); checkpoints are atomic (checkpoint.py).
+accumulation, evaluation, atomic checkpoints and progress. ``fit`` reads top to bottom; each of its
+blocks (data, model, optimizer, resume, validate, train step, log, checkpoint, finish) is a named
+function above it. Objectives are resolved by name (objectives.OBJECTIVES) and seen only through the
+``Objective`` protocol; data are deterministic blocks (tokens/blocks.py); the process group is
+distributed.py; checkpoints are atomic (checkpoint.py).
 
 Exact resume: sample ``g`` of the run, its mask and its ELECTRA samples derive from (seed, g) only, and
 step ``s`` reads samples ``s * global_batch ...``, so a run killed with SIGKILL and resumed from its
@@ -21,16 +24,21 @@ import contextlib
 import json
 import math
 import shutil
-import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domainlm import config as cfgmod
 from domainlm.config import RunConfig, parse_duration
-from domainlm.errors import UserError
+from domainlm.errors import UserError, resolve
+from domainlm.pretrain import distributed
+from domainlm.pretrain.distributed import Dist, StopSignal
 from domainlm.reporting import Quiet, Reporter
+
+if TYPE_CHECKING:
+    from domainlm.pretrain.objectives import Objective, Setup
 
 
 @dataclass
@@ -113,7 +121,154 @@ def pretrain(
 
 
 # ----------------------------------------------------------------------------------------------------
-# setup: tokenizer, data, model
+# what the blocks of the loop share
+
+
+@dataclass
+class State:
+    """Where training stands; every checkpoint saves it, a resumed run starts from it."""
+
+    step: int = 0
+    tokens: int = 0
+    elapsed: float = 0.0  # seconds trained, summed over every process lifetime of the run
+    history: list[dict] = field(default_factory=list)  # every metrics row so far
+
+
+@dataclass
+class Run:
+    """Everything set up once, block by block in ``fit``, then read by the loop's blocks."""
+
+    cfg: RunConfig
+    dist: Dist
+    reporter: Reporter
+    bf16: bool
+    threads: int
+    tok: Any = None
+    train_blocks: Any = None
+    val_blocks: Any = None
+    model: Any = None
+    family: str = ""
+    objective: Objective | None = None
+    opt: Any = None
+    module: Any = None  # objective.module as trained: wrapped by DDP and/or torch.compile
+    ddp: Any = None  # the DDP wrapper (None alone): its no_sync() skips the all-reduce of accumulation steps
+    log: MetricsLog | None = None
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.cfg.run_dir / "checkpoints"
+
+    @property
+    def tokens_per_step(self) -> int:
+        t = self.cfg.train
+        return t.batch_size * t.seq_len * t.grad_accum * self.dist.world
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+class Clock:
+    """Seconds trained: those before this process (from the checkpoint) plus those since ``start``."""
+
+    def __init__(self, before: float):
+        self.before, self.start = before, time.perf_counter()
+
+    def elapsed(self, now: float | None = None) -> float:
+        return self.before + (time.perf_counter() if now is None else now) - self.start
+
+
+def _autocast(run: Run):
+    import torch
+
+    return (
+        torch.autocast(run.dist.device.type, dtype=torch.bfloat16) if run.bf16 else contextlib.nullcontext()
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# inputs, data, model, optimizer, resume
+
+
+def check_inputs(cfg: RunConfig, resume: str) -> type[Objective]:
+    """Every check that needs no work, before any work; returns the objective's class."""
+    from domainlm.pretrain.objectives import OBJECTIVES
+    from domainlm.pretrain.presets import style_of
+
+    if resume not in ("auto", "never", "must"):
+        raise UserError(f"unknown resume mode '{resume}'", "Use auto, never or must")
+    if not cfg.corpus:
+        raise UserError(
+            "no corpus given", "Pass the folder made by `domainlm prepare`: domainlm pretrain CORPUS"
+        )
+    corpus = Path(cfg.corpus)
+    if not (corpus / "documents.jsonl").is_file():
+        raise UserError(
+            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
+        )
+    if cfg.model.init_from and not (Path(cfg.model.init_from) / "config.json").is_file():
+        raise UserError(
+            f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
+            "Point it at a folder saved with save_pretrained",
+        )
+    objective = resolve("objective", cfg.model.objective, OBJECTIVES)
+    if not cfg.model.init_from:
+        style_of(cfg.model.preset)  # unknown preset -> error listing the valid ones
+    if cfg.train.tensorboard == "on" and not tensorboard_installed():
+        raise UserError(
+            "train.tensorboard=on but the tensorboard package is not installed",
+            "pip install tensorboard, or set train.tensorboard=auto (or off)",
+        )
+    return objective
+
+
+def setup_data(cfg: RunConfig, objective: type[Objective], resume: str, dist_: Dist, reporter: Reporter):
+    """(tokenizer, train blocks, validation blocks). Rank 0 prepares the run folder, the tokenizer and
+    the token cache; the other processes wait for it, then read them."""
+    from domainlm.tokens.blocks import Blocks, block_spec
+
+    if dist_.main:
+        run_dir = cfg.run_dir
+        if resume == "never" and run_dir.exists():
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfgmod.dump(cfg, run_dir / "config.yaml")
+        tok, train_shard, val_shard = _encode(cfg, objective, reporter)
+        dist_.barrier()
+    else:
+        dist_.barrier()
+        tok, train_shard, val_shard = _encode(cfg, objective, reporter)
+    if len(val_shard.tokens) < cfg.train.seq_len:
+        val_shard = train_shard  # tiny corpora: still report something, and say so
+        reporter.message("validation split is smaller than one block: evaluating on train blocks")
+    spec = block_spec(objective.block_layout, tok, cfg.train.seq_len)
+    return (
+        tok,
+        Blocks(train_shard, spec, cfg.train.seed, shuffle=True),
+        Blocks(val_shard, spec, 0, shuffle=False),
+    )
+
+
+def _encode(cfg: RunConfig, objective: type[Objective], reporter: Reporter):
+    """(tokenizer, train shard, validation shard): the run's tokenizer and the corpus encoded with it."""
+    from domainlm.pretrain.presets import style_of
+    from domainlm.tokens.blocks import separator_id
+    from domainlm.tokens.encode import encode_split
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    style = "bert" if cfg.model.init_from else (objective.tokenizer_style or style_of(cfg.model.preset))
+    tok_dir = _prepare_tokenizer(cfg, cfg.run_dir, style, reporter)
+    tok = load_tokenizer(tok_dir)
+    if objective.needs_mask_token and tok.mask_token_id is None:
+        raise UserError(
+            f"tokenizer '{tok_dir}' has no mask token, needed for {cfg.model.objective}",
+            "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)",
+        )
+    sep = separator_id(objective.block_layout, tok)
+    reporter.message("encoding the corpus (cached after the first run)")
+    corpus = Path(cfg.corpus)
+    return tok, encode_split(corpus, tok_dir, "train", sep), encode_split(corpus, tok_dir, "validation", sep)
 
 
 def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Reporter) -> Path:
@@ -151,62 +306,42 @@ def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Repo
     return dest
 
 
-def _build_model(cfg: RunConfig, tok, reporter: Reporter):
-    """(model, family, objective). From a preset, or continued from a local HF checkpoint."""
-    from domainlm.pretrain import presets
+def setup_model(cfg: RunConfig, tok, objective: type[Objective], device, reporter: Reporter):
+    """(model, family): built from the seed on the CPU (the same weights on any device), then moved."""
+    import torch
 
-    objective = cfg.model.objective
+    torch.manual_seed(cfg.train.seed)
+    if cfg.model.init_from:
+        model = _continued_model(cfg, tok, objective, reporter)
+    else:
+        model = _preset_model(cfg, tok)
+    model.to(device)
+    config = model.config
+    max_pos = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 0)
+    if config.model_type == "roberta":
+        max_pos -= 2  # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy)
+    if cfg.train.seq_len > max_pos:
+        raise UserError(
+            f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
+            f"Set train.seq_len <= {max_pos}",
+        )
+    model.train()
+    family = model.config.model_type if cfg.model.init_from else _family(cfg.model.preset)
+    return model, family
+
+
+def _family(preset: str) -> str:
+    from domainlm.pretrain.presets import family_of
+
+    return family_of(preset)
+
+
+def _preset_model(cfg: RunConfig, tok):
+    """A fresh model from a preset (``domainlm pretrain --preset list``)."""
+    from domainlm.pretrain import presets
     from domainlm.tokens.tokenizer import special_ids
 
-    ids = special_ids(tok)
-    if cfg.model.init_from:
-        import torch
-        import transformers
-
-        if objective == "electra":
-            raise UserError(
-                "--init-from continues mlm or clm pretraining, not electra",
-                "Use --objective mlm (or clm) with --init-from, or a preset for electra",
-            )
-        src = Path(cfg.model.init_from)
-        if not (src / "config.json").is_file():
-            raise UserError(
-                f"--init-from '{src}' is not a Hugging Face model folder (no config.json)",
-                "Point it at a folder saved with save_pretrained",
-            )
-        auto = {"mlm": transformers.AutoModelForMaskedLM, "clm": transformers.AutoModelForCausalLM}
-        from domainlm.errors import resolve
-
-        loader = resolve("objective for --init-from", objective, auto)
-        model, info = loader.from_pretrained(
-            str(src),
-            output_loading_info=True,
-            local_files_only=True,
-            attn_implementation=cfg.speed.attention,
-            dtype=torch.float32,
-        )
-        family = model.config.model_type
-        missing = sorted(k for k in info.get("missing_keys", []) if "position_ids" not in k)
-        if missing:
-            reporter.message(
-                f"{src}: {len(missing)} weights are not in the checkpoint and were initialised "
-                f"(e.g. {missing[0]}): the {objective} head starts from scratch"
-            )
-        else:
-            reporter.message(f"{src}: all weights loaded, including the {objective} head")
-        if len(tok) > model.config.vocab_size:
-            raise UserError(
-                f"tokenizer has {len(tok)} tokens but the model {model.config.vocab_size}",
-                "Use the checkpoint's own tokenizer (the default with --init-from)",
-            )
-        for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if hasattr(model.config, attr):
-                setattr(model.config, attr, cfg.model.dropout)
-        with contextlib.suppress(Exception):
-            for m in model.modules():
-                if m.__class__.__name__ == "Dropout":
-                    m.p = cfg.model.dropout
-        return model, family, objective
+    objective = cfg.model.objective
     if objective not in presets.objectives_of(cfg.model.preset):
         raise UserError(
             f"preset '{cfg.model.preset}' does not train objective '{objective}'",
@@ -217,12 +352,71 @@ def _build_model(cfg: RunConfig, tok, reporter: Reporter):
         objective,
         len(tok),
         max(cfg.train.seq_len, 512),
-        ids,
+        special_ids(tok),
         cfg.model.dropout,
         cfg.speed.attention,
         cfg.model.overrides,
     )
-    return built.model, built.family, objective
+    return built.model
+
+
+def _continued_model(cfg: RunConfig, tok, objective: type[Objective], reporter: Reporter):
+    """A local HF checkpoint (``--init-from``), its missing head initialised, its dropout the run's."""
+    import torch
+    import transformers
+
+    from domainlm.pretrain.objectives import OBJECTIVES
+
+    name, src = cfg.model.objective, Path(cfg.model.init_from)
+    if objective.auto_model is None:
+        can = ", ".join(k for k, v in OBJECTIVES.items() if v.auto_model)
+        raise UserError(
+            f"--init-from continues {can} pretraining, not {name}",
+            f"Use --objective {can.split(', ')[0]} with --init-from, or a preset for {name}",
+        )
+    model, info = getattr(transformers, objective.auto_model).from_pretrained(
+        str(src),
+        output_loading_info=True,
+        local_files_only=True,
+        attn_implementation=cfg.speed.attention,
+        dtype=torch.float32,
+    )
+    missing = sorted(k for k in info.get("missing_keys", []) if "position_ids" not in k)
+    if missing:
+        reporter.message(
+            f"{src}: {len(missing)} weights are not in the checkpoint and were initialised "
+            f"(e.g. {missing[0]}): the {name} head starts from scratch"
+        )
+    else:
+        reporter.message(f"{src}: all weights loaded, including the {name} head")
+    if len(tok) > model.config.vocab_size:
+        raise UserError(
+            f"tokenizer has {len(tok)} tokens but the model {model.config.vocab_size}",
+            "Use the checkpoint's own tokenizer (the default with --init-from)",
+        )
+    for attr in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+        if hasattr(model.config, attr):
+            setattr(model.config, attr, cfg.model.dropout)
+    with contextlib.suppress(Exception):
+        for m in model.modules():
+            if m.__class__.__name__ == "Dropout":
+                m.p = cfg.model.dropout
+    return model
+
+
+def objective_setup(cfg: RunConfig, tok, model, family: str) -> Setup:
+    """What the objective is built from: the run's masking (from the tokenizer) and switches."""
+    from domainlm.pretrain.objectives import MaskSpec, Setup, word_start_table
+
+    specials = [
+        i
+        for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
+        if i is not None
+    ]
+    mask_id = tok.mask_token_id if tok.mask_token_id is not None else -1
+    spec = MaskSpec(mask_id, len(tok), specials, cfg.train.mlm_probability, cfg.train.seed)
+    starts = word_start_table(tok) if cfg.train.whole_word_mask else None
+    return Setup(model, family, spec, starts, cfg.speed.sparse_prediction, cfg.train.seed)
 
 
 def _param_groups(model, weight_decay: float):
@@ -234,6 +428,64 @@ def _param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_optimizer(model, t):
+    """AdamW with no weight decay on biases and norms; betas and eps from the config (RoBERTa's)."""
+    import torch
+
+    # fused AdamW (one kernel over all parameters; CPU support since torch 2.4) saves memory passes
+    return torch.optim.AdamW(
+        _param_groups(model, t.weight_decay),
+        lr=t.lr,
+        betas=(t.adam_beta1, t.adam_beta2),
+        eps=t.adam_eps,
+        fused=True,
+    )
+
+
+def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
+    """(module to train, DDP wrapper or None): the objective's module under DDP and/or torch.compile."""
+    import torch
+
+    ddp, module = None, objective.module
+    if dist_.enabled:
+        device = dist_.device
+        ids = [device.index] if device.type == "cuda" else None
+        ddp = module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
+    if cfg.speed.compile:
+        module = torch.compile(module)
+    return module, ddp
+
+
+def resume_state(cfg: RunConfig, resume: str, model, opt, dist_: Dist, reporter: Reporter) -> State:
+    """The newest valid checkpoint's counters, weights and optimizer state loaded; or a fresh state."""
+    from domainlm.pretrain import checkpoint
+
+    ckpt_dir = cfg.run_dir / "checkpoints"
+    if resume == "never":
+        return State()
+    last = checkpoint.latest_valid(
+        ckpt_dir, on_skip=lambda p: reporter.message(f"checkpoint {p.name} is incomplete or damaged: skipped")
+    )
+    if last is None and resume == "must":
+        raise UserError(f"no complete checkpoint in '{ckpt_dir}'", "Run without --resume must to start fresh")
+    if last is None:
+        return State()
+    try:
+        saved = checkpoint.load(last, model, opt, dist_.device)
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise UserError(
+            f"checkpoint {last} does not match this run's model ({str(e)[:120]})",
+            "Use another --name, or --resume never to start this run over",
+        ) from None
+    state = State(saved["step"], saved["tokens"], saved["elapsed"], saved.get("history", []))
+    reporter.message(f"resumed from {last.name} (step {state.step}, {state.tokens:,} tokens)")
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------
+# schedule, stopping, validation, the train step, logging, checkpoints
+
+
 def lr_at(progress: float, peak: float, warmup: float, min_ratio: float) -> float:
     """Linear warm-up then linear decay to ``min_ratio * peak``, on progress in [0, 1] (budget used)."""
     p = min(max(progress, 0.0), 1.0)
@@ -243,101 +495,242 @@ def lr_at(progress: float, peak: float, warmup: float, min_ratio: float) -> floa
     return peak * (min_ratio + (1 - min_ratio) * (1 - decay))
 
 
-class _StopSignal:
-    """SIGINT/SIGTERM set a flag; the loop saves and exits cleanly at the next step."""
+def progress_of(run: Run, state: State, elapsed: float, train_budget_s: float) -> float:
+    """Fraction of the budget used. With max_steps/max_tokens the schedule follows them exactly
+    (deterministic, resumable); the time budget then only stops the run."""
+    t = run.cfg.train
+    if t.max_steps:
+        return state.step / t.max_steps
+    if t.max_tokens:
+        return state.tokens / t.max_tokens
+    return elapsed / train_budget_s
 
-    def __init__(self):
-        self.caught: str | None = None
-        self._old: dict = {}
 
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
+def lr_now(run: Run, state: State, elapsed: float, train_budget_s: float) -> float:
+    t = run.cfg.train
+    return lr_at(progress_of(run, state, elapsed, train_budget_s), t.lr, t.warmup, t.min_lr_ratio)
 
-    def _handle(self, signum, frame):
-        self.caught = signal.Signals(signum).name
 
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+def stop_reason(
+    run: Run, state: State, elapsed: float, train_budget_s: float, stop: StopSignal
+) -> str | None:
+    """Why training stops now (None: it goes on); every process gets the same answer."""
+    t, reason = run.cfg.train, None
+    if t.max_steps and state.step >= t.max_steps:
+        reason = "max_steps"
+    elif t.max_tokens and state.tokens >= t.max_tokens:
+        reason = "max_tokens"
+    elif run.dist.main and elapsed >= train_budget_s:
+        reason = "budget"
+    elif stop.caught:
+        reason = stop.caught
+    return run.dist.agree(reason)
+
+
+def reserve_seconds(t, eval_s: float, n_params: int) -> float:
+    """The end of a wall-clock budget kept for the final evaluation and save (``train.reserve_*``)."""
+    return (
+        t.reserve_eval_factor * eval_s
+        + t.reserve_fixed_s
+        + t.reserve_s_per_byte * n_params * t.reserve_bytes_per_param
+    )
+
+
+def first_validation(run: Run, state: State, t_start: float) -> float:
+    """Validate before training (rank 0): the step-0 row of a fresh run, and the measured time that
+    the final evaluation will need. Returns the seconds of the budget left for training."""
+    t0 = time.perf_counter()
+    first = validate(run) if run.dist.main else {}
+    reserve_s = reserve_seconds(run.cfg.train, time.perf_counter() - t0, run.n_params)
+    train_budget_s = max(
+        1.0, parse_duration(run.cfg.train.budget) - reserve_s - (time.perf_counter() - t_start)
+    )
+    if state.step == 0 and run.dist.main:
+        record_validation(run, state, first, 0.0, report=False)
+    return train_budget_s
+
+
+def validate(run: Run) -> dict:
+    """The objective's validation metrics on fixed masks (EVAL_SEED). Rank 0 evaluates global batches:
+    the same blocks one process would."""
+    import torch
+
+    from domainlm.pretrain.metrics import EVAL_SEED
+
+    t = run.cfg.train
+    run.model.eval()
+    with torch.no_grad(), _autocast(run):
+        m = run.objective.metrics(run.val_blocks, t.batch_size * run.dist.world, t.eval_batches, EVAL_SEED)
+    run.model.train()
+    return m
+
+
+def record_validation(run: Run, state: State, metrics: dict, elapsed: float, report: bool = True) -> None:
+    row = {"step": state.step, "tokens": state.tokens, "elapsed": round(elapsed, 2)}
+    record(run, state, row | {f"val_{k}": v for k, v in metrics.items()}, report)
+
+
+def record(run: Run, state: State, row: dict, report: bool = True) -> None:
+    """One metrics row: into the history, metrics.jsonl (+ TensorBoard) and the reporter (rank 0)."""
+    state.history.append(row)
+    run.log.write(row)
+    if report:
+        run.reporter.step(row)
+
+
+# how the loop normalises an objective's loss (Objective.reduction): the divisor of a micro-batch's loss.
+# DDP averages gradients over processes, so a loss divided by the global count, times the world size, is
+# the gradient of one process holding the whole global batch.
+REDUCTIONS = {
+    "sum": lambda count, dist_: dist_.sum([count])[0],  # by the global count of predicted tokens
+    "mean": lambda count, dist_: dist_.world,  # a per-process mean: averaged over the processes
+}
+
+
+def train_step(run: Run, state: State, lr: float) -> tuple[float, dict[str, float]]:
+    """One optimizer step over ``grad_accum`` micro-batches -> (loss, stats) over the global batch.
+
+    A non-finite loss stops the run before the step, naming the last good checkpoint.
+    """
+    import torch
+
+    from domainlm.pretrain import checkpoint
+
+    t, dist_, obj = run.cfg.train, run.dist, run.objective
+    B, A, W = t.batch_size, t.grad_accum, dist_.world
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    logged = [0.0] * (1 + len(obj.stats))  # the loss, then the objective's stats
+    for micro in range(A):
+        # this process's rows of the global micro-batch: one process with W*B rows sees the same
+        first = (state.step * A + micro) * B * W + dist_.rank * B
+        indices = list(range(first, first + B))
+        # masks are drawn on the CPU (from seed and sample index), then the batch moves to the device
+        batch = obj.batch(run.train_blocks.batch(indices), indices)  # from (B, L) ids
+        scale = 1.0 / (max(1.0, resolve("reduction", obj.reduction, REDUCTIONS)(batch.count, dist_)) * A)
+        batch = batch.to(dist_.device)
+        sync = run.ddp.no_sync() if run.ddp is not None and micro < A - 1 else contextlib.nullcontext()
+        with sync:
+            with _autocast(run):
+                loss_sum, stats = obj.loss(run.module, batch)
+            (loss_sum * (W * scale)).backward()
+        logged[0] += loss_sum.item() * scale
+        for i, name in enumerate(obj.stats, 1):
+            logged[i] += stats[name].item() / (W * A)
+    logged = dist_.sum(logged)
+    if not math.isfinite(logged[0]):
+        last = checkpoint.latest_valid(run.ckpt_dir)
+        where = f"the last good checkpoint {last.name} is intact" if last else "no checkpoint was written yet"
+        raise UserError(
+            f"loss became {logged[0]} at step {state.step + 1}; training stopped and {where}",
+            "Lower train.lr or raise train.warmup, then run again (it resumes)",
+        )
+    if t.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), t.grad_clip)
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    state.step += 1
+    state.tokens += run.tokens_per_step
+    return logged[0], dict(zip(obj.stats, logged[1:], strict=True))
 
 
 @dataclass
-class _Dist:
-    """The process group torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK (alone: rank 0 of 1)."""
+class Window:
+    """The train steps since the last logged row: their mean loss and tokens/s go into the next one."""
 
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owned: bool = False  # we initialised the process group, so we destroy it
-    device: Any = None  # torch.device this process trains on (collectives' tensors live there: NCCL)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    def barrier(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def sum(self, values: list[float]) -> list[float]:
-        """Element-wise sum over processes (fp64, so token counts stay exact)."""
-        if not self.enabled:
-            return values
-        import torch
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return t.tolist()
-
-    def agree(self, reason: str | None) -> str | None:
-        """Every process stops for the same reason when any one of them has one (rank 0 owns the clock)."""
-        if not self.enabled:
-            return reason
-        import torch
-        import torch.distributed as dist
-
-        t = torch.tensor([_STOP_CODES.index(reason)], dtype=torch.int64, device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return _STOP_CODES[int(t)]
+    t: float
+    tokens: int = 0
+    loss: float = 0.0
+    n: int = 0
 
 
-_STOP_CODES = [None, "budget", "SIGINT", "SIGTERM", "max_tokens", "max_steps"]
+def log_train(run: Run, state: State, window: Window, now: float, step_row: dict) -> Window:
+    """Add the step to the window; when a row is due (every ``log_every`` steps, else every ~2 s), log
+    the window's mean loss and tokens/s with ``step_row`` (lr, progress, the objective's stats)."""
+    window.tokens += run.tokens_per_step
+    window.loss += step_row.pop("loss")
+    window.n += 1
+    t = run.cfg.train
+    due = state.step % t.log_every == 0 if t.log_every else now - window.t >= 2.0
+    if not (run.dist.main and (due or state.step == t.max_steps)):
+        return window
+    row = {"step": state.step, "tokens": state.tokens, "elapsed": round(state.elapsed, 2)}
+    row |= {"loss": window.loss / window.n, "lr": step_row.pop("lr")}
+    row |= {"tokens_per_s": window.tokens / max(1e-9, now - window.t)} | step_row
+    record(run, state, row)
+    return Window(now)
 
 
-def _init_distributed(device_setting: str = "auto") -> _Dist:
-    """This process's device, and torchrun's process group when WORLD_SIZE > 1: NCCL when each process
-    has a GPU (``cuda:LOCAL_RANK``), gloo between CPU processes."""
-    import os
+def save_checkpoint(run: Run, state: State) -> None:
+    """An atomic checkpoint of this step (rank 0); a failed write names the intact previous one."""
+    from domainlm.pretrain import checkpoint
 
-    from domainlm.machine import dist_backend, resolve_device
+    ckpt_dir, train = run.ckpt_dir, run.cfg.train
+    try:
+        checkpoint.save(ckpt_dir, state.step, run.model, run.opt, _train_state(state), train.keep_checkpoints)
+    except OSError as e:
+        prev = checkpoint.latest_valid(ckpt_dir)
+        where = f"the previous checkpoint {prev.name} is intact" if prev else "no earlier checkpoint exists"
+        raise UserError(
+            f"could not write the checkpoint of step {state.step} ({e.strerror or e}); {where}",
+            "Free disk space (or fix permissions) and run again: it resumes",
+        ) from None
+    run.log.flush()  # the TensorBoard events up to this checkpoint are on disk, like metrics.jsonl
 
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_setting, local_rank)
-    if device.type == "cuda":
-        import torch
 
-        torch.cuda.set_device(device)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist(device=device)
-    import torch.distributed as dist
+# ----------------------------------------------------------------------------------------------------
+# finish
 
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group(dist_backend(device))
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owned, device)
+
+def finish_training(run: Run, state: State, stopped_by: str) -> dict:
+    """Rank 0, at the end: the final validation row and the last checkpoint (signals still caught)."""
+    if stopped_by in ("SIGINT", "SIGTERM"):
+        run.reporter.message(
+            f"{stopped_by}: saving at step {state.step}; run the same command again to resume"
+        )
+    final = validate(run)
+    record_validation(run, state, final, state.elapsed)
+    save_checkpoint(run, state)
+    return final
+
+
+def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: float) -> PretrainResult:
+    """Rank 0 writes model/ (HF layout + card), loss.png and train_summary.json; the others wait."""
+    from domainlm import machine
+
+    dist_, run_dir = run.dist, run.cfg.run_dir
+    if not dist_.main:
+        dist_.barrier()  # rank 0 evaluates and saves; the others wait, then leave
+        seconds = time.perf_counter() - t_start
+        return PretrainResult(run_dir, run_dir / "model", state.step, state.tokens, seconds, 0.0, stopped_by)
+    summary = {"steps": state.step, "tokens": state.tokens, "seconds": state.elapsed}
+    model_dir = save_model(
+        run.model, run.tok, run_dir, run.cfg, summary | {"validation": final, "stopped_by": stopped_by}
+    )
+    plot_losses(state.history, run_dir / "loss.png")
+    seconds = time.perf_counter() - t_start
+    train_rows = [h for h in state.history if "tokens_per_s" in h]
+    tps = sum(h["tokens_per_s"] for h in train_rows) / len(train_rows) if train_rows else 0.0
+    summary = {
+        "format_version": 1,
+        "steps": state.step,
+        "tokens": state.tokens,
+        "train_seconds": round(state.elapsed, 2),
+        "tokens_per_s": round(tps, 1),
+        "stopped_by": stopped_by,
+        "validation": final,
+        "bf16": run.bf16,
+        "threads": run.threads,
+        "device": str(dist_.device),
+        "world_size": dist_.world,
+        "parameters": run.n_params,
+        "machine": machine.describe(),
+    }
+    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    dist_.barrier()
+    return PretrainResult(
+        run_dir, model_dir, state.step, state.tokens, seconds, tps, stopped_by, final, state.history
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -349,440 +742,150 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
 
     Under torchrun (``WORLD_SIZE`` > 1) every process runs this; rank 0 alone writes files.
     """
-    reporter = reporter or Quiet()
-    if resume not in ("auto", "never", "must"):
-        raise UserError(f"unknown resume mode '{resume}'", "Use auto, never or must")
-    if not cfg.corpus:
-        raise UserError(
-            "no corpus given", "Pass the folder made by `domainlm prepare`: domainlm pretrain CORPUS"
-        )
-    corpus = Path(cfg.corpus)
-    if not (corpus / "documents.jsonl").is_file():
-        raise UserError(
-            f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
-        )
-    if cfg.model.init_from and not (Path(cfg.model.init_from) / "config.json").is_file():
-        raise UserError(
-            f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
-            "Point it at a folder saved with save_pretrained",
-        )
-    dist_ = _init_distributed(cfg.speed.device)
-    if not dist_.main:
-        reporter = Quiet()
-    try:
-        return _fit(cfg, resume, reporter, dist_)
-    finally:
-        reporter.finish()
-        if dist_.owned:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-def _fit(cfg: RunConfig, resume: str, reporter: Reporter, dist_: _Dist) -> PretrainResult:
     import torch
 
     from domainlm import machine
-    from domainlm.pretrain import checkpoint
-    from domainlm.pretrain.metrics import EVAL_SEED, lm_metrics
-    from domainlm.pretrain.objectives import (
-        IGNORE,
-        CLMObjective,
-        ElectraObjective,
-        MaskSpec,
-        MLMObjective,
-        electra_metrics,
-        mask_tokens,
-        word_start_table,
-        word_starts,
-    )
-    from domainlm.pretrain.presets import style_of
-    from domainlm.tokens.blocks import Blocks, block_spec, separator_id
-    from domainlm.tokens.encode import encode_split
-    from domainlm.tokens.tokenizer import load_tokenizer
 
-    corpus = Path(cfg.corpus)
-    if not cfg.model.init_from:
-        style_of(cfg.model.preset)  # unknown preset -> error listing the valid ones, before any work
-    t_start = time.perf_counter()
-    budget_s = parse_duration(cfg.train.budget)
-    threads = cfg.speed.threads or max(1, machine.cores() // dist_.world)
-    torch.set_num_threads(threads)
-    run_dir = cfg.run_dir
-    ckpt_dir = run_dir / "checkpoints"
-    metrics_path = run_dir / "metrics.jsonl"
-    main = dist_.main
+    objective_cls = check_inputs(cfg, resume)
+    with distributed.session(cfg.speed.device) as dist_, _reporting(reporter, dist_) as reporter:
+        t_start = time.perf_counter()
+        threads = cfg.speed.threads or max(1, machine.cores() // dist_.world)
+        torch.set_num_threads(threads)
+        run = Run(cfg, dist_, reporter, machine.resolve_bf16(cfg.speed.bf16, dist_.device.type), threads)
+        # data: the run folder, its frozen tokenizer, and token blocks that are pure functions of (seed, g)
+        run.tok, run.train_blocks, run.val_blocks = setup_data(cfg, objective_cls, resume, dist_, reporter)
+        # model: from the preset or --init-from, built from the seed on the CPU, then moved to the device
+        run.model, run.family = setup_model(cfg, run.tok, objective_cls, dist_.device, reporter)
+        run.objective = objective_cls(objective_setup(cfg, run.tok, run.model, run.family))
+        # optimizer: AdamW, no decay on biases and norms
+        run.opt = make_optimizer(run.model, cfg.train)
+        # resume: the newest valid checkpoint's weights, optimizer state and counters (or a fresh start)
+        state = resume_state(cfg, resume, run.model, run.opt, dist_, reporter)
+        run.module, run.ddp = wrap_module(run.objective, cfg, dist_)  # after the load: DDP syncs from rank 0
+        run.log = MetricsLog(cfg.run_dir, state.step, cfg.train.tensorboard, dist_.main)
+        # validate before training: the step-0 row, and the time the final evaluation will need measured
+        train_budget_s = first_validation(run, state, t_start)
+        reporter.start(start_info(run, state))
+        clock, window = Clock(state.elapsed), Window(time.perf_counter())
+        last_eval = last_ckpt = time.perf_counter()
+        with StopSignal() as stop:
+            while True:
+                # stop: at max_steps/max_tokens, at the end of the budget, or on SIGINT/SIGTERM
+                elapsed = clock.elapsed()
+                stopped_by = stop_reason(run, state, elapsed, train_budget_s, stop)
+                if stopped_by:
+                    break
+                # train step, at the learning rate of the fraction of the budget used
+                lr = lr_now(run, state, elapsed, train_budget_s)
+                loss, stats = train_step(run, state, lr)
+                now = time.perf_counter()
+                state.elapsed = clock.elapsed(now)
+                # log: a row of the window's mean loss and tokens/s when due
+                progress = min(1.0, progress_of(run, state, state.elapsed, train_budget_s))
+                step_row = {"loss": loss, "lr": lr, "progress": progress} | stats
+                window = log_train(run, state, window, now, step_row)
+                # validate: every train.eval_every of wall clock (rank 0)
+                if dist_.main and now - last_eval >= parse_duration(cfg.train.eval_every):
+                    record_validation(run, state, validate(run), state.elapsed)
+                    last_eval = time.perf_counter()
+                # checkpoint: every train.checkpoint_every of wall clock (rank 0), atomic
+                if dist_.main and time.perf_counter() - last_ckpt >= parse_duration(
+                    cfg.train.checkpoint_every
+                ):
+                    save_checkpoint(run, state)
+                    last_ckpt = time.perf_counter()
+            # finish: rank 0 validates and checkpoints the last step
+            state.elapsed = clock.elapsed()
+            final = finish_training(run, state, stopped_by) if dist_.main else {}
+        # save: model/, the loss plot and train_summary.json (rank 0); the other processes wait
+        run.log.close()
+        return save_run(run, state, stopped_by, final, t_start)
 
-    style = "bert" if cfg.model.init_from else style_of(cfg.model.preset)
-    if cfg.model.objective == "clm" and not cfg.model.init_from:
-        style = "gpt"
-    objective = cfg.model.objective
 
-    def setup():
-        tok_dir = _prepare_tokenizer(cfg, run_dir, style, reporter)
-        tok = load_tokenizer(tok_dir)
-        if objective in ("mlm", "electra") and tok.mask_token_id is None:
-            raise UserError(
-                f"tokenizer '{tok_dir}' has no mask token, needed for {objective}",
-                "Train a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert)",
-            )
-        sep = separator_id(objective, tok)
-        reporter.message("encoding the corpus (cached after the first run)")
-        return (
-            tok,
-            encode_split(corpus, tok_dir, "train", sep),
-            encode_split(corpus, tok_dir, "validation", sep),
-        )
-
-    # rank 0 prepares the run folder, tokenizer and token cache; the others then read them
-    if main:
-        if resume == "never" and run_dir.exists():
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-            metrics_path.unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfgmod.dump(cfg, run_dir / "config.yaml")
-        tok, train_shard, val_shard = setup()
-        dist_.barrier()
-    else:
-        dist_.barrier()
-        tok, train_shard, val_shard = setup()
-    if len(val_shard.tokens) < cfg.train.seq_len:
-        val_shard = train_shard  # tiny corpora: still report something, and say so
-        reporter.message("validation split is smaller than one block: evaluating on train blocks")
-
-    torch.manual_seed(cfg.train.seed)
-    # initialised on the CPU (the same weights on any device), then moved
-    model, family, objective = _build_model(cfg, tok, reporter)
-    device = dist_.device
-    model.to(device)
-    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(
-        model.config, "n_positions", 0
-    )
-    if family == "roberta":
-        max_pos -= 2
-    if cfg.train.seq_len > max_pos:
-        raise UserError(
-            f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
-            f"Set train.seq_len <= {max_pos}",
-        )
-    model.train()
-    spec = block_spec(objective, tok, cfg.train.seq_len)
-    train_blocks = Blocks(train_shard, spec, cfg.train.seed, shuffle=True)
-    val_blocks = Blocks(val_shard, spec, 0, shuffle=False)
-    specials = [
-        i
-        for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
-        if i is not None
-    ]
-    mask_spec = MaskSpec(
-        tok.mask_token_id if tok.mask_token_id is not None else -1,
-        len(tok),
-        specials,
-        cfg.train.mlm_probability,
-        cfg.train.seed,
-    )
-    starts_table = word_start_table(tok) if cfg.train.whole_word_mask and objective != "clm" else None
-    bf16 = machine.resolve_bf16(cfg.speed.bf16, device.type)
-    # fused AdamW (one kernel over all parameters; CPU support since torch 2.4) saves memory passes
-    opt = torch.optim.AdamW(
-        _param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr, betas=(0.9, 0.98), eps=1e-6, fused=True
-    )
-    step = tokens = 0
-    elapsed_before = 0.0
-    history: list[dict] = []
-    if resume != "never":
-        last = checkpoint.latest_valid(
-            ckpt_dir,
-            on_skip=lambda p: reporter.message(f"checkpoint {p.name} is incomplete or damaged: skipped"),
-        )
-        if last is None and resume == "must":
-            raise UserError(
-                f"no complete checkpoint in '{ckpt_dir}'", "Run without --resume must to start fresh"
-            )
-        if last is not None:
-            try:
-                state = checkpoint.load(last, model, opt, device)
-            except (RuntimeError, KeyError, ValueError) as e:
-                raise UserError(
-                    f"checkpoint {last} does not match this run's model ({str(e)[:120]})",
-                    "Use another --name, or --resume never to start this run over",
-                ) from None
-            step, tokens, elapsed_before = state["step"], state["tokens"], state["elapsed"]
-            history = state.get("history", [])
-            reporter.message(f"resumed from {last.name} (step {step}, {tokens:,} tokens)")
-    if main:
-        _truncate_metrics(metrics_path, step)  # rows logged after the checkpoint will be logged again
-
-    if objective == "clm":
-        obj = CLMObjective(model)
-    elif objective == "electra":
-        obj = ElectraObjective(model, cfg.speed.sparse_prediction, cfg.train.seed)
-    else:
-        obj = MLMObjective(model, family, cfg.speed.sparse_prediction)
-    ddp = None
-    train_obj = obj
-    if dist_.enabled:
-        ids_ = [device.index] if device.type == "cuda" else None
-        ddp = train_obj = torch.nn.parallel.DistributedDataParallel(obj, device_ids=ids_)
-    if cfg.speed.compile:
-        train_obj = torch.compile(train_obj)
-
-    B, L, A, W = cfg.train.batch_size, cfg.train.seq_len, cfg.train.grad_accum, dist_.world
-    tokens_per_step = B * L * A * W
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
-    def evaluate_now() -> dict:
-        model.eval()
-        with torch.no_grad(), autocast():
-            if objective == "electra":
-                m = electra_metrics(model, val_blocks, mask_spec, B * W, cfg.train.eval_batches, EVAL_SEED)
-            else:  # rank 0 evaluates global batches: the same blocks as one process would
-                m = lm_metrics(
-                    model,
-                    family,
-                    objective,
-                    val_blocks,
-                    mask_spec,
-                    B * W,
-                    cfg.train.eval_batches,
-                    sparse=cfg.speed.sparse_prediction,
-                )
-        model.train()
-        return m
-
-    def save_checkpoint() -> None:
-        try:
-            checkpoint.save(
-                ckpt_dir,
-                step,
-                model,
-                opt,
-                _train_state(step, tokens, elapsed, history),
-                cfg.train.keep_checkpoints,
-            )
-        except OSError as e:
-            prev = checkpoint.latest_valid(ckpt_dir)
-            where = (
-                f"the previous checkpoint {prev.name} is intact" if prev else "no earlier checkpoint exists"
-            )
-            raise UserError(
-                f"could not write the checkpoint of step {step} ({e.strerror or e}); {where}",
-                "Free disk space (or fix permissions) and run again: it resumes",
-            ) from None
-
-    # the time reserved at the end for the final evaluation and save: measured, not guessed
-    t0 = time.perf_counter()
-    first_eval = evaluate_now() if main else {}
-    eval_s = time.perf_counter() - t0
-    n_params = sum(p.numel() for p in model.parameters())
-    reserve_s = 1.5 * eval_s + 2.0 + 2e-8 * n_params * 40
-    train_budget_s = max(1.0, budget_s - reserve_s - (time.perf_counter() - t_start))
-    if step == 0 and main:
-        history.append(
-            {"step": 0, "tokens": 0, "elapsed": 0.0, **{f"val_{k}": v for k, v in first_eval.items()}}
-        )
-        _append_metrics(metrics_path, history[-1])
-
-    def progress_of(elapsed: float) -> float:
-        """Fraction of the budget used. With max_steps/max_tokens the schedule follows them exactly
-        (deterministic, resumable); the time budget then only stops the run."""
-        if cfg.train.max_steps:
-            return step / cfg.train.max_steps
-        if cfg.train.max_tokens:
-            return tokens / cfg.train.max_tokens
-        return elapsed / train_budget_s
-
-    reporter.start(
-        {
-            "budget_s": budget_s,
-            "params": n_params,
-            "bf16": bf16,
-            "threads": threads,
-            "family": family,
-            "objective": objective,
-            "tokens_per_step": tokens_per_step,
-            "device": str(device),
-            "step": step,
-            "max_steps": cfg.train.max_steps,
-            "world_size": W,
-        }
-    )
-    eval_every, ckpt_every = parse_duration(cfg.train.eval_every), parse_duration(cfg.train.checkpoint_every)
-    log_every = cfg.train.log_every
-    seg_start = time.perf_counter()
-    last_eval = last_ckpt = time.perf_counter()
-    win_t, win_tokens, win_loss, win_n = time.perf_counter(), 0, 0.0, 0
-    elapsed = elapsed_before
-    stopped_by = "budget"
-    with _StopSignal() as stop:
-        while True:
-            elapsed = elapsed_before + time.perf_counter() - seg_start
-            reason = None
-            if cfg.train.max_steps and step >= cfg.train.max_steps:
-                reason = "max_steps"
-            elif cfg.train.max_tokens and tokens >= cfg.train.max_tokens:
-                reason = "max_tokens"
-            elif main and elapsed >= train_budget_s:
-                reason = "budget"
-            elif stop.caught:
-                reason = stop.caught
-            reason = dist_.agree(reason)
-            if reason:
-                stopped_by = reason
-                break
-            lr = lr_at(progress_of(elapsed), cfg.train.lr, cfg.train.warmup, cfg.train.min_lr_ratio)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            logged = [0.0, 0.0, 0.0]  # loss, and for ELECTRA generator and discriminator losses
-            for micro in range(A):
-                # this process's rows of the global micro-batch: one process with W*B rows sees the same
-                first = (step * A + micro) * B * W + dist_.rank * B
-                indices = list(range(first, first + B))
-                ids = train_blocks.batch(indices)  # (B, L)
-                # masks are drawn on the CPU (from seed and sample index), then the batch moves to the device
-                if objective == "clm":
-                    args: tuple = (ids.to(device),)
-                    count = ids[:, 1:].numel()
-                else:
-                    starts = word_starts(ids, starts_table, specials) if starts_table is not None else None
-                    inputs, labels = mask_tokens(ids, indices, mask_spec, starts)
-                    count = int((labels != IGNORE).sum())
-                    inputs, labels = inputs.to(device), labels.to(device)
-                    args = (
-                        (inputs, labels) if objective == "mlm" else (ids.to(device), inputs, labels, indices)
-                    )
-                # normalise by the global count of predicted tokens, so W processes == one process with
-                # W times the batch (DDP averages gradients: hence the factor W). ELECTRA: per-process means.
-                n_global = W if objective == "electra" else dist_.sum([count])[0]
-                scale = 1.0 / (max(1.0, n_global) * A)
-                sync = ddp.no_sync() if ddp is not None and micro < A - 1 else contextlib.nullcontext()
-                with sync:
-                    with autocast():
-                        out = train_obj(*args)
-                    loss_sum = out[0] if objective == "electra" else out
-                    (loss_sum * (W * scale)).backward()
-                logged[0] += loss_sum.item() * scale
-                if objective == "electra":
-                    logged[1] += out[1].item() / (W * A)
-                    logged[2] += out[2].item() / (W * A)
-            logged = dist_.sum(logged)
-            loss_value = logged[0]
-            if not math.isfinite(loss_value):
-                last = checkpoint.latest_valid(ckpt_dir)
-                where = (
-                    f"the last good checkpoint {last.name} is intact"
-                    if last
-                    else "no checkpoint was written yet"
-                )
-                raise UserError(
-                    f"loss became {loss_value} at step {step + 1}; training stopped and {where}",
-                    "Lower train.lr or raise train.warmup, then run again (it resumes)",
-                )
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            tokens += tokens_per_step
-            win_tokens += tokens_per_step
-            win_loss += loss_value
-            win_n += 1
-            now = time.perf_counter()
-            elapsed = elapsed_before + now - seg_start
-            due = step % log_every == 0 if log_every else now - win_t >= 2.0
-            if main and (due or step == cfg.train.max_steps):
-                row = {
-                    "step": step,
-                    "tokens": tokens,
-                    "elapsed": round(elapsed, 2),
-                    "loss": win_loss / win_n,
-                    "lr": lr,
-                    "tokens_per_s": win_tokens / max(1e-9, now - win_t),
-                    "progress": min(1.0, progress_of(elapsed)),
-                }
-                if objective == "electra":
-                    row |= {"gen_loss": logged[1], "disc_loss": logged[2]}
-                history.append(row)
-                _append_metrics(metrics_path, row)
-                reporter.step(row)
-                win_t, win_tokens, win_loss, win_n = now, 0, 0.0, 0
-            if main and now - last_eval >= eval_every:
-                m = evaluate_now()
-                row = {
-                    "step": step,
-                    "tokens": tokens,
-                    "elapsed": round(elapsed, 2),
-                    **{f"val_{k}": v for k, v in m.items()},
-                }
-                history.append(row)
-                _append_metrics(metrics_path, row)
-                reporter.step(row)
-                last_eval = time.perf_counter()
-            if main and time.perf_counter() - last_ckpt >= ckpt_every:
-                save_checkpoint()
-                last_ckpt = time.perf_counter()
-        elapsed = elapsed_before + time.perf_counter() - seg_start
-        if not main:
-            dist_.barrier()  # rank 0 evaluates and saves; the others wait, then leave
-            return PretrainResult(
-                run_dir,
-                run_dir / "model",
-                step,
-                tokens,
-                time.perf_counter() - t_start,
-                0.0,
-                stopped_by,
-                {},
-                [],
-            )
-        if stopped_by in ("SIGINT", "SIGTERM"):
-            reporter.message(f"{stopped_by}: saving at step {step}; run the same command again to resume")
-        final = evaluate_now()
-        row = {
-            "step": step,
-            "tokens": tokens,
-            "elapsed": round(elapsed, 2),
-            **{f"val_{k}": v for k, v in final.items()},
-        }
-        history.append(row)
-        _append_metrics(metrics_path, row)
-        reporter.step(row)
-        save_checkpoint()
-    model_dir = save_model(
-        model,
-        tok,
-        run_dir,
-        cfg,
-        {"steps": step, "tokens": tokens, "seconds": elapsed, "validation": final, "stopped_by": stopped_by},
-    )
-    plot_losses(history, run_dir / "loss.png")
-    seconds = time.perf_counter() - t_start
-    train_rows = [h for h in history if "tokens_per_s" in h]
-    tps = sum(h["tokens_per_s"] for h in train_rows) / len(train_rows) if train_rows else 0.0
-    summary = {
-        "format_version": 1,
-        "steps": step,
-        "tokens": tokens,
-        "train_seconds": round(elapsed, 2),
-        "tokens_per_s": round(tps, 1),
-        "stopped_by": stopped_by,
-        "validation": final,
-        "bf16": bf16,
-        "threads": threads,
-        "device": str(device),
-        "world_size": W,
-        "parameters": n_params,
-        "machine": machine.describe(),
+def start_info(run: Run, state: State) -> dict:
+    """What the reporter shows when training starts."""
+    return {
+        "budget_s": parse_duration(run.cfg.train.budget),
+        "params": run.n_params,
+        "bf16": run.bf16,
+        "threads": run.threads,
+        "family": run.family,
+        "objective": run.cfg.model.objective,
+        "tokens_per_step": run.tokens_per_step,
+        "device": str(run.dist.device),
+        "step": state.step,
+        "max_steps": run.cfg.train.max_steps,
+        "world_size": run.dist.world,
     }
-    (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    dist_.barrier()
-    return PretrainResult(run_dir, model_dir, step, tokens, seconds, tps, stopped_by, final, history)
 
 
-def _train_state(step: int, tokens: int, elapsed: float, history: list[dict]) -> dict[str, Any]:
-    return {"step": step, "tokens": tokens, "elapsed": elapsed, "history": history}
+@contextlib.contextmanager
+def _reporting(reporter: Reporter | None, dist_: Dist) -> Iterator[Reporter]:
+    """The reporter of this process (rank 0 reports, the others are quiet), finished on every exit."""
+    rep = (reporter or Quiet()) if dist_.main else Quiet()
+    try:
+        yield rep
+    finally:
+        rep.finish()
+
+
+# ----------------------------------------------------------------------------------------------------
+# metrics.jsonl and TensorBoard
+
+
+def tensorboard_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class MetricsLog:
+    """Rank 0's metrics rows: ``metrics.jsonl``, and the same numbers as TensorBoard scalars in
+    ``tensorboard/`` (torch's SummaryWriter) when ``train.tensorboard`` is on, or auto and installed.
+
+    On resume the rows after the checkpoint's step are dropped from metrics.jsonl and purged from
+    TensorBoard (``purge_step``): they are logged again. A fresh start (step 0) empties both.
+    """
+
+    def __init__(self, run_dir: Path, step: int, tensorboard: str, main: bool):
+        self.path, self.main, self.writer = run_dir / "metrics.jsonl", main, None
+        if not main:
+            return
+        _truncate_metrics(self.path, step)  # rows logged after the checkpoint will be logged again
+        if tensorboard == "on" or (tensorboard == "auto" and tensorboard_installed()):
+            from torch.utils.tensorboard import SummaryWriter
+
+            events = run_dir / "tensorboard"
+            if step == 0:
+                shutil.rmtree(events, ignore_errors=True)
+            self.writer = SummaryWriter(str(events), purge_step=step + 1 if step else None)
+
+    def write(self, row: dict) -> None:
+        _append_metrics(self.path, row)
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if (
+                key in ("step", "tokens", "elapsed")
+                or isinstance(value, bool)
+                or not isinstance(value, int | float)
+            ):
+                continue
+            tag = f"val/{key.removeprefix('val_')}" if key.startswith("val_") else f"train/{key}"
+            self.writer.add_scalar(tag, value, row["step"])
+
+    def flush(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _train_state(state: State) -> dict[str, Any]:
+    return {"step": state.step, "tokens": state.tokens, "elapsed": state.elapsed, "history": state.history}
 
 
 def _append_metrics(path: Path, row: dict) -> None:

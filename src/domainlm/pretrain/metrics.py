@@ -1,10 +1,30 @@
-"""Validation metrics of a language model on token blocks, shared by the training loop and `evaluate`."""
+"""Validation metrics of a language model on token blocks: the names, their definitions, the fixed seed.
+
+The training loop logs an objective's metrics as ``val_NAME`` (``Objective.metrics``); ``evaluate``
+writes the same definitions into ``eval.json`` (an ELECTRA generator's under ``generator_NAME``). Each
+name has one definition, in ``METRICS``; the computations live with the objectives (objectives.py).
+"""
 
 from __future__ import annotations
 
-import math
-
 EVAL_SEED = 1234  # fixed masks for every evaluation, so runs compare on the same positions
+
+# name -> definition (one per name; tests check that every logged and evaluated metric is here)
+METRICS: dict[str, str] = {
+    "loss": "mean cross-entropy per predicted token: masked tokens (MLM, an ELECTRA generator) or next "
+    "tokens (CLM), on EVAL_SEED masks",
+    "accuracy": "share of masked tokens whose top-1 prediction is the original token",
+    "masked_tokens": "masked tokens scored by loss/accuracy",
+    "perplexity": "exp(loss) of a causal LM, per token",
+    "tokens": "next-token predictions scored by a causal LM's loss",
+    "disc_loss": "ELECTRA discriminator: mean binary cross-entropy of original/replaced over non-special "
+    "tokens",
+    "disc_accuracy": "ELECTRA discriminator: share of non-special tokens labelled right (original or "
+    "replaced); answering 'original' everywhere scores 1 - disc_replaced_fraction",
+    "disc_replaced_f1": "ELECTRA discriminator: F1 of the 'replaced' class over non-special tokens",
+    "disc_replaced_fraction": "share of non-special tokens that the corruption replaced",
+    "disc_tokens": "non-special tokens scored by the disc_* metrics",
+}
 
 
 def lm_metrics(
@@ -17,36 +37,15 @@ def lm_metrics(
     n_batches: int,
     sparse: bool = True,
 ) -> dict:
-    """Loss and accuracy (MLM) or loss and perplexity (CLM) over the first blocks of ``blocks``.
+    """Loss and accuracy (masked LM) or loss and perplexity (``objective="clm"``) over the first blocks.
 
     Call under ``torch.no_grad()`` (and autocast if wanted). Masks use EVAL_SEED, not the run's seed.
     """
     import dataclasses
 
-    import torch.nn.functional as F
+    from domainlm.pretrain.objectives import causal_lm_metrics, masked_lm_metrics
 
-    from domainlm.pretrain.objectives import MLM_HEADS, clm_loss, mask_tokens, mlm_logits
-
-    n = min(blocks.n_blocks, batch_size * n_batches)
-    total_loss = 0.0
-    count = correct = 0
-    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
-    sparse = sparse and family in MLM_HEADS
-    device = next(model.parameters()).device  # masks are drawn on the CPU, then moved with the batch
-    for start in range(0, n, batch_size):
-        indices = range(start, min(n, start + batch_size))
-        ids = blocks.batch(indices)
-        if objective == "clm":
-            loss, k = clm_loss(model, ids.to(device))
-            total_loss += loss.item() * k
-            count += k
-        else:
-            inputs, labels = mask_tokens(ids, indices, spec)
-            logits, target = mlm_logits(model, family, inputs.to(device), labels.to(device), sparse)
-            total_loss += F.cross_entropy(logits.float(), target, reduction="sum").item()
-            correct += int((logits.argmax(-1) == target).sum())
-            count += int(target.numel())
-    loss = total_loss / max(1, count)
     if objective == "clm":
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": count}
-    return {"loss": loss, "accuracy": correct / max(1, count), "masked_tokens": count}
+        return causal_lm_metrics(model, blocks, batch_size, n_batches)
+    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
+    return masked_lm_metrics(model, family, blocks, spec, batch_size, n_batches, sparse)

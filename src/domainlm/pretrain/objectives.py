@@ -11,14 +11,20 @@
   generator MLM loss + 50 x discriminator loss (the paper's lambda = 50); the two share embeddings.
 - ``clm``: next-token prediction.
 
-The loop wraps each objective in an ``nn.Module`` (``MLMObjective`` ...) whose ``forward`` returns a
-loss *sum* and the number of predicted tokens, so that DDP can wrap it and the loop can normalise by
-the global token count (DDP with N processes == one process with N times the batch).
+The loop sees an objective only through the ``Objective`` protocol below, resolved by name from
+``OBJECTIVES``: it makes a micro-batch on the CPU (masks from (seed, sample index)), returns a loss
+(sum, stats) through an ``nn.Module`` that DDP and ``torch.compile`` wrap (``MLMObjective`` ...), says
+how the loop normalises that loss (its ``reduction``), and measures itself on validation blocks. A new
+objective is one class registered in ``OBJECTIVES``; the loop does not change.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +37,8 @@ MLM_HEADS = {"bert": "cls", "roberta": "lm_head", "albert": "predictions"}
 
 # ELECTRA's discriminator loss weight (Clark et al. 2020, section 3: lambda = 50)
 ELECTRA_DISC_WEIGHT = 50.0
+# mixed into the seed of the replaced-token draws, so they are a stream apart from the masks' draws
+_ELECTRA_STREAM = 0x5EED_E1EC
 
 
 @dataclass
@@ -203,7 +211,7 @@ def _gumbel_sample(logits: torch.Tensor, rows: torch.Tensor, indices, seed: int)
         sel = rows == r
         n = int(sel.sum())
         if n:
-            noise[sel] = torch.rand(n, V, generator=sample_generator(seed ^ 0x5EED_E1EC, int(g)))
+            noise[sel] = torch.rand(n, V, generator=sample_generator(seed ^ _ELECTRA_STREAM, int(g)))
     gumbel = -torch.log(-torch.log(noise.clamp_(1e-10, 1 - 1e-7)))
     return (logits.float() + gumbel.to(logits.device)).argmax(-1)
 
@@ -236,40 +244,250 @@ class ElectraObjective(nn.Module):
         return loss, gen_loss.detach(), disc_loss.detach()
 
 
-def electra_metrics(
-    pair: ElectraPair, blocks, mask_spec: MaskSpec, batch_size: int, n_batches: int, mask_seed: int
-) -> dict:
-    """Generator masked-token loss/accuracy and discriminator replaced-token accuracy, fixed masks."""
-    import dataclasses
+def has_sparse_head(family: str) -> bool:
+    """Can ``mlm_logits(..., sparse=True)`` find this family's MLM head (MLM_HEADS, or ELECTRA's)?"""
+    return family in MLM_HEADS or family == "electra"
 
-    spec = dataclasses.replace(mask_spec, seed=mask_seed)
-    obj = ElectraObjective(pair, True, mask_seed)
+
+# ----------------------------------------------------------------------------------------------------
+# validation metrics: one definition per name (pretrain/metrics.py's METRICS says each in words)
+
+
+def masked_lm_metrics(
+    model, family: str, blocks, spec: MaskSpec, batch_size: int, n_batches: int, sparse: bool
+):
+    """Masked-token loss and accuracy over the first blocks, masked with ``spec`` (its seed fixes them)."""
     n = min(blocks.n_blocks, batch_size * n_batches)
-    tot = {"loss": 0.0, "disc_loss": 0.0, "correct": 0, "masked": 0, "disc_correct": 0, "tokens": 0}
-    device = next(pair.parameters()).device
+    total, correct, count = 0.0, 0, 0
+    sparse = sparse and has_sparse_head(family)
+    device = next(model.parameters()).device  # masks are drawn on the CPU, then moved with the batch
+    for start in range(0, n, batch_size):
+        indices = range(start, min(n, start + batch_size))
+        inputs, labels = mask_tokens(blocks.batch(indices), indices, spec)
+        logits, target = mlm_logits(model, family, inputs.to(device), labels.to(device), sparse)
+        total += F.cross_entropy(logits.float(), target, reduction="sum").item()
+        correct += int((logits.argmax(-1) == target).sum())
+        count += int(target.numel())
+    return {"loss": total / max(1, count), "accuracy": correct / max(1, count), "masked_tokens": count}
+
+
+def causal_lm_metrics(model, blocks, batch_size: int, n_batches: int) -> dict:
+    """Next-token loss and perplexity per token over the first blocks."""
+    n = min(blocks.n_blocks, batch_size * n_batches)
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    for start in range(0, n, batch_size):
+        loss, k = clm_loss(model, blocks.batch(range(start, min(n, start + batch_size))).to(device))
+        total += loss.item() * k
+        count += k
+    loss = total / max(1, count)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "tokens": count}
+
+
+def _replacements(logits, rows: torch.Tensor, indices, spec: MaskSpec) -> torch.Tensor:
+    """(N,) tokens for the N masked positions (``rows`` (N,): their batch rows): samples from the
+    generator's ``logits`` (N, V) (Gumbel-max, as in training) or, without logits, uniformly random
+    tokens; either way from each sample's own stream, so the batch size does not change the draws."""
+    if logits is not None:
+        return _gumbel_sample(logits, rows, indices, spec.seed)
+    out = torch.empty(len(rows), dtype=torch.long)
+    rows = rows.cpu()
+    for r, g in enumerate(indices):
+        sel = rows == r
+        draw = sample_generator(spec.seed ^ _ELECTRA_STREAM, int(g))
+        out[sel] = torch.randint(0, spec.vocab_size, (int(sel.sum()),), generator=draw)
+    return out
+
+
+def electra_metrics(
+    discriminator, generator, blocks, spec: MaskSpec, batch_size: int, n_batches: int
+) -> dict:
+    """Replaced-token detection on fixed masks (``spec.seed``): the one definition of the ``disc_*`` names.
+
+    The masked positions (BERT masking) are filled with the generator's samples or, without a
+    generator, with uniformly random tokens; a sample equal to the original counts as original (Clark et
+    al. 2020). Scored are all non-special tokens: ``disc_accuracy`` is the share labelled right (always
+    answering "original" scores ``1 - disc_replaced_fraction``), ``disc_replaced_f1`` the F1 of
+    "replaced", ``disc_loss`` the mean binary cross-entropy. With a generator, also its masked-token
+    ``loss``/``accuracy``/``masked_tokens`` at the same positions (``masked_lm_metrics``'s definitions).
+    """
+    n = min(blocks.n_blocks, batch_size * n_batches)
+    t = dict.fromkeys(("loss", "correct", "masked", "bce", "right", "scored", "tp", "fp", "fn"), 0.0)
+    device = next(discriminator.parameters()).device
+    specials = torch.tensor(spec.special_ids, dtype=torch.long)
     for start in range(0, n, batch_size):
         indices = list(range(start, min(n, start + batch_size)))
-        ids = blocks.batch(indices)
+        ids = blocks.batch(indices)  # (B, T)
         inputs, labels = mask_tokens(ids, indices, spec)
+        scored = ~torch.isin(ids, specials).to(device)  # (B, T)
         ids, inputs, labels = ids.to(device), inputs.to(device), labels.to(device)
-        gen, disc = pair.generator, pair.discriminator
-        logits, target = mlm_logits(gen, "electra", inputs, labels, True)
-        tot["loss"] += F.cross_entropy(logits.float(), target, reduction="sum").item()
-        tot["correct"] += int((logits.argmax(-1) == target).sum())
-        tot["masked"] += int(target.numel())
-        keep = labels != IGNORE
-        sampled = _gumbel_sample(logits, keep.nonzero()[:, 0], indices, obj.seed)
-        disc_inputs = ids.clone()
-        disc_inputs[keep] = sampled
-        replaced = disc_inputs != ids
-        d = disc(input_ids=disc_inputs).logits.float()
-        tot["disc_loss"] += F.binary_cross_entropy_with_logits(d, replaced.float(), reduction="sum").item()
-        tot["disc_correct"] += int(((d > 0) == replaced).sum())
-        tot["tokens"] += ids.numel()
-    return {
-        "loss": tot["loss"] / max(1, tot["masked"]),
-        "accuracy": tot["correct"] / max(1, tot["masked"]),
-        "disc_loss": tot["disc_loss"] / max(1, tot["tokens"]),
-        "disc_accuracy": tot["disc_correct"] / max(1, tot["tokens"]),
-        "masked_tokens": tot["masked"],
+        logits = None
+        if generator is not None:
+            logits, target = mlm_logits(generator, "electra", inputs, labels, True)  # (N, V), (N,)
+            t["loss"] += F.cross_entropy(logits.float(), target, reduction="sum").item()
+            t["correct"] += int((logits.argmax(-1) == target).sum())
+            t["masked"] += int(target.numel())
+        keep = labels != IGNORE  # (B, T)
+        corrupted = ids.clone()
+        corrupted[keep] = _replacements(logits, keep.nonzero()[:, 0], indices, spec).to(device)
+        replaced = corrupted != ids  # (B, T) bool
+        d = discriminator(input_ids=corrupted).logits.float()  # (B, T)
+        bce = F.binary_cross_entropy_with_logits(d, replaced.float(), reduction="none")
+        pred = d > 0
+        t["bce"] += float(bce[scored].sum())
+        t["right"] += int((pred == replaced)[scored].sum())
+        t["scored"] += int(scored.sum())
+        t["tp"] += int((pred & replaced)[scored].sum())
+        t["fp"] += int((pred & ~replaced)[scored].sum())
+        t["fn"] += int((~pred & replaced)[scored].sum())
+    scored_n = max(1, int(t["scored"]))
+    out = {
+        "disc_loss": t["bce"] / scored_n,
+        "disc_accuracy": t["right"] / scored_n,
+        "disc_replaced_f1": 2 * t["tp"] / max(1, 2 * t["tp"] + t["fp"] + t["fn"]),
+        "disc_replaced_fraction": (t["tp"] + t["fn"]) / scored_n,
+        "disc_tokens": int(t["scored"]),
     }
+    if generator is None:
+        return out
+    masked = max(1, int(t["masked"]))
+    return {
+        "loss": t["loss"] / masked,
+        "accuracy": t["correct"] / masked,
+        "masked_tokens": int(t["masked"]),
+    } | out
+
+
+# ----------------------------------------------------------------------------------------------------
+# the contract the loop trains through, and the registry that resolves an objective by name
+
+
+@dataclass
+class Batch:
+    """One micro-batch, made on the CPU: the objective module's arguments and its predicted tokens."""
+
+    args: tuple  # positional arguments of ``Objective.module`` (tensors; ELECTRA also the sample indices)
+    count: int  # tokens predicted (the "sum" reduction divides the loss by their total over processes)
+
+    def to(self, device) -> Batch:
+        return Batch(tuple(a.to(device) if torch.is_tensor(a) else a for a in self.args), self.count)
+
+
+@dataclass
+class Setup:
+    """What every objective is built from."""
+
+    model: nn.Module  # the network (ELECTRA: an ElectraPair)
+    family: str  # the model family (selects the MLM head for sparse prediction)
+    mask_spec: MaskSpec  # masking of the run (its seed is the run's seed)
+    word_starts: torch.Tensor | None  # (V,) bool table for whole-word masking, None: mask pieces
+    sparse: bool  # vocabulary projection on the predicted positions only
+    seed: int  # the run's seed (ELECTRA's replaced-token draws)
+
+
+class Objective(Protocol):
+    """What the training loop needs from an objective (DESIGN.md, decision 2).
+
+    The class attributes tell the rest of the run what the objective needs; the methods do the work.
+    ``batch`` runs on the CPU and derives every random draw from (seed, sample index), so a resumed run
+    and a DDP run see the same masks as an uninterrupted single process.
+    """
+
+    needs_mask_token: ClassVar[bool]  # the tokenizer must have a mask token
+    block_layout: ClassVar[str]  # blocks as for "mlm" ([CLS] ... [SEP]) or "clm" (bare): tokens.blocks
+    tokenizer_style: ClassVar[str | None]  # style of a tokenizer trained for the run (None: the preset's)
+    auto_model: ClassVar[str | None]  # transformers Auto class that --init-from loads (None: not supported)
+    # "sum": ``loss`` returns a sum over ``Batch.count`` tokens, the loop divides by the global count (so
+    # N processes == one process with N times the batch); "mean": a per-process mean, averaged over processes
+    reduction: ClassVar[str]
+    stats: ClassVar[tuple[str, ...]]  # names of the extra numbers ``loss`` returns, logged per train row
+    module: nn.Module  # what DDP and torch.compile wrap; ``loss`` calls it (or its wrapper)
+
+    def __init__(self, setup: Setup) -> None: ...
+    def batch(self, ids: torch.Tensor, indices: Sequence[int]) -> Batch:
+        """(B, T) token ids of the samples ``indices`` -> the micro-batch (on the CPU)."""
+        ...
+
+    def loss(self, module, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, stats) of ``batch`` through ``module`` (``self.module`` or its DDP/compiled wrapper)."""
+        ...
+
+    def metrics(self, blocks, batch_size: int, n_batches: int, seed: int) -> dict[str, Any]:
+        """Validation metrics over the first blocks, masks drawn from ``seed`` (metrics.EVAL_SEED)."""
+        ...
+
+
+def _mask(s: Setup, ids: torch.Tensor, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking of a batch with the run's spec, of whole words when the run asks for it."""
+    starts = word_starts(ids, s.word_starts, s.mask_spec.special_ids) if s.word_starts is not None else None
+    return mask_tokens(ids, indices, s.mask_spec, starts)
+
+
+class MLM:
+    """Masked language modelling (BERT; RoBERTa's dynamic masking): cross-entropy at masked tokens."""
+
+    needs_mask_token, block_layout, tokenizer_style, auto_model = True, "mlm", None, "AutoModelForMaskedLM"
+    reduction, stats = "sum", ()
+
+    def __init__(self, setup: Setup):
+        self.setup = setup
+        self.module = MLMObjective(setup.model, setup.family, setup.sparse and has_sparse_head(setup.family))
+
+    def batch(self, ids, indices) -> Batch:
+        inputs, labels = _mask(self.setup, ids, indices)
+        return Batch((inputs, labels), int((labels != IGNORE).sum()))
+
+    def loss(self, module, batch: Batch):
+        return module(*batch.args), {}
+
+    def metrics(self, blocks, batch_size, n_batches, seed):
+        s = self.setup
+        spec = dataclasses.replace(s.mask_spec, seed=seed)
+        return masked_lm_metrics(s.model, s.family, blocks, spec, batch_size, n_batches, s.sparse)
+
+
+class CLM:
+    """Causal language modelling (GPT-2, Llama): next-token cross-entropy at every position."""
+
+    needs_mask_token, block_layout, tokenizer_style, auto_model = False, "clm", "gpt", "AutoModelForCausalLM"
+    reduction, stats = "sum", ()
+
+    def __init__(self, setup: Setup):
+        self.setup = setup
+        self.module = CLMObjective(setup.model)
+
+    def batch(self, ids, indices) -> Batch:
+        return Batch((ids,), ids[:, 1:].numel())
+
+    def loss(self, module, batch: Batch):
+        return module(*batch.args), {}
+
+    def metrics(self, blocks, batch_size, n_batches, seed):
+        return causal_lm_metrics(self.setup.model, blocks, batch_size, n_batches)
+
+
+class Electra:
+    """Replaced-token detection (ELECTRA): generator MLM loss + 50 x discriminator loss, per-process means."""
+
+    needs_mask_token, block_layout, tokenizer_style, auto_model = True, "mlm", None, None
+    reduction, stats = "mean", ("gen_loss", "disc_loss")
+
+    def __init__(self, setup: Setup):
+        self.setup = setup
+        self.module = ElectraObjective(setup.model, setup.sparse, setup.seed)
+
+    def batch(self, ids, indices) -> Batch:
+        inputs, labels = _mask(self.setup, ids, indices)  # the same masking as MLM
+        return Batch((ids, inputs, labels, list(indices)), int((labels != IGNORE).sum()))
+
+    def loss(self, module, batch: Batch):
+        loss, gen_loss, disc_loss = module(*batch.args)
+        return loss, {"gen_loss": gen_loss, "disc_loss": disc_loss}
+
+    def metrics(self, blocks, batch_size, n_batches, seed):
+        pair, spec = self.setup.model, dataclasses.replace(self.setup.mask_spec, seed=seed)
+        return electra_metrics(pair.discriminator, pair.generator, blocks, spec, batch_size, n_batches)
+
+
+# objective name -> class (``--objective``); a new objective is one class here
+OBJECTIVES: dict[str, type[Objective]] = {"mlm": MLM, "electra": Electra, "clm": CLM}
