@@ -375,9 +375,15 @@ def finetune(
     output: Annotated[str | None, typer.Option("--output", "-o", help="output folder")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, or comma-separated classifier methods compared on the same folds; the winner ships"
+        ),
+    ] = None,
 ) -> None:
-    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder."""
-    from domainlm.classify.finetune import METRIC_KEYS, describe_table
+    """Compare classifier methods on the same folds (--methods), or fine-tune beside TF-IDF; save the model."""
+    from domainlm.classify.finetune import TABLE_COLUMNS, describe_table
     from domainlm.classify.finetune import finetune as run
     from domainlm.progress import RichReporter
 
@@ -395,18 +401,23 @@ def finetune(
         config,
         set_,
         reporter=RichReporter(err),
+        methods=methods,
     )
-    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
-    for col in ("method", *METRIC_KEYS, "seconds"):
+    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds (* = winner)")
+    for col in TABLE_COLUMNS:
         t.add_column(col, justify="left" if col == "method" else "right")
     for row in describe_table(res.table):
         t.add_row(*row)
     out.print(t)
     if res.best_config:
         out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
-    out.print(f"model: {res.model_dir}  (loads with transformers.pipeline('text-classification', model=...))")
+    out.print(f"winner: {res.winner}; shipped: {res.shipped}")
+    hf = (res.model_dir / "config.json").is_file()
+    how = "transformers.pipeline('text-classification', model=...)" if hf else "domainlm serve / export"
+    out.print(f"model: {res.model_dir}  (loads with {how})")
     out.print(
-        f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}"
+        f"report: {res.output / 'metrics.json'}, {res.output / 'leaderboard.png'}, {res.output / 'errors.jsonl'}, "
+        f"{res.output / 'confusion.png'}"
     )
 
 
