@@ -155,7 +155,7 @@ def finetune(
         say(f"refitting {ship} on all {len(ds.texts)} documents")
         method = next(m for m in chosen if m.name == ship)
         fitted = method.fit(list(ds.texts), y, seed=cfg.seed, log_dir=tb / ship / "all" if tb else None)
-        fitted.save(out / "model")
+        _save_atomically(fitted, out / "model")
         from domainlm.modelcard import write_classifier_card
 
         write_classifier_card(out / "model", report)
@@ -163,6 +163,17 @@ def finetune(
     return FinetuneResult(
         out, out / "model", table, len(splits), report["config"], best_config, per_fold, winner, ship
     )
+
+
+def _save_atomically(fitted, dest: Path) -> None:
+    """Save into a staging folder, then replace ``dest``: no file of an earlier winner survives."""
+    import shutil
+
+    staging = dest.with_name(dest.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    fitted.save(staging)
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
 
 
 def _search(chosen, ds, y, split, cfg, out: Path, say) -> dict | None:

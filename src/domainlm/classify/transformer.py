@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,17 +99,23 @@ def pad_id(tok) -> int:
 def build(model_dir: Path, labels: list[str], multi: bool, mode: str, seed: int):
     """A fresh classifier from ``model_dir`` (a new head, seeded); head mode freezes the body."""
     import torch
+    import transformers
     from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_dir),
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)},
-        local_files_only=True,
-        problem_type="multi_label_classification" if multi else "single_label_classification",
-    )
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the new head's "newly initialized" report is expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir),
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={n: i for i, n in enumerate(labels)},
+            local_files_only=True,
+            problem_type="multi_label_classification" if multi else "single_label_classification",
+        )
+    finally:
+        transformers.logging.set_verbosity(level)
     if mode == "head":
         head = set(head_params(model))
         for n, p in model.named_parameters():
@@ -357,7 +362,3 @@ def save_hf(model, tok, dest: Path, max_length: int) -> None:
 
 def parameter_bytes(model) -> int:
     return int(sum(p.numel() * p.element_size() for p in model.parameters()))
-
-
-def steps_per_epoch(n_windows: int, batch_size: int) -> int:
-    return math.ceil(n_windows / batch_size)

@@ -2,7 +2,8 @@
 Classification"): word 1-2-grams and character subwords, what a practitioner picks for speed.
 
 Settings from fastText's text-classification tutorial for small data ("Making the model better":
-``-epoch 25 -lr 1.0 -wordNgrams 2``); one thread so the same input gives the same model; a smaller hash
+``-epoch 25 -lr 1.0 -wordNgrams 2``; on a few dozen documents lr 1.0 diverges to NaN, so training
+starts at 0.5 and halves the rate on NaN); one thread so the same input gives the same model; a smaller hash
 table than the 2M-bucket default keeps the saved model small. Saved in fastText's own ``.bin`` format
 (read by ``fasttext.load_model``), not pickle.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from domainlm.classify.methods import store
 from domainlm.errors import UserError
 
-SETTINGS = {"epoch": 25, "lr": 1.0, "wordNgrams": 2, "dim": 50, "bucket": 100_000, "minCount": 1, "thread": 1}
+SETTINGS = {"epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 50, "bucket": 100_000, "minCount": 1, "thread": 1}
 
 
 def _import():
@@ -71,7 +72,17 @@ class FastText:
         with tempfile.TemporaryDirectory() as tmp:
             f = Path(tmp) / "train.txt"
             f.write_text("".join(f"__label__{int(c)} {line(t)}\n" for t, c in zip(texts, y, strict=True)))
-            model = ft.train_supervised(input=str(f), seed=seed, verbose=0, **SETTINGS)
+            settings = dict(SETTINGS)
+            for _ in range(4):
+                try:
+                    model = ft.train_supervised(input=str(f), seed=seed, verbose=0, **settings)
+                    break
+                except RuntimeError as e:  # fastText raises "Encountered NaN." when the rate is too high
+                    if "NaN" not in str(e):
+                        raise
+                    settings["lr"] /= 2
+            else:
+                raise UserError("fastText diverged (NaN) even at a learning rate of 0.03", "Drop the method")
         return FittedFastText(model, self.ctx.labels)
 
 
