@@ -191,7 +191,7 @@ def test_leaderboard_ships_a_classical_winner_that_serves_and_exports(tiny_encod
         export(res.output, "onnx")
 
 
-def test_cli_methods_flag_prints_the_leaderboard(tiny_encoder, data, tmp_path):
+def test_cli_methods_flag_prints_the_leaderboard(tiny_encoder, data, tmp_path, capsys):
     from typer.testing import CliRunner
 
     from domainlm.cli import app
@@ -213,8 +213,11 @@ def test_cli_methods_flag_prints_the_leaderboard(tiny_encoder, data, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "winner: " in r.output and "p vs" in r.output
-    bad = CliRunner().invoke(app, ["finetune", str(tiny_encoder), str(data), "--methods", "nope"])
-    assert bad.exit_code == 2 and "tfidf+svm" in bad.output
+    from domainlm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["finetune", str(tiny_encoder), str(data), "--methods", "nope"])
+    assert e.value.code == 2 and "tfidf+svm" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------------
