@@ -49,10 +49,10 @@ def tune(model, tok, texts: list[str], pairs, seed: int, log_dir=None):
     import torch.nn.functional as F
 
     from domainlm.classify.report import tensorboard_writer
-    from domainlm.classify.transformer import pad, pad_id
+    from domainlm.classify.transformer import max_positions, pad, pad_id
 
     torch.manual_seed(seed)
-    ids = tok(texts, truncation=True, max_length=PAIR_TOKENS)["input_ids"]
+    ids = tok(texts, truncation=True, max_length=min(PAIR_TOKENS, max_positions(model.config)))["input_ids"]
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
     writer = tensorboard_writer(log_dir)
     model.train()
