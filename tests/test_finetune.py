@@ -111,7 +111,8 @@ def test_head_mode_freezes_the_body_and_cache_is_exact(tiny_model, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForSequenceClassification
 
-    from domainlm.classify.finetune import Classifier, _head_logits, make_windows
+    from domainlm.classify.transformer import cls_states, head_logits, make_windows, pad_id, window_logits
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     data = _write(tmp_path / "d.parquet", _docs(30), "parquet")
     res = finetune(
@@ -128,13 +129,12 @@ def test_head_mode_freezes_the_body_and_cache_is_exact(tiny_model, tmp_path):
     # the cached-[CLS] head computes exactly what the whole model computes
     cfg = FinetuneConfig(mode="head", max_length=16)
     ds = load_dataset(data, cfg)
-    c = Classifier(res.model_dir, ds, cfg, bf16=False)
+    tok = load_tokenizer(res.model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(str(res.model_dir)).eval()
-    c.model = model
-    w = make_windows(c.tok, ds.texts[:4], cfg, 64)
+    w = make_windows(tok, ds.texts[:4], cfg, 64)
     with torch.no_grad():
-        cached = _head_logits(model, c.cls_states(w))
-        direct = c.window_logits(w, list(range(len(w.ids))))
+        cached = head_logits(model, cls_states(model, w, pad_id(tok)))
+        direct = window_logits(model, w, list(range(len(w.ids))), pad_id(tok))
     assert torch.allclose(cached, direct, atol=1e-4)
 
 

@@ -205,6 +205,7 @@ SPECS: dict[str, Spec] = {
             Flag("search", param="search_trials"),
             Flag("budget"),
             Flag("output", "-o"),
+            Flag("methods"),
         ),
         FinetuneConfig,
         FinetuneOptions,
@@ -618,27 +619,31 @@ def evaluate(runs: tuple[str, ...], kw: dict) -> None:
 @click.argument("model")
 @click.argument("data")
 def finetune(model: str, data: str, kw: dict) -> None:
-    """Fine-tune a classifier; report k-fold metrics beside TF-IDF baselines; save an HF folder.
+    """Compare classifier methods on the same folds (--methods), or fine-tune beside TF-IDF; ship the winner.
 
     MODEL: run folder (uses its model/) or a local HF model folder. DATA: CSV, JSONL or Parquet file with a text and a label per row."""
 
-    from domainlm.classify.finetune import METRIC_KEYS, describe_table
+    from domainlm.classify.finetune import TABLE_COLUMNS, describe_table
     from domainlm.classify.finetune import finetune as run
     from domainlm.progress import RichReporter
 
     out = console()
     res = run(model=model, data=data, **kw, reporter=RichReporter(console(stderr=True)))
-    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds")
-    for col in ("method", *METRIC_KEYS, "seconds"):
+    t = Table(title=f"classification, {res.folds} fold(s): mean ± std over folds (* = winner)")
+    for col in TABLE_COLUMNS:
         t.add_column(col, justify="left" if col == "method" else "right")
     for row in describe_table(res.table):
         t.add_row(*row)
     out.print(t)
     if res.best_config:
         out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
-    out.print(f"model: {res.model_dir}  (loads with transformers.pipeline('text-classification', model=...))")
+    out.print(f"winner: {res.winner}; shipped: {res.shipped}")
+    hf = (res.model_dir / "config.json").is_file()
+    how = "transformers.pipeline('text-classification', model=...)" if hf else "domainlm serve / export"
+    out.print(f"model: {res.model_dir}  (loads with {how})")
     out.print(
-        f"report: {res.output / 'metrics.json'}, {res.output / 'errors.jsonl'}, {res.output / 'confusion.png'}"
+        f"report: {res.output / 'metrics.json'}, {res.output / 'leaderboard.png'}, {res.output / 'errors.jsonl'}, "
+        f"{res.output / 'confusion.png'}"
     )
 
 

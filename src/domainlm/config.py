@@ -397,6 +397,21 @@ class FinetuneConfig(Section):
     )
     errors_top: int = Field(50, ge=0, description="most confident mistakes written to errors.jsonl")
     seed: int = Field(0, description="seed of the splits, the initialisation and the search")
+    methods: list[str] | None = Field(
+        None,
+        description="classifier methods compared on the same folds ('auto' or names, see "
+        "domainlm.classify.methods.METHODS); the winner ships. None: fine-tune in `mode` beside the "
+        "TF-IDF baselines and ship the fine-tuned model",
+    )
+    tie_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="significance level of the paired test over folds below which a method is not tied "
+        "with the best; tied methods go to the cheapest",
+    )
+    pair_budget: int = Field(512, ge=2, description="contrastive method: training pairs per fold")
+    tensorboard: bool = Field(True, description="write TensorBoard events when tensorboard is installed")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Source:
     config: dict = field(default_factory=dict)  # the run's config.yaml (as a dict), {} for a plain folder
     onnx_file: Path | None = None  # set when ``path`` is an ONNX export folder
     model_config: dict = field(default_factory=dict)  # config.json
+    method: dict | None = None  # a classifier method saved by `domainlm finetune` (not a transformers model)
 
     @property
     def name(self) -> str:
@@ -108,6 +109,9 @@ def resolve_source(path: str | Path) -> Source:
         raise UserError(
             f"'{p}' does not exist", "Pass a run folder (runs/NAME) or a Hugging Face model folder"
         )
+    method = _method_source(p)
+    if method is not None:
+        return method
     run_dir, cfg = None, {}
     model_dir = p
     if (p / "model" / "config.json").is_file():
@@ -136,6 +140,19 @@ def resolve_source(path: str | Path) -> Source:
         if (model_dir / "model.onnx").is_file():
             onnx_file = model_dir / "model.onnx"
     return Source(p, model_dir, tok_dir, task, run_dir, cfg, onnx_file, model_config)
+
+
+def _method_source(p: Path) -> Source | None:
+    """A folder (or a finetune output's ``model/``) holding a classifier saved by a non-transformers
+    method (TF-IDF, fastText, embeddings + LR ...): a :class:`Source` with ``method`` set, else None."""
+    from domainlm.classify.methods import store
+
+    for d, run in ((p / "model", p), (p, None)):
+        if store.is_method_folder(d):
+            meta = store.read_meta(d)
+            id2label = {str(i): name for i, name in enumerate(meta["labels"])}
+            return Source(p, d, d, "classify", run, {}, None, {"id2label": id2label}, meta)
+    return None
 
 
 def load_torch(src: Source, attention: str | None = None):
@@ -196,6 +213,8 @@ def export(
     out = Path(output) if output else (src.run_dir or src.path) / "export" / format
     if out.resolve() == src.model_dir.resolve():
         raise UserError(f"output '{out}' is the model folder itself", "Choose another -o folder")
+    if src.method is not None:
+        return _export_method(src, format, out)
     staging = out.with_name(f".{out.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -241,6 +260,25 @@ def export(
 
 # ----------------------------------------------------------------------------------------------------
 # formats
+
+
+def _export_method(src: Source, format: str, out: Path) -> ExportResult:
+    """A classifier saved by a non-transformers method (TF-IDF, fastText, embeddings + LR): its safe
+    files (skops, safetensors, fastText .bin) copied with the model card; only ``hf`` applies."""
+    if format != "hf":
+        raise UserError(
+            f"'{src.path}' is a {src.method['kind']} classifier (not a transformers model): "
+            f"--format {format} does not apply",
+            "Export it with --format hf (its safe files and card), or serve it with `domainlm serve`",
+        )
+    staging = out.with_name(f".{out.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(src.model_dir, staging)
+    meta = {"format_version": FORMAT_VERSION, "format": format, "task": "classify", "check": {}}
+    (staging / "domainlm_export.json").write_text(json.dumps({**meta, "source": src.name}, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return ExportResult(out, format, "classify", sorted(p.name for p in out.iterdir()), {})
 
 
 def _export_hf(src: Source, out: Path) -> None:

@@ -213,3 +213,60 @@ def write_export_card(out_dir: Path, src, format: str, check: dict) -> None:
     meta, body = export_card(src, format, check)
     text = "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip() + "\n---\n\n" + body
     (Path(out_dir) / "README.md").write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the card of a `domainlm finetune` classifier: the leaderboard it won
+
+
+def leaderboard_lines(report: dict) -> list[str]:
+    """Markdown table of a finetune ``metrics.json``'s leaderboard, with the winner rule."""
+    rows = report.get("leaderboard") or report.get("table") or []
+    lines = [
+        f"{report.get('folds', '?')}-fold cross-validation on {report.get('documents', '?')} documents "
+        "(stratified, by document, duplicates kept in one fold); mean ± std over folds.",
+        "",
+        "| method | macro-F1 | accuracy | CPU s | size MB | p vs best |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if not isinstance(r.get("macro_f1"), dict):
+            continue
+        p = r.get("p_vs_best")
+        lines.append(
+            f"| {r['method']}{' (winner)' if r.get('winner') else ''} | {r['macro_f1']['mean']:.3f} ± "
+            f"{r['macro_f1']['std']:.3f} | {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f} | "
+            f"{r.get('cpu_seconds', 0):.1f} | {r.get('size_bytes', 0) / 1e6:.1f} | {'' if p is None else f'{p:.3f}'} |"
+        )
+    if report.get("rule"):
+        lines += ["", f"Winner rule: {report['rule']}."]
+    if report.get("shipped") and report.get("shipped") != report.get("winner"):
+        lines += ["", f"Shipped: {report['shipped']} (no --methods given: the fine-tuned model ships)."]
+    return lines
+
+
+def write_classifier_card(model_dir: Path, report: dict) -> None:
+    """``README.md`` beside a classifier saved by `domainlm finetune`: what it is and its leaderboard."""
+    shipped = report.get("shipped", "?")
+    meta = {
+        "library_name": "transformers" if (model_dir / "config.json").is_file() else "domainlm",
+        "pipeline_tag": "text-classification",
+        "tags": ["domainlm", "text-classification", shipped],
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(meta, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# {shipped} classifier",
+        "",
+        f"Made by [domainlm](https://pypi.org/project/domainlm/) `finetune` on `{Path(report.get('data', '?')).name}` "
+        f"({len(report.get('labels', []))} labels: {', '.join(map(str, report.get('labels', [])))}).",
+        "",
+        "## Leaderboard",
+        "",
+        *leaderboard_lines(report),
+        "",
+        "The shipped model was refit on every document after cross-validation.",
+    ]
+    (model_dir / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

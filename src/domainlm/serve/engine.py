@@ -51,7 +51,10 @@ class Engine:
     # tokenising (called in the request handler, before batching)
 
     def encode(self, texts: list[str], truncate: bool) -> list[list[int]]:
-        """Token ids with special tokens; longer than ``max_length`` -> InputError(413) unless truncating."""
+        """Token ids with special tokens; longer than ``max_length`` -> InputError(413) unless truncating.
+        A classical classifier (backend ``method``) reads the text itself: its rows are the texts."""
+        if self.backend == "method":
+            return list(texts)
         ids = self.tok(texts, add_special_tokens=self.task != "generate", truncation=False)["input_ids"]
         out = []
         for i, row in enumerate(ids):
@@ -104,11 +107,18 @@ class Engine:
 
     def embed_batch(self, batch: list[list[int]]) -> list[np.ndarray]:
         """Mean-pooled last hidden states, one (H,) vector per row."""
+        if self.backend == "method":
+            raise InputError(
+                f"the classifier '{self.model_id}' ({self.source}) has no embeddings: use /predict"
+            )
         ids, mask = self._pad(batch)
         return list(mean_pool(self._forward(ids, mask, "hidden"), mask))
 
     def classify_batch(self, batch: list[list[int]]) -> list[np.ndarray]:
-        """Class logits, one (C,) vector per row."""
+        """Class logits, one (C,) vector per row (a classical method: log-probabilities, whose softmax
+        gives its probabilities back)."""
+        if self.backend == "method":
+            return list(np.log(np.clip(self.model.predict_proba(batch), 1e-12, 1.0)))
         ids, mask = self._pad(batch)
         return list(self._forward(ids, mask, "logits"))
 
@@ -164,8 +174,8 @@ class Engine:
             "backend": self.backend,
             "max_input_length": self.max_length,
             "labels": self.labels,
-            "routes": TASK_ROUTES[self.task],
-            "vocab_size": len(self.tok),
+            "routes": ["/predict"] if self.backend == "method" else TASK_ROUTES[self.task],
+            "vocab_size": len(self.tok) if self.tok is not None else 0,
         }
 
 
@@ -199,6 +209,8 @@ def load_engine(path: str | Path, onnx: bool = False, threads: int | None = None
     from domainlm import machine
 
     src = resolve_source(path)
+    if src.method is not None:
+        return _method_engine(src, onnx)
     if onnx or (src.onnx_file is not None and not (src.model_dir / "model.safetensors").is_file()):
         src = find_onnx(src)
     tok = load_tok(src)
@@ -222,3 +234,28 @@ def load_engine(path: str | Path, onnx: bool = False, threads: int | None = None
 
     torch.set_num_threads(threads or machine.cores())
     return Engine(backend="torch", model=load_torch(src), **common)
+
+
+# a classical winner reads whole texts; the server's max_chars is its only input limit
+METHOD_MAX_LENGTH = 10**9
+
+
+def _method_engine(src: Source, onnx: bool) -> Engine:
+    """An engine for a classifier saved by a non-transformers method of `domainlm finetune`."""
+    from domainlm.classify.methods import load_fitted
+
+    if onnx:
+        raise UserError(
+            f"'{src.path}' is a {src.method['kind']} classifier, not a transformers model",
+            "Serve it without --onnx",
+        )
+    return Engine(
+        task="classify",
+        backend="method",
+        tok=None,
+        max_length=METHOD_MAX_LENGTH,
+        model_id=src.name,
+        labels=list(src.method["labels"]),
+        model=load_fitted(src.model_dir),
+        source=str(src.path),
+    )
