@@ -213,7 +213,11 @@ def pretrain(
         from domainlm.pretrain.presets import describe
 
         t = Table(
-            title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False
+            title="presets (parameters at a 16k vocabulary)",
+            box=box.SIMPLE,
+            padding=(0, 1),
+            pad_edge=False,
+            collapse_padding=True,
         )
         for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
             t.add_column(

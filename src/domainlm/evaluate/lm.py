@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm.errors import UserError, resolve
-from domainlm.pretrain.metrics import EVAL_SEED
+from domainlm.pretrain.metrics import EVAL_MASK_PROBABILITY, EVAL_SEED
 
 ASSETS = Path(__file__).parent.parent / "assets"
 # name -> shipped probe file
@@ -51,7 +51,7 @@ def electra_metrics(discriminator, generator, blocks, mask_spec, batch_size: int
 
     from domainlm.pretrain.objectives import IGNORE, mask_tokens
 
-    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED)
+    spec = dataclasses.replace(mask_spec, seed=EVAL_SEED, probability=EVAL_MASK_PROBABILITY)
     draw = torch.Generator().manual_seed(EVAL_SEED)
     n = min(blocks.n_blocks, batch_size * n_batches)
     correct = total = tp = fp = fn = 0
@@ -94,10 +94,10 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
     """
     import torch
 
-    from domainlm.pretrain.objectives import MLM_HEADS
+    from domainlm.pretrain.objectives import MLM_HEADS, mlm_head
 
     family = model.config.model_type
-    head = getattr(model, MLM_HEADS[family]) if family in MLM_HEADS else None
+    head = mlm_head(model, family) if family in MLM_HEADS else None
     body = getattr(model, model.base_model_prefix) if head is not None else None
     prefix = [tok.cls_token_id] if tok.cls_token_id is not None else []
     suffix = [tok.sep_token_id] if tok.sep_token_id is not None else []
@@ -374,7 +374,7 @@ def evaluate(
             tok.mask_token_id if tok.mask_token_id is not None else -1,
             len(tok),
             specials,
-            cfg.train.mlm_probability,
+            EVAL_MASK_PROBABILITY,
             EVAL_SEED,
         )
         bf16 = machine.resolve_bf16(cfg.speed.bf16)

@@ -349,7 +349,10 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
 
     Under torchrun (``WORLD_SIZE`` > 1) every process runs this; rank 0 alone writes files.
     """
+    from domainlm.pretrain.presets import with_recipe
+
     reporter = reporter or Quiet()
+    cfg = with_recipe(cfg)  # the preset's measured lr / warm-up / masking rate, where the user set none
     if resume not in ("auto", "never", "must"):
         raise UserError(f"unknown resume mode '{resume}'", "Use auto, never or must")
     if not cfg.corpus:
