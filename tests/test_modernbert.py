@@ -161,3 +161,17 @@ def test_preset_list_shows_modernbert(capsys):
     out = capsys.readouterr().out
     for name in ("modernbert-mini", "modernbert-small"):
         assert name in out
+
+
+def test_modernbert_exports_to_onnx_matching_torch(bert_tokenizer, tmp_path):
+    from domainlm.export import export
+    from domainlm.tokens.tokenizer import load_tokenizer, special_ids
+
+    tok = load_tokenizer(bert_tokenizer)
+    torch.manual_seed(0)
+    model = presets.build("modernbert-mini", "mlm", len(tok), 128, special_ids(tok), overrides=TINY).model
+    model.save_pretrained(str(tmp_path / "hf"))
+    tok.save_pretrained(str(tmp_path / "hf"))
+    res = export(tmp_path / "hf", "onnx", tmp_path / "onnx")
+    assert (tmp_path / "onnx" / "model.onnx").is_file() and res.task == "fill-mask"
+    assert res.check["max_abs_diff"] < 1e-4 and res.check["metric_drop"] == 0.0

@@ -419,7 +419,7 @@ def demo(
     budget: Annotated[str, typer.Option(help="pretraining wall-clock budget")] = "3m",
     runs_dir: Annotated[str, typer.Option(help="where run folders live")] = "runs",
     name: Annotated[str, typer.Option(help="run name")] = "demo",
-    preset: Annotated[str, typer.Option(help="architecture")] = "bert-mini",
+    preset: Annotated[str | None, typer.Option(help="architecture (default: modernbert-mini)")] = None,
 ) -> None:
     """The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."""
     from domainlm.demo import demo as run
@@ -429,7 +429,8 @@ def demo(
     ev = res["eval"]
     out.print(
         f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
-        f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s)"
+        f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s); held-out cloze probes "
+        f"top-1 {ev['probe_top1']:.0%}, top-5 {ev['probe_top5']:.0%}"
     )
     for ex in res["examples"]:
         out.print(f"\n[bold]{ex['text']}[/bold]   (answer: {ex['answer']})")
