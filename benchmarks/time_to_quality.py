@@ -270,36 +270,38 @@ def worker_trainer(spec: dict) -> None:
 
     ds = ds.map(group_texts, batched=True)
     collator = transformers.DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
-    clock: dict = {}
-
     class Clock(transformers.TrainerCallback):
+        """Step end times; stops the run at ``limit`` seconds after it began (None: never)."""
+
+        def __init__(self, limit: float | None):
+            self.limit, self.t0, self.ends = limit, 0.0, []
+
         def on_train_begin(self, args, state, control, **kw):
-            clock["t0"] = time.perf_counter()
+            self.t0 = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
-            clock["steps"] = state.global_step
-            if state.global_step == 3:  # after warm-up steps: size the schedule to the budget
-                clock["t3"] = time.perf_counter()
-            if time.perf_counter() - clock["t0"] >= budget_s:
+            self.ends.append(time.perf_counter())
+            if self.limit and self.ends[-1] - self.t0 >= self.limit:
                 control.should_training_stop = True
 
-    # the schedule is sized to the budget from a 5-step speed probe of the same model
-    probe = _trainer(model, ds, collator, cfg, run_dir / "probe", 5, [Clock()])
-    probe.train()
-    step_s = (time.perf_counter() - clock["t3"]) / 2
+    # the schedule is sized to the budget from a 6-step speed probe of the same model (first 2 dropped)
+    probe = Clock(None)
+    _trainer(model, ds, collator, cfg, run_dir / "probe", 6, [probe]).train()
+    step_s = (probe.ends[-1] - probe.ends[1]) / (len(probe.ends) - 2)
     torch.manual_seed(0)
     model = presets.model_class(presets.family_of(setting["preset"]), "mlm")(hf_cfg)
     steps = max(10, int(budget_s / step_s))
-    trainer = _trainer(model, ds, collator, cfg, run_dir / "trainer-out", steps, [Clock()])
+    clock = Clock(budget_s)
+    trainer = _trainer(model, ds, collator, cfg, run_dir / "trainer-out", steps, [clock])
     trainer.train()
-    train_s = time.perf_counter() - clock["t0"]
+    train_s = time.perf_counter() - clock.t0
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "model").mkdir(exist_ok=True)
     model.save_pretrained(str(run_dir / "model"))
     tok.save_pretrained(str(run_dir / "model"))
     tok.save_pretrained(str(run_dir / "tokenizer"))
     cfgmod.dump(cfg, run_dir / "config.yaml")
-    tokens = clock["steps"] * batch * seq
+    tokens = len(clock.ends) * batch * seq
     summary = {
         "tokens": tokens,
         "tokens_per_s": round(tokens / train_s, 1),
