@@ -16,7 +16,7 @@ tokenizer, the shipped cloze probes); ``spdx``, the 728 SPDX licence texts ($DOM
 the way the demo draws its examples.
 
 Settings (``SETTINGS``): the shipped default (modernbert-mini), the old default (bert-mini at lr 1e-3),
-one lever at a time around the default (masking rate, dropout, learning rate), the same ModernBERT
+one lever at a time around the default (masking rate, dropout, learning rate, batch size), the same ModernBERT
 trained by transformers' ``Trainer`` + ``DataCollatorForLanguageModeling`` (fp32, mlm_probability 0.15,
 the same batch, sequence length, peak lr and warm-up; its schedule sized to the budget from a short speed
 probe, as a competent user would), and causal LMs (llama-mini and gpt-mini, the GPT-2 baseline) scored beside an interpolated Kneser-Ney 5-gram on the same tokens.
@@ -61,7 +61,12 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["model.dropout=0.1"],
     },
-    "modernbert-mini lr1e-3": {"preset": "modernbert-mini", "objective": "mlm", "sets": ["train.lr=1e-3"]},
+    "modernbert-mini lr2e-3": {"preset": "modernbert-mini", "objective": "mlm", "sets": ["train.lr=2e-3"]},
+    "modernbert-mini batch16": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=16"],
+    },
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
     "gpt-mini clm": {"preset": "gpt-mini", "objective": "clm", "sets": []},
@@ -270,6 +275,7 @@ def worker_trainer(spec: dict) -> None:
 
     ds = ds.map(group_texts, batched=True)
     collator = transformers.DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
+
     class Clock(transformers.TrainerCallback):
         """Step end times; stops the run at ``limit`` seconds after it began (None: never)."""
 
