@@ -175,3 +175,25 @@ def test_modernbert_exports_to_onnx_matching_torch(bert_tokenizer, tmp_path):
     res = export(tmp_path / "hf", "onnx", tmp_path / "onnx")
     assert (tmp_path / "onnx" / "model.onnx").is_file() and res.task == "fill-mask"
     assert res.check["max_abs_diff"] < 1e-4 and res.check["metric_drop"] == 0.0
+
+
+def test_validation_masks_at_15_percent_whatever_the_training_rate():
+    """A run trained at 40% is scored on the same positions as one trained at 15%."""
+    from domainlm.pretrain.metrics import EVAL_MASK_PROBABILITY, lm_metrics
+
+    class Blocks:  # the two members lm_metrics reads
+        n_blocks = 8
+
+        def batch(self, indices):
+            g = torch.Generator().manual_seed(7)
+            return torch.randint(4, 120, (8, 64), generator=g)[list(indices)]
+
+    model = _tiny_mlm().eval()
+    out = {}
+    with torch.no_grad():
+        for p in (0.15, 0.4):
+            spec = MaskSpec(3, 120, [0, 1, 2], p, seed=0)
+            out[p] = lm_metrics(model, "modernbert", "mlm", Blocks(), spec, 4, 2)
+    assert EVAL_MASK_PROBABILITY == 0.15
+    assert out[0.15] == out[0.4]
+    assert 0.10 * 8 * 64 < out[0.4]["masked_tokens"] < 0.20 * 8 * 64
