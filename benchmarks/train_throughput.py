@@ -9,7 +9,9 @@ sequence 128, batch 32, 2 threads. Baseline: `Trainer` + `DataCollatorForLanguag
 (mlm_probability 0.15), fp32, data via `datasets` `map` + group_texts, the same architecture with
 transformers' default dropout (0.1) and attention (sdpa), i.e. what a competent user would write.
 domainlm runs its defaults (bf16 autocast if the CPU has it, sparse prediction, eager attention, no
-dropout). CLM: gpt-small (GPT2LMHeadModel) the same way.
+dropout). A second MLM row trains modernbert-small (ModernBertForMaskedLM, the same 6L/512H width; the
+Trainer keeps ModernBERT's default dropout, 0.0), both sides at 15% masking. CLM: gpt-small
+(GPT2LMHeadModel) the same way.
 
 Every measurement runs in its own child process (`--worker ...`), so peak RSS is per run and one run's
 allocator state does not leak into the next; baseline and domainlm alternate (A B A B).
@@ -133,11 +135,15 @@ def worker_trainer(a) -> dict:
     tok = load_tokenizer(a.tokenizer)
     mlm = a.objective == "mlm"
     preset = a.preset or ("bert-small" if mlm else "gpt-small")
+    family = presets.family_of(preset)
     ids = {"pad": tok.pad_token_id, "bos": tok.sep_token_id, "eos": tok.sep_token_id}
-    # the same architecture; the user keeps transformers' defaults for dropout (0.1) and attention (sdpa)
-    cfg = presets.make_config(preset, len(tok), 512, ids, dropout=0.1, attention="sdpa")
+    ids |= {"cls": tok.cls_token_id, "sep": tok.sep_token_id}
+    # the same architecture; the user keeps transformers' defaults for dropout (BERT/GPT-2 0.1,
+    # ModernBERT 0.0) and attention (sdpa)
+    dropout = 0.0 if family == "modernbert" else 0.1
+    cfg = presets.make_config(preset, len(tok), 512, ids, dropout=dropout, attention="sdpa")
     torch.manual_seed(0)
-    model = (transformers.BertForMaskedLM if mlm else transformers.GPT2LMHeadModel)(cfg)
+    model = presets.model_class(family, a.objective)(cfg)
 
     texts = [d["text"] for d in read_documents(a.corpus, "train")]
     ds = Dataset.from_dict({"text": texts})
@@ -194,9 +200,7 @@ def worker_trainer(a) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
     }
     if a.seconds:
-        out["eval"] = held_out(
-            model, Path(a.corpus), Path(a.tokenizer), a.objective, "bert" if mlm else "gpt2", a.eval_batches
-        )
+        out["eval"] = held_out(model, Path(a.corpus), Path(a.tokenizer), a.objective, family, a.eval_batches)
     return out
 
 
@@ -218,6 +222,7 @@ def worker_domainlm(a) -> dict:
         "train.checkpoint_every=10h",
         f"train.lr={a.lr}",
         "train.warmup=0.06",
+        "train.mlm_probability=0.15",  # the Trainer's rate, whatever the preset's recipe
         "train.log_every=1",
         f"train.seed={a.seed}",
     ]
@@ -254,7 +259,7 @@ def worker_domainlm(a) -> dict:
         auto = transformers.AutoModelForMaskedLM if mlm else transformers.AutoModelForCausalLM
         model = auto.from_pretrained(str(res.model_dir), dtype=torch.float32)
         out["eval"] = held_out(
-            model, Path(a.corpus), Path(a.tokenizer), a.objective, "bert" if mlm else "gpt2", a.eval_batches
+            model, Path(a.corpus), Path(a.tokenizer), a.objective, model.config.model_type, a.eval_batches
         )
     return out
 
@@ -304,7 +309,7 @@ def flops_per_token(params: dict, mlm: bool, sparse: bool) -> float:
     """Training FLOPs per input token actually executed: 6 x matmul weights (PaLM appendix B) + attention
     12 x layers x hidden x seq; with sparse prediction the MLM head runs on 15% of the positions."""
     L, H, V = params["layers"], params["hidden"], params["vocab"]
-    body = L * 12 * H * H  # QKV + output (4 H^2) + FFN (8 H^2)
+    body = L * (4 + params.get("ffn", 8)) * H * H  # QKV + output (4 H^2) + FFN (BERT 8 H^2, GeGLU 4.5 H^2)
     head = H * V + (H * H if mlm else 0)
     frac = 0.15 if (mlm and sparse) else 1.0
     return 6 * (body + head * frac) + 12 * L * H * SEQ
@@ -367,8 +372,18 @@ def main() -> None:
     )
     q = a.quick
     # the machine is 2 shared cores and bert-small steps take seconds: few steps, the first ones dropped
-    steps = {"mlm": 4 if q else 6, "clm": 3 if q else 4}
-    rounds = {"mlm": a.rounds or (1 if q else 2), "clm": a.rounds or 1}
+    # row -> (objective, preset): ModernBERT beside bert-small at the same 6L/512H width
+    cases = {
+        "mlm": ("mlm", "bert-small"),
+        "mlm-modernbert": ("mlm", "modernbert-small"),
+        "clm": ("clm", "gpt-small"),
+    }
+    steps = {"mlm": 4 if q else 6, "mlm-modernbert": 4 if q else 6, "clm": 3 if q else 4}
+    rounds = {
+        "mlm": a.rounds or (1 if q else 2),
+        "mlm-modernbert": a.rounds or (1 if q else 2),
+        "clm": a.rounds or 1,
+    }
     warm = 1 if q else 2
     quality_s = a.quality_seconds or (60 if q else 600)
     bf16_steps = a.bf16_steps or (20 if q else 40)
@@ -378,6 +393,7 @@ def main() -> None:
     vocab = len(load_tokenizer(tok))
     shapes = {
         "mlm": {"layers": 6, "hidden": 512, "vocab": vocab},
+        "mlm-modernbert": {"layers": 6, "hidden": 512, "vocab": vocab, "ffn": 4.5},  # GeGLU 3H in, 1.5H out
         "clm": {"layers": 6, "hidden": 512, "vocab": vocab},
     }
     bf16_dl = has_fast_bf16()
@@ -390,7 +406,7 @@ def main() -> None:
         print(
             f"  Trainer {a.quality_preset} speed probe: {medians['mlm']['trainer']:,.0f} tokens/s", flush=True
         )
-    for objective in () if (a.quality_only or a.bf16_only) else ("mlm", "clm"):
+    for objective in () if (a.quality_only or a.bf16_only) else cases:
         res: dict[str, list[dict]] = {"trainer": [], "domainlm": []}
         for r in range(rounds[objective]):
             for side in ("trainer", "domainlm"):
@@ -399,9 +415,10 @@ def main() -> None:
                     work,
                     corpus,
                     tok,
-                    objective=objective,
+                    objective=cases[objective][0],
+                    preset=cases[objective][1],
                     steps=steps[objective],
-                    tag=f"tp{r}",
+                    tag=f"tp{r}-{cases[objective][1]}",
                     bf16="auto",
                 )
                 res[side].append(out)
@@ -409,7 +426,7 @@ def main() -> None:
         med = medians[objective] = {s: statistics.median(steady_tps(o, warm) for o in res[s]) for s in res}
         for side in ("trainer", "domainlm"):
             tps_all = [steady_tps(o, warm) for o in res[side]]
-            fpt = flops_per_token(shapes[objective], objective == "mlm", side == "domainlm")
+            fpt = flops_per_token(shapes[objective], cases[objective][0] == "mlm", side == "domainlm")
             dtype = "bf16" if (side == "domainlm" and bf16_dl) else "fp32"
             rows.append(
                 {

@@ -528,7 +528,11 @@ def _print_presets() -> None:
     from domainlm.pretrain.presets import describe
 
     t = Table(
-        title="presets (parameters at a 16k vocabulary)", box=box.SIMPLE, padding=(0, 1), pad_edge=False
+        title="presets (parameters at a 16k vocabulary)",
+        box=box.SIMPLE,
+        padding=(0, 1),
+        pad_edge=False,
+        collapse_padding=True,
     )
     for col in ("preset", "family", "objective", "layers", "hidden", "params", "generator"):
         t.add_column(
@@ -659,7 +663,8 @@ def demo(kw: dict) -> None:
     ev = res["eval"]
     out.print(
         f"\nvalidation masked-token accuracy {ev['accuracy']:.1%}, loss {ev['loss']:.3f} "
-        f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s)"
+        f"({res['steps']} steps, {res['tokens_per_s']:,.0f} tokens/s); held-out cloze probes "
+        f"top-1 {ev['probe_top1']:.0%}, top-5 {ev['probe_top5']:.0%}"
     )
     for ex in res["examples"]:
         out.print(f"\n[bold]{ex['text']}[/bold]   (answer: {ex['answer']})")

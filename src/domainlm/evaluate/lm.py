@@ -30,7 +30,7 @@ from pathlib import Path
 
 from domainlm.corpus.documents import read_documents
 from domainlm.errors import UserError, resolve
-from domainlm.pretrain.metrics import EVAL_SEED
+from domainlm.pretrain.metrics import EVAL_MASK_PROBABILITY, EVAL_SEED
 
 ASSETS = Path(__file__).parent.parent / "assets"
 # name -> shipped probe file
@@ -50,10 +50,10 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
     """
     import torch
 
-    from domainlm.pretrain.objectives import MLM_HEADS
+    from domainlm.pretrain.objectives import MLM_HEADS, mlm_head
 
     family = model.config.model_type
-    head = getattr(model, MLM_HEADS[family]) if family in MLM_HEADS else None
+    head = mlm_head(model, family) if family in MLM_HEADS else None
     body = getattr(model, model.base_model_prefix) if head is not None else None
     prefix = [tok.cls_token_id] if tok.cls_token_id is not None else []
     suffix = [tok.sep_token_id] if tok.sep_token_id is not None else []
@@ -323,7 +323,7 @@ def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
         if i is not None
     ]
     mask_id = tok.mask_token_id if tok.mask_token_id is not None else -1
-    spec = MaskSpec(mask_id, len(tok), specials, cfg.train.mlm_probability, EVAL_SEED)
+    spec = MaskSpec(mask_id, len(tok), specials, EVAL_MASK_PROBABILITY, EVAL_SEED)
     corpus = Path(cfg.corpus)
     return EvalData(corpus, split, sep, shard, blocks, spec, words_per_token(corpus, split, tok))
 

@@ -745,7 +745,9 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     import torch
 
     from domainlm import machine
+    from domainlm.pretrain.presets import with_recipe
 
+    cfg = with_recipe(cfg)  # the preset's measured lr / warm-up / masking rate, where the user set none
     objective_cls = check_inputs(cfg, resume)
     with distributed.session(cfg.speed.device) as dist_, _reporting(reporter, dist_) as reporter:
         t_start = time.perf_counter()

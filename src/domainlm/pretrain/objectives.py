@@ -30,10 +30,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from domainlm.pretrain.metrics import EVAL_MASK_PROBABILITY
+
 IGNORE = -100
 
-# family -> attribute of the MLM head that maps hidden states (N, H) to logits (N, V)
-MLM_HEADS = {"bert": "cls", "roberta": "lm_head", "albert": "predictions"}
+# family -> attribute(s) of the MLM head that map hidden states (N, H) to logits (N, V), applied in order
+MLM_HEADS = {
+    "bert": ("cls",),
+    "roberta": ("lm_head",),
+    "albert": ("predictions",),
+    "modernbert": ("head", "decoder"),  # dense + act + norm, then the tied projection
+}
 
 # ELECTRA's discriminator loss weight (Clark et al. 2020, section 3: lambda = 50)
 ELECTRA_DISC_WEIGHT = 50.0
@@ -118,11 +125,17 @@ def mask_tokens(ids: torch.Tensor, indices, spec: MaskSpec, word_starts: torch.T
     return inputs, labels
 
 
-def _mlm_head(model, family: str):
-    """The module mapping hidden states (N, H) to vocabulary logits (N, V)."""
-    if family == "electra":  # ElectraForMaskedLM: dense+gelu+norm, then the tied projection
-        return lambda h: model.generator_lm_head(model.generator_predictions(h))
-    return getattr(model, MLM_HEADS[family])
+def mlm_head(model, family: str):
+    """The function mapping hidden states (N, H) to vocabulary logits (N, V)."""
+    names = ("generator_predictions", "generator_lm_head") if family == "electra" else MLM_HEADS[family]
+    modules = [getattr(model, n) for n in names]
+
+    def head(h: torch.Tensor) -> torch.Tensor:
+        for m in modules:
+            h = m(h)
+        return h
+
+    return head
 
 
 def mlm_logits(model, family: str, inputs: torch.Tensor, labels: torch.Tensor, sparse: bool):
@@ -133,7 +146,7 @@ def mlm_logits(model, family: str, inputs: torch.Tensor, labels: torch.Tensor, s
         return logits[keep], labels[keep]
     body = getattr(model, model.base_model_prefix)
     hidden = body(input_ids=inputs).last_hidden_state  # (B, T, H)
-    return _mlm_head(model, family)(hidden[keep]), labels[keep]  # (N, V), (N,)
+    return mlm_head(model, family)(hidden[keep]), labels[keep]  # (N, V), (N,)
 
 
 def mlm_loss(model, family: str, inputs, labels, sparse: bool = True) -> tuple[torch.Tensor, int]:
@@ -442,7 +455,7 @@ class MLM:
 
     def metrics(self, blocks, batch_size, n_batches, seed):
         s = self.setup
-        spec = dataclasses.replace(s.mask_spec, seed=seed)
+        spec = dataclasses.replace(s.mask_spec, seed=seed, probability=EVAL_MASK_PROBABILITY)
         return masked_lm_metrics(s.model, s.family, blocks, spec, batch_size, n_batches, s.sparse)
 
 
@@ -485,7 +498,10 @@ class Electra:
         return loss, {"gen_loss": gen_loss, "disc_loss": disc_loss}
 
     def metrics(self, blocks, batch_size, n_batches, seed):
-        pair, spec = self.setup.model, dataclasses.replace(self.setup.mask_spec, seed=seed)
+        pair, spec = (
+            self.setup.model,
+            dataclasses.replace(self.setup.mask_spec, seed=seed, probability=EVAL_MASK_PROBABILITY),
+        )
         return electra_metrics(pair.discriminator, pair.generator, blocks, spec, batch_size, n_batches)
 
 

@@ -6,6 +6,13 @@ the 24 compact BERTs); bert-small is also the LEGAL-BERT-small shape (Chalkidis 
 electra-small is ELECTRA-Small (Clark et al. 2020, table 6: 12 layers, hidden 256, embeddings 128,
 4 heads; the generator 1/4 of the discriminator's width); albert-small shares one layer's weights
 across 6 layers with factorised 128-wide embeddings (Lan et al. 2020).
+modernbert-* are ModernBERT (Warner et al. 2024, "Smarter, Better, Faster, Longer": pre-LN, RoPE, GeGLU,
+no biases, alternating global/local attention) at the compact BERTs' widths; the GeGLU width is ModernBERT's
+1.5 x hidden.
+
+Each preset may carry a ``recipe``: the train settings measured best for it at the budgets a CPU user has
+(benchmarks/time_to_quality.py, RESULTS.md). They are defaults, filled into a run's config when the user
+does not set them (``with_recipe``, called by the loop), so the saved config.yaml still holds every value.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ FAMILIES: dict[str, tuple[str, dict[str, str], str]] = {
     "llama": ("LlamaConfig", {"clm": "LlamaForCausalLM"}, "gpt"),
     # ELECTRA: the discriminator is the product (model/); the generator is saved beside it (generator/)
     "electra": ("ElectraConfig", {"electra": "ElectraForPreTraining"}, "bert"),
+    "modernbert": ("ModernBertConfig", {"mlm": "ModernBertForMaskedLM"}, "bert"),
 }
 
 
@@ -33,6 +41,16 @@ def _bert(layers: int, hidden: int, heads: int) -> dict[str, Any]:
         "hidden_size": hidden,
         "num_attention_heads": heads,
         "intermediate_size": 4 * hidden,
+    }
+
+
+def _modernbert(layers: int, hidden: int, heads: int) -> dict[str, Any]:
+    # GeGLU width 1.5 x hidden as in ModernBERT-base (768 -> 1152); a global layer every third
+    return {
+        "num_hidden_layers": layers,
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "intermediate_size": hidden * 3 // 2,
     }
 
 
@@ -59,7 +77,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_key_value_heads": 4,
         "intermediate_size": 688,
     },
+    # recipe: demo corpus, 1.2M tokens (half the 3-minute budget), RESULTS.md "time_to_quality":
+    # 40% masking +3.0 points held-out accuracy over 15% (Wettig et al. 2023, "Should You Mask 15% in
+    # Masked Language Modeling?"); lr 1e-3 +1.9 points over 2e-3
+    "modernbert-mini": {
+        "family": "modernbert",
+        **_modernbert(4, 256, 4),
+        "recipe": {"lr": 1e-3, "warmup": 0.06, "mlm_probability": 0.4},
+    },
+    # not measured at this width: lr 5e-4 because bert-small at 1e-3 stayed on the unigram plateau and
+    # left it at 5e-4 (RESULTS.md, train_throughput quality runs); masking as modernbert-mini
+    "modernbert-small": {
+        "family": "modernbert",
+        **_modernbert(6, 512, 8),
+        "recipe": {"lr": 5e-4, "warmup": 0.06, "mlm_probability": 0.4},
+    },
 }
+
+# train settings a preset's recipe may set (fields of config.TrainConfig)
+RECIPE_KEYS = ("lr", "warmup", "mlm_probability", "seq_len", "batch_size", "weight_decay")
 
 
 @dataclass
@@ -76,6 +112,26 @@ def family_of(preset: str) -> str:
 
 def style_of(preset: str) -> str:
     return FAMILIES[family_of(preset)][2]
+
+
+def recipe_of(preset: str) -> dict[str, Any]:
+    """The measured train defaults of ``preset`` ({} if it has none, or is unknown)."""
+    return dict(PRESETS.get(preset, {}).get("recipe", {}))
+
+
+def with_recipe(cfg):
+    """``cfg`` (a RunConfig) with the preset's recipe in the train settings the user left unset.
+
+    "Unset" is pydantic's ``model_fields_set``: a value given by YAML, ``--set`` or a flag is kept, even
+    when it equals the generic default. Not with ``--init-from``: a continued checkpoint keeps the
+    generic defaults. A resumed run reads its saved config.yaml, where every field is set.
+    """
+    if cfg.model.init_from:
+        return cfg
+    fill = {k: v for k, v in recipe_of(cfg.model.preset).items() if k not in cfg.train.model_fields_set}
+    if not fill:
+        return cfg
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update=fill)})
 
 
 def objectives_of(preset: str) -> list[str]:
@@ -97,6 +153,7 @@ def make_config(
     spec = dict(resolve("preset", preset, PRESETS))
     family = spec.pop("family")
     spec.pop("generator", None)
+    spec.pop("recipe", None)
     cfg_cls = getattr(transformers, FAMILIES[family][0])
     if family in ("bert", "roberta", "albert", "electra"):
         # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy): reserve room for it.
@@ -127,10 +184,30 @@ def make_config(
             "pad_token_id": specials.get("pad"),
             "tie_word_embeddings": True,
         }
+    elif family == "modernbert":
+        ids = {
+            "pad_token_id": specials.get("pad"),
+            "cls_token_id": _first(specials.get("cls"), specials.get("bos")),
+            "sep_token_id": _first(specials.get("sep"), specials.get("eos")),
+            # a BERT-style tokenizer has no bos/eos: [CLS]/[SEP] play their part
+            "bos_token_id": _first(specials.get("bos"), specials.get("cls")),
+            "eos_token_id": _first(specials.get("eos"), specials.get("sep")),
+        }
+        spec |= {
+            "max_position_embeddings": max_positions,
+            "attention_dropout": dropout,
+            "embedding_dropout": dropout,
+            "mlp_dropout": dropout,
+            **{k: v for k, v in ids.items() if v is not None},  # the config refuses None ids
+        }
     spec |= overrides or {}
     cfg = cfg_cls(vocab_size=vocab_size, **spec)
     cfg._attn_implementation = attention
     return cfg
+
+
+def _first(*ids: int | None) -> int | None:
+    return next((i for i in ids if i is not None), None)
 
 
 def model_class(family: str, objective: str):

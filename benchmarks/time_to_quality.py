@@ -1,0 +1,498 @@
+"""Time to quality: held-out quality reached at fixed wall-clock budgets (BENCHMARKS.md).
+
+    python benchmarks/time_to_quality.py            # full: 1/3/10-minute budgets, demo + SPDX corpora
+    python benchmarks/time_to_quality.py --quick    # smoke: 20-second budgets, demo corpus, < 3 min idle
+    python benchmarks/time_to_quality.py --corpora demo --settings modernbert-mini,bert-mini@1e-3 --budgets 3m
+
+Each cell is one (corpus, setting, budget): `domainlm pretrain` in its own process, then
+`domainlm evaluate` in another, on the corpus's one tokenizer and the evaluation's fixed masks (15%,
+``evaluate.EVAL_SEED``, whatever masking rate the run trained with). A cell's result is written to
+``WORK/cells/CORPUS--SETTING--BUDGET.json`` as soon as it finishes, so a stopped run resumes where it
+stopped (delete a file to rerun its cell).
+
+Corpora: ``demo``, the Constitution of India prepared as `domainlm demo` does (its 8k-target WordPiece
+tokenizer, the shipped cloze probes); ``spdx``, the 728 SPDX licence texts ($DOMAINLM_SPDX, else
+``../shared/data/spdx-licenses.jsonl`` next to the repository), with probes drawn from its test split
+the way the demo draws its examples.
+
+Settings (``SETTINGS``): the shipped default (modernbert-mini), the old default (bert-mini at lr 1e-3),
+one lever at a time around the default (masking rate, dropout, learning rate, batch size), the same ModernBERT
+trained by transformers' ``Trainer`` + ``DataCollatorForLanguageModeling`` (fp32, mlm_probability 0.15,
+the same batch, sequence length, peak lr and warm-up; its schedule sized to the budget from a short speed
+probe, as a competent user would), and causal LMs (llama-mini and gpt-mini, the GPT-2 baseline) scored
+beside an interpolated Kneser-Ney 5-gram with the same tokenizer (fitted once per corpus on the train
+split, scored on the first 10,000 validation tokens, 3,000 with --quick: NLTK's scorer is slow; the
+neural perplexity covers up to 512 validation blocks).
+
+Writes ``WORK/time_to_quality.md`` (the table) and ``WORK/time_to_quality.png`` (accuracy against
+minutes, one line per setting) and prints the table, then one ``RESULT`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+THREADS = 2
+
+# name -> how to train it: a preset and objective, and `--set` overrides on top of the preset's recipe
+SETTINGS: dict[str, dict] = {
+    "modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "sets": []},
+    "bert-mini@1e-3": {
+        "preset": "bert-mini",
+        "objective": "mlm",
+        "sets": ["train.lr=1e-3", "train.warmup=0.06", "train.mlm_probability=0.15"],
+    },
+    "modernbert-mini mask15": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.mlm_probability=0.15"],
+    },
+    "modernbert-mini mask30": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.mlm_probability=0.3"],
+    },
+    "modernbert-mini dropout0.1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["model.dropout=0.1"],
+    },
+    "modernbert-mini lr2e-3": {"preset": "modernbert-mini", "objective": "mlm", "sets": ["train.lr=2e-3"]},
+    "modernbert-mini batch16": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=16"],
+    },
+    "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
+    "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
+    "gpt-mini clm": {"preset": "gpt-mini", "objective": "clm", "sets": []},
+}
+DEFAULT = "modernbert-mini"
+FULL = {
+    "demo": list(SETTINGS),
+    "spdx": [DEFAULT, "bert-mini@1e-3", "trainer modernbert-mini", "llama-mini clm"],
+}
+QUICK = {"demo": [DEFAULT, "bert-mini@1e-3", "llama-mini clm"]}
+BUDGETS = ["1m", "3m", "10m"]
+EXTRA_BUDGETS = {DEFAULT: ["2m"]}  # the target: the Trainer's 10-minute accuracy within 2 minutes
+
+
+def spdx_path() -> Path:
+    """$DOMAINLM_SPDX, else ../shared/data/spdx-licenses.jsonl beside the repository."""
+    env = os.environ.get("DOMAINLM_SPDX")
+    p = Path(env) if env else ROOT.parent / "shared" / "data" / "spdx-licenses.jsonl"
+    if not p.is_file():
+        raise SystemExit(f"SPDX licences not found at {p}: set DOMAINLM_SPDX to the JSONL file")
+    return p
+
+
+def seconds(budget: str) -> float:
+    from domainlm.config import parse_duration
+
+    return parse_duration(budget)
+
+
+# ----------------------------------------------------------------------------------------------------
+# data: one corpus folder, one tokenizer and one probe file per corpus (built once, reused)
+
+
+def setup_corpus(name: str, work: Path) -> dict:
+    from domainlm.corpus.prepare import prepare
+    from domainlm.demo import cloze_examples, write_demo_corpus
+    from domainlm.evaluate.lm import PROBE_SETS
+    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
+
+    base = work / name
+    corpus, tok_dir, probes = base / "corpus", base / "tokenizer", base / "probes.jsonl"
+    if not (corpus / "documents.jsonl").is_file():
+        if name == "demo":
+            raw = write_demo_corpus(base / "raw").parent
+        else:
+            raw = base / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            with (raw / "spdx.jsonl").open("w", encoding="utf-8") as f:
+                for line in spdx_path().read_text(encoding="utf-8").splitlines():
+                    row = json.loads(line)
+                    f.write(json.dumps({"text": row["text"], "id": row["id"]}) + "\n")
+        prepare([raw], corpus)
+    if not (tok_dir / "tokenizer.json").is_file():
+        # the demo's tokenizer: WordPiece, an 8k target (the constitution yields ~4.3k)
+        train_tokenizer(corpus, tok_dir, kind="wordpiece", vocab_size=8000, style="bert")
+    if name == "demo":
+        probes = PROBE_SETS["constitution"]
+    elif not probes.is_file():
+        tok = load_tokenizer(tok_dir)
+        rows = [{"text": t, "answers": [a]} for t, a in cloze_examples(corpus, tok, n=60)]
+        probes.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return {"corpus": corpus, "tokenizer": tok_dir, "probes": probes}
+
+
+# ----------------------------------------------------------------------------------------------------
+# one cell: train in a child process, evaluate in another
+
+
+def _env() -> dict:
+    return dict(
+        os.environ,
+        OMP_NUM_THREADS=str(THREADS),
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TRANSFORMERS_VERBOSITY="error",
+        PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+
+
+def _run(cmd: list[str]) -> str:
+    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout[-3000:] + p.stderr[-6000:])
+        raise SystemExit(f"failed: {' '.join(cmd[:6])} ...")
+    return p.stdout
+
+
+def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
+    if setting.get("trainer"):
+        _run([sys.executable, __file__, "--worker", json.dumps({"data": _str(data), "setting": setting,
+              "budget": budget, "run_dir": str(run_dir)})])  # fmt: skip
+        return
+    sets = [f"speed.threads={THREADS}", "train.eval_every=1h", "train.checkpoint_every=1h", *setting["sets"]]
+    cmd = [sys.executable, "-m", "domainlm.cli", "pretrain", str(data["corpus"])]
+    cmd += ["--tokenizer", str(data["tokenizer"]), "--preset", setting["preset"]]
+    cmd += ["--objective", setting["objective"], "--budget", budget, "--name", run_dir.name]
+    cmd += ["--runs-dir", str(run_dir.parent), "--resume", "never"]
+    for s in sets:
+        cmd += ["--set", s]
+    _run(cmd)
+
+
+def evaluate_cell(data: dict, setting: dict, run_dir: Path, ngram_file: Path, ngram_tokens: int) -> dict:
+    """`domainlm evaluate` on the run; the first causal cell of a corpus also fits the Kneser-Ney 5-gram
+    (NLTK scores ~100 tokens/s, so once per corpus, on the first ``ngram_tokens`` validation tokens)."""
+    cmd = [sys.executable, "-m", "domainlm.cli", "evaluate", str(run_dir), "--max-docs", "0"]
+    fit_ngram = setting["objective"] == "clm" and not ngram_file.is_file()
+    if fit_ngram:
+        cmd += ["--baseline", "ngram", "--ngram-tokens", str(ngram_tokens)]
+    elif setting["objective"] != "clm":
+        cmd += ["--probes", str(data["probes"])]
+    _run(cmd)
+    ev = json.loads((run_dir / "eval.json").read_text())
+    if fit_ngram:
+        ngram_file.write_text(json.dumps(ev["baseline"]["ngram"], indent=2))
+    if setting["objective"] == "clm":
+        ev["baseline"] = {"ngram": json.loads(ngram_file.read_text())}
+    return ev
+
+
+def run_cell(work: Path, corpus: str, data: dict, name: str, budget: str, ngram_tokens: int) -> dict:
+    """Train + evaluate one cell, or read its stored result."""
+    key = f"{corpus}--{name.replace(' ', '_')}--{budget}"
+    path = work / "cells" / f"{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    setting = SETTINGS[name]
+    run_dir = work / "runs" / key.replace("@", "at")
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    train_cell(data, setting, budget, run_dir)
+    ngram_file = work / "cells" / f"{corpus}--ngram.json"
+    ngram_file.parent.mkdir(parents=True, exist_ok=True)
+    ev = evaluate_cell(data, setting, run_dir, ngram_file, ngram_tokens)
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    cell = {
+        "format_version": 1,
+        "corpus": corpus,
+        "setting": name,
+        "preset": setting["preset"],
+        "objective": setting["objective"],
+        "sets": setting["sets"],
+        "budget": budget,
+        "minutes": seconds(budget) / 60,
+        "tokens": summary["tokens"],
+        "tokens_per_s": summary["tokens_per_s"],
+        "train_seconds": summary["train_seconds"],
+        "accuracy": ev.get("accuracy"),
+        "loss": ev.get("loss"),
+        "probe_top1": ev.get("probe_top1"),
+        "probe_top5": ev.get("probe_top5"),
+        "perplexity": ev.get("perplexity"),
+        "ngram_perplexity": ev.get("baseline", {}).get("ngram", {}).get("perplexity"),
+        "ngram_tokens": ev.get("baseline", {}).get("ngram", {}).get("tokens"),
+        "cell_seconds": round(time.perf_counter() - t0, 1),
+        "load_before": round(load0, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cell, indent=2))
+    tmp.replace(path)  # a cell file is complete or absent
+    return cell
+
+
+def _str(d: dict) -> dict:
+    return {k: str(v) for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------------------------------
+# the Trainer baseline (a child process): ModernBERT via transformers' Trainer, saved as a run folder
+
+
+def worker_trainer(spec: dict) -> None:
+    """Train the setting's preset with `Trainer` for ``budget``; write a run folder `domainlm evaluate` reads."""
+    import torch
+    import transformers
+    from datasets import Dataset
+
+    from domainlm import config as cfgmod
+    from domainlm.config import RunConfig
+    from domainlm.corpus.documents import read_documents
+    from domainlm.pretrain import presets
+    from domainlm.tokens.tokenizer import load_tokenizer, special_ids
+
+    torch.set_num_threads(THREADS)
+    data, setting, run_dir = spec["data"], spec["setting"], Path(spec["run_dir"])
+    budget_s = seconds(spec["budget"])
+    # the same resolved recipe (lr, warm-up, batch, sequence) domainlm would use for this preset
+    cfg = cfgmod.load(
+        RunConfig,
+        None,
+        setting["sets"],
+        **{"corpus": data["corpus"], "tokenizer": data["tokenizer"], "model.preset": setting["preset"]},
+    )
+    cfg = presets.with_recipe(cfg)
+    cfg = cfg.model_copy(update={"name": run_dir.name, "runs_dir": str(run_dir.parent)})
+    cfg.speed.bf16 = "off"
+    tok = load_tokenizer(data["tokenizer"])
+    seq, batch = cfg.train.seq_len, cfg.train.batch_size
+    hf_cfg = presets.make_config(
+        setting["preset"], len(tok), max(seq, 512), special_ids(tok), attention="sdpa"
+    )
+    torch.manual_seed(0)
+    model = presets.model_class(presets.family_of(setting["preset"]), "mlm")(hf_cfg)
+
+    texts = [d["text"] for d in read_documents(data["corpus"], "train")]
+    ds = Dataset.from_dict({"text": texts}).map(
+        lambda b: tok(b["text"]), batched=True, remove_columns=["text"]
+    )
+
+    def group_texts(b):  # the run_mlm.py recipe
+        cat = {k: sum(b[k], []) for k in b}
+        n = (len(cat["input_ids"]) // seq) * seq
+        return {k: [v[i : i + seq] for i in range(0, n, seq)] for k, v in cat.items()}
+
+    ds = ds.map(group_texts, batched=True)
+    collator = transformers.DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
+
+    class Clock(transformers.TrainerCallback):
+        """Step end times; stops the run at ``limit`` seconds after it began (None: never)."""
+
+        def __init__(self, limit: float | None):
+            self.limit, self.t0, self.ends = limit, 0.0, []
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.ends.append(time.perf_counter())
+            if self.limit and self.ends[-1] - self.t0 >= self.limit:
+                control.should_training_stop = True
+
+    # the schedule is sized to the budget from a 6-step speed probe of the same model (first 2 dropped)
+    probe = Clock(None)
+    _trainer(model, ds, collator, cfg, run_dir / "probe", 6, [probe]).train()
+    step_s = (probe.ends[-1] - probe.ends[1]) / (len(probe.ends) - 2)
+    torch.manual_seed(0)
+    model = presets.model_class(presets.family_of(setting["preset"]), "mlm")(hf_cfg)
+    steps = max(10, int(budget_s / step_s))
+    clock = Clock(budget_s)
+    trainer = _trainer(model, ds, collator, cfg, run_dir / "trainer-out", steps, [clock])
+    trainer.train()
+    train_s = time.perf_counter() - clock.t0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "model").mkdir(exist_ok=True)
+    model.save_pretrained(str(run_dir / "model"))
+    tok.save_pretrained(str(run_dir / "model"))
+    tok.save_pretrained(str(run_dir / "tokenizer"))
+    cfgmod.dump(cfg, run_dir / "config.yaml")
+    tokens = len(clock.ends) * batch * seq
+    summary = {
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / train_s, 1),
+        "train_seconds": round(train_s, 2),
+    }
+    (run_dir / "train_summary.json").write_text(json.dumps(summary | {"planned_steps": steps}))
+
+
+def _trainer(model, ds, collator, cfg, out: Path, steps: int, callbacks):
+    import transformers
+
+    args = transformers.TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=cfg.train.batch_size,
+        max_steps=steps,
+        learning_rate=cfg.train.lr,
+        warmup_steps=cfg.train.warmup,  # a float below 1: a fraction of the steps (transformers 5)
+        weight_decay=cfg.train.weight_decay,
+        max_grad_norm=cfg.train.grad_clip,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        dataloader_num_workers=0,
+        seed=0,
+        disable_tqdm=True,
+    )
+    return transformers.Trainer(
+        model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=callbacks
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# report
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def table(cells: list[dict]) -> str:
+    lines = [
+        "| corpus | setting | budget | tokens | tokens/s | masked acc | probe top-1 | probe top-5 "
+        "| perplexity | 5-gram perplexity |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        ppl = "-" if c["perplexity"] is None else f"{c['perplexity']:.2f}"
+        ng = "-" if c["ngram_perplexity"] is None else f"{c['ngram_perplexity']:.2f}"
+        lines.append(
+            f"| {c['corpus']} | {c['setting']} | {c['budget']} | {c['tokens']:,} | {c['tokens_per_s']:,.0f} | "
+            f"{_pct(c['accuracy'])} | {_pct(c['probe_top1'])} | {_pct(c['probe_top5'])} | {ppl} | {ng} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(cells: list[dict], path: Path) -> None:
+    """Masked accuracy (MLM) and perplexity (CLM) against minutes: one line per setting, one column per corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora = sorted({c["corpus"] for c in cells})
+    fig, axes = plt.subplots(2, len(corpora), figsize=(6.5 * len(corpora), 8), squeeze=False)
+    for j, corpus in enumerate(corpora):
+        for i, (metric, label) in enumerate(
+            (("accuracy", "held-out masked accuracy"), ("perplexity", "perplexity / token"))
+        ):
+            ax = axes[i][j]
+            for name in SETTINGS:
+                pts = sorted(
+                    (c["minutes"], c[metric])
+                    for c in cells
+                    if c["corpus"] == corpus and c["setting"] == name and c[metric] is not None
+                )
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), "o-", label=name, lw=1.5)
+            ng = [c["ngram_perplexity"] for c in cells if c["corpus"] == corpus and c["ngram_perplexity"]]
+            if metric == "perplexity" and ng:
+                ax.axhline(ng[0], ls="--", color="grey", label="Kneser-Ney 5-gram")
+                ax.set_yscale("log")
+            ax.set_title(f"{corpus}: {label}")
+            ax.set_xlabel("wall-clock minutes")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(cells: list[dict]) -> dict:
+    """The RESULT ratios: the default at 3 minutes, minutes to the Trainer's 10-minute accuracy, CLM vs n-gram."""
+    out: dict = {}
+
+    def get(corpus, name, budget):
+        return next(
+            (c for c in cells if (c["corpus"], c["setting"], c["budget"]) == (corpus, name, budget)), None
+        )
+
+    for corpus in sorted({c["corpus"] for c in cells}):
+        # the default at 3 minutes (the target), else at the longest budget run (e.g. --quick)
+        mine = [c for c in cells if c["corpus"] == corpus and c["setting"] == DEFAULT]
+        d3 = get(corpus, DEFAULT, "3m") or max(mine, key=lambda c: c["minutes"], default=None)
+        if d3:
+            out[f"{corpus}_acc_{d3['budget']}"] = round(d3["accuracy"], 4)
+            if d3["probe_top5"] is not None:
+                out[f"{corpus}_probe_top5_{d3['budget']}"] = round(d3["probe_top5"], 4)
+        t10 = get(corpus, "trainer modernbert-mini", "10m")
+        if t10:
+            out[f"{corpus}_trainer_acc_10m"] = round(t10["accuracy"], 4)
+            hits = sorted(
+                c["minutes"]
+                for c in cells
+                if c["corpus"] == corpus and c["setting"] == DEFAULT and c["accuracy"] >= t10["accuracy"]
+            )
+            out[f"{corpus}_minutes_to_trainer_10m"] = hits[0] if hits else "none"
+        longest = max((c["minutes"] for c in cells if c["corpus"] == corpus), default=0)
+        for c in cells:
+            if c["corpus"] == corpus and c["objective"] == "clm" and c["minutes"] == min(10, longest):
+                tag = c["setting"].split()[0]
+                out[f"{corpus}_{tag}_ppl_{c['budget']}"] = round(c["perplexity"], 3)
+                out[f"{corpus}_ngram_ppl"] = round(c["ngram_perplexity"], 3)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="20-second budgets, demo corpus, 3 settings")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench-ttq"), help="scratch folder (cells resume)")
+    ap.add_argument("--corpora", default=None, help="comma list of: demo, spdx")
+    ap.add_argument("--settings", default=None, help=f"comma list of: {', '.join(SETTINGS)}")
+    ap.add_argument("--budgets", default=None, help="comma list of durations (default 1m,3m,10m)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker_trainer(json.loads(a.worker))
+        return
+    sys.path.insert(0, str(ROOT / "src"))
+    plan = QUICK if a.quick else FULL
+    work = Path(a.work) / ("quick" if a.quick else "full")
+    corpora = a.corpora.split(",") if a.corpora else list(plan)
+    budgets = a.budgets.split(",") if a.budgets else (["20s"] if a.quick else BUDGETS)
+    for c in corpora:
+        if c not in ("demo", "spdx"):
+            raise SystemExit(f"unknown corpus '{c}'; use demo, spdx")
+    for s in a.settings.split(",") if a.settings else []:
+        if s not in SETTINGS:
+            raise SystemExit(f"unknown setting '{s}'; use one of: {', '.join(SETTINGS)}")
+    cells = []
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    for corpus in corpora:
+        data = setup_corpus(corpus, work)
+        names = a.settings.split(",") if a.settings else plan.get(corpus, FULL[corpus])
+        for name in names:
+            extra = [] if (a.quick or a.budgets) else EXTRA_BUDGETS.get(name, [])
+            for budget in sorted(budgets + extra, key=seconds):
+                c = run_cell(work, corpus, data, name, budget, 3000 if a.quick else 10000)
+                cells.append(c)
+                acc = _pct(c["accuracy"]) if c["accuracy"] is not None else f"ppl {c['perplexity']:.2f}"
+                print(f"  {corpus} | {name} | {budget}: {acc}, {c['tokens_per_s']:,.0f} tokens/s", flush=True)
+    text = table(cells)
+    print("\n" + text)
+    (work / "time_to_quality.md").write_text(text + "\n")
+    plot(cells, work / "time_to_quality.png")
+    print(f"\nwrote {work / 'time_to_quality.md'} and {work / 'time_to_quality.png'}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    res = summary(cells)
+    print("RESULT " + " ".join(f"{k}={v}" for k, v in res.items()))
+
+
+if __name__ == "__main__":
+    main()
