@@ -105,9 +105,9 @@ def _pipeline(cfg: TokenizerConfig):
 #   order never reaches the result.
 # - wordpiece: the stock WordPieceTrainer numbers the "##c" continuation symbols in the order it meets
 #   them while walking its word-count hash map, and those ids break the ties between equal-count pairs
-#   (16 vocabulary entries of 4,294 differed between runs on the demo corpus). We number them first, in
-#   code-point order, by passing them to the trainer after the special tokens, then rebuild the model
-#   without them as added tokens. One "##c" is seeded per word character of the corpus alphabet (one
+#   (issue 13: three runs on the demo corpus differed in 16 vocabulary entries and 679 ids). We number
+#   them first, in code-point order, by passing them to the trainer after the special tokens, then
+#   rebuild the model without them as added tokens. One "##c" is seeded per word character of the corpus alphabet (one
 #   that BertPreTokenizer keeps inside a word), including the few that never follow another character
 #   in the corpus: each costs one vocabulary slot and spares an [UNK] on new text.
 # - unigram: the `tokenizers` UnigramTrainer feeds its EM hash-ordered words (different seed pieces and
