@@ -62,13 +62,15 @@ def _runtime(engine: Engine, cfg: ServeConfig):
     from domainlm.serve.runtime import Runtime
     from domainlm.serve.search import CorpusIndex, corpus_of
 
-    config = {}
+    src = None
     if engine.source:
         from domainlm.export import resolve_source
 
-        config = resolve_source(engine.source).config
-    corpus = corpus_of(config, cfg.corpus) if "/embed" in TASK_ROUTES[engine.task] else None
-    page, run_dir = page_facts(engine, corpus)
+        src = resolve_source(engine.source)
+    corpus = (
+        corpus_of(src.config if src else {}, cfg.corpus) if "/embed" in TASK_ROUTES[engine.task] else None
+    )
+    page, run_dir = page_facts(engine, src, corpus)
     search = CorpusIndex(corpus, cfg.search_max_docs) if corpus is not None else None
     return Runtime(engine=engine, cfg=cfg, metrics=Metrics(), search=search, page=page, run_dir=run_dir)
 

@@ -70,8 +70,11 @@ def read_metrics(folder: Path | None) -> dict:
     return metrics
 
 
-def page_facts(engine, search_corpus: Path | None) -> tuple[dict, Path | None]:
-    """(what the page shows that does not change while serving, the folder of the metrics files)."""
+def page_facts(engine, src, search_corpus: Path | None) -> tuple[dict, Path | None]:
+    """(what the page shows that does not change while serving, the folder of the metrics files).
+
+    ``src``: the served folder (an export.Source), or None.
+    """
     facts = {
         "model_id": engine.model_id,
         "task": engine.task,
@@ -83,11 +86,8 @@ def page_facts(engine, search_corpus: Path | None) -> tuple[dict, Path | None]:
     }
     if engine.task == "fill-mask":
         facts["example"] = fill_mask_example(search_corpus, engine.tok.mask_token)
-    if not engine.source:
+    if src is None:  # an engine built by hand, not from a folder
         return facts, None
-    from domainlm.export import resolve_source
-
-    src = resolve_source(engine.source)
     card = src.model_dir / "README.md"
     if card.is_file():
         facts["card"] = _FRONT_MATTER.sub("", card.read_text(encoding="utf-8"))
