@@ -9,11 +9,12 @@ which measured ~1.75 kB per document here. Both together measured 363 bytes per 
 (tracemalloc, 20,000 documents). ``max_docs`` caps the *near-duplicate* index (default 1,000,000:
 ~0.36 GB with the exact index); past it, later documents are still checked against the documents it
 holds but their band keys are not added, and ``full`` says so in the stats. The exact index has no
-cap: past ``max_docs`` it keeps adding digests (EXACT_BYTES_PER_DOC each), so an exact copy is caught
-wherever it comes. What the cap costs is near-duplicate recall: a near copy is caught only when the
+cap: past ``max_docs`` it keeps adding digests, so an exact copy is caught wherever it comes. A
+document past the cap costs 125 bytes (a dict slot, the digest and index ints, the 8-byte id;
+tracemalloc over 200,000 documents past a cap of 1). What the cap costs is near-duplicate recall: a near copy is caught only when the
 document it copies is among the first ``max_docs`` kept; two near copies that both come later are
-both kept (at 5 GB, 2.1M documents, a cap of 1M missed about half the planted copies before exact
-digests were kept past the cap: benchmarks/RESULTS.md, prepare_memory). LSH candidates are reported
+both kept. (Before exact digests were kept past the cap, a 5 GB run of 2.1M documents removed only
+112k of ~211k planted copies: benchmarks/RESULTS.md, prepare_memory.) LSH candidates are reported
 as near-duplicates without an exact Jaccard check (as datasketch's ``MinHashLSH.query`` returns them).
 """
 
@@ -26,9 +27,6 @@ from array import array
 SHINGLE = 5  # word 5-grams: long enough that boilerplate sentences alone do not make two texts alike
 MAX_SHINGLES = 200_000  # near-dup signature of a huge document: its first 200k shingles (bounded time/memory)
 CHUNK = 8192  # shingles hashed per datasketch update: its work array is (num_perm x CHUNK) uint64 = 4 MB
-# what one document past the cap costs (exact digest only): a dict slot, the digest and index ints, the
-# 8-byte id in the array; tracemalloc over 200,000 documents past a cap of 1 measured 125 bytes each
-EXACT_BYTES_PER_DOC = 125
 
 
 def _crc32(b: bytes) -> int:
@@ -112,7 +110,7 @@ class Deduplicator:
         idx = len(self._ids)
         self._ids.append(int(doc_id, 16))
         if digest is not None:
-            self._exact[digest] = idx  # always: exact digests are small (EXACT_BYTES_PER_DOC)
+            self._exact[digest] = idx  # always: an exact digest is small (125 bytes, above)
         if near_room:
             self._near_docs += 1
             for table, k in zip(self._tables, band_keys, strict=False):
