@@ -53,3 +53,20 @@ def test_near_duplicate_names_the_kept_document():
         "00000000000000aa",
     )
     assert d.check("00000000000000cc", make_docs(2, seed=10)[1]) is None
+
+
+def test_prepare_with_a_small_cap_removes_every_exact_copy(tmp_path):
+    import json
+
+    from domainlm.corpus.prepare import prepare
+
+    docs = make_docs(20, seed=6)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    with (raw / "docs.jsonl").open("w") as f:
+        for text in docs + docs[10:]:  # copies of the last 10, all of them past a cap of 3
+            f.write(json.dumps({"text": text}) + "\n")
+    res = prepare([raw], tmp_path / "corpus", overrides=["dedup_max_docs=3"])
+    stats = json.loads((tmp_path / "corpus" / "stats.json").read_text())
+    assert res.duplicates == 10 and sum(res.documents.values()) == 20
+    assert stats["dedup_index_full"] is True
