@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint format clean
+.PHONY: setup demo test test-slow lint format clean bench-quick
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+# every benchmark's smoke run, one after the other (each prints its table and a RESULT line; BENCHMARKS.md)
+BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
+bench-quick: setup
+	$(foreach b,$(BENCHMARKS),$(PY) $(b) --quick &&) true
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

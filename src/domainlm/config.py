@@ -47,8 +47,9 @@ class PrepareConfig(Section):
     dedup_max_docs: int = Field(
         1_000_000,
         ge=1,
-        description="cap on documents held in the dedup indexes (~0.4 kB each); later ones "
-        "are still checked against them but not added",
+        description="cap on documents in the near-duplicate index (~0.24 kB each); later ones are still "
+        "checked against it but not added, so a near copy of a document past the cap is missed (near-duplicate "
+        "recall falls); exact duplicates are always caught: their digests (~125 B each) are indexed past the cap",
     )
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test fractions")
     group_by: str | None = Field(None, description="metadata field whose documents stay in one split")

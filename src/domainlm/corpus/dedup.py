@@ -2,14 +2,20 @@
 
 Each removed document is reported with the id of the kept document it duplicated.
 
-Memory is bounded. The exact index keeps a 64-bit digest per document (one dict entry); the
-near-duplicate index keeps one 64-bit key per LSH band per document (b = 4 bands of 15 rows at the
-default threshold 0.85 with 64 permutations, datasketch's own choice) instead of datasketch's in-memory
-``MinHashLSH``, which measured ~1.75 kB per document here. Both together measured 363 bytes per
-document (tracemalloc, 20,000 documents). ``max_docs`` caps the number of indexed documents (default
-1,000,000: ~0.36 GB); past it, later documents are still checked against the indexed ones but not added
-themselves, and ``full`` says so in the stats. LSH candidates are reported as near-duplicates without
-an exact Jaccard check (as datasketch's ``MinHashLSH.query`` returns them).
+Memory. The exact index keeps a 64-bit digest per document (one dict entry); the near-duplicate
+index keeps one 64-bit key per LSH band per document (b = 4 bands of 15 rows at the default threshold
+0.85 with 64 permutations, datasketch's own choice) instead of datasketch's in-memory ``MinHashLSH``,
+which measured ~1.75 kB per document here. Both together measured 363 bytes per document
+(tracemalloc, 20,000 documents). ``max_docs`` caps the *near-duplicate* index (default 1,000,000:
+~0.36 GB with the exact index); past it, later documents are still checked against the documents it
+holds but their band keys are not added, and ``full`` says so in the stats. The exact index has no
+cap: past ``max_docs`` it keeps adding digests, so an exact copy is caught wherever it comes. A
+document past the cap costs 125 bytes (a dict slot, the digest and index ints, the 8-byte id;
+tracemalloc over 200,000 documents past a cap of 1). What the cap costs is near-duplicate recall: a near copy is caught only when the
+document it copies is among the first ``max_docs`` kept; two near copies that both come later are
+both kept. (Before exact digests were kept past the cap, a 5 GB run of 2.1M documents removed only
+112k of ~211k planted copies: benchmarks/RESULTS.md, prepare_memory.) LSH candidates are reported
+as near-duplicates without an exact Jaccard check (as datasketch's ``MinHashLSH.query`` returns them).
 """
 
 from __future__ import annotations
@@ -48,8 +54,9 @@ class Deduplicator:
     ):
         self.exact, self.near, self.num_perm, self.max_docs = exact, near, num_perm, max_docs
         self._ids = array("Q")  # doc index -> 64-bit document id
-        self._exact: dict[int, int] = {}
-        self.full = False
+        self._exact: dict[int, int] = {}  # digest -> doc index, every kept document
+        self._near_docs = 0  # documents in the LSH tables: at most max_docs
+        self.full = False  # the LSH tables reached max_docs
         if near:
             from datasketch import MinHash
             from datasketch.lsh import _optimal_param
@@ -89,22 +96,25 @@ class Deduplicator:
         return self.check_keys(doc_id, *self.keys(text))
 
     def check_keys(self, doc_id: str, digest: int | None, band_keys: list[int]) -> tuple[str, str] | None:
-        """Look ``doc_id``'s keys up; add them if it is not a duplicate (and the index has room)."""
+        """Look ``doc_id``'s keys up; if it is no duplicate, add its digest, and its band keys while there is room."""
         if digest is not None and digest in self._exact:
             return "exact-duplicate", self._id(self._exact[digest])
         for table, k in zip(self._tables if self.near else [], band_keys, strict=False):
             hit = table.get(k)
             if hit is not None:
                 return "near-duplicate", self._id(hit)
-        if len(self._ids) >= self.max_docs:
-            self.full = True
-            return None
+        near_room = self.near and self._near_docs < self.max_docs
+        self.full = self.full or (self.near and not near_room)
+        if digest is None and not near_room:
+            return None  # nothing of it would be indexed: no id to keep either
         idx = len(self._ids)
         self._ids.append(int(doc_id, 16))
         if digest is not None:
-            self._exact[digest] = idx
-        for table, k in zip(self._tables if self.near else [], band_keys, strict=False):
-            table[k] = idx
+            self._exact[digest] = idx  # always: an exact digest is small (125 bytes, above)
+        if near_room:
+            self._near_docs += 1
+            for table, k in zip(self._tables, band_keys, strict=False):
+                table[k] = idx
         return None
 
     def _id(self, idx: int) -> str:

@@ -24,9 +24,24 @@ from pydantic import Field
 from domainlm.config import Section
 from domainlm.serve.metrics import Metrics
 
-OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"})
+# the page's shell (/, its script and style) is open like /docs: it holds nothing of the model, and its
+# requests (/card, /fill-mask, ...) carry the key the person types in
+OPEN_PATHS = frozenset(
+    {
+        "/health",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/openapi.json",
+        "/redoc",
+        "/",
+        "/static/page.js",
+        "/static/page.css",
+    }
+)
 # routes that run the model: counted against the concurrency limit and the timeout
-MODEL_PATHS = frozenset({"/predict", "/embed", "/v1/embeddings", "/fill-mask", "/generate"})
+MODEL_PATHS = frozenset({"/predict", "/embed", "/v1/embeddings", "/fill-mask", "/generate", "/search"})
+# routes with their own label in the request metrics (anything else is "other")
+LABELLED_PATHS = MODEL_PATHS | OPEN_PATHS | {"/info", "/metrics", "/card"}
 
 
 class ServeConfig(Section):
@@ -61,6 +76,12 @@ class ServeConfig(Section):
     graceful_timeout_s: int = Field(
         30, ge=1, description="on SIGTERM, how long in-flight requests may finish"
     )
+    corpus: str | None = Field(
+        None, description="corpus folder the page's similarity search uses (default: the run's corpus)"
+    )
+    search_max_docs: int = Field(
+        2000, ge=1, description="documents of the corpus embedded for the page's search (on its first query)"
+    )
 
 
 def json_error(status: int, message: str, kind: str, headers: dict[str, str] | None = None):
@@ -93,9 +114,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        route = (
-            path if path in MODEL_PATHS or path in OPEN_PATHS or path in ("/info", "/metrics") else "other"
-        )
+        route = path if path in LABELLED_PATHS else "other"
         t0 = time.perf_counter()
         status = {"code": 500}
         started = {"yes": False}

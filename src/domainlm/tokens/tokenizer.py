@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm import config as cfgmod
 from domainlm.config import TokenizerConfig
-from domainlm.errors import UserError
+from domainlm.errors import UserError, resolve
 
 # style -> special tokens; names follow each family's original tokenizer.
 SPECIALS: dict[str, dict[str, str]] = {
@@ -75,39 +75,166 @@ def _texts(corpus: Path, split: str = "train") -> Iterator[str]:
         yield doc["text"]
 
 
-def build_tokenizer(cfg: TokenizerConfig):
-    """An untrained `tokenizers.Tokenizer` and its trainer for ``cfg``."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+def _pipeline(cfg: TokenizerConfig):
+    """An untrained `tokenizers.Tokenizer` for ``cfg``: normalizer, pre-tokenizer, empty model, decoder."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-    specials = _ordered_specials(cfg.style)
     unk = SPECIALS[cfg.style]["unk_token"]
-    norm = [normalizers.NFC()]
-    if cfg.lowercase:
-        norm.append(normalizers.Lowercase())
     if cfg.kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=unk, max_input_chars_per_word=100))
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=specials
-        )
     elif cfg.kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=None if cfg.style != "bert" else unk))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=cfg.vocab_size,
-            min_frequency=cfg.min_frequency,
-            special_tokens=specials,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        )
     else:
         tok = Tokenizer(models.Unigram())
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
-        trainer = trainers.UnigramTrainer(vocab_size=cfg.vocab_size, special_tokens=specials, unk_token=unk)
+    norm = [normalizers.NFC()] + ([normalizers.Lowercase()] if cfg.lowercase else [])
     tok.normalizer = normalizers.Sequence(norm)
-    return tok, trainer
+    return tok
+
+
+# Determinism (DESIGN decision 6: same command, same input -> byte-identical tokenizer.json). The
+# `tokenizers` trainers iterate hash maps seeded per process (huggingface/tokenizers#1794), so each kind
+# is trained by a path whose result does not depend on that order:
+# - bpe: the stock BpeTrainer. Byte-level BPE starts from the full 256-symbol alphabet, which the trainer
+#   numbers in code-point order, and breaks ties between equally frequent pairs by those ids: the hash
+#   order never reaches the result.
+# - wordpiece: the stock WordPieceTrainer numbers the "##c" continuation symbols in the order it meets
+#   them while walking its word-count hash map, and those ids break the ties between equal-count pairs
+#   (issue 13: three runs on the demo corpus differed in 16 vocabulary entries and 679 ids). We number
+#   them first, in code-point order, by passing them to the trainer after the special tokens, then
+#   rebuild the model without them as added tokens. One "##c" is seeded per word character of the corpus alphabet (one
+#   that BertPreTokenizer keeps inside a word), including the few that never follow another character
+#   in the corpus: each costs one vocabulary slot and spares an [UNK] on new text.
+# - unigram: the `tokenizers` UnigramTrainer feeds its EM hash-ordered words (different seed pieces and
+#   float sums on each run), with no hook to fix it, so Unigram is trained by sentencepiece, the
+#   reference implementation that algorithm was ported from: it sorts its word counts and splits its EM
+#   over a fixed number of threads (SPM_THREADS), then the pieces and scores become a `tokenizers`
+#   Unigram model, so tokenizer.json loads in AutoTokenizer as before and sentencepiece is needed only
+#   to train.
+SPM_THREADS = 16  # sentencepiece's default num_threads; fixed because EM sums are split per thread
+
+
+def _train_bpe(cfg: TokenizerConfig, texts: Callable[[], Iterator[str]]):
+    from tokenizers import pre_tokenizers, trainers
+
+    tok = _pipeline(cfg)
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=_ordered_specials(cfg.style),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts(), trainer=trainer)
+    return tok
+
+
+def _continuation_seeds(tok, texts: Iterator[str], prefix: str) -> list[str]:
+    """``prefix + c`` for every character ``c`` of the normalized corpus that can continue a word, sorted."""
+    alphabet: set[str] = set()
+    for text in texts:
+        alphabet.update(tok.normalizer.normalize_str(text))
+    # the pre-tokenizer itself decides: whitespace is dropped, punctuation isolated, word characters kept
+    pre = tok.pre_tokenizer
+    return [
+        prefix + c for c in sorted(alphabet) if [w for w, _ in pre.pre_tokenize_str("a" + c)] == ["a" + c]
+    ]
+
+
+def _train_wordpiece(cfg: TokenizerConfig, texts: Callable[[], Iterator[str]]):
+    from tokenizers import Tokenizer, models, trainers
+
+    tok = _pipeline(cfg)
+    specials = _ordered_specials(cfg.style)
+    seeds = _continuation_seeds(tok, texts(), "##")
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=specials + seeds,
+    )
+    tok.train_from_iterator(texts(), trainer=trainer)
+    # the same vocabulary and ids, with only the real special tokens as added tokens
+    model = models.WordPiece(
+        tok.get_vocab(with_added_tokens=False),
+        unk_token=SPECIALS[cfg.style]["unk_token"],
+        max_input_chars_per_word=100,
+    )
+    out = Tokenizer(model)
+    out.normalizer, out.pre_tokenizer, out.decoder = tok.normalizer, tok.pre_tokenizer, tok.decoder
+    out.add_special_tokens(specials)
+    return out
+
+
+def _sentencepiece_unigram(
+    cfg: TokenizerConfig, texts: Iterator[str], n_specials: int
+) -> list[tuple[str, float]]:
+    """(piece, log probability) of a sentencepiece Unigram model trained on ``texts`` (normalized)."""
+    import io
+
+    try:
+        import sentencepiece as spm
+    except ImportError:
+        raise UserError(
+            "--kind unigram needs the 'sentencepiece' package", "Install it: pip install sentencepiece"
+        ) from None
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=texts,
+            model_writer=model,
+            model_type="unigram",
+            # its own <unk> stands in for our specials, which go in front
+            vocab_size=cfg.vocab_size - n_specials + 1,
+            hard_vocab_limit=False,  # a small corpus gives fewer pieces, as the tokenizers trainer did
+            # the text arrives normalized by our pipeline; keep it as it is, every character included
+            normalization_rule_name="identity",
+            remove_extra_whitespaces=False,
+            character_coverage=1.0,
+            max_sentence_length=1 << 30,  # a document is one sentence (spm's default skips > 4 kB)
+            num_threads=SPM_THREADS,
+            split_by_unicode_script=False,
+            split_by_number=False,
+            unk_id=0,
+            bos_id=-1,
+            eos_id=-1,
+            pad_id=-1,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1]
+        raise UserError(
+            f"sentencepiece could not train a {cfg.vocab_size}-token Unigram model: {first}",
+            "Check the corpus train split, or change --vocab-size",
+        ) from None
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size()) if not sp.is_unknown(i)]
+
+
+def _train_unigram(cfg: TokenizerConfig, texts: Callable[[], Iterator[str]]):
+    from tokenizers import Tokenizer, models
+
+    tok = _pipeline(cfg)
+    specials = _ordered_specials(cfg.style)
+    normalized = (tok.normalizer.normalize_str(t) for t in texts())
+    pieces = [(p, s) for p, s in _sentencepiece_unigram(cfg, normalized, len(specials)) if p not in specials]
+    vocab = [(s, 0.0) for s in specials] + pieces
+    out = Tokenizer(models.Unigram(vocab, unk_id=specials.index(SPECIALS[cfg.style]["unk_token"])))
+    out.normalizer, out.pre_tokenizer, out.decoder = tok.normalizer, tok.pre_tokenizer, tok.decoder
+    out.add_special_tokens(specials)
+    return out
+
+
+# kind -> how it is trained (see the determinism note above)
+TRAINERS: dict[str, Callable] = {"wordpiece": _train_wordpiece, "bpe": _train_bpe, "unigram": _train_unigram}
+
+
+def fit_tokenizer(cfg: TokenizerConfig, texts: Callable[[], Iterator[str]]):
+    """A trained `tokenizers.Tokenizer` for ``cfg``; ``texts()`` gives the training texts (called once or twice)."""
+    return resolve("tokenizer kind", cfg.kind, TRAINERS)(cfg, texts)
 
 
 def _post_processor(tok, style: str):
@@ -173,8 +300,7 @@ def train_tokenizer(
             f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
         )
     out = Path(output) if output else corpus / f"tokenizer-{cfg.kind}-{cfg.vocab_size}"
-    tok, trainer = build_tokenizer(cfg)
-    tok.train_from_iterator(_texts(corpus), trainer=trainer)
+    tok = fit_tokenizer(cfg, lambda: _texts(corpus))
     save_tokenizer(tok, cfg.style, out)
     cfgmod.dump(cfg, out / "domainlm_tokenizer.yaml")
     (out / "domainlm_tokenizer.json").write_text(
