@@ -7,7 +7,8 @@ reached the best quality for this task, and is a classical method (the n-gram, T
 
 Lookup rule (stated, so a user can check it):
 - **corpus**: the study corpus whose training characters are nearest on a log scale,
-  ``|ln(chars / chars_study)|`` (a corpus twice as large is as far as one half as large);
+  ``|ln(chars / chars_study)|`` (a corpus twice as large is as far as one half as large); a tie goes
+  to the smaller study corpus;
 - **budget**: among the budgets measured on that corpus for the task's families, the nearest on a log
   scale, ``|ln(budget / budget_study)|``; a tie goes to the smaller budget (the cautious reading);
   classical methods are trained to completion in seconds and compared at every budget;
@@ -133,7 +134,8 @@ def nearest_corpus(ev: dict, characters: int) -> tuple[str, float]:
     if not sizes:
         raise UserError("the evidence file names no corpus size", "Re-run model_selection.py")
     x = math.log(max(1, characters))
-    name = min(sizes, key=lambda n: (abs(x - math.log(sizes[n])), n))
+    # rounded so that a float-exact tie (10x either way) is a tie, which goes to the smaller corpus
+    name = min(sizes, key=lambda n: (round(abs(x - math.log(sizes[n])), 9), sizes[n]))
     return name, abs(x - math.log(sizes[name]))
 
 
@@ -150,7 +152,7 @@ def nearest_budget(ev: dict, corpus: str, budget_s: float, task: str) -> tuple[f
     if not budgets:
         return None
     x = math.log(max(1.0, budget_s))
-    b = min(budgets, key=lambda b: (abs(x - math.log(b)), b))
+    b = min(budgets, key=lambda b: (round(abs(x - math.log(b)), 9), b))
     return b, abs(x - math.log(b))
 
 

@@ -135,7 +135,8 @@ def _best_scratch(scratch: list[Candidate], reasons: list[str]) -> tuple[Candida
     if not viable:
         best = scratch[0]
         reasons.append(
-            f"no preset reaches {TOKENS_PER_PARAM:.0f} tokens per parameter in this budget: even the smallest, "
+            f"no preset reaches {TOKENS_PER_PARAM:.0f} tokens per parameter (Hoffmann et al. 2022) in this "
+            "budget: even the smallest, "
             f"{best.name}, would see {best.budget_tokens / 1e6:,.2f}M tokens for {best.parameters / 1e6:.1f}M "
             f"parameters ({best.tokens_per_param:.1f} tokens/parameter): a model from scratch stays "
             "under-trained; a longer budget helps most"
