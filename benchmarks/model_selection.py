@@ -394,7 +394,7 @@ def ngram_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_step(pretrain_cmd(data, "gpt-mini", "fit", run_dir, data["tokenizer"]), THREADS)
     ev_cmd = _cli("evaluate", str(run_dir), "--baseline", "ngram", "--max-docs", "3" if quick else "10")
-    step = run_step(ev_cmd + ["--ngram-tokens", "1000000"], THREADS)
+    step = run_step(ev_cmd + ["--ngram-tokens", "3000" if quick else "100000"], THREADS)
     ng = json.loads((run_dir / "eval.json").read_text()).get("baseline", {}).get("ngram", {})
     return {
         "bits_per_char": ng.get("bits_per_char"),
