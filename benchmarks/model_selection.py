@@ -1,0 +1,672 @@
+"""Model selection: every family at equal wall-clock budgets, on two corpora; the evidence `recommend` reads.
+
+    python benchmarks/model_selection.py --plan          # the cells, what is done, the estimated time
+    python benchmarks/model_selection.py                 # run every cell not yet stored (resumes)
+    python benchmarks/model_selection.py --quick         # smoke: 15-second budget, 3 families, demo corpus
+    python benchmarks/model_selection.py --publish       # cells -> src/domainlm/assets/evidence/ (idle only)
+    python benchmarks/model_selection.py --validate      # hold each corpus out: does recommend choose well?
+
+Corpora: ``demo`` (the Constitution of India, as `domainlm demo` prepares it) and ``spdx`` (728 SPDX
+licence texts, $DOMAINLM_SPDX else ``../shared/data/spdx-licenses.jsonl``; label ``osi_approved``). The
+labelled tasks are benchmarks/downstream.py's (constitution article -> Part, licence -> OSI-approved).
+
+A cell is (corpus, family, budget). Its steps are separate processes, each measured by wait4 (CPU
+seconds, peak RSS): `domainlm pretrain` at the budget, `domainlm evaluate` (bits per character of
+held-out documents for left-to-right models, pseudo-log-likelihood bits per character, masked accuracy
+and cloze probes for masked ones), `domainlm finetune --methods frozen-mean,tfidf+svm` (issue 16's
+protocol, same folds for every family; TF-IDF + SVM rides along as the classical row), and a latency
+worker (parameters, median forward latency of one 128-token sequence, and `recommend`'s own timing
+probe, which lets `recommend` scale budgets between machines). The n-gram (Kneser-Ney 5-gram, trained
+to completion) is one cell per corpus. A finished cell is stored at once (``WORK/cells/KEY.json``), so a
+stopped study resumes; every cell records the load average before and after and the machine's flags.
+
+Stages (``--plan`` prints them with estimates; the whole study is kept under ``LIMIT_HOURS`` of an idle
+machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice that in core-hours):
+1. ``curve``: every family at ``BUDGETS`` on both corpora, plus the n-gram;
+2. ``long``: the ``TOP`` best families (frozen macro-F1 at the largest curve budget) at ``LONG_BUDGET``
+   on ``LONG_CORPORA``;
+3. ``finetune``: full fine-tuning (``finetune-full``) of the ``TOP`` best at the largest curve budget.
+
+Outputs in WORK: ``model_selection.md`` (the table), ``model_selection.png`` (quality against CPU-minutes,
+one line per family, per corpus and metric) and ``model_selection.json`` (the evidence, format in
+``domainlm.evidence``). ``--publish`` copies the evidence into the package, refusing cells whose load
+average exceeded ``LOAD_LIMIT``. Families whose preset this checkout lacks are listed as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import _cells
+from _cells import ROOT, CellStore, load_average, machine_facts, run_step
+
+THREADS = 2
+LIMIT_HOURS = 6.0  # the study's budget (issue 14), idle-machine wall-clock hours
+LOAD_LIMIT = 0.5  # 1-minute load average above which a cell is not published (an idle 2-core machine)
+BUDGETS = ["2m", "6m"]
+LONG_BUDGET, LONG_CORPORA, TOP = "10m", ["demo"], 3
+QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
+CORPORA = ["demo", "spdx"]
+FOLDS, QUICK_FOLDS = 5, 2
+EVIDENCE_OUT = ROOT / "src" / "domainlm" / "assets" / "evidence" / "model_selection.json"
+
+# family -> how it is trained and what it is for; kind: generative (left-to-right likelihood), masked
+# (pseudo-likelihood), span (T5: neither), classical. tasks: the recommend tasks it can serve.
+ENC, GEN = ("encoder", "classify"), ("generator", "classify")
+FAMILIES: dict[str, dict] = {
+    "ngram": {"kind": "classical", "tasks": ("generator",)},
+    "lstm-mini": {"preset": "lstm-mini", "objective": "clm", "kind": "generative", "tasks": GEN},
+    "gru-mini": {"preset": "gru-mini", "objective": "clm", "kind": "generative", "tasks": GEN, "extra": True},
+    "gpt-mini": {"preset": "gpt-mini", "objective": "clm", "kind": "generative", "tasks": GEN},
+    "llama-mini": {"preset": "llama-mini", "objective": "clm", "kind": "generative", "tasks": GEN},
+    "bert-mini": {"preset": "bert-mini", "objective": "mlm", "kind": "masked", "tasks": ENC},
+    "roberta-small": {"preset": "roberta-small", "objective": "mlm", "kind": "masked", "tasks": ENC},
+    "albert-small": {"preset": "albert-small", "objective": "mlm", "kind": "masked", "tasks": ENC},
+    "modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "kind": "masked", "tasks": ENC},
+    "electra-small": {"preset": "electra-small", "objective": "electra", "kind": "masked", "tasks": ENC},
+    "xlnet-mini": {
+        "preset": "xlnet-mini",
+        "objective": "plm",
+        "kind": "generative",
+        "tasks": (*ENC, "generator"),
+    },
+    "t5-mini": {"preset": "t5-mini", "objective": "span", "kind": "span", "tasks": ENC},
+    "minilm-continued": {"objective": "mlm", "init_from": "general", "kind": "masked", "tasks": ENC},
+}
+# estimated wall seconds beyond the budget: pretrain start-up and save, evaluate, downstream, latency
+OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = 150.0, 40.0, 120.0
+FINETUNE_S = {"demo": 200.0, "spdx": 360.0}
+SETUP_S = {"demo": 40.0, "spdx": 60.0}
+
+
+def seconds(budget: str) -> float:
+    from domainlm.config import parse_duration
+
+    return parse_duration(budget)
+
+
+@dataclass
+class Cell:
+    corpus: str
+    family: str
+    budget: str  # a duration, or "fit" (the n-gram)
+    step: str = "train"  # train | ngram | finetune
+    stage: str = "curve"
+
+    @property
+    def key(self) -> str:
+        return f"{self.corpus}--{self.family}--{self.budget}" + (
+            "--finetune" if self.step == "finetune" else ""
+        )
+
+    def estimate_s(self, quick: bool) -> float:
+        if self.step == "ngram":
+            return NGRAM_S / (4 if quick else 1)
+        if self.step == "finetune":
+            return FINETUNE_S[self.corpus]
+        return seconds(self.budget) + (QUICK_OVERHEAD_S if quick else OVERHEAD_S)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the plan
+
+
+def available(families: list[str]) -> tuple[list[str], list[str]]:
+    """(families this checkout can train, those it cannot: preset or objective missing)."""
+    from domainlm.pretrain import presets
+    from domainlm.pretrain.objectives import OBJECTIVES
+    from domainlm.tokens.tokenizer import generic_tokenizer_path
+
+    ok, missing = [], []
+    for f in families:
+        spec = FAMILIES[f]
+        if spec["kind"] == "classical":
+            has = True
+        elif spec.get("init_from"):
+            has = generic_tokenizer_path() is not None
+        else:
+            has = spec["preset"] in presets.PRESETS and spec["objective"] in OBJECTIVES
+        (ok if has else missing).append(f)
+    return ok, missing
+
+
+def top_families(cells: list[dict], corpus: str, budget: str, k: int) -> list[str]:
+    """The ``k`` neural families with the best frozen macro-F1 at ``budget`` on ``corpus``."""
+    scored = [
+        (c["downstream"]["frozen-mean"]["mean"], c["family"])
+        for c in cells
+        if c.get("corpus") == corpus
+        and c.get("budget") == budget
+        and c.get("step") == "train"
+        and (c.get("downstream") or {}).get("frozen-mean", {}).get("mean") is not None
+    ]
+    return [f for _, f in sorted(scored, key=lambda t: (-t[0], t[1]))[:k]]
+
+
+def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore) -> list[Cell]:
+    """Every cell of the study; the long and finetune stages name their families once the curve exists
+    (until then ``top-N`` placeholders, estimated like any cell)."""
+    if quick:
+        return [
+            Cell("demo", f, "fit" if f == "ngram" else QUICK_BUDGET, "ngram" if f == "ngram" else "train")
+            for f in families
+        ]
+    cells = []
+    for corpus in corpora:
+        for f in families:
+            if f == "ngram":
+                cells.append(Cell(corpus, f, "fit", "ngram"))
+            else:
+                cells += [Cell(corpus, f, b) for b in BUDGETS]
+    done = store.all()
+    for corpus in corpora:
+        top = top_families(done, corpus, BUDGETS[-1], TOP) or [f"top-{i + 1}" for i in range(TOP)]
+        if corpus in LONG_CORPORA:
+            cells += [Cell(corpus, f, LONG_BUDGET, stage="long") for f in top]
+        cells += [Cell(corpus, f, BUDGETS[-1], "finetune", "finetune") for f in top]
+    return cells
+
+
+def plan_text(cells: list[Cell], store: CellStore, quick: bool, skipped: list[str]) -> tuple[str, float]:
+    """The plan as text and the estimated hours left (stored cells cost nothing)."""
+    lines, left, total = [], 0.0, 0.0
+    for c in cells:
+        got = store.get(c.key) if not c.family.startswith("top-") else None
+        est = c.estimate_s(quick)
+        total += est
+        left += 0.0 if got else est
+        state = f"done ({got['wall_s'] / 60:.1f} min)" if got else f"~{est / 60:.1f} min"
+        lines.append(f"  {c.stage:8} {c.key:45} {state}")
+    corpora = sorted({c.corpus for c in cells})
+    setup = sum(SETUP_S[c] for c in corpora)
+    total, left = total + setup, left + setup
+    lines.append(
+        f"{len(cells)} cells; estimated {total / 3600:.2f} h of an idle machine ({THREADS} cores: "
+        f"{THREADS * total / 3600:.2f} core-hours), {left / 3600:.2f} h left; limit {LIMIT_HOURS:.0f} h"
+        + (" (OVER)" if total / 3600 > LIMIT_HOURS else "")
+    )
+    if skipped:
+        lines.append(f"skipped (this checkout lacks their preset or objective): {', '.join(skipped)}")
+    return "\n".join(lines), total
+
+
+# ----------------------------------------------------------------------------------------------------
+# data: one corpus folder, tokenizers per style, probes, the labelled task (built once, reused)
+
+
+def setup_corpus(name: str, work: Path) -> dict:
+    import downstream
+
+    from domainlm.corpus.documents import read_documents
+    from domainlm.corpus.prepare import prepare, read_stats
+    from domainlm.demo import cloze_examples, write_demo_corpus
+    from domainlm.evaluate.lm import PROBE_SETS
+    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
+
+    base = work / name
+    corpus, labelled, facts_path = base / "corpus", base / "labelled.jsonl", base / "facts.json"
+    if not (corpus / "documents.jsonl").is_file():
+        if name == "demo":
+            raw = write_demo_corpus(base / "raw").parent
+        else:
+            raw = base / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            rows = [json.loads(line) for line in _cells.spdx_path().read_text(encoding="utf-8").splitlines()]
+            (raw / "spdx.jsonl").write_text(
+                "".join(json.dumps({"text": r["text"], "id": r["id"]}) + "\n" for r in rows)
+            )
+        prepare([raw], corpus)
+    tok = base / "tokenizer-bert"
+    if not (tok / "tokenizer.json").is_file():
+        train_tokenizer(corpus, tok, kind="wordpiece", vocab_size=8000, style="bert")  # the demo's
+    if not labelled.is_file():
+        task = downstream.constitution_task() if name == "demo" else downstream.spdx_task()
+        labelled.write_text(
+            "".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in task)
+        )
+    probes = PROBE_SETS["constitution"] if name == "demo" else base / "probes.jsonl"
+    if name != "demo" and not probes.is_file():
+        rows = [{"text": t, "answers": [a]} for t, a in cloze_examples(corpus, load_tokenizer(tok), n=60)]
+        probes.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    if not facts_path.is_file():
+        stats = read_stats(corpus)
+        t = load_tokenizer(tok)
+        n_tokens = sum(
+            len(t(d["text"], add_special_tokens=False)["input_ids"]) for d in read_documents(corpus, "train")
+        )
+        facts = {
+            "documents": stats["documents"].get("train", 0),
+            "characters": stats["characters"].get("train", 0),
+            "words": stats["words"].get("train", 0),
+            "tokens": n_tokens,
+            "bytes": sum(len(d["text"].encode()) for d in read_documents(corpus, "train")),
+            "tokenizer": "WordPiece, 8k target (the demo's)",
+            "labelled": "constitution article -> Part" if name == "demo" else "licence -> OSI-approved",
+        }
+        facts_path.write_text(json.dumps(facts, indent=2))
+    return {"corpus": corpus, "tokenizer": tok, "probes": probes, "labelled": labelled, "base": base,
+            "facts": json.loads(facts_path.read_text())}  # fmt: skip
+
+
+def tokenizer_for(data: dict, preset: str) -> Path:
+    """The corpus's tokenizer in the style ``preset`` needs (one per style, trained once)."""
+    from domainlm.pretrain import presets
+    from domainlm.tokens.tokenizer import train_tokenizer
+
+    style = presets.style_of(preset)
+    if style == "bert":
+        return data["tokenizer"]
+    tok = data["base"] / f"tokenizer-{style}"
+    if not (tok / "tokenizer.json").is_file():
+        train_tokenizer(data["corpus"], tok, vocab_size=8000, style=style)
+    return tok
+
+
+# ----------------------------------------------------------------------------------------------------
+# one cell: each step a child process
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "domainlm.cli", *args]
+
+
+def pretrain_cmd(
+    data: dict, family: str, budget: str, run_dir: Path, tokenizer: Path | None = None
+) -> list[str]:
+    from domainlm.tokens.tokenizer import generic_tokenizer_path
+
+    spec = FAMILIES[family]
+    cmd = _cli("pretrain", str(data["corpus"]), "--objective", spec["objective"])
+    if spec.get("init_from"):
+        cmd += ["--init-from", str(generic_tokenizer_path())]  # the package's model folder
+    else:
+        tok = tokenizer or tokenizer_for(data, spec["preset"])
+        cmd += ["--preset", spec["preset"], "--tokenizer", str(tok)]
+    cmd += ["--name", run_dir.name, "--runs-dir", str(run_dir.parent), "--resume", "never"]
+    cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
+    for s in (f"speed.threads={THREADS}", "train.eval_every=1h", "train.checkpoint_every=1h"):
+        cmd += ["--set", s]
+    return cmd
+
+
+@functools.cache
+def has_methods() -> bool:
+    """Whether this checkout's `domainlm finetune` has --methods (the classifier leaderboard, issue 16)."""
+    return "--methods" in run_step(_cli("finetune", "--help"), THREADS).output
+
+
+def downstream_step(run_dir: Path, data: dict, methods: str, folds: int, out: Path) -> dict:
+    """`domainlm finetune RUN LABELLED --methods M`; per method {mean, std, folds} of macro-F1, or why not."""
+    if not has_methods():
+        return {"skipped": "`domainlm finetune` has no --methods here (the classify branch)"}
+    cmd = _cli("finetune", str(run_dir), str(data["labelled"]), "--methods", methods)
+    step = run_step([*cmd, "--folds", str(folds), "-o", str(out)], THREADS, check=False)
+    if step.rc != 0:
+        return {
+            "error": step.output.strip().splitlines()[-1][:300] if step.output.strip() else f"exit {step.rc}"
+        }
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = {r["method"]: r for r in metrics["leaderboard"]}
+    res = {m: {**rows[m]["macro_f1"], "folds": metrics["folds"]} for m in rows}
+    return res | {"cpu_s": step.cpu_s}
+
+
+def latency_worker(run_dir: str) -> None:
+    """(child) parameters, median latency of one 128-token forward, `recommend`'s probe tokens/s."""
+    import torch
+
+    from domainlm.config import read_run_config
+    from domainlm.evaluate.lm import load_model
+    from domainlm.recommend import PROBED, probe_tokens_per_s
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    torch.set_num_threads(THREADS)
+    cfg = read_run_config(run_dir)
+    objective = cfg.model.objective
+    model = load_model(Path(run_dir), objective)
+    tok = load_tokenizer(Path(run_dir) / "tokenizer")
+    n = sum(p.numel() for p in model.parameters())
+    ids = torch.randint(5, len(tok), (1, 128), generator=torch.Generator().manual_seed(0))
+    times = []
+    with torch.no_grad():
+        for _ in range(12):
+            t0 = time.perf_counter()
+            model(input_ids=ids) if objective != "span" else model(
+                input_ids=ids, decoder_input_ids=ids[:, :1]
+            )
+            times.append(time.perf_counter() - t0)
+    probe = None
+    if objective in PROBED:
+        family = getattr(getattr(model, "config", None), "model_type", "")
+        probe = probe_tokens_per_s(model, family, objective, tok, 128, 32, 3)
+    print(
+        json.dumps(
+            {"parameters": n, "latency_ms": statistics.median(times[2:]) * 1000, "probe_tokens_per_s": probe}
+        )
+    )
+
+
+def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    run_dir = work / "runs" / c.key
+    shutil.rmtree(run_dir, ignore_errors=True)  # a cell without a stored result starts afresh
+    train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
+    spec = FAMILIES[c.family]
+    ev_cmd = _cli("evaluate", str(run_dir), "--max-docs", "3" if quick else "10")
+    if spec["kind"] == "masked":
+        ev_cmd += ["--probes", str(data["probes"])]
+    ev_step = run_step(ev_cmd, THREADS)
+    ev = json.loads((run_dir / "eval.json").read_text())
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    down = downstream_step(
+        run_dir, data, "frozen-mean,tfidf+svm", QUICK_FOLDS if quick else FOLDS, run_dir / "classify"
+    )
+    lat_step = run_step([sys.executable, __file__, "--worker-latency", str(run_dir)], THREADS, check=False)
+    lat = (
+        json.loads(lat_step.output.strip().splitlines()[-1])
+        if lat_step.rc == 0
+        else {"error": lat_step.output[-300:]}
+    )
+    return {
+        "tokens": summary.get("tokens"),
+        "tokens_per_s": summary.get("tokens_per_s"),
+        "train_seconds": summary.get("train_seconds"),
+        "peak_rss_mb": train.peak_rss_mb,
+        **{k: ev.get(k) for k in ("bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top1", "probe_top5", "perplexity", "intrinsic")},
+        "downstream": down,
+        **{k: lat.get(k) for k in ("parameters", "latency_ms", "probe_tokens_per_s")},
+        "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict(), "latency": lat_step.as_dict()},
+        "cpu_s": round(train.cpu_s + ev_step.cpu_s + float(down.get("cpu_s", 0.0)), 1),
+    }  # fmt: skip
+
+
+def ngram_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    """The Kneser-Ney 5-gram, fitted by `evaluate --baseline ngram` beside a 1-step carrier run (the
+    baseline needs a run folder for its tokenizer; the carrier's model is not scored)."""
+    run_dir = work / "runs" / c.key
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_step(pretrain_cmd(data, "gpt-mini", "fit", run_dir, data["tokenizer"]), THREADS)
+    ev_cmd = _cli("evaluate", str(run_dir), "--baseline", "ngram", "--max-docs", "3" if quick else "10")
+    step = run_step(ev_cmd + ["--ngram-tokens", "3000" if quick else "100000"], THREADS)
+    ng = json.loads((run_dir / "eval.json").read_text()).get("baseline", {}).get("ngram", {})
+    return {
+        "bits_per_char": ng.get("bits_per_char"),
+        "perplexity": ng.get("perplexity"),
+        "order": ng.get("order"),
+        "cpu_s": round(step.cpu_s, 1),
+        "peak_rss_mb": step.peak_rss_mb,
+    }
+
+
+def finetune_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    run_dir = work / "runs" / f"{c.corpus}--{c.family}--{c.budget}"
+    down = downstream_step(
+        run_dir, data, "finetune-full", QUICK_FOLDS if quick else FOLDS, run_dir / "classify-full"
+    )
+    return {"downstream": down, "cpu_s": round(float(down.get("cpu_s", 0.0)), 1)}
+
+
+STEPS = {"train": train_cell, "ngram": ngram_cell, "finetune": finetune_cell}
+
+
+def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> dict:
+    """The stored result of ``c``, or run it (each step its own process) and store it at once."""
+    got = store.get(c.key)
+    if got is not None:
+        return got
+    before, t0 = load_average(), time.perf_counter()
+    res = STEPS[c.step](c, data, work, quick)
+    spec = FAMILIES[c.family]
+    cell = {
+        "corpus": c.corpus, "family": c.family, "budget": c.budget, "step": c.step, "stage": c.stage,
+        "budget_s": None if c.budget == "fit" else seconds(c.budget), "kind": spec["kind"],
+        "preset": spec.get("preset"), "objective": spec.get("objective"), "init_from": spec.get("init_from"),
+        "tasks": list(spec["tasks"]), **res, "wall_s": round(time.perf_counter() - t0, 1),
+        "load": [before, load_average()], "machine": machine_facts(), "versions": versions(),
+        "corpus_facts": data["facts"], "quick": quick,
+    }  # fmt: skip
+    return store.put(c.key, cell)
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("domainlm", "torch", "transformers", "scikit-learn", "nltk"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# evidence, table, plot, validation
+
+
+def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
+    """The evidence file (format: domainlm.evidence) from stored cells; ``load_limit`` None keeps all."""
+    loaded = [c for c in cells if load_limit is not None and max(c["load"]) > load_limit]
+    if loaded:
+        keys = ", ".join(f"{c['corpus']}/{c['family']}/{c['budget']}" for c in loaded[:5])
+        raise SystemExit(f"{len(loaded)} cell(s) ran under load > {load_limit} ({keys}): rerun them idle")
+    rows: dict[tuple, dict] = {}
+    tfidf: dict[str, dict] = {}
+    for c in sorted(cells, key=lambda c: c["step"] == "finetune"):  # train cells first
+        key = (c["corpus"], c["family"], c["budget"])
+        down = {m: s for m, s in (c.get("downstream") or {}).items() if isinstance(s, dict) and "mean" in s}
+        if "tfidf+svm" in down:
+            tfidf.setdefault(c["corpus"], down.pop("tfidf+svm") | {"budget_s": None})
+        if c["step"] == "finetune":
+            if key in rows:
+                rows[key]["downstream"] |= down
+                rows[key]["cpu_s"] = round(rows[key]["cpu_s"] + c["cpu_s"], 1)
+            continue
+        rows[key] = {k: c.get(k) for k in ROW_KEYS} | {"downstream": down}
+    out = list(rows.values())
+    for corpus, s in tfidf.items():
+        out.append({"corpus": corpus, "family": "tfidf+svm", "kind": "classical", "tasks": ["classify"],
+                    "budget_s": None, "downstream": {"tfidf+svm": s}})  # fmt: skip
+    first = cells[0] if cells else {}
+    return {
+        "format_version": 1,
+        "study": "python benchmarks/model_selection.py",
+        "written": time.strftime("%Y-%m-%d"),
+        "machine": first.get("machine"),
+        "versions": first.get("versions"),
+        "corpora": {c["corpus"]: c["corpus_facts"] for c in cells},
+        "noise": {"bits_per_char": 0.01},
+        "rows": out,
+    }
+
+
+ROW_KEYS = ("corpus", "family", "kind", "preset", "objective", "init_from", "tasks", "budget_s", "cpu_s",
+            "bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top5", "parameters", "tokens_per_s",
+            "probe_tokens_per_s", "peak_rss_mb", "latency_ms", "load")  # fmt: skip
+
+
+def _num(x, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def table(ev: dict) -> str:
+    head = ("| corpus | family | budget | CPU min | bits/char | pseudo-LL bits/char | masked acc | probe top-5 | "
+            "frozen F1 | full FT F1 | TF-IDF+SVM F1 | params | train tok/s | peak RSS MB | latency ms | load |")  # fmt: skip
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in sorted(ev["rows"], key=lambda r: (r["corpus"], r["family"], r.get("budget_s") or 0)):
+        d = r.get("downstream") or {}
+        f1 = {m: f"{s['mean']:.3f} ± {s.get('std', 0):.3f}" for m, s in d.items()}
+        budget = "fit" if r.get("budget_s") is None else f"{r['budget_s'] / 60:.0f} min"
+        cpu = None if r.get("cpu_s") is None else r["cpu_s"] / 60
+        lines.append(
+            f"| {r['corpus']} | {r['family']} | {budget} | {_num(cpu, '.1f')} | {_num(r.get('bits_per_char'), '.3f')} | "
+            f"{_num(r.get('pppl_bits_per_char'), '.3f')} | {_num(r.get('accuracy'), '.1%')} | {_num(r.get('probe_top5'), '.0%')} | "
+            f"{f1.get('frozen-mean', '-')} | {f1.get('finetune-full', '-')} | {f1.get('tfidf+svm', '-')} | "
+            f"{_num(r.get('parameters') and r['parameters'] / 1e6, '.1f')}M | {_num(r.get('tokens_per_s'), ',.0f')} | "
+            f"{_num(r.get('peak_rss_mb'), ',.0f')} | {_num(r.get('latency_ms'), '.1f')} | {r.get('load') or '-'} |"
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+PLOT_METRICS = (("bits_per_char", "bits / character"), ("pppl_bits_per_char", "pseudo-LL bits / character"),
+                ("frozen-mean", "frozen + LR macro-F1"))  # fmt: skip
+
+
+def plot(ev: dict, path: Path) -> None:
+    """Quality against CPU-minutes: one line per family; a row per corpus, a column per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora = sorted(ev["corpora"])
+    fig, axes = plt.subplots(len(corpora), len(PLOT_METRICS), figsize=(16, 4.5 * len(corpora)), squeeze=False)
+    for i, corpus in enumerate(corpora):
+        for j, (metric, label) in enumerate(PLOT_METRICS):
+            ax = axes[i][j]
+            for fam in sorted({r["family"] for r in ev["rows"] if r["corpus"] == corpus}):
+                pts = sorted((r["cpu_s"] / 60, v) for r in ev["rows"] if r["corpus"] == corpus and r["family"] == fam
+                             and r.get("cpu_s") and (v := _metric(r, metric)) is not None)  # fmt: skip
+                if len(pts) == 1 and FAMILIES.get(fam, {}).get("kind") == "classical":
+                    ax.axhline(pts[0][1], ls="--", color="grey", label=fam)
+                elif pts:
+                    ax.plot(*zip(*pts, strict=True), "o-", label=fam, lw=1.5)
+            ax.set_title(f"{corpus}: {label}")
+            ax.set_xlabel("CPU-minutes (cell)")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _metric(row: dict, metric: str):
+    if metric in (row.get("downstream") or {}):
+        return row["downstream"][metric]["mean"]
+    return row.get(metric)
+
+
+def validate(ev: dict) -> list[dict]:
+    """Hold each corpus out of the evidence; recommend's lookup on the rest chooses for it (every task,
+    every budget measured there); the choice must be the best measured on the held-out corpus or
+    within noise of it (domainlm.evidence's rule). One row per (corpus, task, budget)."""
+    from domainlm import evidence as evmod
+
+    out = []
+    for held in sorted(ev["corpora"]):
+        rest = ev | {"corpora": {k: v for k, v in ev["corpora"].items() if k != held},
+                     "rows": [r for r in ev["rows"] if r["corpus"] != held]}  # fmt: skip
+        only = ev | {
+            "corpora": {held: ev["corpora"][held]},
+            "rows": [r for r in ev["rows"] if r["corpus"] == held],
+        }
+        chars = ev["corpora"][held]["characters"]
+        for task in evmod.TASKS:
+            budgets = sorted(
+                {r["budget_s"] for r in only["rows"] if r.get("budget_s") and task in r.get("tasks", ())}
+            )
+            for b in budgets:
+                truth = evmod.lookup(only, chars, b, task)
+                pick = evmod.lookup(rest, chars, b, task) if rest["rows"] else None
+                if truth is None or pick is None or pick.best_neural is None or truth.best_neural is None:
+                    continue
+                out.append(_verdict(held, task, b, pick, truth))
+    return out
+
+
+def _verdict(held: str, task: str, budget: float, pick, truth) -> dict:
+    from domainlm import evidence as evmod
+
+    chosen = pick.best_classical.family if pick.classical_better else pick.best_neural.family
+    best = truth.entries[0]
+    there = next((e for e in truth.entries if e.family == chosen), None)
+    ok = there is not None and (there is best or evmod.within_noise(best, there, truth.noise, truth.metric))
+    return {"held_out": held, "task": task, "budget_s": budget, "chosen": chosen, "best": best.family,
+            "chosen_value": None if there is None else there.value, "best_value": best.value,
+            "ok": ok, "measured_there": there is not None}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_BUDGET} budget, {', '.join(QUICK_FAMILIES)}, demo"
+    )
+    ap.add_argument("--plan", action="store_true", help="print the cells and the estimated time; run nothing")
+    ap.add_argument(
+        "--publish", action="store_true", help=f"write the evidence to {EVIDENCE_OUT.relative_to(ROOT)}"
+    )
+    ap.add_argument("--validate", action="store_true", help="hold each corpus out; check recommend's choice")
+    ap.add_argument("--evidence", help="evidence JSON for --validate (default: WORK/model_selection.json)")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench-selection"), help="scratch folder (resumes)")
+    ap.add_argument("--corpora", default=",".join(CORPORA))
+    ap.add_argument("--families", default=None, help=f"comma list of: {', '.join(FAMILIES)}")
+    ap.add_argument("--worker-latency", help=argparse.SUPPRESS)
+    return ap.parse_args()
+
+
+def main() -> None:
+    a = parse()
+    if a.worker_latency:
+        latency_worker(a.worker_latency)
+        return
+    sys.path.insert(0, str(ROOT / "src"))
+    work = Path(a.work) / ("quick" if a.quick else "full")
+    store = CellStore(work / "cells")
+    if a.validate:
+        ev = json.loads(Path(a.evidence or work / "model_selection.json").read_text())
+        rows = validate(ev)
+        for r in rows:
+            print(f"  held out {r['held_out']:6} {r['task']:9} {r['budget_s'] / 60:4.0f} min: chose {r['chosen']}, "
+                  f"best {r['best']}: {'ok' if r['ok'] else 'MISS'}")  # fmt: skip
+        print(f"RESULT validate_ok={sum(r['ok'] for r in rows)}/{len(rows)}")
+        return
+    wanted = (
+        a.families.split(",")
+        if a.families
+        else (QUICK_FAMILIES if a.quick else [f for f in FAMILIES if not FAMILIES[f].get("extra")])
+    )
+    for f in wanted:
+        if f not in FAMILIES:
+            raise SystemExit(f"unknown family '{f}'; use one of: {', '.join(FAMILIES)}")
+    families, skipped = available(wanted)
+    corpora = ["demo"] if a.quick else a.corpora.split(",")
+    cells = plan(a.quick, corpora, families, store)
+    text, total = plan_text(cells, store, a.quick, skipped)
+    print(text, flush=True)
+    if a.plan:
+        return
+    print(f"load average before: {load_average():.2f}", flush=True)
+    datas = {c: setup_corpus(c, work) for c in corpora}
+    done = []
+    for c in cells:
+        if c.family.startswith("top-"):
+            continue  # named once the curve stage is stored: run again
+        cell = run_cell(c, datas[c.corpus], work, store, a.quick)
+        done.append(cell)
+        print(f"  {c.key}: {cell['wall_s']:.0f} s, load {cell['load']}", flush=True)
+    ev = evidence(done, load_limit=LOAD_LIMIT if a.publish else None)
+    (work / "model_selection.json").write_text(json.dumps(ev, indent=2))
+    (work / "model_selection.md").write_text(table(ev) + "\n")
+    plot(ev, work / "model_selection.png")
+    print("\n" + table(ev))
+    if a.publish:
+        EVIDENCE_OUT.write_text(json.dumps(ev, indent=2) + "\n")
+        print(f"published {EVIDENCE_OUT.relative_to(ROOT)}")
+    print(f"load average after: {load_average():.2f}")
+    cpu = sum(c.get("cpu_s") or 0 for c in done) / 60
+    print(f"RESULT cells={len(done)} cpu_minutes={cpu:.1f} skipped={len(skipped)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""benchmarks/model_selection.py's logic, without training: the cell store resumes, the plan fits its
+limits, the evidence is built from cells (loaded cells refused), and --validate judges recommend's pick."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import model_selection as ms  # noqa: E402
+from _cells import CellStore  # noqa: E402
+
+
+def _data() -> dict:
+    return {"facts": {"characters": 1000, "documents": 3}}
+
+
+def test_a_finished_cell_is_not_rerun(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(c, data, work, quick):
+        calls.append(c.key)
+        return {"bits_per_char": 2.0, "cpu_s": 1.0}
+
+    monkeypatch.setitem(ms.STEPS, "train", fake)
+    store = CellStore(tmp_path / "cells")
+    cell = ms.Cell("demo", "gpt-mini", "2m")
+    first = ms.run_cell(cell, _data(), tmp_path, store, quick=True)
+    again = ms.run_cell(cell, _data(), tmp_path, store, quick=True)
+    assert calls == ["demo--gpt-mini--2m"] and again == first
+    assert first["format_version"] == 1 and len(first["load"]) == 2 and "flags" in first["machine"]
+    assert not list((tmp_path / "cells").glob("*.tmp"))  # written atomically
+    ms.run_cell(ms.Cell("demo", "gpt-mini", "6m"), _data(), tmp_path, store, quick=True)
+    assert calls == ["demo--gpt-mini--2m", "demo--gpt-mini--6m"]
+
+
+def test_the_quick_plan_is_under_three_minutes(tmp_path):
+    cells = ms.plan(True, ["demo"], ms.QUICK_FAMILIES, CellStore(tmp_path))
+    _, total = ms.plan_text(cells, CellStore(tmp_path), True, [])
+    assert len(cells) == 3 and total <= 180
+
+
+def test_the_full_plan_with_every_family_fits_the_study_limit(tmp_path):
+    families = [f for f in ms.FAMILIES if not ms.FAMILIES[f].get("extra")]
+    cells = ms.plan(False, ms.CORPORA, families, CellStore(tmp_path))
+    text, total = ms.plan_text(cells, CellStore(tmp_path), False, [])
+    assert total / 3600 <= ms.LIMIT_HOURS and "OVER" not in text
+    assert {c.stage for c in cells} == {"curve", "long", "finetune"}
+    # every family at every curve budget on both corpora
+    for f in families:
+        for corpus in ms.CORPORA:
+            budgets = {c.budget for c in cells if c.family == f and c.corpus == corpus and c.stage == "curve"}
+            assert budgets == ({"fit"} if f == "ngram" else set(ms.BUDGETS))
+
+
+def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
+    store = CellStore(tmp_path)
+    for fam, f1 in (("bert-mini", 0.6), ("gpt-mini", 0.7), ("albert-small", 0.5), ("llama-mini", 0.4)):
+        store.put(f"demo--{fam}--{ms.BUDGETS[-1]}", {"corpus": "demo", "family": fam, "budget": ms.BUDGETS[-1],
+                  "step": "train", "downstream": {"frozen-mean": {"mean": f1, "std": 0.01}}})  # fmt: skip
+    cells = ms.plan(False, ["demo"], ["bert-mini", "gpt-mini", "albert-small", "llama-mini"], store)
+    assert [c.family for c in cells if c.stage == "long"] == ["gpt-mini", "bert-mini", "albert-small"]
+
+
+def _cell(corpus, family, budget, load=(0.1, 0.2), **kw):
+    spec = ms.FAMILIES[family]
+    return {"format_version": 1, "corpus": corpus, "family": family, "budget": budget, "step": kw.pop("step", "train"),
+            "budget_s": ms.seconds(budget), "kind": spec["kind"], "preset": spec.get("preset"),
+            "objective": spec.get("objective"), "init_from": None, "tasks": list(spec["tasks"]), "cpu_s": 100.0,
+            "load": list(load), "machine": {"cores": 2}, "versions": {}, "corpus_facts": {"characters": 10**5 if corpus == "a" else 10**7, "documents": 9},
+            **kw}  # fmt: skip
+
+
+def test_evidence_from_cells_merges_finetune_and_refuses_loaded_cells():
+    down = {
+        "frozen-mean": {"mean": 0.6, "std": 0.02, "folds": 5},
+        "tfidf+svm": {"mean": 0.7, "std": 0.02, "folds": 5},
+    }
+    cells = [
+        _cell("a", "bert-mini", "2m", downstream=down),
+        _cell("a", "bert-mini", "2m", step="finetune", downstream={"finetune-full": {"mean": 0.75, "std": 0.03, "folds": 5}}),
+    ]  # fmt: skip
+    ev = ms.evidence(cells)
+    bert = next(r for r in ev["rows"] if r["family"] == "bert-mini")
+    assert set(bert["downstream"]) == {"frozen-mean", "finetune-full"} and bert["cpu_s"] == 200.0
+    tfidf = next(r for r in ev["rows"] if r["family"] == "tfidf+svm")
+    assert tfidf["kind"] == "classical" and tfidf["budget_s"] is None
+    assert "| a | bert-mini | 2 min |" in ms.table(ev)
+    with pytest.raises(SystemExit, match="under load"):
+        ms.evidence([_cell("a", "bert-mini", "2m", load=(0.1, 1.7), downstream=down)])
+
+
+def _row(corpus, family, f1, budget_s=120.0):
+    kind = "classical" if family == "tfidf+svm" else "masked"
+    return {"corpus": corpus, "family": family, "kind": kind, "preset": family, "tasks": ["encoder", "classify"],
+            "budget_s": None if kind == "classical" else budget_s,
+            "downstream": {"frozen-mean" if kind != "classical" else "tfidf+svm": {"mean": f1, "std": 0.01, "folds": 5}}}  # fmt: skip
+
+
+def _ev(rows):
+    return {
+        "format_version": 1,
+        "corpora": {"a": {"characters": 10**5}, "b": {"characters": 10**7}},
+        "rows": rows,
+    }
+
+
+def test_validate_holds_each_corpus_out_and_judges_the_choice():
+    agree = _ev(
+        [
+            _row("a", "bert-mini", 0.8),
+            _row("a", "gpt-mini", 0.6),
+            _row("b", "bert-mini", 0.7),
+            _row("b", "gpt-mini", 0.5),
+        ]
+    )
+    rows = ms.validate(agree)
+    assert rows and all(r["ok"] and r["chosen"] == "bert-mini" for r in rows)
+    assert {r["held_out"] for r in rows} == {"a", "b"}
+    disagree = _ev(
+        [
+            _row("a", "bert-mini", 0.8),
+            _row("a", "gpt-mini", 0.6),
+            _row("b", "bert-mini", 0.5),
+            _row("b", "gpt-mini", 0.7),
+        ]
+    )
+    rows = ms.validate(disagree)
+    assert rows and not any(r["ok"] for r in rows)
+    # within noise of the best counts as a good choice
+    close = _ev(
+        [
+            _row("a", "bert-mini", 0.80),
+            _row("a", "gpt-mini", 0.79),
+            _row("b", "bert-mini", 0.70),
+            _row("b", "gpt-mini", 0.71),
+        ]
+    )
+    assert all(r["ok"] for r in ms.validate(close))
