@@ -393,3 +393,47 @@ def test_t5_encoder_loads_for_classification(family_runs):
     assert out.shape[-1] == TINY["t5-mini"]["d_model"]
     card = (model_dir / "README.md").read_text()
     assert "pipeline_tag: text2text-generation" in card
+
+
+@pytest.mark.slow
+def test_xlnet_two_process_ddp_matches_one_process(corpus_dir, tokenizers, tmp_path):
+    """The orders come from (seed, sample index): 2 processes x 4 rows == 1 process x 8 rows."""
+    import os
+    import subprocess
+    import sys
+
+    common = dict(
+        corpus=str(corpus_dir),
+        tokenizer=str(tokenizers["gpt"]),
+        preset="xlnet-mini",
+        objective="plm",
+        budget="30m",
+        max_steps=4,
+        runs_dir=str(tmp_path),
+        seq_len=32,
+        lr=3e-3,
+        overrides=[f"model.overrides={_yaml(TINY['xlnet-mini'])}", *SETS, "train.checkpoint_every=10h"],
+    )
+    from domainlm.pretrain.loop import pretrain
+
+    single = pretrain(**common, name="single", batch_size=8)
+    script = tmp_path / "ddp_run.py"
+    script.write_text(
+        "import json, sys\nfrom domainlm.pretrain.loop import pretrain\npretrain(**json.loads(sys.argv[1]))\n"
+    )
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = dict(
+        os.environ, PYTHONPATH=f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1"
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)]
+    p = subprocess.run(
+        [*cmd, json.dumps({**common, "name": "ddp", "batch_size": 4})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    a, b = _step_losses(single.run_dir), _step_losses(tmp_path / "ddp")
+    assert sorted(a) == sorted(b) == list(range(1, 5))
+    assert [b[s] for s in a] == pytest.approx([a[s] for s in a], rel=1e-4, abs=1e-5)

@@ -75,7 +75,7 @@ def pretrain(
 ) -> PretrainResult:
     """Resolve the run config (defaults < ``config`` YAML < ``overrides`` < flags) and train.
 
-    Inputs: ``corpus`` (a `domainlm prepare` folder); ``objective`` mlm | electra | clm; a ``preset``
+    Inputs: ``corpus`` (a `domainlm prepare` folder); ``objective`` mlm | electra | clm | plm | span; a ``preset``
     (`domainlm pretrain --preset list`) or ``init_from`` (a local HF checkpoint); the budget as wall
     clock (``budget``) and/or ``max_steps`` / ``max_tokens``; ``overrides`` as dotted ``key=value``.
     ``resume``: auto (continue from the newest valid checkpoint), never, must.

@@ -670,6 +670,11 @@ class PLM:
     def __init__(self, setup: Setup):
         self.setup = setup
         self.module = PLMObjective(setup.model)
+        # XLNet's segment terms (seg_embed, r_s_bias) act only with token_type_ids, which single-segment
+        # blocks do not have: frozen, so the optimizer skips them and DDP does not wait for their gradients
+        for name, p in setup.model.named_parameters():
+            if name.endswith(("rel_attn.seg_embed", "rel_attn.r_s_bias")):
+                p.requires_grad_(False)
 
     def batch(self, ids, indices) -> Batch:
         perm_mask, mapping, labels = plm_batch(ids, indices, self.setup.seed)
