@@ -72,7 +72,7 @@ class TokenizerConfig(Section):
     vocab_size: int = Field(8000, ge=100, le=262144, description="target vocabulary size")
     lowercase: bool = Field(False, description="lowercase before tokenising (legal text is cased)")
     min_frequency: int = Field(2, ge=1, description="minimum count of a merged token")
-    style: Literal["bert", "roberta", "gpt"] = Field(
+    style: Literal["bert", "roberta", "gpt", "t5"] = Field(
         "bert", description="special tokens and post-processor of the target architecture"
     )
 

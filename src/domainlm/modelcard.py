@@ -9,10 +9,17 @@ import yaml
 
 from domainlm import machine
 
+# objective -> the pipeline its model serves (XLNetLMHeadModel is transformers' text-generation; T5 text2text)
+TRAINED_PIPELINE_TAGS: dict[str, str] = {
+    "clm": "text-generation",
+    "plm": "text-generation",
+    "span": "text2text-generation",
+}
+
 
 def write_model_card(model_dir: Path, cfg, summary: dict) -> None:
     objective = cfg.model.objective
-    pipeline_tag = "text-generation" if objective == "clm" else "fill-mask"
+    pipeline_tag = TRAINED_PIPELINE_TAGS.get(objective, "fill-mask")
     meta = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "tags": ["domainlm", objective]}
     if cfg.model.init_from:
         meta["base_model"] = str(cfg.model.init_from)

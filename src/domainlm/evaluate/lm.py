@@ -9,6 +9,12 @@
 - Causal LMs: loss and perplexity per token, and perplexity per word: the total negative log-likelihood
   divided by whitespace-separated words, not tokens, so models with different tokenizers compare. The
   tokens-per-word ratio is measured on the evaluated split.
+- Bits per character of held-out documents (bits.py), the number that compares across families and
+  tokenizers: ``bits_per_char`` for left-to-right likelihoods (causal LMs, the RNN baseline, XLNet in
+  natural order, the n-gram baseline), ``pppl_bits_per_char`` (pseudo-log-likelihood) for masked LMs.
+  T5's span-corruption ``loss`` is not a language-model likelihood: ``intrinsic`` says which number a
+  run has, and for T5 that none is comparable.
+- XLNet: its permutation-LM loss on fixed orders; T5: its span-corruption loss on fixed spans.
 - ELECTRA: the discriminator's replaced-token detection (tokens corrupted by the generator with fixed
   masks; by uniformly random tokens if the run has no generator folder) and the generator's MLM metrics,
   with the same definitions the training loop logs (``objectives.electra_metrics``; the names are
@@ -37,6 +43,16 @@ ASSETS = Path(__file__).parent.parent / "assets"
 PROBE_SETS: dict[str, Path] = {"constitution": ASSETS / "constitution_probes.jsonl"}
 BASELINES = {"ngram": "ngram", "none": None}
 PROBE_MASK = "[MASK]"  # the placeholder in probe files, whatever the model's own mask token is
+# objective -> its number comparable across families (bits.py); objectives not here have none
+INTRINSIC: dict[str, str] = {
+    "clm": "bits_per_char",
+    "plm": "bits_per_char",
+    "mlm": "pppl_bits_per_char",
+    "electra": "pppl_bits_per_char",  # of the generator, the run's only masked LM
+}
+NOT_COMPARABLE = "none: the loss is not a language-model likelihood, not comparable with the others"
+# objective -> how cloze probes query it (XLNet and T5 are not probed)
+PROBED: dict[str, str] = {"clm": "clm", "mlm": "mlm", "electra": "mlm"}
 # folders (relative to the run) where an ELECTRA run may keep its generator, first found wins
 GENERATOR_DIRS = ("generator", "model/generator", "model-generator", "model_generator")
 
@@ -46,7 +62,8 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
 
     A document longer than ``seq_len`` is scored in consecutive windows of ``seq_len - 2`` tokens framed
     by [CLS]/[SEP] (each token is scored once, with context from its own window only). Returns the mean
-    per-token loss and pseudo-perplexity per token and per whitespace word. Call under no_grad.
+    per-token loss, pseudo-perplexity per token and per whitespace word, and the pseudo-log-likelihood in
+    bits per character (``pppl_bits_per_char``). Call under no_grad.
     """
     import torch
 
@@ -58,10 +75,11 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
     prefix = [tok.cls_token_id] if tok.cls_token_id is not None else []
     suffix = [tok.sep_token_id] if tok.sep_token_id is not None else []
     content = seq_len - len(prefix) - len(suffix)
-    nll, n_tokens, n_words = 0.0, 0, 0
+    nll, n_tokens, n_words, n_chars = 0.0, 0, 0, 0
     for text in texts:
         ids = tok(text, add_special_tokens=False)["input_ids"]
         n_words += len(text.split())
+        n_chars += len(text)
         for w in range(0, len(ids), content):
             window = torch.tensor(prefix + ids[w : w + content] + suffix)  # (L,)
             positions = torch.arange(len(prefix), len(prefix) + len(ids[w : w + content]))  # (n,)
@@ -82,6 +100,7 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
         "pppl_loss": loss,
         "pppl_token": math.exp(min(loss, 50)),
         "pppl_word": math.exp(min(nll / max(1, n_words), 50)),
+        "pppl_bits_per_char": nll / math.log(2) / max(1, n_chars),
         "pppl_docs": len(texts),
         "pppl_tokens": n_tokens,
         "pppl_words": n_words,
@@ -216,8 +235,10 @@ def probe_metrics(model, tok, objective: str, probes: list[dict], top_k: int = 5
 
 def _load_run(run: Path):
     from domainlm.config import read_run_config
+    from domainlm.pretrain.rnn import is_rnn_folder
 
-    if not (run / "config.yaml").is_file() or not (run / "model" / "config.json").is_file():
+    model_ok = (run / "model" / "config.json").is_file() or is_rnn_folder(run / "model")
+    if not (run / "config.yaml").is_file() or not model_ok:
         raise UserError(
             f"'{run}' is not a finished run folder (config.yaml and model/ expected)",
             "Pass a folder made by `domainlm pretrain`",
@@ -227,7 +248,8 @@ def _load_run(run: Path):
 
 def _objective_of(run: Path, cfg) -> str:
     """The run's objective; an ELECTRA discriminator is recognised from its architecture too."""
-    arch = json.loads((run / "model" / "config.json").read_text()).get("architectures") or []
+    config = run / "model" / "config.json"
+    arch = (json.loads(config.read_text()).get("architectures") or []) if config.is_file() else []
     if cfg.model.objective == "electra" or "ElectraForPreTraining" in arch:
         return "electra"
     return cfg.model.objective
@@ -238,6 +260,13 @@ def _generator_dir(run: Path) -> Path | None:
         if (run / rel / "config.json").is_file():
             return run / rel
     return None
+
+
+def first_texts(corpus, split: str, n: int) -> list[str]:
+    """The texts of the first ``n`` documents of ``split``: what the per-character numbers score."""
+    import itertools
+
+    return [d["text"] for d in itertools.islice(read_documents(corpus, split), n)]
 
 
 def words_per_token(corpus: Path, split: str, tok) -> float:
@@ -286,7 +315,8 @@ def evaluate(
     for run in map(Path, runs):
         result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs)
         if baseline == "ngram":
-            result["baseline"] = {"ngram": ngram_baseline(run, data, ngram_order, ngram_tokens, ngram_cache)}
+            ngram = ngram_baseline(run, data, ngram_order, ngram_tokens, ngram_cache, max_docs)
+            result["baseline"] = {"ngram": ngram}
         (run / "eval.json").write_text(json.dumps(result, indent=2))
         out[str(run)] = result
     return out
@@ -306,11 +336,11 @@ class EvalData:
 
 
 def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
-    from domainlm.pretrain.objectives import MaskSpec
+    from domainlm.pretrain.objectives import OBJECTIVES, MaskSpec
     from domainlm.tokens.blocks import Blocks, block_spec, separator_id
     from domainlm.tokens.encode import encode_split
 
-    layout = "clm" if objective == "clm" else "mlm"
+    layout = resolve("objective", objective, OBJECTIVES).block_layout
     split, sep = "validation", separator_id(layout, tok)
     shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
     if len(shard.tokens) < cfg.train.seq_len:
@@ -357,38 +387,64 @@ def evaluate_run(run: Path, eval_batches: int | None, probe_path, probe_set, max
     }
     with torch.no_grad(), ctx:
         score = electra_scores if objective == "electra" else lm_scores
-        scores, model = score(run, cfg, objective, data, n_batches)
+        scores, model = score(run, cfg, objective, data, n_batches, tok)
         result |= scores
-        if model is not None and objective != "clm" and max_docs > 0:
-            docs = zip(range(max_docs), read_documents(cfg.corpus, data.split), strict=False)
-            result |= pseudo_perplexity(model, tok, [d["text"] for _, d in docs], cfg.train.seq_len)
-        if model is not None and probe_set is not None:
-            result |= probe_metrics(model, tok, "clm" if objective == "clm" else "mlm", probe_set)
+        result["intrinsic"] = INTRINSIC.get(objective) or NOT_COMPARABLE
+        if model is not None and max_docs > 0:
+            texts = first_texts(cfg.corpus, data.split, max_docs)
+            result |= document_scores(model, tok, objective, texts, cfg.train.seq_len)
+        if model is not None and probe_set is not None and objective in PROBED:
+            result |= probe_metrics(model, tok, PROBED[objective], probe_set)
             result["probe_file"] = str(probe_path)
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result, data
 
 
-def lm_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: int):
-    """(metrics, model) of a masked or causal LM: the training loop's validation metrics, and for a
-    causal LM the perplexity per word (the same total NLL spread over words instead of tokens)."""
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+def document_scores(model, tok, objective: str, texts: list[str], seq_len: int) -> dict:
+    """The per-character numbers of ``texts`` (bits.py): bits per character for a left-to-right
+    likelihood, pseudo-log-likelihood (and per character) for a masked LM, nothing for T5."""
+    from domainlm.evaluate.bits import causal_bits
 
+    if INTRINSIC.get(objective) == "bits_per_char":
+        return causal_bits(model, tok, texts, seq_len, kind=objective)
+    if INTRINSIC.get(objective) == "pppl_bits_per_char":
+        return pseudo_perplexity(model, tok, texts, seq_len)
+    return {}
+
+
+def load_model(run: Path, objective: str):
+    """The run's ``model/`` with the transformers Auto class of its objective, or the RNN baseline."""
+    import transformers
+
+    from domainlm.pretrain.objectives import OBJECTIVES
+    from domainlm.pretrain.rnn import is_rnn_folder, load_rnn
+
+    if is_rnn_folder(run / "model"):
+        return load_rnn(run / "model")
+    auto = OBJECTIVES[objective].auto_model
+    if auto is None:
+        raise UserError(f"'{run}': objective {objective} has no model loader", "Evaluate an mlm/clm run")
+    return getattr(transformers, auto).from_pretrained(str(run / "model"), local_files_only=True).eval()
+
+
+def lm_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: int, tok=None):
+    """(metrics, model) of a masked, causal, permutation or span-corruption LM: the training loop's
+    validation metrics, and for a causal LM the perplexity per word (the same total NLL spread over
+    words instead of tokens)."""
     from domainlm.pretrain.metrics import lm_metrics
 
-    loader = AutoModelForCausalLM if objective == "clm" else AutoModelForMaskedLM
-    model = loader.from_pretrained(str(run / "model"), local_files_only=True).eval()
+    model = load_model(run, objective)
     family = model.config.model_type
     sparse = cfg.speed.sparse_prediction
     m = lm_metrics(
-        model, family, objective, data.blocks, data.mask_spec, cfg.train.batch_size, n_batches, sparse
+        model, family, objective, data.blocks, data.mask_spec, cfg.train.batch_size, n_batches, sparse, tok
     )
     if objective == "clm":
         m["perplexity_word"] = math.exp(min(m["loss"] / data.words_per_token, 50))
     return m, model
 
 
-def electra_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: int):
+def electra_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: int, tok=None):
     """(metrics, generator or None): the discriminator's disc_* metrics and the generator's as
     ``generator_*`` (objectives.electra_metrics, the definitions the training loop logs)."""
     from transformers import ElectraForMaskedLM, ElectraForPreTraining
@@ -408,16 +464,19 @@ def electra_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: in
     return out, gen  # probes and pseudo-perplexity use the generator, the only MLM here
 
 
-def ngram_baseline(run: Path, data: EvalData, order: int, n_tokens: int, cache: dict) -> dict:
-    """The Kneser-Ney n-gram on the run's training tokens, scored on ``data`` (cached per tokenizer)."""
-    from domainlm.evaluate.ngram import fit_score, split_documents
+def ngram_baseline(
+    run: Path, data: EvalData, order: int, n_tokens: int, cache: dict, max_docs: int = 10
+) -> dict:
+    """The Kneser-Ney n-gram on the run's training tokens, scored on ``data`` (cached per tokenizer),
+    and its bits per character on the first ``max_docs`` documents (at most ``n_tokens`` tokens)."""
+    from domainlm.evaluate.ngram import fit_and_score, split_documents
     from domainlm.tokens.encode import encode_split
-    from domainlm.tokens.tokenizer import tokenizer_hash
+    from domainlm.tokens.tokenizer import load_tokenizer, tokenizer_hash
 
     key = tokenizer_hash(run / "tokenizer")
     if key not in cache:
         train_shard = encode_split(data.corpus, run / "tokenizer", "train", data.sep)
-        r = fit_score(
+        r, lm = fit_and_score(
             split_documents(train_shard.tokens, data.sep),
             split_documents(data.shard.tokens, data.sep),
             order,
@@ -427,7 +486,21 @@ def ngram_baseline(run: Path, data: EvalData, order: int, n_tokens: int, cache: 
             "perplexity_word": math.exp(min(r.loss / data.words_per_token, 50)),
             "tokenizer": key,
         }
+        cache[key] |= ngram_bits(lm, load_tokenizer(run / "tokenizer"), data, order, n_tokens, max_docs)
     return cache[key]
+
+
+def ngram_bits(lm, tok, data: EvalData, order: int, n_tokens: int, max_docs: int) -> dict:
+    """The n-gram's bits per character of the documents ``document_scores`` reads (bits.py): their
+    tokens after the start symbols, no end symbol; characters counted up to the last token scored."""
+    from domainlm.evaluate.bits import bits_result, chars_scored
+    from domainlm.evaluate.ngram import score
+
+    texts = first_texts(data.corpus, data.split, max_docs)
+    docs = [[str(i) for i in tok(t, add_special_tokens=False)["input_ids"]] for t in texts]
+    nll, counts = score(lm, docs, order, n_tokens, end=False)
+    chars = sum(chars_scored(tok, t, k) for t, k in zip(texts, counts, strict=False))
+    return bits_result(nll, chars, sum(counts), len(counts))
 
 
 # the rows of the side-by-side table, in order: (key, label)
@@ -439,6 +512,8 @@ TABLE_ROWS = [
     ("perplexity_word", "perplexity / word"),
     ("pppl_token", "pseudo-perplexity / token"),
     ("pppl_word", "pseudo-perplexity / word"),
+    ("bits_per_char", "bits / character"),
+    ("pppl_bits_per_char", "pseudo-LL bits / character"),
     ("disc_accuracy", "discriminator accuracy"),
     ("disc_replaced_f1", "discriminator F1 (replaced)"),
     ("generator_accuracy", "generator masked accuracy"),
@@ -466,6 +541,7 @@ def side_by_side(results: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
                         "loss": ng["loss"],
                         "perplexity": ng["perplexity"],
                         "perplexity_word": ng["perplexity_word"],
+                        **({"bits_per_char": ng["bits_per_char"]} if "bits_per_char" in ng else {}),
                     },
                 )
             )

@@ -61,10 +61,29 @@ def fit_score(
 ) -> NgramResult:
     """Fit a ``order``-gram KN model on ``train_docs``; score the first ``max_tokens`` predictions of
     ``eval_docs`` (each document padded with ``order - 1`` start symbols and ended by ``</s>``)."""
+    return fit_and_score(train_docs, eval_docs, order, max_tokens)[0]
+
+
+def fit_and_score(train_docs, eval_docs, order: int = 5, max_tokens: int = 3000):
+    """(``fit_score``'s result, the fitted model) for scoring more text with ``score``."""
+    t0 = time.perf_counter()
+    lm = fit(train_docs, order)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nll, counts = score(lm, eval_docs, order, max_tokens)
+    n = sum(counts)
+    loss = nll / max(1, n)
+    result = NgramResult(
+        order, loss, math.exp(min(loss, 50)), n, round(fit_s, 2), round(time.perf_counter() - t0, 2)
+    )
+    return result, lm
+
+
+def fit(train_docs: Iterable[Sequence[str]], order: int = 5):
+    """An interpolated Kneser-Ney ``order``-gram (NLTK) fitted on ``train_docs``."""
     try:
         from nltk.lm import KneserNeyInterpolated
         from nltk.lm.preprocessing import padded_everygram_pipeline
-        from nltk.util import ngrams
     except ImportError:
         from domainlm.errors import UserError
 
@@ -72,24 +91,31 @@ def fit_score(
             "the n-gram baseline needs NLTK", "Install it: pip install 'domainlm[eval]'"
         ) from None
 
-    t0 = time.perf_counter()
     lm = KneserNeyInterpolated(order)
     train, vocab = padded_everygram_pipeline(order, [list(d) for d in train_docs])
     lm.fit(train, vocab)
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    nll, n = 0.0, 0
-    for doc in eval_docs:
-        padded = ["<s>"] * (order - 1) + list(doc) + ["</s>"]
+    return lm
+
+
+def score(
+    lm, docs: Iterable[Sequence[str]], order: int, max_tokens: int, end: bool = True
+) -> tuple[float, list[int]]:
+    """(total NLL in nats, predictions scored per document) of the first ``max_tokens`` predictions of
+    ``docs``, each after ``order - 1`` start symbols; ``end``: also predict ``</s>`` after each."""
+    from nltk.util import ngrams
+
+    nll, counts, n = 0.0, [], 0
+    for doc in docs:
+        if n >= max_tokens:
+            break
+        padded = ["<s>"] * (order - 1) + list(doc) + (["</s>"] if end else [])
+        k = 0
         for gram in ngrams(padded, order):
             p = lm.score(gram[-1], gram[:-1])
             nll -= math.log(max(p, 1e-12))  # an unseen token under an unseen context can score 0
-            n += 1
-            if n >= max_tokens:
+            k += 1
+            if n + k >= max_tokens:
                 break
-        if n >= max_tokens:
-            break
-    loss = nll / max(1, n)
-    return NgramResult(
-        order, loss, math.exp(min(loss, 50)), n, round(fit_s, 2), round(time.perf_counter() - t0, 2)
-    )
+        counts.append(k)
+        n += k
+    return nll, counts

@@ -75,7 +75,7 @@ def pretrain(
 ) -> PretrainResult:
     """Resolve the run config (defaults < ``config`` YAML < ``overrides`` < flags) and train.
 
-    Inputs: ``corpus`` (a `domainlm prepare` folder); ``objective`` mlm | electra | clm; a ``preset``
+    Inputs: ``corpus`` (a `domainlm prepare` folder); ``objective`` mlm | electra | clm | plm | span; a ``preset``
     (`domainlm pretrain --preset list`) or ``init_from`` (a local HF checkpoint); the budget as wall
     clock (``budget``) and/or ``max_steps`` / ``max_tokens``; ``overrides`` as dotted ``key=value``.
     ``resume``: auto (continue from the newest valid checkpoint), never, must.
@@ -317,10 +317,10 @@ def setup_model(cfg: RunConfig, tok, objective: type[Objective], device, reporte
         model = _preset_model(cfg, tok)
     model.to(device)
     config = model.config
-    max_pos = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 0)
+    max_pos = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 0
     if config.model_type == "roberta":
         max_pos -= 2  # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy)
-    if cfg.train.seq_len > max_pos:
+    if max_pos > 0 and cfg.train.seq_len > max_pos:  # XLNet, T5 and RNNs have no position table
         raise UserError(
             f"train.seq_len {cfg.train.seq_len} exceeds the model's {max_pos} positions",
             f"Set train.seq_len <= {max_pos}",
@@ -416,7 +416,7 @@ def objective_setup(cfg: RunConfig, tok, model, family: str) -> Setup:
     mask_id = tok.mask_token_id if tok.mask_token_id is not None else -1
     spec = MaskSpec(mask_id, len(tok), specials, cfg.train.mlm_probability, cfg.train.seed)
     starts = word_start_table(tok) if cfg.train.whole_word_mask else None
-    return Setup(model, family, spec, starts, cfg.speed.sparse_prediction, cfg.train.seed)
+    return Setup(model, family, spec, starts, cfg.speed.sparse_prediction, cfg.train.seed, tok)
 
 
 def _param_groups(model, weight_decay: float):
@@ -915,9 +915,11 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 def save_model(model, tok, run_dir: Path, cfg: RunConfig, summary: dict) -> Path:
     """Write ``run_dir/model``: HF weights (safetensors), tokenizer and a model card. ELECTRA: the
-    discriminator is ``model/`` (ElectraForPreTraining), the generator ``generator/`` (ElectraForMaskedLM)."""
+    discriminator is ``model/`` (ElectraForPreTraining), the generator ``generator/`` (ElectraForMaskedLM).
+    The RNN baseline is not a transformers model: rnn.save_rnn writes its own format and says so."""
     from domainlm.modelcard import write_model_card
     from domainlm.pretrain.objectives import ElectraPair
+    from domainlm.pretrain.rnn import RNNLM, save_rnn
 
     def write(net, out: Path, card: bool) -> Path:
         tmp = out.parent / f".{out.name}-staging"
@@ -930,6 +932,8 @@ def save_model(model, tok, run_dir: Path, cfg: RunConfig, summary: dict) -> Path
         tmp.rename(out)
         return out
 
+    if isinstance(model, RNNLM):
+        return save_rnn(model, tok, run_dir / "model", cfg, summary)
     if isinstance(model, ElectraPair):
         write(model.generator, run_dir / "generator", card=False)
         return write(model.discriminator, run_dir / "model", card=True)

@@ -9,7 +9,12 @@
 - ``electra``: replaced-token detection (Clark et al. 2020, "ELECTRA"): a small MLM generator fills the
   masked positions with samples; the discriminator labels every token original/replaced. Loss =
   generator MLM loss + 50 x discriminator loss (the paper's lambda = 50); the two share embeddings.
-- ``clm``: next-token prediction.
+- ``clm``: next-token prediction (GPT-2, Llama, and the LSTM/GRU baseline of rnn.py).
+- ``plm``: XLNet's permutation language modelling (Yang et al. 2019): a random factorisation order per
+  sample; the last 1/K of it are predicted (partial prediction, K = 6), each from the tokens before it
+  in the order, through ``XLNetLMHeadModel``'s ``perm_mask`` / ``target_mapping``.
+- ``span``: T5's span corruption (Raffel et al. 2020): 15% of tokens in spans of mean length 3, each
+  span replaced by a sentinel in the encoder input; the decoder writes the sentinels and the spans.
 
 The loop sees an objective only through the ``Objective`` protocol below, resolved by name from
 ``OBJECTIVES``: it makes a micro-batch on the CPU (masks from (seed, sample index)), returns a loss
@@ -46,6 +51,13 @@ MLM_HEADS = {
 ELECTRA_DISC_WEIGHT = 50.0
 # mixed into the seed of the replaced-token draws, so they are a stream apart from the masks' draws
 _ELECTRA_STREAM = 0x5EED_E1EC
+# XLNet's partial prediction: the last 1/K of each factorisation order is predicted (Yang et al. 2019,
+# section 2.3; K = 6 in the paper's table of pretraining hyperparameters)
+PLM_K = 6
+# T5's span corruption: noise density 15%, mean span length 3 (Raffel et al. 2020, section 3.1.4; the mean
+# span length 3 chosen in section 3.3.4)
+SPAN_DENSITY, SPAN_MEAN_LENGTH = 0.15, 3.0
+_PLM_STREAM, _SPAN_STREAM = 0x9E12_7A11, 0x5BA7_C0DE  # the orders' and the spans' own random streams
 
 
 @dataclass
@@ -372,6 +384,165 @@ def electra_metrics(
 
 
 # ----------------------------------------------------------------------------------------------------
+# XLNet's permutation LM and T5's span corruption: per-sample draws from (seed, sample index)
+
+
+def permutation_targets(T: int, n_predict: int, seed: int, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(perm_mask (T, T), target positions (n_predict,) ascending) of sample ``g``.
+
+    A factorisation order is a random permutation of the T positions drawn from (seed, g); its last
+    ``n_predict`` positions are the targets. ``perm_mask[i, j] = 1``: i may not see j (transformers'
+    XLNet convention). A target sees every non-target and the targets before it in the order, never
+    itself or a later one; a non-target sees every non-target and no target, as in XLNet's own
+    ``_local_perm`` (Yang et al. 2019, data_utils.py): the loss is then log p(targets | non-targets)
+    factorised along the order.
+    """
+    order = torch.randperm(T, generator=sample_generator(seed ^ _PLM_STREAM, int(g)))  # (T,)
+    rank = torch.empty(T, dtype=torch.long)
+    rank[order] = torch.arange(T)  # rank[p]: where position p comes in the order
+    target = rank >= T - n_predict  # (T,) bool
+    perm_mask = target[None, :] & (rank[None, :] >= rank[:, None])  # (T, T): row i may not see column j
+    return perm_mask.float(), order[T - n_predict :].sort().values
+
+
+def plm_n_predict(T: int) -> int:
+    """Targets per sample of length T: 1/K of the positions (at least one)."""
+    return max(1, T // PLM_K)
+
+
+def plm_batch(ids: torch.Tensor, indices, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, T) ids -> perm_mask (B, T, T), target_mapping (B, n, T) one-hot, labels (B, n)."""
+    B, T = ids.shape
+    n = plm_n_predict(T)
+    masks, targets = zip(*(permutation_targets(T, n, seed, g) for g in indices), strict=True)
+    targets = torch.stack(targets)  # (B, n)
+    mapping = F.one_hot(targets, T).float()  # (B, n, T): row k picks target k's position
+    return torch.stack(masks), mapping, torch.gather(ids, 1, targets)
+
+
+def _segments(n_items: int, n_segments: int, gen: torch.Generator) -> torch.Tensor:
+    """(n_segments,) lengths >= 1 summing to ``n_items``: a uniformly random composition (T5's
+    ``_random_segmentation``: n_segments - 1 cut points among the n_items - 1 gaps)."""
+    cuts = (torch.randperm(n_items - 1, generator=gen)[: n_segments - 1] + 1).sort().values
+    return torch.cat([torch.tensor([0]), cuts, torch.tensor([n_items])]).diff()
+
+
+def span_noise_mask(T: int, seed: int, g: int) -> torch.Tensor:
+    """(T,) bool of sample ``g``: round(15% of T) noise tokens in round(noise / 3) spans, separated by
+    kept stretches, starting with a kept one (T5's ``random_spans_noise_mask``, Raffel et al. 2020)."""
+    n_noise = min(max(round(T * SPAN_DENSITY), 1), T - 1)
+    n_spans = min(max(1, round(n_noise / SPAN_MEAN_LENGTH)), T - n_noise)
+    gen = sample_generator(seed ^ _SPAN_STREAM, int(g))
+    noise_len, keep_len = _segments(n_noise, n_spans, gen), _segments(T - n_noise, n_spans, gen)
+    lengths = torch.stack([keep_len, noise_len], 1).flatten()  # keep, noise, keep, noise ...
+    return (torch.arange(2 * n_spans) % 2 == 1).repeat_interleave(lengths)
+
+
+def span_corrupt(ids: torch.Tensor, noise: torch.Tensor, sentinels: torch.Tensor, eos: int | None):
+    """(T,) ids and noise mask -> (encoder input, decoder target), both 1-D.
+
+    Input: the kept tokens with the k-th noise span replaced by sentinel k; target: sentinel k then span
+    k's tokens, for every span, then one more sentinel (the end of the last span). ``eos`` ends both.
+    """
+    start = noise & ~torch.cat([torch.tensor([False]), noise[:-1]])  # (T,) first token of a span
+    span = start.cumsum(0) - 1  # (T,) index of the span a noise token is in
+    n_spans = int(start.sum())
+    inputs = torch.where(start, sentinels[span.clamp(min=0)], ids)[~noise | start]
+    pairs = torch.stack([sentinels[span[noise]], ids[noise]], 1).flatten()  # (2 n_noise,)
+    keep = torch.stack([start[noise], torch.ones_like(start[noise])], 1).flatten()
+    targets = torch.cat([pairs[keep], sentinels[n_spans : n_spans + 1]])
+    if eos is not None:
+        inputs, targets = torch.cat([inputs, torch.tensor([eos])]), torch.cat([targets, torch.tensor([eos])])
+    return inputs, targets
+
+
+def span_batch(ids: torch.Tensor, indices, seed: int, sentinels: list[int], eos: int | None):
+    """(B, T) ids -> (encoder inputs (B, L_in), decoder targets (B, L_out)); every row has the same
+    lengths (the counts of noise tokens and spans depend on T only)."""
+    T = ids.shape[1]
+    n_spans = max(1, round(min(max(round(T * SPAN_DENSITY), 1), T - 1) / SPAN_MEAN_LENGTH))
+    if len(sentinels) < n_spans + 1:
+        from domainlm.errors import UserError
+
+        raise UserError(
+            f"span corruption of {T}-token blocks needs {n_spans + 1} sentinel tokens; the tokenizer has "
+            f"{len(sentinels)}",
+            "Use a T5-style tokenizer (domainlm tokenizer --style t5, or let pretrain train one), or a "
+            "shorter train.seq_len",
+        )
+    table = torch.tensor(sentinels)
+    rows = [span_corrupt(ids[r], span_noise_mask(T, seed, g), table, eos) for r, g in enumerate(indices)]
+    return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+
+class PLMObjective(nn.Module):
+    """forward(ids, perm_mask, target_mapping, labels) -> summed cross-entropy at the targets (fp32)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids, perm_mask, target_mapping, labels) -> torch.Tensor:
+        out = self.model(input_ids=ids, perm_mask=perm_mask, target_mapping=target_mapping, use_cache=False)
+        logits = out.logits  # (B, n, V): the query stream at each target
+        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="sum")
+
+
+class SpanObjective(nn.Module):
+    """forward(inputs, labels) -> summed decoder cross-entropy over every target token (fp32)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(labels[:, :1], self.model.config.decoder_start_token_id)
+        decoder_inputs = torch.cat([start, labels[:, :-1]], 1)  # teacher forcing, shifted right
+        logits = self.model(input_ids=inputs, decoder_input_ids=decoder_inputs, use_cache=False).logits
+        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), reduction="sum")
+
+
+def _target_metrics(module, batches) -> dict:
+    """Mean loss per target over ``batches`` of (module arguments, targets)."""
+    total, count = 0.0, 0
+    for args, n in batches:
+        total += module(*args).item()
+        count += n
+    return {"loss": total / max(1, count), "targets": count}
+
+
+def plm_metrics(model, blocks, batch_size: int, n_batches: int, seed: int) -> dict:
+    """XLNet's permutation-LM loss per target on the first blocks, orders drawn from ``seed``."""
+    n, module = min(blocks.n_blocks, batch_size * n_batches), PLMObjective(model)
+    device = next(model.parameters()).device
+
+    def batches():
+        for start in range(0, n, batch_size):
+            indices = range(start, min(n, start + batch_size))
+            ids = blocks.batch(indices)
+            args = (ids, *plm_batch(ids, indices, seed))
+            yield tuple(a.to(device) for a in args), args[-1].numel()
+
+    return _target_metrics(module, batches())
+
+
+def span_metrics(model, tok, blocks, batch_size: int, n_batches: int, seed: int) -> dict:
+    """T5's span-corruption loss per target token on the first blocks, spans drawn from ``seed``."""
+    from domainlm.tokens.tokenizer import sentinel_ids
+
+    n, module = min(blocks.n_blocks, batch_size * n_batches), SpanObjective(model)
+    device, sentinels = next(model.parameters()).device, sentinel_ids(tok)
+
+    def batches():
+        for start in range(0, n, batch_size):
+            indices = range(start, min(n, start + batch_size))
+            inputs, labels = span_batch(blocks.batch(indices), indices, seed, sentinels, tok.eos_token_id)
+            yield (inputs.to(device), labels.to(device)), labels.numel()
+
+    return _target_metrics(module, batches())
+
+
+# ----------------------------------------------------------------------------------------------------
 # the contract the loop trains through, and the registry that resolves an objective by name
 
 
@@ -396,6 +567,7 @@ class Setup:
     word_starts: torch.Tensor | None  # (V,) bool table for whole-word masking, None: mask pieces
     sparse: bool  # vocabulary projection on the predicted positions only
     seed: int  # the run's seed (ELECTRA's replaced-token draws)
+    tok: Any = None  # the run's tokenizer (T5's span corruption takes its sentinels and end token)
 
 
 class Objective(Protocol):
@@ -505,5 +677,61 @@ class Electra:
         return electra_metrics(pair.discriminator, pair.generator, blocks, spec, batch_size, n_batches)
 
 
+class PLM:
+    """Permutation language modelling (XLNet): the last 1/K of a random factorisation order predicted."""
+
+    needs_mask_token, block_layout, tokenizer_style, auto_model = False, "clm", None, "AutoModelForCausalLM"
+    reduction, stats = "sum", ()
+
+    def __init__(self, setup: Setup):
+        self.setup = setup
+        self.module = PLMObjective(setup.model)
+        # XLNet's segment terms (seg_embed, r_s_bias) act only with token_type_ids, which single-segment
+        # blocks do not have: frozen, so the optimizer skips them and DDP does not wait for their gradients
+        for name, p in setup.model.named_parameters():
+            if name.endswith(("rel_attn.seg_embed", "rel_attn.r_s_bias")):
+                p.requires_grad_(False)
+
+    def batch(self, ids, indices) -> Batch:
+        perm_mask, mapping, labels = plm_batch(ids, indices, self.setup.seed)
+        return Batch((ids, perm_mask, mapping, labels), labels.numel())
+
+    def loss(self, module, batch: Batch):
+        return module(*batch.args), {}
+
+    def metrics(self, blocks, batch_size, n_batches, seed):
+        return plm_metrics(self.setup.model, blocks, batch_size, n_batches, seed)
+
+
+class Span:
+    """Span corruption (T5): sentinels replace 15% of tokens in spans; the decoder writes the spans."""
+
+    needs_mask_token, block_layout, tokenizer_style, auto_model = False, "clm", None, "AutoModelForSeq2SeqLM"
+    reduction, stats = "sum", ()
+
+    def __init__(self, setup: Setup):
+        from domainlm.tokens.tokenizer import sentinel_ids
+
+        self.setup, self.sentinels = setup, sentinel_ids(setup.tok) if setup.tok is not None else []
+        self.eos = setup.tok.eos_token_id if setup.tok is not None else None
+        self.module = SpanObjective(setup.model)
+
+    def batch(self, ids, indices) -> Batch:
+        inputs, labels = span_batch(ids, indices, self.setup.seed, self.sentinels, self.eos)
+        return Batch((inputs, labels), labels.numel())
+
+    def loss(self, module, batch: Batch):
+        return module(*batch.args), {}
+
+    def metrics(self, blocks, batch_size, n_batches, seed):
+        return span_metrics(self.setup.model, self.setup.tok, blocks, batch_size, n_batches, seed)
+
+
 # objective name -> class (``--objective``); a new objective is one class here
-OBJECTIVES: dict[str, type[Objective]] = {"mlm": MLM, "electra": Electra, "clm": CLM}
+OBJECTIVES: dict[str, type[Objective]] = {
+    "mlm": MLM,
+    "electra": Electra,
+    "clm": CLM,
+    "plm": PLM,
+    "span": Span,
+}

@@ -32,6 +32,11 @@ FAMILIES: dict[str, tuple[str, dict[str, str], str]] = {
     # ELECTRA: the discriminator is the product (model/); the generator is saved beside it (generator/)
     "electra": ("ElectraConfig", {"electra": "ElectraForPreTraining"}, "bert"),
     "modernbert": ("ModernBertConfig", {"mlm": "ModernBertForMaskedLM"}, "bert"),
+    # issue 14's other families: XLNet (permutation LM), T5 (span corruption; its encoder classifies),
+    # and the LSTM/GRU baseline, plain torch (rnn.py: a dotted name is a domainlm class, not transformers')
+    "xlnet": ("XLNetConfig", {"plm": "XLNetLMHeadModel"}, "gpt"),
+    "t5": ("T5Config", {"span": "T5ForConditionalGeneration"}, "t5"),
+    "rnn": ("domainlm.pretrain.rnn.RNNConfig", {"clm": "domainlm.pretrain.rnn.RNNLM"}, "gpt"),
 }
 
 
@@ -92,6 +97,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         **_modernbert(6, 512, 8),
         "recipe": {"lr": 5e-4, "warmup": 0.06, "mlm_probability": 0.4},
     },
+    # XLNet at bert-mini's shape (Yang et al. 2019 use 12/24 layers; this is the CPU size)
+    "xlnet-mini": {"family": "xlnet", "n_layer": 4, "d_model": 256, "n_head": 4, "d_inner": 1024},
+    # T5 at bert-mini's shape, 4 encoder + 4 decoder layers, ReLU feed-forward (Raffel et al. 2020)
+    "t5-mini": {"family": "t5", "num_layers": 4, "d_model": 256, "num_heads": 4, "d_kv": 64, "d_ff": 1024},
+    # 2-layer recurrent LMs with tied embeddings (Merity et al. 2018 use 3 layers; a CPU baseline)
+    "lstm-mini": {"family": "rnn", "cell": "lstm", "num_hidden_layers": 2, "hidden_size": 512},
+    "gru-mini": {"family": "rnn", "cell": "gru", "num_hidden_layers": 2, "hidden_size": 512},
 }
 
 # train settings a preset's recipe may set (fields of config.TrainConfig)
@@ -148,13 +160,11 @@ def make_config(
     overrides: dict | None = None,
 ):
     """The HF config for ``preset`` with this vocabulary, context length and dropout."""
-    import transformers
-
     spec = dict(resolve("preset", preset, PRESETS))
     family = spec.pop("family")
     spec.pop("generator", None)
     spec.pop("recipe", None)
-    cfg_cls = getattr(transformers, FAMILIES[family][0])
+    cfg_cls = _class(FAMILIES[family][0])
     if family in ("bert", "roberta", "albert", "electra"):
         # RoBERTa offsets positions by padding_idx + 1 (fairseq legacy): reserve room for it.
         extra = 2 if family == "roberta" else 0
@@ -200,6 +210,17 @@ def make_config(
             "mlp_dropout": dropout,
             **{k: v for k, v in ids.items() if v is not None},  # the config refuses None ids
         }
+    elif family == "xlnet":
+        spec |= {"dropout": dropout, "mem_len": None, "use_mems_eval": False, "use_mems_train": False}
+        spec |= {"pad_token_id": specials.get("pad"), "bos_token_id": specials.get("bos")}
+        spec |= {"eos_token_id": specials.get("eos")}
+        attention = "eager"  # XLNet's relative attention has no SDPA path in transformers
+    elif family == "t5":
+        pad = specials.get("pad")
+        spec |= {"dropout_rate": dropout, "pad_token_id": pad, "decoder_start_token_id": pad}
+        spec |= {"eos_token_id": specials.get("eos")}
+    elif family == "rnn":
+        spec |= {"dropout": dropout}
     spec |= overrides or {}
     cfg = cfg_cls(vocab_size=vocab_size, **spec)
     cfg._attn_implementation = attention
@@ -210,12 +231,22 @@ def _first(*ids: int | None) -> int | None:
     return next((i for i in ids if i is not None), None)
 
 
-def model_class(family: str, objective: str):
+def _class(name: str):
+    """A transformers class by name, or a domainlm one by its dotted path (the RNN baseline)."""
+    import importlib
+
     import transformers
 
+    if "." not in name:
+        return getattr(transformers, name)
+    module, _, attr = name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+def model_class(family: str, objective: str):
     classes = FAMILIES[family][1]
     name = resolve(f"objective for the {family} family", objective, classes)
-    return getattr(transformers, name)
+    return _class(name)
 
 
 def generator_config(preset: str, disc_cfg):
@@ -287,8 +318,8 @@ def describe(vocab_size: int = 16000) -> list[dict[str, Any]]:
     rows = []
     for name, spec in PRESETS.items():
         family = spec["family"]
-        layers = spec.get("num_hidden_layers", spec.get("n_layer"))
-        hidden = spec.get("hidden_size", spec.get("n_embd"))
+        layers = spec.get("num_hidden_layers", spec.get("n_layer", spec.get("num_layers")))
+        hidden = spec.get("hidden_size", spec.get("n_embd", spec.get("d_model")))
         rows.append(
             {
                 "preset": name,

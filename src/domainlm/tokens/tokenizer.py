@@ -48,7 +48,11 @@ SPECIALS: dict[str, dict[str, str]] = {
         "unk_token": "<|endoftext|>",
         "pad_token": "<|endoftext|>",
     },
+    "t5": {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"},
 }
+# style -> special tokens after SPECIALS': T5's span-corruption sentinels, one per corrupted span
+# (Raffel et al. 2020, section 3.1.4; T5's own tokenizer keeps 100 of them)
+EXTRA_SPECIALS: dict[str, list[str]] = {"t5": [f"<extra_id_{i}>" for i in range(100)]}
 
 
 @dataclass
@@ -65,7 +69,7 @@ def _ordered_specials(style: str) -> list[str]:
     for tok in SPECIALS[style].values():
         if tok not in seen:
             seen.append(tok)
-    return seen
+    return seen + EXTRA_SPECIALS.get(style, [])
 
 
 def _texts(corpus: Path, split: str = "train") -> Iterator[str]:
@@ -255,7 +259,7 @@ def _post_processor(tok, style: str):
             add_prefix_space=False,
             trim_offsets=False,
         )
-    return None  # GPT style: no special tokens added; documents are separated by eos when packed
+    return None  # GPT and T5 style: no special tokens added; documents are separated by eos when packed
 
 
 def save_tokenizer(tok, style: str, output: Path, model_max_length: int = 512):
@@ -265,7 +269,10 @@ def save_tokenizer(tok, style: str, output: Path, model_max_length: int = 512):
     post = _post_processor(tok, style)
     if post is not None:
         tok.post_processor = post
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length, **SPECIALS[style])
+    extra = {"extra_special_tokens": EXTRA_SPECIALS[style]} if style in EXTRA_SPECIALS else {}
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=model_max_length, **SPECIALS[style], **extra
+    )
     output.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(str(output))
     return fast
@@ -431,6 +438,16 @@ def load_tokenizer(path: str | Path):
     if not (p / "tokenizer.json").is_file() and not (p / "vocab.txt").is_file():
         raise UserError(f"'{p}' is not a tokenizer folder", "Run `domainlm tokenizer CORPUS -o DIR` first")
     return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+
+
+def sentinel_ids(tok) -> list[int]:
+    """Ids of the T5 sentinels ``<extra_id_0>``, ``<extra_id_1>`` ... that ``tok`` has, in that order."""
+    vocab, out = tok.get_vocab(), []
+    for name in EXTRA_SPECIALS["t5"]:
+        if name not in vocab:
+            break
+        out.append(vocab[name])
+    return out
 
 
 def special_ids(tok) -> dict[str, int | None]:
