@@ -26,7 +26,7 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 # every benchmark's smoke run, one after the other (each prints its table and a RESULT line; BENCHMARKS.md)
-BENCHMARKS := $(sort $(wildcard benchmarks/*.py))
+BENCHMARKS := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 bench-quick: setup
 	$(foreach b,$(BENCHMARKS),$(PY) $(b) --quick &&) true
 

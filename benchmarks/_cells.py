@@ -25,12 +25,10 @@ FORMAT_VERSION = 1
 
 
 def spdx_path() -> Path:
-    """The SPDX licence texts: $DOMAINLM_SPDX, else ../shared/data/spdx-licenses.jsonl beside the repo."""
-    env = os.environ.get("DOMAINLM_SPDX")
-    p = Path(env) if env else ROOT.parent / "shared" / "data" / "spdx-licenses.jsonl"
-    if not p.is_file():
-        raise SystemExit(f"SPDX licences not found at {p}: set DOMAINLM_SPDX to the JSONL file")
-    return p
+    """The SPDX licence texts (domainlm.datafiles: $DOMAINLM_SPDX, else ../shared/data/ beside the repo)."""
+    from domainlm.datafiles import spdx_path as find
+
+    return find()
 
 
 def child_env(threads: int) -> dict:
