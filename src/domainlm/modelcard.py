@@ -110,41 +110,48 @@ def export_card(src, format: str, check: dict) -> tuple[dict, str]:
         for k, v in eval_.items()
         if k in ("loss", "accuracy", "perplexity", "f1", "macro_f1") and isinstance(v, int | float)
     ]
+    cv_metrics, cfg, eval_ = _finetune_results(run, cfg, eval_)
+    metrics += cv_metrics
+    if metrics:
+        dataset = {
+            "name": Path(cfg.get("corpus") or "corpus").name,
+            "type": "text",
+            "split": eval_.get("split", "validation"),
+        }
+        result = {"task": {"type": pipeline_tag}, "dataset": dataset, "metrics": metrics}
+        meta["model-index"] = [{"name": src.name, "results": [result]}]
+    lines = _export_card_lines(src, format, pipeline_tag, cfg, eval_, summary, base, check)
+    return meta, "\n".join(lines)
+
+
+def _finetune_results(run, cfg: dict, eval_: dict) -> tuple[list[dict], dict, dict]:
+    """A `domainlm finetune` folder's cross-validated metrics (its own model is the first table row),
+    with the config and evaluation the card then describes."""
     ft = _read_json(run / "metrics.json") if run else {}
     table = ft.get("table") or []
-    if table and isinstance(table[0], dict):  # `domainlm finetune`: its own model is the first row
-        folds = ft.get("folds", "?")
-        metrics += [
-            {"type": k, "value": round(float(table[0][k]["mean"]), 4), "name": f"cross-validated {k}"}
-            for k in ("accuracy", "macro_f1", "micro_f1")
-            if isinstance(table[0].get(k), dict)
-        ]
-        cfg = {**cfg, "corpus": cfg.get("corpus") or ft.get("data")}
-        eval_ = eval_ or {
-            "cross-validation": f"{folds} folds on {ft.get('documents', '?')} documents",
-            **{
-                f"{r['method']} accuracy": r["accuracy"]["mean"]
-                for r in table
-                if isinstance(r.get("accuracy"), dict)
-            },
-        }
-    if metrics:
-        meta["model-index"] = [
-            {
-                "name": src.name,
-                "results": [
-                    {
-                        "task": {"type": pipeline_tag},
-                        "dataset": {
-                            "name": Path(cfg.get("corpus") or "corpus").name,
-                            "type": "text",
-                            "split": eval_.get("split", "validation"),
-                        },
-                        "metrics": metrics,
-                    }
-                ],
-            }
-        ]
+    if not (table and isinstance(table[0], dict)):
+        return [], cfg, eval_
+    folds = ft.get("folds", "?")
+    metrics = [
+        {"type": k, "value": round(float(table[0][k]["mean"]), 4), "name": f"cross-validated {k}"}
+        for k in ("accuracy", "macro_f1", "micro_f1")
+        if isinstance(table[0].get(k), dict)
+    ]
+    cfg = {**cfg, "corpus": cfg.get("corpus") or ft.get("data")}
+    eval_ = eval_ or {
+        "cross-validation": f"{folds} folds on {ft.get('documents', '?')} documents",
+        **{
+            f"{r['method']} accuracy": r["accuracy"]["mean"]
+            for r in table
+            if isinstance(r.get("accuracy"), dict)
+        },
+    }
+    return metrics, cfg, eval_
+
+
+def _export_card_lines(src, format, pipeline_tag, cfg, eval_, summary, base, check) -> list[str]:
+    """The Markdown body of an export's card: use, training, evaluation, the export check."""
+    run = src.run_dir
     m = summary.get("machine") or machine.describe()
     train = cfg.get("train") or {}
     lines = [
@@ -191,7 +198,7 @@ def export_card(src, format: str, check: dict) -> tuple[dict, str]:
             f"max |logit difference| {check['max_abs_diff']:.4g}.",
         ]
     lines += ["", "The full resolved configuration is `config.yaml` in the run folder." if run else ""]
-    return meta, "\n".join(lines)
+    return lines
 
 
 def _usage(format: str, pipeline_tag: str) -> str:
