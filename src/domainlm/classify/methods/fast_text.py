@@ -2,13 +2,25 @@
 Classification"): word 1-2-grams and character subwords, what a practitioner picks for speed.
 
 Settings from fastText's text-classification tutorial for small data ("Making the model better":
-``-epoch 25 -lr 1.0 -wordNgrams 2``, with lr 0.5: 1.0 diverged on a few dozen documents); one thread so the same input gives the same model; a smaller hash
-table than the 2M-bucket default keeps the saved model small. Saved in fastText's own ``.bin`` format
-(read by ``fasttext.load_model``), not pickle.
+``-epoch 25 -lr 1.0 -wordNgrams 2``, with lr 0.5: 1.0 diverged on a few dozen documents); one thread so
+the same input gives the same model; a smaller hash table than the 2M-bucket default keeps the saved
+model small. Saved in fastText's own ``.bin`` format (read by ``fasttext.load_model``), not pickle.
+
+Training runs in a fresh Python process. fastText 0.9.3 allocates its input matrix without zeroing it
+(``intgemm::AlignedVector``) and, with fewer than 10 threads, initialises only its first tenth
+(``DenseMatrix::uniform`` fills one block per thread): the other rows, most of the word-n-gram buckets,
+start as whatever the allocator hands back. In a process that has freed large buffers (a character
+TF-IDF before it, measured: NaN in 3 of 4 processes) that is old data, sometimes NaN, so the same input
+gave different models or "Encountered NaN". A fresh process with a fixed mmap threshold gets the matrix
+from new, zeroed pages: the same input and seed give the same model every time.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +28,6 @@ from pathlib import Path
 from domainlm.classify.methods import store
 from domainlm.errors import UserError
 
-NAN_RETRIES = 8
 SETTINGS = {"epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 50, "bucket": 100_000, "minCount": 1, "thread": 1}
 
 
@@ -28,6 +39,27 @@ def _import():
             "method 'fasttext' needs the fasttext package", "pip install 'domainlm[classify]'"
         ) from None
     return fasttext
+
+
+# the child process: train, save, exit; its only input is the JSON job on argv
+_TRAIN = """
+import json, sys
+import fasttext
+job = json.loads(sys.argv[1])
+fasttext.train_supervised(input=job["input"], seed=job["seed"], verbose=0, **job["settings"]).save_model(job["output"])
+"""
+
+
+def _train_fresh(train_file: Path, seed: int, dest: Path) -> None:
+    job = {"input": str(train_file), "seed": seed, "settings": SETTINGS, "output": str(dest)}
+    # glibc: a fixed threshold keeps large blocks on fresh mmap'd (zeroed) pages, never reused heap
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    done = subprocess.run(
+        [sys.executable, "-c", _TRAIN, json.dumps(job)], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0 or not dest.is_file():
+        why = (done.stderr.strip().splitlines() or ["no error message"])[-1]
+        raise UserError(f"fastText training failed: {why}", "Drop 'fasttext' from --methods")
 
 
 def line(text: str) -> str:
@@ -72,16 +104,8 @@ class FastText:
         with tempfile.TemporaryDirectory() as tmp:
             f = Path(tmp) / "train.txt"
             f.write_text("".join(f"__label__{int(c)} {line(t)}\n" for t, c in zip(texts, y, strict=True)))
-            # fastText 0.9.x sometimes raises "Encountered NaN." at random on small inputs (measured here:
-            # 8 of 30 identical runs at lr 0.05, none at 0.5); the check, not the model, is at fault (a
-            # run that passes is the same for the same seed), so the same settings are tried again
-            for attempt in range(NAN_RETRIES):
-                try:
-                    model = ft.train_supervised(input=str(f), seed=seed, verbose=0, **SETTINGS)
-                    break
-                except RuntimeError as e:
-                    if "NaN" not in str(e) or attempt == NAN_RETRIES - 1:
-                        raise UserError(f"fastText failed: {e}", "Drop the method from --methods") from None
+            _train_fresh(f, seed, Path(tmp) / "model.bin")  # see the module docstring
+            model = ft.load_model(str(Path(tmp) / "model.bin"))
         return FittedFastText(model, self.ctx.labels)
 
 
