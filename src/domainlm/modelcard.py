@@ -193,10 +193,14 @@ def _export_card_lines(src, format, pipeline_tag, cfg, eval_, summary, base, che
             "",
             "## Export check",
             "",
-            f"On {check['examples']} held-out examples ({check['data']}): {check['metric']} "
-            f"torch {check['torch']:.2f}, ONNX {check['onnx']:.2f} (drop {check['metric_drop']:.2f} points); "
-            f"max |logit difference| {check['max_abs_diff']:.4g}.",
+            f"On {check['windows']} windows of {check['examples']} held-out texts ({check['data']}): "
+            f"{check['metric']} torch {check['torch']:.2f}, ONNX {check['onnx']:.2f} (drop "
+            f"{check['metric_drop']:.2f} ± {check['metric_drop_ci95']:.2f} points, 95%); top-1 agreement "
+            f"with torch {check['agreement']:.2f}%; max |logit difference| {check['max_abs_diff']:.4g}; "
+            f"{check['onnx_ms_per_window']:.2f} ms per window against torch's {check['torch_ms_per_window']:.2f}.",
         ]
+        if "recipe" in check:
+            lines += ["", f"Quantisation: {check['recipe_text']}."]
     lines += ["", "The full resolved configuration is `config.yaml` in the run folder." if run else ""]
     return lines
 
