@@ -44,7 +44,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_METHODS = "auto,finetune-full,contrastive"
 QUICK_METHODS = "tfidf+lr,tfidf+svm,fasttext,frozen-mean,hybrid,finetune-full"
-NEURAL = ("frozen-mean", "frozen-max", "static", "hybrid", "contrastive", "finetune-full", "finetune-head")
+NEURAL = (
+    "frozen-mean",
+    "frozen-max",
+    "static",
+    "hybrid",
+    "hybrid-avg",
+    "contrastive",
+    "finetune-full",
+    "finetune-head",
+)
 TFIDF = ("tfidf+lr", "tfidf+svm", "tfidf-wc+lr", "tfidf-wc+svm")
 ROMAN = [
     "",

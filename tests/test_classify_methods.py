@@ -126,7 +126,9 @@ def test_method_names_auto_unknown_and_multi_label():
 # methods save safely and reload to the same predictions
 
 
-@pytest.mark.parametrize("name", ["tfidf+svm", "tfidf-wc+lr", "fasttext", "frozen-max", "hybrid", "static"])
+@pytest.mark.parametrize(
+    "name", ["tfidf+svm", "tfidf-wc+lr", "fasttext", "frozen-max", "hybrid", "hybrid-avg", "static"]
+)
 def test_a_saved_method_reloads_with_the_same_probabilities(name, tiny_encoder, tmp_path):
     rows = _rows()
     texts, labels = [r["text"] for r in rows], ["exec", "rights"]

@@ -81,6 +81,7 @@ def _factories() -> dict[str, Callable[[Context], Method]]:
         "frozen-max": frozen.factory("max"),
         "static": static.Static,
         "hybrid": hybrid.Hybrid,
+        "hybrid-avg": hybrid.Average,
         "contrastive": contrastive.Contrastive,
         "finetune-full": transformer.factory("full"),
         "finetune-head": transformer.factory("head"),
@@ -98,6 +99,7 @@ METHODS: dict[str, str] = {
     "frozen-max": "frozen encoder embeddings, max over a document's windows, + logistic regression",
     "static": "static token embeddings distilled from the encoder (Model2Vec format) + logistic regression",
     "hybrid": "TF-IDF word+char features stacked with frozen mean embeddings + linear SVM",
+    "hybrid-avg": "probabilities of TF-IDF word+char + LR and of frozen mean embeddings + LR, averaged",
     "contrastive": "SetFit recipe: contrastive pairs tune the encoder (capped budget), then mean embeddings + LR",
     "finetune-full": "full fine-tuning of the encoder, windows pooled per document in training and prediction",
     "finetune-head": "frozen body, trained head on cached [CLS] states, windows pooled per document",
@@ -115,6 +117,7 @@ AUTO = [
     "frozen-max",
     "static",
     "hybrid",
+    "hybrid-avg",
 ]
 # the classical baselines: the RESULT ratio of benchmarks/downstream.py compares every other method to them
 TFIDF = ("tfidf+lr", "tfidf+svm", "tfidf-wc+lr", "tfidf-wc+svm")
@@ -164,4 +167,5 @@ def _loaders() -> dict[str, Callable[[Path, dict], Fitted]]:
         "frozen": frozen.load,
         "static": static.load,
         "hybrid": hybrid.load,
+        "hybrid-avg": hybrid.load_average,
     }

@@ -1,4 +1,9 @@
-"""Hybrid: TF-IDF word+char features stacked beside frozen mean embeddings, one linear SVM on both.
+"""Hybrids of TF-IDF and frozen embeddings, the two ways the literature combines them:
+
+- ``hybrid``: TF-IDF word+char features stacked beside frozen mean embeddings, one linear SVM on both;
+- ``hybrid-avg``: the probabilities of TF-IDF word+char + logistic regression and of frozen mean
+  embeddings + logistic regression, averaged (both heads are logistic, so their probabilities are on
+  one scale; an SVM's softmaxed scores are not).
 
 TF-IDF reads every word of a long document; the embedding adds what the encoder knows about meaning.
 Feeding TF-IDF signal beside a legal BERT is what beat TF-IDF+SVM on long legal texts (Mamakas et al.
@@ -70,4 +75,48 @@ def load(path: Path, meta: dict) -> FittedHybrid:
         frozen.load_encoder(path, meta),
         store.load_skops(path / "head.skops"),
         meta["labels"],
+    )
+
+
+@dataclass
+class FittedAverage:
+    tfidf: tfidf.FittedTfidf
+    frozen: frozen.FittedFrozen
+    labels: list[str]
+
+    def predict_proba(self, texts: list[str]):
+        return (self.tfidf.predict_proba(texts) + self.frozen.predict_proba(texts)) / 2
+
+    def save(self, dest: Path) -> None:
+        c = self.frozen.encoder.cfg
+        windows = {"max_length": c.max_length, "stride": c.stride, "max_windows": c.max_windows}
+        store.write_meta(dest, "hybrid-avg", self.labels, False, pooling="mean", windows=windows)
+        store.save_encoder(self.frozen.encoder.model, self.frozen.encoder.tok, dest / "encoder")
+        store.dump_skops(self.frozen.head, dest / "head.skops")
+        store.dump_skops(self.tfidf.pipe, dest / "tfidf.skops")
+
+    def size(self) -> int:
+        return self.frozen.size() + self.tfidf.size()
+
+
+class Average:
+    multi_label = False
+    name = "hybrid-avg"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.frozen = frozen.Frozen(ctx, "mean")
+        self.account = self.frozen.account  # the leaderboard charges embeddings through it
+        self.tfidf = tfidf.Tfidf(ctx, "word+char", "lr", "tfidf-wc+lr")
+
+    def fit(self, texts, y, seed: int, log_dir=None) -> FittedAverage:
+        return FittedAverage(self.tfidf.fit(texts, y, seed), self.frozen.fit(texts, y, seed), self.ctx.labels)
+
+
+def load_average(path: Path, meta: dict) -> FittedAverage:
+    head = frozen.FittedFrozen(
+        frozen.load_encoder(path, meta), store.load_skops(path / "head.skops"), "mean", meta["labels"]
+    )
+    return FittedAverage(
+        tfidf.FittedTfidf(store.load_skops(path / "tfidf.skops"), meta["labels"], False), head, meta["labels"]
     )
