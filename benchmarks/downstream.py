@@ -141,8 +141,12 @@ def run_cell(name: str, model, data: Path, work: Path, args, log: Log, methods: 
     import hashlib
 
     from domainlm.classify.finetune import finetune
+    from domainlm.classify.methods import AUTO
 
+    # ``auto`` is keyed by what it stands for, so a cell stored before AUTO changed is not reused
+    named = ",".join(AUTO) if methods == "auto" else methods
     key = f"{methods}{tag}".replace("+", "_").replace(",", "-")
+    key += f"-{hashlib.sha256(named.encode()).hexdigest()[:6]}" if methods == "auto" else ""
     # the conditions a cell's numbers depend on: the data and every setting passed to finetune
     cond = f"{hashlib.sha256(data.read_bytes()).hexdigest()[:10]}-f{args.folds}-l{args.max_length}"
     cond += f"-w{args.max_windows}-e{args.epochs}-p{args.pair_budget}-s{args.seed}"
