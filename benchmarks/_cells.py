@@ -1,7 +1,7 @@
 """Cells of a long benchmark study: one process per step, one JSON file per finished cell, so it resumes.
 
-Shared by the studies that cut themselves into cells (``model_selection.py``; ``time_to_quality.py``
-follows the same pattern and can import it). A cell's file is written atomically (``.tmp`` then
+Shared by the studies that cut themselves into cells (``model_selection.py``, ``time_to_quality.py``),
+with their corpora (demo, spdx), tokenizer and probes. A cell's file is written atomically (``.tmp`` then
 rename) only when the cell finished: a stopped study reruns only the cells without a file.
 
 Each step of a cell is a child process whose CPU seconds and peak RSS come from ``os.wait4`` (the
@@ -29,6 +29,52 @@ def spdx_path() -> Path:
     from domainlm.datafiles import spdx_path as find
 
     return find()
+
+
+def study_corpus(name: str, base: Path) -> Path:
+    """``base/corpus``, prepared once: ``demo`` (the Constitution of India, as `domainlm demo` writes it) or
+    ``spdx`` (the licence texts, text and id only)."""
+    from domainlm.corpus.prepare import prepare
+    from domainlm.demo import write_demo_corpus
+
+    corpus = base / "corpus"
+    if not (corpus / "documents.jsonl").is_file():
+        if name == "demo":
+            raw = write_demo_corpus(base / "raw").parent
+        else:
+            raw = base / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            rows = [json.loads(line) for line in spdx_path().read_text(encoding="utf-8").splitlines()]
+            (raw / "spdx.jsonl").write_text(
+                "".join(json.dumps({"text": r["text"], "id": r["id"]}) + "\n" for r in rows), encoding="utf-8"
+            )
+        prepare([raw], corpus)
+    return corpus
+
+
+def study_tokenizer(corpus: Path, tok: Path) -> Path:
+    """The demo's tokenizer (WordPiece, an 8k target; the constitution yields ~4.3k), trained once."""
+    from domainlm.tokens.tokenizer import train_tokenizer
+
+    if not (tok / "tokenizer.json").is_file():
+        train_tokenizer(corpus, tok, kind="wordpiece", vocab_size=8000, style="bert")
+    return tok
+
+
+def study_probes(name: str, corpus: Path, tok: Path, base: Path) -> Path:
+    """Cloze probes: the shipped constitution set for ``demo``, else 60 drawn from the test split the way
+    the demo draws its examples (written once to ``base/probes.jsonl``)."""
+    from domainlm.demo import cloze_examples
+    from domainlm.evaluate.lm import PROBE_SETS
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    if name == "demo":
+        return PROBE_SETS["constitution"]
+    probes = base / "probes.jsonl"
+    if not probes.is_file():
+        rows = [{"text": t, "answers": [a]} for t, a in cloze_examples(corpus, load_tokenizer(tok), n=60)]
+        probes.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return probes
 
 
 def child_env(threads: int) -> dict:

@@ -206,36 +206,19 @@ def setup_corpus(name: str, work: Path) -> dict:
     import downstream
 
     from domainlm.corpus.documents import read_documents
-    from domainlm.corpus.prepare import prepare, read_stats
-    from domainlm.demo import cloze_examples, write_demo_corpus
-    from domainlm.evaluate.lm import PROBE_SETS
-    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
+    from domainlm.corpus.prepare import read_stats
+    from domainlm.tokens.tokenizer import load_tokenizer
 
     base = work / name
-    corpus, labelled, facts_path = base / "corpus", base / "labelled.jsonl", base / "facts.json"
-    if not (corpus / "documents.jsonl").is_file():
-        if name == "demo":
-            raw = write_demo_corpus(base / "raw").parent
-        else:
-            raw = base / "raw"
-            raw.mkdir(parents=True, exist_ok=True)
-            rows = [json.loads(line) for line in _cells.spdx_path().read_text(encoding="utf-8").splitlines()]
-            (raw / "spdx.jsonl").write_text(
-                "".join(json.dumps({"text": r["text"], "id": r["id"]}) + "\n" for r in rows)
-            )
-        prepare([raw], corpus)
-    tok = base / "tokenizer-bert"
-    if not (tok / "tokenizer.json").is_file():
-        train_tokenizer(corpus, tok, kind="wordpiece", vocab_size=8000, style="bert")  # the demo's
+    labelled, facts_path = base / "labelled.jsonl", base / "facts.json"
+    corpus = _cells.study_corpus(name, base)
+    tok = _cells.study_tokenizer(corpus, base / "tokenizer-bert")
     if not labelled.is_file():
         task = downstream.constitution_task() if name == "demo" else downstream.spdx_task()
         labelled.write_text(
             "".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in task)
         )
-    probes = PROBE_SETS["constitution"] if name == "demo" else base / "probes.jsonl"
-    if name != "demo" and not probes.is_file():
-        rows = [{"text": t, "answers": [a]} for t, a in cloze_examples(corpus, load_tokenizer(tok), n=60)]
-        probes.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    probes = _cells.study_probes(name, corpus, tok, base)
     if not facts_path.is_file():
         stats = read_stats(corpus)
         t = load_tokenizer(tok)

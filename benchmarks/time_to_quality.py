@@ -38,7 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import _cells
+
+ROOT = _cells.ROOT
 THREADS = 2
 
 # name -> how to train it: a preset and objective, and `--set` overrides on top of the preset's recipe
@@ -95,55 +97,18 @@ def seconds(budget: str) -> float:
 
 
 def setup_corpus(name: str, work: Path) -> dict:
-    from domainlm.corpus.prepare import prepare
-    from domainlm.datafiles import spdx_path
-    from domainlm.demo import cloze_examples, write_demo_corpus
-    from domainlm.evaluate.lm import PROBE_SETS
-    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
-
     base = work / name
-    corpus, tok_dir, probes = base / "corpus", base / "tokenizer", base / "probes.jsonl"
-    if not (corpus / "documents.jsonl").is_file():
-        if name == "demo":
-            raw = write_demo_corpus(base / "raw").parent
-        else:
-            raw = base / "raw"
-            raw.mkdir(parents=True, exist_ok=True)
-            with (raw / "spdx.jsonl").open("w", encoding="utf-8") as f:
-                for line in spdx_path().read_text(encoding="utf-8").splitlines():
-                    row = json.loads(line)
-                    f.write(json.dumps({"text": row["text"], "id": row["id"]}) + "\n")
-        prepare([raw], corpus)
-    if not (tok_dir / "tokenizer.json").is_file():
-        # the demo's tokenizer: WordPiece, an 8k target (the constitution yields ~4.3k)
-        train_tokenizer(corpus, tok_dir, kind="wordpiece", vocab_size=8000, style="bert")
-    if name == "demo":
-        probes = PROBE_SETS["constitution"]
-    elif not probes.is_file():
-        tok = load_tokenizer(tok_dir)
-        rows = [{"text": t, "answers": [a]} for t, a in cloze_examples(corpus, tok, n=60)]
-        probes.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return {"corpus": corpus, "tokenizer": tok_dir, "probes": probes}
+    corpus = _cells.study_corpus(name, base)
+    tok = _cells.study_tokenizer(corpus, base / "tokenizer")
+    return {"corpus": corpus, "tokenizer": tok, "probes": _cells.study_probes(name, corpus, tok, base)}
 
 
 # ----------------------------------------------------------------------------------------------------
 # one cell: train in a child process, evaluate in another
 
 
-def _env() -> dict:
-    return dict(
-        os.environ,
-        OMP_NUM_THREADS=str(THREADS),
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        TRANSFORMERS_VERBOSITY="error",
-        PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    )
-
-
 def _run(cmd: list[str]) -> str:
-    p = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    p = subprocess.run(cmd, env=_cells.child_env(THREADS), capture_output=True, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-6000:])
         raise SystemExit(f"failed: {' '.join(cmd[:6])} ...")

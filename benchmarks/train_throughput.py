@@ -491,7 +491,13 @@ def main() -> None:
         ratios["acc_trainer"] = round(tr["eval"]["accuracy"], 4)
         ratios["acc_domainlm"] = round(dl["eval"]["accuracy"], 4)
 
-    if (not a.skip_quality and not a.quality_only) or a.bf16_only:
+    want_bf16 = (not a.skip_quality and not a.quality_only) or a.bf16_only
+    if want_bf16 and not bf16_dl:
+        # without bf16 hardware torch emulates it (5x slower here, RESULTS.md "inference"): the comparison
+        # would measure the emulation, and take most of the run
+        print("\nbf16 vs fp32: skipped, this CPU has no bf16 (the GEMM probe and speed.bf16=auto agree)")
+        ratios["bf16_loss_diff"] = "skipped"
+    elif want_bf16:
         # bf16 vs fp32 at equal steps (bert-mini shape, same 16k vocabulary, same seed and data); with
         # --bf16-seeds N each seed is a pair, so the precision gap can be set against seed-to-seed spread
         seeds = list(range(a.bf16_seeds))

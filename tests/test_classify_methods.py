@@ -127,7 +127,7 @@ def test_method_names_auto_unknown_and_multi_label():
 
 
 @pytest.mark.parametrize(
-    "name", ["tfidf+svm", "tfidf-wc+lr", "fasttext", "frozen-max", "hybrid", "hybrid-avg", "static"]
+    "name", ["tfidf+svm", "tfidf-wc+lr", "fasttext", "cnn", "frozen-max", "hybrid", "hybrid-avg", "static"]
 )
 def test_a_saved_method_reloads_with_the_same_probabilities(name, tiny_encoder, tmp_path):
     rows = _rows()

@@ -69,7 +69,16 @@ class Context:
 
 
 def _factories() -> dict[str, Callable[[Context], Method]]:
-    from domainlm.classify.methods import contrastive, fast_text, frozen, hybrid, static, tfidf, transformer
+    from domainlm.classify.methods import (
+        cnn,
+        contrastive,
+        fast_text,
+        frozen,
+        hybrid,
+        static,
+        tfidf,
+        transformer,
+    )
 
     return {
         "tfidf+lr": tfidf.factory("word", "lr"),
@@ -77,6 +86,7 @@ def _factories() -> dict[str, Callable[[Context], Method]]:
         "tfidf-wc+lr": tfidf.factory("word+char", "lr"),
         "tfidf-wc+svm": tfidf.factory("word+char", "svm"),
         "fasttext": fast_text.FastText,
+        "cnn": cnn.CNN,
         "frozen-mean": frozen.factory("mean"),
         "frozen-max": frozen.factory("max"),
         "static": static.Static,
@@ -95,6 +105,7 @@ METHODS: dict[str, str] = {
     "tfidf-wc+lr": "TF-IDF word 1-2-grams and character 2-5-grams + logistic regression",
     "tfidf-wc+svm": "TF-IDF word 1-2-grams and character 2-5-grams + linear SVM",
     "fasttext": "fastText supervised (word 1-2-grams, subwords)",
+    "cnn": "convolutional classifier over the first 2,048 words, embeddings learnt from the task (Kim 2014)",
     "frozen-mean": "frozen encoder embeddings, mean over a document's windows, + logistic regression",
     "frozen-max": "frozen encoder embeddings, max over a document's windows, + logistic regression",
     "static": "static token embeddings distilled from the encoder (Model2Vec format) + logistic regression",
@@ -106,8 +117,9 @@ METHODS: dict[str, str] = {
 }
 # `--methods auto`: the methods that cost at most minutes of CPU on ~1,000 documents of a few hundred
 # words on 2 cores. Left out, to be listed by name: finetune-full and contrastive (tens of minutes to
-# hours there: they train the encoder on every window of every document, per fold) and finetune-head
-# (frozen-mean trains a better-fitted head on the same frozen body).
+# hours there: they train the encoder on every window of every document, per fold), finetune-head
+# (frozen-mean trains a better-fitted head on the same frozen body) and cnn (it trains on every word of
+# every document for 15 epochs per fold; RESULTS.md "downstream" has its cost and score).
 AUTO = [
     "tfidf+lr",
     "tfidf+svm",
@@ -159,9 +171,10 @@ def load_fitted(path: str | Path) -> Fitted:
 
 
 def _loaders() -> dict[str, Callable[[Path, dict], Fitted]]:
-    from domainlm.classify.methods import fast_text, frozen, hybrid, static, tfidf
+    from domainlm.classify.methods import cnn, fast_text, frozen, hybrid, static, tfidf
 
     return {
+        "cnn": cnn.load,
         "tfidf": tfidf.load,
         "fasttext": fast_text.load,
         "frozen": frozen.load,
