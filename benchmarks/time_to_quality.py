@@ -3,6 +3,7 @@
     python benchmarks/time_to_quality.py            # full: 1/3/10-minute budgets, demo + SPDX corpora
     python benchmarks/time_to_quality.py --quick    # smoke: 20-second budgets, demo corpus, < 3 min idle
     python benchmarks/time_to_quality.py --corpora demo --settings modernbert-mini,bert-mini@1e-3 --budgets 3m
+    python benchmarks/time_to_quality.py --report   # the table, plot and RESULT of every stored cell
 
 Each cell is one (corpus, setting, budget): `domainlm pretrain` in its own process, then
 `domainlm evaluate` in another, on the corpus's one tokenizer and the evaluation's fixed masks (15%,
@@ -413,6 +414,9 @@ def main() -> None:
     ap.add_argument("--corpora", default=None, help="comma list of: demo, spdx")
     ap.add_argument("--settings", default=None, help=f"comma list of: {', '.join(SETTINGS)}")
     ap.add_argument("--budgets", default=None, help="comma list of durations (default 1m,3m,10m)")
+    ap.add_argument(
+        "--report", action="store_true", help="table, plot and RESULT of the stored cells; trains nothing"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -431,7 +435,7 @@ def main() -> None:
             raise SystemExit(f"unknown setting '{s}'; use one of: {', '.join(SETTINGS)}")
     cells = []
     print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
-    for corpus in corpora:
+    for corpus in corpora if not a.report else []:
         data = setup_corpus(corpus, work)
         names = a.settings.split(",") if a.settings else plan.get(corpus, FULL[corpus])
         for name in names:
@@ -441,6 +445,11 @@ def main() -> None:
                 cells.append(c)
                 acc = _pct(c["accuracy"]) if c["accuracy"] is not None else f"ppl {c['perplexity']:.2f}"
                 print(f"  {corpus} | {name} | {budget}: {acc}, {c['tokens_per_s']:,.0f} tokens/s", flush=True)
+    if a.report:  # every stored cell of these corpora (and settings, if named), in the plan's order
+        stored = [json.loads(p.read_text()) for p in sorted((work / "cells").glob("*--*--*.json"))]
+        wanted = a.settings.split(",") if a.settings else list(SETTINGS)
+        cells = [c for c in stored if c["corpus"] in corpora and c["setting"] in wanted]
+        cells.sort(key=lambda c: (corpora.index(c["corpus"]), wanted.index(c["setting"]), c["minutes"]))
     text = table(cells)
     print("\n" + text)
     (work / "time_to_quality.md").write_text(text + "\n")
