@@ -145,7 +145,8 @@ def run_cell(name: str, model, data: Path, work: Path, args, log: Log, methods: 
 
     # ``auto`` is keyed by what it stands for, so a cell stored before AUTO changed is not reused
     named = ",".join(AUTO) if methods == "auto" else methods
-    key = f"{methods}{tag}".replace("+", "_").replace(",", "-")
+    # a task-adaptive cell is keyed by the pretraining budget too ("hybrid_tapt10m-...")
+    key = f"{methods}{tag}{args.tapt_budget if tag else ''}".replace("+", "_").replace(",", "-")
     key += f"-{hashlib.sha256(named.encode()).hexdigest()[:6]}" if methods == "auto" else ""
     # the conditions a cell's numbers depend on: the data and every setting passed to finetune
     cond = f"{hashlib.sha256(data.read_bytes()).hexdigest()[:10]}-f{args.folds}-l{args.max_length}"
@@ -185,11 +186,11 @@ def run_cell(name: str, model, data: Path, work: Path, args, log: Log, methods: 
     return cell
 
 
-def leaderboard(
+def method_runs(
     name: str, model, data: Path, work: Path, args, log: Log, methods: str, tag: str, extra_cpu=0.0
-):
-    """Rows of the leaderboard over ``methods``, one cell at a time, ``tag`` appended to the names and
-    ``extra_cpu`` (pretraining) added to every method's CPU seconds. Ranked by the rule of `finetune`."""
+) -> dict:
+    """{name: MethodRun} over ``methods``, one cell at a time, ``tag`` appended to the names and
+    ``extra_cpu`` (pretraining) added to every method's CPU seconds."""
     from domainlm.classify import leaderboard as lb
 
     runs = {}
@@ -199,9 +200,7 @@ def leaderboard(
             runs[m + tag] = lb.MethodRun(
                 m + tag, r["per_fold"], r["cpu_s"] + extra_cpu, r["wall_s"], r["size_bytes"]
             )
-    # finetune's folds: 1/k of the documents tested, the rest (train + validation) fitted
-    rows = lb.rank(runs, test_over_train=1 / max(1, args.folds - 1))
-    return [{**r, "task": name} for r in rows]
+    return runs
 
 
 def tapt(name: str, data: Path, work: Path, args, log: Log, minilm: Path):
@@ -209,6 +208,14 @@ def tapt(name: str, data: Path, work: Path, args, log: Log, minilm: Path):
     from domainlm.corpus.prepare import prepare
     from domainlm.pretrain.loop import pretrain
 
+    record = work / name / "runs" / "minilm-tapt" / "tapt.json"  # what the stored pretraining cost
+    if record.is_file() and (record.parent / "model").is_dir():
+        done = json.loads(record.read_text())
+        if done["budget"] == args.tapt_budget:
+            log.message(
+                f"{name}: task-adaptive pretraining ({done['budget']}, {done['steps']} steps): stored"
+            )
+            return record.parent, done["cpu_s"]
     corpus = work / name / "corpus"
     prepare([data.parent], corpus, overrides=["min_chars=20"])
     cpu = time.process_time()
@@ -226,7 +233,10 @@ def tapt(name: str, data: Path, work: Path, args, log: Log, minilm: Path):
         overrides=["train.eval_batches=2", "train.eval_every=1h", "train.checkpoint_every=1h"],
     )
     log.message(f"{name}: task-adaptive pretraining: {run.steps} steps, validation {run.validation}")
-    return run.run_dir, time.process_time() - cpu
+    cpu_s = time.process_time() - cpu
+    done = {"budget": args.tapt_budget, "steps": run.steps, "cpu_s": cpu_s, "validation": run.validation}
+    record.write_text(json.dumps(done, indent=2))
+    return run.run_dir, cpu_s
 
 
 def _minilm() -> Path:
@@ -236,12 +246,18 @@ def _minilm() -> Path:
 
 
 def run_task(name: str, data: Path, work: Path, args, log: Log) -> list[dict]:
+    """The task's leaderboard: every method (and its task-adaptive variant) ranked together, by the rule
+    of `finetune` (best mean; a tie within the paired test goes to the cheaper)."""
+    from domainlm.classify import leaderboard as lb
+
     minilm = _minilm()
-    out = leaderboard(name, minilm, data, work, args, log, args.methods, "")
+    runs = method_runs(name, minilm, data, work, args, log, args.methods, "")
     if args.tapt_budget:
         run_dir, cpu = tapt(name, data, work, args, log, minilm)
-        out += leaderboard(name, run_dir, data, work, args, log, args.tapt_methods, "+tapt", cpu)
-    return out
+        runs |= method_runs(name, run_dir, data, work, args, log, args.tapt_methods, "+tapt", cpu)
+    # finetune's folds: 1/k of the documents tested, the rest (train + validation) fitted
+    rows = lb.rank(runs, test_over_train=1 / max(1, args.folds - 1))
+    return [{**r, "task": name} for r in rows]
 
 
 def table(rows: list[dict]) -> str:
