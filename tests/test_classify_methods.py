@@ -144,6 +144,19 @@ def test_a_saved_method_reloads_with_the_same_probabilities(name, tiny_encoder, 
     assert np.allclose(a, b, atol=1e-5) and fitted.size() > 0
 
 
+def test_cnn_learns_the_words_that_separate_the_classes_and_repeats_itself():
+    rows = _rows(64, seed=3)
+    texts, labels = [r["text"] for r in rows], ["exec", "rights"]
+    y = np.array([labels.index(r["label"]) for r in rows])
+    ctx = registry.Context(labels, False, FinetuneConfig())
+    fits = [registry.make("cnn", ctx).fit(texts[:48], y[:48], seed=0) for _ in range(2)]
+    p = fits[0].predict_proba(texts[48:])
+    assert (p.argmax(1) == y[48:]).mean() >= 0.9  # unseen items, the same vocabulary
+    assert np.array_equal(p, fits[1].predict_proba(texts[48:]))  # same input and seed, same model
+    # a document longer than the cap is read up to it; an empty one still gets probabilities
+    assert np.allclose(fits[0].predict_proba(["president " * 5000, ""]).sum(1), 1, atol=1e-5)
+
+
 def test_fasttext_gives_the_same_model_after_other_methods_freed_large_buffers(tiny_encoder):
     """fastText 0.9.3 leaves most of its input matrix uninitialised; after a character TF-IDF has freed
     large buffers in this process that memory held old data (NaN in 3 of 4 processes before the fix)"""
