@@ -73,6 +73,11 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.batch_size=16"],
     },
+    "modernbert-mini batch8": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=8"],
+    },
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
     "gpt-mini clm": {"preset": "gpt-mini", "objective": "clm", "sets": []},
