@@ -78,6 +78,31 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.batch_size=8"],
     },
+    "modernbert-mini batch4": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=4"],
+    },
+    "modernbert-mini batch8 mask15": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=8", "train.mlm_probability=0.15"],
+    },
+    "modernbert-mini batch8 lr2e-3": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=8", "train.lr=2e-3"],
+    },
+    "modernbert-mini batch8 dropout0.1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=8", "model.dropout=0.1"],
+    },
+    "modernbert-mini batch32": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=32"],
+    },
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
     "gpt-mini clm": {"preset": "gpt-mini", "objective": "clm", "sets": []},
