@@ -254,3 +254,21 @@ def test_cli_prints_the_evidence_table_and_the_classical_verdict(corpus_dir, ber
     assert res.exit_code == 0, res.output
     assert "measured on the study corpus 'near' at 10 min" in res.output
     assert "decided by: evidence; the better buy: tfidf+svm (classical)" in res.output
+
+
+@pytest.mark.parametrize("explicit", [frozenset(), frozenset({"batch_size"})])
+def test_the_written_config_trains_the_chosen_presets_measured_recipe(tmp_path, explicit):
+    """recommend's timing batch (32 by default) must not replace a preset's measured batch (8 for
+    modernbert-mini, RESULTS.md time_to_quality); a batch size the user gave recommend is kept."""
+    from domainlm.pretrain import presets
+    from domainlm.recommend import Recommendation, write_config
+
+    c = Candidate(
+        "modernbert-mini", "scratch", "mlm", 3_000_000, 5000.0, "domain", 1.2, preset="modernbert-mini"
+    )
+    rec = Recommendation(c, [c], ["because"], {}, {}, 600.0, 500.0)
+    path = write_config(rec, tmp_path, None, "10m", 128, 32, "r", tmp_path / "run.yaml", explicit)
+    train = presets.with_recipe(cfgmod.load(RunConfig, path)).train
+    recipe = presets.recipe_of("modernbert-mini")
+    assert train.batch_size == (32 if explicit else recipe["batch_size"]) and recipe["batch_size"] != 32
+    assert train.lr == recipe["lr"] and train.mlm_probability == recipe["mlm_probability"]

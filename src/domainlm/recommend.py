@@ -676,7 +676,15 @@ def recommend(
     choose(rec, ev, cfg.task, cfg.labelled)
     if output is not None:
         rec.config_path = write_config(
-            rec, corpus, cfg.tokenizer, cfg.budget, cfg.seq_len, cfg.batch_size, cfg.name, Path(output)
+            rec,
+            corpus,
+            cfg.tokenizer,
+            cfg.budget,
+            cfg.seq_len,
+            cfg.batch_size,
+            cfg.name,
+            Path(output),
+            frozenset(cfg.model_fields_set & {"seq_len", "batch_size"}),
         )
     return rec
 
@@ -723,8 +731,12 @@ def write_config(
     batch_size: int,
     name: str,
     output: Path,
+    explicit: frozenset[str] = frozenset(),
 ) -> Path:
-    """The chosen run as a complete config YAML for ``domainlm pretrain --config``."""
+    """The chosen run as a complete config YAML for ``domainlm pretrain --config``; ``explicit``: the
+    train settings (seq_len, batch_size) the user gave, kept over the preset's recipe."""
+    from domainlm.pretrain import presets
+
     c = rec.choice
     flags = {
         "corpus": str(corpus),
@@ -739,6 +751,11 @@ def write_config(
         flags["train.lr"] = CONTINUE_LR
     else:
         flags["train.lr"] = SCRATCH_LR.get(c.preset or "")
+        # a preset's measured recipe (pretrain/presets.py) wins over recommend's timing batch and the
+        # rule-of-thumb lr, unless the user gave that setting to recommend
+        for k, v in presets.recipe_of(c.preset or "").items():
+            if k not in explicit:
+                flags[f"train.{k}"] = v
         flags["model.preset"] = c.preset
         if tokenizer is not None:
             flags["tokenizer"] = str(tokenizer)
