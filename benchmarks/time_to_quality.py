@@ -380,14 +380,16 @@ def plot(cells: list[dict], path: Path) -> None:
             (("accuracy", "held-out masked accuracy"), ("perplexity", "perplexity / token"))
         ):
             ax = axes[i][j]
-            for name in SETTINGS:
+            for k, name in enumerate(SETTINGS):
                 pts = sorted(
                     (c["minutes"], c[metric])
                     for c in cells
                     if c["corpus"] == corpus and c["setting"] == name and c[metric] is not None
                 )
                 if pts:
-                    ax.plot(*zip(*pts, strict=True), "o-", label=name, lw=1.5)
+                    # tab20 and four markers: every setting its own colour-and-marker pair
+                    style = {"color": plt.cm.tab20(k % 20), "marker": "osD^"[k % 4], "lw": 1.5}
+                    ax.plot(*zip(*pts, strict=True), "-", label=name, **style)
             ng = [c["ngram_perplexity"] for c in cells if c["corpus"] == corpus and c["ngram_perplexity"]]
             if metric == "perplexity" and ng:
                 ax.axhline(ng[0], ls="--", color="grey", label="Kneser-Ney 5-gram")
