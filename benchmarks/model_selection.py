@@ -7,7 +7,8 @@
     python benchmarks/model_selection.py --validate      # hold each corpus out: does recommend choose well?
 
 Corpora: ``demo`` (the Constitution of India, as `domainlm demo` prepares it) and ``spdx`` (728 SPDX
-licence texts, $DOMAINLM_SPDX else ``../shared/data/spdx-licenses.jsonl``; label ``osi_approved``). The
+licence texts found by ``_cells.study_corpus``: $DOMAINLM_SPDX, else the shared data folder beside the
+repository; label ``osi_approved``). The
 labelled tasks are benchmarks/downstream.py's (constitution article -> Part, licence -> OSI-approved).
 
 A cell is (corpus, family, budget). Its steps are separate processes, each measured by wait4 (CPU

@@ -12,9 +12,9 @@ Each cell is one (corpus, setting, budget): `domainlm pretrain` in its own proce
 stopped (delete a file to rerun its cell).
 
 Corpora: ``demo``, the Constitution of India prepared as `domainlm demo` does (its 8k-target WordPiece
-tokenizer, the shipped cloze probes); ``spdx``, the 728 SPDX licence texts ($DOMAINLM_SPDX, else
-``../shared/data/spdx-licenses.jsonl`` next to the repository), with probes drawn from its test split
-the way the demo draws its examples.
+tokenizer, the shipped cloze probes); ``spdx``, the 728 SPDX licence texts (``_cells.study_corpus``:
+$DOMAINLM_SPDX, else the shared data folder beside the repository), with probes drawn from its test
+split the way the demo draws its examples.
 
 Settings (``SETTINGS``): the shipped default (modernbert-mini), the old default (bert-mini at lr 1e-3),
 one lever at a time around the default (masking rate, dropout, learning rate, batch size), the same ModernBERT
