@@ -40,9 +40,10 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())[:MAX_TOKENS]
 
 
-def build_vocab(texts: list[str]) -> list[str]:
-    """Words seen at least ``min_count`` times, most frequent first (ties alphabetical: deterministic)."""
-    counts = Counter(w for t in texts for w in words(t))
+def build_vocab(docs: list[list[str]]) -> list[str]:
+    """Words (of ``words``-split documents) seen at least ``min_count`` times, most frequent first (ties
+    alphabetical: deterministic)."""
+    counts = Counter(w for d in docs for w in d)
     kept = sorted((w for w, c in counts.items() if c >= SETTINGS["min_count"]), key=lambda w: (-counts[w], w))
     return ["[PAD]", "[UNK]", *kept[: SETTINGS["max_vocab"]]]
 
@@ -87,8 +88,9 @@ class FittedCNN:
     def __post_init__(self):
         self.index = {w: i for i, w in enumerate(self.vocab)}
 
-    def ids(self, text: str) -> list[int]:
-        return [self.index.get(w, UNK) for w in words(text)] or [UNK]
+    def ids(self, text: str, split: list[str] | None = None) -> list[int]:
+        """Token ids of ``text`` (or of its ``words`` already split)."""
+        return [self.index.get(w, UNK) for w in (words(text) if split is None else split)] or [UNK]
 
     def predict_proba(self, texts: list[str]):
         import torch
@@ -125,9 +127,10 @@ class CNN:
         import torch
 
         torch.manual_seed(seed)
-        vocab = build_vocab(list(texts))
+        docs = [words(t) for t in texts]  # split once: for the vocabulary and for the ids
+        vocab = build_vocab(docs)
         fitted = FittedCNN(_net(len(vocab), len(self.ctx.labels), SETTINGS), vocab, self.ctx.labels)
-        rows = [fitted.ids(t) for t in texts]
+        rows = [fitted.ids(t, d) for t, d in zip(texts, docs, strict=True)]
         target = torch.as_tensor(np.asarray(y), dtype=torch.long)
         opt = torch.optim.Adam(fitted.net.parameters(), lr=SETTINGS["lr"])
         rng = np.random.default_rng(seed)
