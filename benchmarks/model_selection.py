@@ -5,6 +5,7 @@
     python benchmarks/model_selection.py --quick         # smoke: 15-second budget, 3 families, demo corpus
     python benchmarks/model_selection.py --publish       # cells -> src/domainlm/assets/evidence/ (idle only)
     python benchmarks/model_selection.py --validate      # hold each corpus out: does recommend choose well?
+    python benchmarks/model_selection.py --screen        # batch 8 vs 32 per family, 2 minutes, demo corpus
 
 Corpora: ``demo`` (the Constitution of India, as `domainlm demo` prepares it) and ``spdx`` (728 SPDX
 licence texts found by ``_cells.study_corpus``: $DOMAINLM_SPDX, else the shared data folder beside the
@@ -27,6 +28,13 @@ machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice th
 2. ``long``: the ``TOP`` best families (frozen macro-F1 at the largest curve budget) at ``LONG_BUDGET``
    on ``LONG_CORPORA``;
 3. ``finetune``: full fine-tuning (``finetune-full``) of the ``TOP`` best at the largest curve budget.
+
+Before the study, ``--screen`` measures the one recipe lever that time_to_quality found decisive at these
+budgets (modernbert-mini, 3 minutes: 47.7% masked accuracy at batch 8 against 24.1% at batch 32): each
+neural family trains for ``SCREEN_BUDGET`` on the demo corpus at each of ``SCREEN_BATCHES``, and its own
+end-of-run validation loss says which learns more in that time (within 1% is a tie and keeps the preset).
+The winners go into the presets' recipes, so the study and `recommend`'s run.yaml train the same thing.
+Cells in ``WORK/screen/``; the table in ``WORK/screen.md``.
 
 Outputs in WORK: ``model_selection.md`` (the table), ``model_selection.png`` (quality against CPU-minutes,
 one line per family, per corpus and metric) and ``model_selection.json`` (the evidence, format in
@@ -57,6 +65,9 @@ LONG_BUDGET, LONG_CORPORA, TOP = "10m", ["demo"], 3
 QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
 CORPORA = ["demo", "spdx"]
 FOLDS, QUICK_FOLDS = 5, 2
+SCREEN_BUDGET, SCREEN_BATCHES, SCREEN_NOISE = "2m", (8, 32), 0.01
+# measured by time_to_quality in one run (RESULTS.md): 39.6% vs 16.7% held-out accuracy at 2 minutes
+SCREEN_SKIP = {"modernbert-mini": "time_to_quality: batch 8 39.6% vs batch 32 16.7% masked accuracy at 2 min"}
 EVIDENCE_OUT = ROOT / "src" / "domainlm" / "assets" / "evidence" / "model_selection.json"
 
 # family -> how it is trained and what it is for; kind: generative (left-to-right likelihood), masked
@@ -431,6 +442,68 @@ def versions() -> dict:
     return out
 
 
+def screen(work: Path, families: list[str]) -> list[dict]:
+    """Each neural family at ``SCREEN_BUDGET`` on the demo corpus at each batch size of ``SCREEN_BATCHES``
+    (same preset, lr and schedule otherwise); one stored cell per (family, batch)."""
+    store, data, out = CellStore(work / "screen"), setup_corpus("demo", work), []
+    for f in families:
+        if FAMILIES[f]["kind"] == "classical" or f in SCREEN_SKIP:
+            continue
+        for b in SCREEN_BATCHES:
+            key = f"demo--{f}--{SCREEN_BUDGET}--batch{b}"
+            got = store.get(key)
+            if got is None:
+                run_dir = work / "screen-runs" / key
+                shutil.rmtree(run_dir, ignore_errors=True)
+                before = load_average()
+                cmd = pretrain_cmd(data, f, SCREEN_BUDGET, run_dir) + ["--set", f"train.batch_size={b}"]
+                step = run_step(cmd, THREADS)
+                s = json.loads((run_dir / "train_summary.json").read_text())
+                got = store.put(key, {
+                    "family": f, "batch_size": b, "budget": SCREEN_BUDGET, "steps": s["steps"],
+                    "tokens": s["tokens"], "tokens_per_s": s["tokens_per_s"],
+                    "val_loss": s["validation"]["loss"], "val_accuracy": s["validation"].get("accuracy"),
+                    "cpu_s": round(step.cpu_s, 1), "load": [before, load_average()], "machine": machine_facts(),
+                })  # fmt: skip
+                shutil.rmtree(run_dir, ignore_errors=True)  # the numbers are the result; weights are not kept
+            print(f"  {key}: validation loss {got['val_loss']:.3f}, {got['steps']} steps, "
+                  f"{got['tokens_per_s']:,.0f} tokens/s, load {got['load']}", flush=True)  # fmt: skip
+            out.append(got)
+    return out
+
+
+def screen_table(cells: list[dict]) -> tuple[str, dict]:
+    """The screen's table and each family's winning batch size (the smallest loss; within
+    ``SCREEN_NOISE`` of the preset's batch keeps the preset)."""
+    from domainlm.config import TrainConfig
+    from domainlm.pretrain import presets
+
+    by: dict[str, dict[int, dict]] = {}
+    for c in cells:
+        by.setdefault(c["family"], {})[c["batch_size"]] = c
+    cols = " | ".join(f"batch {b}: val loss (acc), steps, tok/s" for b in SCREEN_BATCHES)
+    lines = [f"| family | {cols} | winner |", "|---|" + "---|" * len(SCREEN_BATCHES) + "---|"]
+    winners = {}
+    for f, got in by.items():
+        if len(got) < len(SCREEN_BATCHES):
+            continue
+        spec = FAMILIES[f]
+        default = presets.recipe_of(spec.get("preset") or "").get("batch_size", TrainConfig().batch_size)
+        best = min(got.values(), key=lambda c: c["val_loss"])
+        base = got.get(default, best)
+        win = best if best["val_loss"] < base["val_loss"] * (1 - SCREEN_NOISE) else base
+        winners[f] = win["batch_size"]
+        cells_txt = " | ".join(
+            f"{got[b]['val_loss']:.3f}" + (f" ({got[b]['val_accuracy']:.1%})" if got[b].get("val_accuracy") else "")
+            + f", {got[b]['steps']:,}, {got[b]['tokens_per_s']:,.0f}"
+            for b in SCREEN_BATCHES
+        )  # fmt: skip
+        lines.append(f"| {f} | {cells_txt} | batch {win['batch_size']} |")
+    for f, why in SCREEN_SKIP.items():
+        lines.append(f"| {f} | " + " | ".join("-" for _ in SCREEN_BATCHES) + f" | batch 8 ({why}) |")
+    return "\n".join(lines), winners
+
+
 # ----------------------------------------------------------------------------------------------------
 # evidence, table, plot, validation
 
@@ -591,6 +664,9 @@ def parse() -> argparse.Namespace:
         "--publish", action="store_true", help=f"write the evidence to {EVIDENCE_OUT.relative_to(ROOT)}"
     )
     ap.add_argument("--validate", action="store_true", help="hold each corpus out; check recommend's choice")
+    ap.add_argument(
+        "--screen", action="store_true", help=f"batch {SCREEN_BATCHES} per family, demo, {SCREEN_BUDGET}"
+    )
     ap.add_argument("--evidence", help="evidence JSON for --validate (default: WORK/model_selection.json)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-selection"), help="scratch folder (resumes)")
     ap.add_argument("--corpora", default=",".join(CORPORA))
@@ -624,6 +700,13 @@ def main() -> None:
         if f not in FAMILIES:
             raise SystemExit(f"unknown family '{f}'; use one of: {', '.join(FAMILIES)}")
     families, skipped = available(wanted)
+    if a.screen:
+        print(f"load average before: {load_average():.2f}", flush=True)
+        text, winners = screen_table(screen(work, families))
+        (work / "screen.md").write_text(text + "\n")
+        print("\n" + text + f"\nload average after: {load_average():.2f}")
+        print("RESULT " + " ".join(f"{f}=batch{b}" for f, b in winners.items()))
+        return
     corpora = ["demo"] if a.quick else a.corpora.split(",")
     cells = plan(a.quick, corpora, families, store)
     text, total = plan_text(cells, store, a.quick, skipped)
