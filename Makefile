@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow lint format clean bench-quick
+.PHONY: setup demo test test-slow lint format clean bench-quick guide
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ test-slow: setup
 BENCHMARKS := $(sort $(filter-out benchmarks/_%,$(wildcard benchmarks/*.py)))
 bench-quick: setup
 	$(foreach b,$(BENCHMARKS),$(PY) $(b) --quick &&) true
+
+# every output and figure docs/guide.md quotes, regenerated (about 30 minutes; an idle machine)
+guide: setup
+	$(PY) scripts/guide.py
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -130,6 +130,37 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def machine_cpu_s() -> float | None:
+    """CPU seconds every process of this machine has used since boot (/proc/stat: user, nice, system,
+    irq, softirq, steal), or None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except OSError:
+        return None
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (every run_step child is reaped by wait4)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Contention:
+    """What other processes used while a cell ran: the machine's CPU seconds minus this process tree's.
+    A 1-minute load average cannot tell that apart from the cell's own threads; this can."""
+
+    def __init__(self):
+        self.machine0, self.own0, self.t0 = machine_cpu_s(), own_cpu_s(), time.perf_counter()
+
+    def other_cpu_s(self) -> float | None:
+        now = machine_cpu_s()
+        if now is None or self.machine0 is None:
+            return None
+        return round(max(0.0, (now - self.machine0) - (own_cpu_s() - self.own0)), 1)
+
+
 def machine_facts() -> dict:
     """domainlm.machine.describe() plus the CPU flags that decide the speed path (bf16, AVX-512, AMX)."""
     from domainlm import machine

@@ -55,11 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _cells
-from _cells import ROOT, CellStore, load_average, machine_facts, run_step
+from _cells import ROOT, CellStore, Contention, load_average, machine_facts, run_step
 
 THREADS = 2
 LIMIT_HOURS = 6.0  # the study's budget (issue 14), idle-machine wall-clock hours
-LOAD_LIMIT = 0.5  # 1-minute load average above which a cell is not published (an idle 2-core machine)
+# a cell is not published when other processes used more than OTHER_LIMIT cores on average while it ran
+# (_cells.Contention); cells stored without that measure: when the 1-minute load average exceeded the
+# cell's own THREADS by more than LOAD_LIMIT
+OTHER_LIMIT, LOAD_LIMIT = 0.1, 0.5
 BUDGETS = ["2m", "6m"]
 LONG_BUDGET, LONG_CORPORA, TOP = "10m", ["demo"], 3
 QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
@@ -416,7 +419,7 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
     got = store.get(c.key)
     if got is not None:
         return got
-    before, t0 = load_average(), time.perf_counter()
+    before, t0, others = load_average(), time.perf_counter(), Contention()
     res = STEPS[c.step](c, data, work, quick)
     spec = FAMILIES[c.family]
     cell = {
@@ -424,7 +427,7 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
         "budget_s": None if c.budget == "fit" else seconds(c.budget), "kind": spec["kind"],
         "preset": spec.get("preset"), "objective": spec.get("objective"), "init_from": spec.get("init_from"),
         "tasks": list(spec["tasks"]), **res, "wall_s": round(time.perf_counter() - t0, 1),
-        "load": [before, load_average()], "machine": machine_facts(), "versions": versions(),
+        "load": [before, load_average()], "other_cpu_s": others.other_cpu_s(), "machine": machine_facts(), "versions": versions(),
         "corpus_facts": data["facts"], "quick": quick,
     }  # fmt: skip
     return store.put(c.key, cell)
@@ -455,11 +458,11 @@ def screen(work: Path, families: list[str]) -> list[dict]:
             if got is None:
                 run_dir = work / "screen-runs" / key
                 shutil.rmtree(run_dir, ignore_errors=True)
-                before = load_average()
+                before, t0, others = load_average(), time.perf_counter(), Contention()
                 cmd = pretrain_cmd(data, f, SCREEN_BUDGET, run_dir) + ["--set", f"train.batch_size={b}"]
                 step = run_step(cmd, THREADS)
                 s = json.loads((run_dir / "train_summary.json").read_text())
-                got = store.put(key, {
+                got = store.put(key, {"other_cpu_s": others.other_cpu_s(), "wall_s": round(time.perf_counter() - t0, 1),
                     "family": f, "batch_size": b, "budget": SCREEN_BUDGET, "steps": s["steps"],
                     "tokens": s["tokens"], "tokens_per_s": s["tokens_per_s"],
                     "val_loss": s["validation"]["loss"], "val_accuracy": s["validation"].get("accuracy"),
@@ -508,12 +511,23 @@ def screen_table(cells: list[dict]) -> tuple[str, dict]:
 # evidence, table, plot, validation
 
 
+def contended(cell: dict, load_limit: float = LOAD_LIMIT) -> bool:
+    """Whether other processes competed with ``cell`` (the rule at OTHER_LIMIT / LOAD_LIMIT)."""
+    other, wall = cell.get("other_cpu_s"), cell.get("wall_s")
+    if other is not None and wall:
+        return other / wall > OTHER_LIMIT
+    return max(cell["load"]) > THREADS + load_limit
+
+
 def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
     """The evidence file (format: domainlm.evidence) from stored cells; ``load_limit`` None keeps all."""
-    loaded = [c for c in cells if load_limit is not None and max(c["load"]) > load_limit]
+    loaded = [c for c in cells if load_limit is not None and contended(c, load_limit)]
     if loaded:
         keys = ", ".join(f"{c['corpus']}/{c['family']}/{c['budget']}" for c in loaded[:5])
-        raise SystemExit(f"{len(loaded)} cell(s) ran under load > {load_limit} ({keys}): rerun them idle")
+        raise SystemExit(
+            f"{len(loaded)} cell(s) ran under load (other processes above {OTHER_LIMIT} cores, or a load "
+            f"average above {THREADS} + {load_limit}): {keys}. Delete their cell files and rerun them idle"
+        )
     rows: dict[tuple, dict] = {}
     tfidf: dict[str, dict] = {}
     for c in sorted(cells, key=lambda c: c["step"] == "finetune"):  # train cells first
@@ -671,6 +685,12 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-selection"), help="scratch folder (resumes)")
     ap.add_argument("--corpora", default=",".join(CORPORA))
     ap.add_argument("--families", default=None, help=f"comma list of: {', '.join(FAMILIES)}")
+    ap.add_argument(
+        "--hours",
+        type=float,
+        default=None,
+        help="start no cell whose estimate would end past this many hours from now (a session's share)",
+    )
     ap.add_argument("--worker-latency", help=argparse.SUPPRESS)
     return ap.parse_args()
 
@@ -715,10 +735,14 @@ def main() -> None:
         return
     print(f"load average before: {load_average():.2f}", flush=True)
     datas = {c: setup_corpus(c, work) for c in corpora}
-    done = []
+    done, t_start, deferred = [], time.monotonic(), 0
     for c in cells:
         if c.family.startswith("top-"):
             continue  # named once the curve stage is stored: run again
+        late = a.hours is not None and time.monotonic() - t_start + c.estimate_s(a.quick) > a.hours * 3600
+        if late and store.get(c.key) is None:
+            deferred += 1
+            continue  # left for the next run (it resumes)
         cell = run_cell(c, datas[c.corpus], work, store, a.quick)
         done.append(cell)
         print(f"  {c.key}: {cell['wall_s']:.0f} s, load {cell['load']}", flush=True)
@@ -732,7 +756,9 @@ def main() -> None:
         print(f"published {EVIDENCE_OUT.relative_to(ROOT)}")
     print(f"load average after: {load_average():.2f}")
     cpu = sum(c.get("cpu_s") or 0 for c in done) / 60
-    print(f"RESULT cells={len(done)} cpu_minutes={cpu:.1f} skipped={len(skipped)}")
+    if deferred:
+        print(f"{deferred} cell(s) left for the next run (--hours {a.hours})")
+    print(f"RESULT cells={len(done)} cpu_minutes={cpu:.1f} skipped={len(skipped)} deferred={deferred}")
 
 
 if __name__ == "__main__":

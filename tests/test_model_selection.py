@@ -89,8 +89,15 @@ def test_evidence_from_cells_merges_finetune_and_refuses_loaded_cells():
     tfidf = next(r for r in ev["rows"] if r["family"] == "tfidf+svm")
     assert tfidf["kind"] == "classical" and tfidf["budget_s"] is None
     assert "| a | bert-mini | 2 min |" in ms.table(ev)
+    # the cell's own 2 threads raise the load average to ~2: that alone is no contention
+    assert ms.evidence([_cell("a", "bert-mini", "2m", load=(1.8, 2.1), downstream=down)])["rows"]
     with pytest.raises(SystemExit, match="under load"):
-        ms.evidence([_cell("a", "bert-mini", "2m", load=(0.1, 1.7), downstream=down)])
+        ms.evidence([_cell("a", "bert-mini", "2m", load=(0.1, 2.9), downstream=down)])
+    # measured: other processes' CPU seconds over the cell's wall seconds, above OTHER_LIMIT cores
+    busy = _cell("a", "bert-mini", "2m", load=(0.1, 0.2), downstream=down, other_cpu_s=60.0, wall_s=300.0)
+    with pytest.raises(SystemExit, match="under load"):
+        ms.evidence([busy])
+    assert ms.evidence([busy | {"other_cpu_s": 3.0}])["rows"]
 
 
 def _row(corpus, family, f1, budget_s=120.0):

@@ -1,0 +1,393 @@
+"""Regenerate every output and figure that docs/guide.md quotes: `make guide`, on an idle machine.
+
+    python scripts/guide.py                  # every step in runs/guide, then rewrite the guide's blocks
+    python scripts/guide.py --only serve     # some steps again (the earlier steps' files must be there)
+    python scripts/guide.py --check          # the guide and STEPS agree (markers, commands); runs nothing
+
+Each step is what a reader types, run by ``bash`` in WORK (default ``runs/guide``) with this project's
+environment first on PATH. Its output (stdout and stderr, 100 columns, no colour, WORK's path and the
+home folder replaced) is written into the guide between ``<!-- guide:NAME -->`` and
+``<!-- /guide:NAME -->``: the command as a ```bash block, then what it printed. The ``machine`` block
+states the machine, the versions and the date. Figures are written to docs/img/ (``FIGURES``).
+Nothing else in the guide is touched: its prose quotes these blocks or benchmarks/RESULTS.md by section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GUIDE = ROOT / "docs" / "guide.md"
+IMG = ROOT / "docs" / "img"
+PORT = 8765
+
+# the held-out sentences of the fill-mask step: the demo's own choice (domainlm.demo.cloze_examples)
+FILL_MASK = """python -c '
+import torch
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, pipeline
+from pathlib import Path
+from domainlm.demo import cloze_examples
+tok = AutoTokenizer.from_pretrained("runs/law/model")
+torch.manual_seed(0)
+untrained = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained("runs/law/model"))
+before = pipeline("fill-mask", model=untrained, tokenizer=tok)
+after = pipeline("fill-mask", model="runs/law/model")
+for text, answer in cloze_examples(Path("corpus"), tok, n=6):
+    print(text.replace(tok.mask_token, "____"))
+    print("   answer:", answer)
+    print("   before:", ", ".join(p["token_str"] for p in before(text, top_k=3)))
+    print("   after: ", ", ".join(p["token_str"] for p in after(text, top_k=3)))
+'"""
+
+# the labelled task, from the corpus's own metadata: each article's Part of the Constitution
+TASK = """python -c '
+import json
+from collections import Counter
+rows = [json.loads(line) for line in open("raw/constitution-of-india.jsonl")]
+rows = [r for r in rows if r["part"] is not None]
+count = Counter(r["part"] for r in rows)
+with open("articles.jsonl", "w") as f:
+    for r in rows:
+        label = "Part " + str(r["part"]) if count[r["part"]] >= 5 else "other"
+        f.write(json.dumps({"text": r["text"], "label": label}) + "\\n")
+print(len(rows), "articles,", len({r["part"] for r in rows}), "Parts; the largest:", count.most_common(3))
+'"""
+
+TOKENS = """python -c '
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained("tok")
+enc = tok(["The Governor shall summon the Legislature.", "Article 21."], padding=True)
+print("tokens:        ", tok.convert_ids_to_tokens(enc["input_ids"][0]))
+print("input_ids:     ", enc["input_ids"])
+print("attention_mask:", enc["attention_mask"])
+'"""
+
+SERVE = f"""domainlm serve runs/law --onnx --port {PORT} > serve.log 2>&1 & SERVER=$!
+for i in $(seq 120); do curl -sf 127.0.0.1:{PORT}/health > /dev/null && break; sleep 1; done
+curl -s -X POST 127.0.0.1:{PORT}/fill-mask -H 'Content-Type: application/json' \\
+    -d '{{"inputs": "The President shall be elected by the members of an electoral [MASK].", "top_k": 3}}'
+echo
+curl -s -X POST 127.0.0.1:{PORT}/embed -H 'Content-Type: application/json' \\
+    -d '{{"inputs": ["Protection of life and personal liberty"]}}' | cut -c1-120
+echo
+kill $SERVER"""
+
+
+@dataclass
+class Step:
+    name: str
+    command: str
+    keep: tuple[int, int] = (40, 20)  # lines kept from the head and the tail of the output
+    timeout: int = 1800
+
+
+STEPS = [
+    Step(
+        "raw",
+        "python -c 'from pathlib import Path; from domainlm.demo import write_demo_corpus; "
+        'print(write_demo_corpus(Path("raw")))\'',
+    ),  # fmt: skip
+    Step("prepare", "domainlm prepare raw/ -o corpus/"),
+    Step("tokenizer", "domainlm tokenizer corpus/ --kind wordpiece --vocab-size 8000 -o tok/"),
+    Step("tokens", TOKENS),
+    Step("recommend", "domainlm recommend corpus/ --tokenizer tok/ --budget 10m -o run.yaml"),
+    Step(
+        "pretrain",
+        "domainlm pretrain corpus/ --tokenizer tok/ --preset modernbert-mini --budget 10m --name law",
+    ),
+    Step("fill-mask", FILL_MASK),
+    Step("evaluate", "domainlm evaluate runs/law --probes constitution --max-docs 10"),
+    Step("tokenizer-gpt", "domainlm tokenizer corpus/ --kind bpe --style gpt --vocab-size 8000 -o tok-gpt/"),
+    Step(
+        "pretrain-gpt",
+        "domainlm pretrain corpus/ --tokenizer tok-gpt/ --preset llama-mini --objective clm "
+        "--budget 5m --name law-gpt",
+    ),  # fmt: skip
+    Step(
+        "evaluate-gpt", "domainlm evaluate runs/law-gpt --baseline ngram --ngram-tokens 10000 --max-docs 10"
+    ),
+    Step("task", TASK),
+    Step("finetune", "domainlm finetune runs/law articles.jsonl --methods auto -o runs/law-part"),
+    Step("errors", "head -n 2 runs/law-part/errors.jsonl | cut -c1-400"),
+    Step(
+        "search",
+        "domainlm finetune runs/law articles.jsonl --methods finetune-head --search 6 --budget 5m "
+        "--folds 1 -o runs/law-part-search",
+    ),  # fmt: skip
+    Step(
+        "export",
+        "domainlm export runs/law --format onnx-int8\ndomainlm export runs/law --format sentence-transformers",
+    ),
+    Step("serve", SERVE),
+]
+FIGURES = {
+    "pipeline.png": "the pipeline, folder to served model",
+    "tokenizer.png": "legal words split by the domain tokenizer and by a generic one",
+    "pretrain.png": "validation curves: masked accuracy (ModernBERT) and causal loss against the 5-gram",
+    "leaderboard.png": "the classifier leaderboard on the Part task, TF-IDF included",
+    "confusion.png": "the shipped classifier's out-of-fold confusion matrix",
+    "study.png": "the model-selection study: quality against CPU-minutes per family",
+}
+
+
+def environment(work: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FORCE_COLOR", "CLICOLOR"))}
+    return env | {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        "COLUMNS": "100",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def clean(text: str, work: Path, keep: tuple[int, int]) -> str:
+    """The output as the guide shows it: no machine path, no carriage-return redraws, head and tail."""
+    for p in sorted({str(work.resolve()), str(work)}, key=len, reverse=True):
+        text = text.replace(p + os.sep, "").replace(p, ".")
+    text = text.replace(str(Path.home()), "~").replace(str(ROOT), "<repository>")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    lines = [ln.rsplit("\r", 1)[-1].rstrip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln.strip()]
+    head, tail = keep
+    if len(lines) > head + tail:
+        lines = lines[:head] + [f"... ({len(lines) - head - tail} lines)"] + lines[-tail:]
+    return "\n".join(lines)
+
+
+def run_step(step: Step, work: Path) -> str:
+    t0 = time.perf_counter()
+    print(f"[guide] {step.name}: {step.command.splitlines()[0][:90]}", flush=True)
+    p = subprocess.run(["bash", "-c", step.command], cwd=work, env=environment(work), capture_output=True,
+                       text=True, timeout=step.timeout)  # fmt: skip
+    out = p.stdout + (("\n" + p.stderr) if p.stderr.strip() else "")
+    if p.returncode != 0:
+        sys.stderr.write(out[-4000:])
+        raise SystemExit(f"guide step {step.name} failed (exit {p.returncode})")
+    print(f"[guide] {step.name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return clean(out, work, step.keep)
+
+
+def block(step: Step, output: str) -> str:
+    shown = f"```bash\n{step.command}\n```\n"
+    return shown + (f"\n```\n{output}\n```\n" if output else "")
+
+
+def machine_block() -> str:
+    import importlib.metadata as md
+
+    from domainlm import machine
+
+    m = machine.describe()
+    vers = ", ".join(f"{p} {md.version(p)}" for p in ("domainlm", "torch", "transformers", "scikit-learn"))
+    load = os.getloadavg()[0]
+    return (
+        f"Generated by `make guide` (scripts/guide.py) on {time.strftime('%Y-%m-%d')}: {m.get('cpu')}, "
+        f"{m.get('cores')} cores, {m.get('memory_gb')} GB, bf16 {'yes' if m.get('bf16') else 'no'}, "
+        f"Python {m.get('python')}, {vers}; load average {load:.2f} before the run.\n"
+    )
+
+
+MARK = re.compile(r"(<!-- guide:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /guide:(?P=name) -->)", re.S)
+
+
+def rewrite(text: str, blocks: dict[str, str]) -> str:
+    return MARK.sub(lambda m: m.group(1) + blocks.get(m.group("name"), m.group("body")) + m.group(4), text)
+
+
+def check(text: str) -> list[str]:
+    """Problems: a step without its block, a block without its step, a block whose command is not the
+    step's (the guide was edited by hand)."""
+    found = {m.group("name"): m.group("body") for m in MARK.finditer(text)}
+    names = {s.name for s in STEPS} | {"machine"}
+    problems = [f"the guide has no block for step '{n}'" for n in sorted(names - set(found))]
+    problems += [
+        f"the guide's block '{n}' is no step of scripts/guide.py" for n in sorted(set(found) - names)
+    ]
+    for s in STEPS:
+        if s.name in found and not found[s.name].startswith(f"```bash\n{s.command}\n```\n"):
+            problems.append(f"the guide's block '{s.name}' does not show the step's command")
+    return problems
+
+
+# ---- figures --------------------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def fig_pipeline(work: Path, out: Path) -> None:
+    plt = _plt()
+    stages = ["folder of\nlaw", "prepare", "tokenizer", "recommend", "pretrain", "evaluate", "finetune",
+              "export", "serve"]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(12, 1.8))
+    for i, s in enumerate(stages):
+        ax.text(i, 0, s, ha="center", va="center", fontsize=10,
+                bbox={"boxstyle": "round", "fc": "#dde8f5" if i else "#f1e3c8", "ec": "#446"})  # fmt: skip
+        if i:
+            ax.annotate("", (i - 0.38, 0), (i - 0.62, 0), arrowprops={"arrowstyle": "->"})
+    ax.set_xlim(-0.6, len(stages) - 0.4)
+    ax.set_ylim(-0.6, 0.6)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+LEGAL_WORDS = ["Legislature", "Parliament", "Governor", "Panchayats", "Scheduled", "Tribunal", "ordinance",
+               "Municipalities", "citizenship", "Comptroller"]  # fmt: skip
+
+
+def fig_tokenizer(work: Path, out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from domainlm.tokens.tokenizer import generic_tokenizer_path
+
+    plt = _plt()
+    domain = AutoTokenizer.from_pretrained(str(work / "tok"))
+    generic_path = generic_tokenizer_path()
+    generic = AutoTokenizer.from_pretrained(str(generic_path)) if generic_path else None
+    rows = [(w, domain.tokenize(w), generic.tokenize(w) if generic else []) for w in LEGAL_WORDS]
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1))
+    ax.axis("off")
+    ax.text(0.0, 1.0, "word", weight="bold", transform=ax.transAxes, va="top")
+    ax.text(0.25, 1.0, "domain WordPiece (8k, this corpus)", weight="bold", transform=ax.transAxes, va="top")
+    if generic:
+        ax.text(
+            0.62, 1.0, "generic (MiniLM, 30k, English web)", weight="bold", transform=ax.transAxes, va="top"
+        )
+    for i, (w, d, g) in enumerate(rows):
+        y = 1.0 - (i + 1) / (len(rows) + 1)
+        ax.text(0.0, y, w, transform=ax.transAxes, va="top", family="monospace")
+        ax.text(0.25, y, " | ".join(d), transform=ax.transAxes, va="top", family="monospace", color="#1a5")
+        if generic:
+            ax.text(
+                0.62, y, " | ".join(g), transform=ax.transAxes, va="top", family="monospace", color="#a51"
+            )
+    fig.savefig(out, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _curve(run: Path, key: str) -> list[tuple[float, float]]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [(r["elapsed"] / 60, r[key]) for r in rows if key in r]
+
+
+def fig_pretrain(work: Path, out: Path) -> None:
+    import math
+
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+    pts = _curve(work / "runs" / "law", "val_accuracy")
+    a.plot(*zip(*pts, strict=True), "o-", label="modernbert-mini (masked LM)")
+    a.set_xlabel("minutes of training")
+    a.set_ylabel("held-out masked accuracy")
+    a.set_title("masked LM: validation accuracy")
+    a.grid(alpha=0.3)
+    a.legend()
+    pts = _curve(work / "runs" / "law-gpt", "val_loss")
+    b.plot(*zip(*pts, strict=True), "o-", label="llama-mini (causal LM)")
+    ev = json.loads((work / "runs" / "law-gpt" / "eval.json").read_text())
+    ngram = ev.get("baseline", {}).get("ngram", {}).get("perplexity")
+    if ngram:
+        b.axhline(math.log(ngram), ls="--", color="grey", label=f"Kneser-Ney 5-gram (perplexity {ngram:.1f})")
+    b.set_xlabel("minutes of training")
+    b.set_ylabel("held-out loss (nats per token)")
+    b.set_title("causal LM against the n-gram")
+    b.set_ylim(top=min(9, b.get_ylim()[1]))
+    b.grid(alpha=0.3)
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def fig_leaderboard(work: Path, out: Path) -> None:
+    plt = _plt()
+    m = json.loads((work / "runs" / "law-part" / "metrics.json").read_text())
+    rows = sorted(m["leaderboard"], key=lambda r: r["macro_f1"]["mean"])
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
+    colors = ["#c63" if r["method"] == m["shipped"] else "#579" for r in rows]
+    ax.barh([r["method"] for r in rows], [r["macro_f1"]["mean"] for r in rows],
+            xerr=[r["macro_f1"].get("std", 0) for r in rows], color=colors)  # fmt: skip
+    ax.set_xlabel(f"macro-F1, mean ± std over {m['folds']} folds (shipped: {m['shipped']})")
+    ax.set_title("article -> Part of the Constitution")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def fig_confusion(work: Path, out: Path) -> None:
+    shutil.copyfile(work / "runs" / "law-part" / "confusion.png", out)
+
+
+def fig_study(work: Path, out: Path) -> None:
+    """The study's plot, drawn from the evidence the package ships (what `recommend` reads)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import model_selection
+
+    from domainlm import evidence
+
+    model_selection.plot(json.loads(evidence.SHIPPED.read_text()), out)
+
+
+FIGURE_FNS = {
+    "pipeline.png": fig_pipeline,
+    "tokenizer.png": fig_tokenizer,
+    "pretrain.png": fig_pretrain,
+    "leaderboard.png": fig_leaderboard,
+    "confusion.png": fig_confusion,
+    "study.png": fig_study,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default=str(ROOT / "runs" / "guide"), help="scratch folder")
+    ap.add_argument("--only", default=None, help=f"comma list of steps: {', '.join(s.name for s in STEPS)}")
+    ap.add_argument("--check", action="store_true", help="the guide and STEPS agree; run nothing")
+    a = ap.parse_args()
+    text = GUIDE.read_text()
+    if a.check:
+        problems = check(text)
+        print("\n".join(problems) or "the guide's blocks match scripts/guide.py")
+        raise SystemExit(1 if problems else 0)
+    work = Path(a.work)
+    only = set(a.only.split(",")) if a.only else None
+    if only is None:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    blocks = {"machine": machine_block()}
+    for step in STEPS:
+        if only is None or step.name in only:
+            blocks[step.name] = block(step, run_step(step, work))
+    IMG.mkdir(parents=True, exist_ok=True)
+    for name, fn in FIGURE_FNS.items():
+        if only is None or name.removesuffix(".png") in only:
+            fn(work, IMG / name)
+            print(f"[guide] docs/img/{name}: {FIGURES[name]}")
+    GUIDE.write_text(rewrite(text, blocks))
+    problems = check(GUIDE.read_text())
+    print("\n".join(problems) or f"rewrote {len(blocks)} block(s) of docs/guide.md")
+
+
+if __name__ == "__main__":
+    main()
