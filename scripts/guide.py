@@ -340,11 +340,15 @@ def fig_confusion(work: Path, out: Path) -> None:
 
 
 def fig_study(work: Path, out: Path) -> None:
-    """The study's plot, drawn from the evidence the package ships (what `recommend` reads)."""
+    """The study's plot, drawn from the evidence the package ships (what `recommend` reads); none
+    until the study is published (benchmarks/model_selection.py --publish)."""
+    from domainlm import evidence
+
+    if not evidence.SHIPPED.is_file():
+        print("[guide] no study evidence shipped yet: docs/img/study.png not drawn")
+        return
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import model_selection
-
-    from domainlm import evidence
 
     model_selection.plot(json.loads(evidence.SHIPPED.read_text()), out)
 
