@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import model_selection as ms  # noqa: E402
-from _cells import CellStore  # noqa: E402
+from _cells import CellStore, Contention, run_step  # noqa: E402
 
 
 def _data() -> dict:
@@ -147,3 +147,18 @@ def test_validate_holds_each_corpus_out_and_judges_the_choice():
         ]
     )
     assert all(r["ok"] for r in ms.validate(close))
+
+
+def test_contention_is_the_machines_cpu_less_the_cells_own(monkeypatch):
+    """Children that run_step reaped count as the cell's own CPU; the rest of the machine's is contention."""
+    import _cells
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    t0 = _cells.own_cpu_s()
+    step = run_step([sys.executable, "-c", burn], threads=1)
+    assert step.cpu_s > 0.25 and _cells.own_cpu_s() - t0 >= 0.99 * step.cpu_s
+    readings = iter([100.0, 160.0])
+    monkeypatch.setattr(_cells, "machine_cpu_s", lambda: next(readings))
+    c = Contention()
+    c.own0 -= 50.0  # the cell's own processes used 50 of the machine's 60 CPU seconds
+    assert c.other_cpu_s() == pytest.approx(10.0, abs=0.2)
