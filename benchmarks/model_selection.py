@@ -284,10 +284,11 @@ def pretrain_cmd(
     spec = FAMILIES[family]
     cmd = _cli("pretrain", str(data["corpus"]), "--objective", spec["objective"])
     if spec.get("init_from"):
-        from domainlm.recommend import CONTINUE_LR
+        from domainlm.recommend import CONTINUE_RECIPE
 
         cmd += ["--init-from", str(generic_tokenizer_path())]  # the package's model folder
-        cmd += ["--set", f"train.lr={CONTINUE_LR}"]  # the rate `recommend` writes for continued pretraining
+        for k, v in CONTINUE_RECIPE.items():  # what `recommend` writes for continued pretraining
+            cmd += ["--set", f"train.{k}={v}"]
     else:
         tok = tokenizer or tokenizer_for(data, spec["preset"])
         cmd += ["--preset", spec["preset"], "--tokenizer", str(tok)]

@@ -57,6 +57,9 @@ FERTILITY_GAIN = 1.25  # general tokenizer's pieces per word / the domain tokeni
 RESERVE_FRACTION, RESERVE_S = 0.10, 30.0  # start-up, evaluations and saves inside the budget
 # peak learning rates of the shipped configs (configs/): a pretrained model is adapted gently
 CONTINUE_LR = 1e-4
+# continued pretraining's batch: RESULTS.md "model_selection --screen" (MiniLM at lr 1e-4, 2 minutes on the
+# demo corpus): batch 8 reached validation loss 5.363 against 6.186 at batch 32
+CONTINUE_RECIPE = {"lr": CONTINUE_LR, "batch_size": 8}
 SCRATCH_LR = {"bert-small": 5e-4, "bert-medium": 5e-4, "gpt-small": 5e-4}  # others: the default 1e-3
 SAMPLE_CHARS = 2_000_000  # characters of training text used to measure tokens per word
 
@@ -748,7 +751,7 @@ def write_config(
     }
     if c.kind == "continue":
         flags["model.init_from"] = c.init_from
-        flags["train.lr"] = CONTINUE_LR
+        flags |= {f"train.{k}": v for k, v in CONTINUE_RECIPE.items() if k not in explicit}
     else:
         flags["train.lr"] = SCRATCH_LR.get(c.preset or "")
         # a preset's measured recipe (pretrain/presets.py) wins over recommend's timing batch and the
