@@ -175,12 +175,9 @@ def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore)
             for f in families
         ]
     cells = []
-    for corpus in corpora:
-        for f in families:
-            if f == "ngram":
-                cells.append(Cell(corpus, f, "fit", "ngram"))
-            else:
-                cells += [Cell(corpus, f, b) for b in BUDGETS]
+    for corpus in corpora:  # budget by budget: a session's share of the study compares every family
+        cells += [Cell(corpus, f, "fit", "ngram") for f in families if f == "ngram"]
+        cells += [Cell(corpus, f, b) for b in BUDGETS for f in families if f != "ngram"]
     done = store.all()
     for corpus in corpora:
         top = top_families(done, corpus, BUDGETS[-1], TOP) or [f"top-{i + 1}" for i in range(TOP)]

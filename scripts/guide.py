@@ -71,6 +71,14 @@ print("input_ids:     ", enc["input_ids"])
 print("attention_mask:", enc["attention_mask"])
 '"""
 
+ERRORS = """python -c '
+import json
+for line in list(open("runs/law-part/errors.jsonl"))[:4]:
+    e = json.loads(line)
+    text = " ".join(e["text"].split())[:70]
+    print("row", e["row"], "| gold:", e["gold"], "| predicted:", e["predicted"], round(e["probability"], 2), "|", text)
+'"""
+
 SERVE = f"""domainlm serve runs/law --onnx --port {PORT} > serve.log 2>&1 & SERVER=$!
 for i in $(seq 120); do curl -sf 127.0.0.1:{PORT}/health > /dev/null && break; sleep 1; done
 curl -s -X POST 127.0.0.1:{PORT}/fill-mask -H 'Content-Type: application/json' \\
@@ -116,8 +124,12 @@ STEPS = [
         "evaluate-gpt", "domainlm evaluate runs/law-gpt --baseline ngram --ngram-tokens 10000 --max-docs 10"
     ),
     Step("task", TASK),
-    Step("finetune", "domainlm finetune runs/law articles.jsonl --methods auto -o runs/law-part"),
-    Step("errors", "head -n 2 runs/law-part/errors.jsonl | cut -c1-400"),
+    Step(
+        "finetune",
+        "domainlm finetune runs/law articles.jsonl --methods auto --folds 5 -o runs/law-part",
+        (4, 18),
+    ),
+    Step("errors", ERRORS),
     Step(
         "search",
         "domainlm finetune runs/law articles.jsonl --methods finetune-head --search 6 --budget 5m "
@@ -152,6 +164,10 @@ def environment(work: Path) -> dict:
     }
 
 
+# progress bars of libraries (transformers' weight loading), not domainlm's output
+NOISE = re.compile(r"^(Loading weights|Batches|Map)\b.*(it/s|s/it)")
+
+
 def clean(text: str, work: Path, keep: tuple[int, int]) -> str:
     """The output as the guide shows it: no machine path, no carriage-return redraws, head and tail."""
     for p in sorted({str(work.resolve()), str(work)}, key=len, reverse=True):
@@ -159,7 +175,7 @@ def clean(text: str, work: Path, keep: tuple[int, int]) -> str:
     text = text.replace(str(Path.home()), "~").replace(str(ROOT), "<repository>")
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
     lines = [ln.rsplit("\r", 1)[-1].rstrip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln.strip()]
+    lines = [ln for ln in lines if ln.strip() and not NOISE.match(ln)]
     head, tail = keep
     if len(lines) > head + tail:
         lines = lines[:head] + [f"... ({len(lines) - head - tail} lines)"] + lines[-tail:]
@@ -169,9 +185,10 @@ def clean(text: str, work: Path, keep: tuple[int, int]) -> str:
 def run_step(step: Step, work: Path) -> str:
     t0 = time.perf_counter()
     print(f"[guide] {step.name}: {step.command.splitlines()[0][:90]}", flush=True)
-    p = subprocess.run(["bash", "-c", step.command], cwd=work, env=environment(work), capture_output=True,
-                       text=True, timeout=step.timeout)  # fmt: skip
-    out = p.stdout + (("\n" + p.stderr) if p.stderr.strip() else "")
+    # one pipe for stdout and stderr: the lines keep the order a reader sees in a terminal
+    p = subprocess.run(["bash", "-c", step.command], cwd=work, env=environment(work), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=step.timeout)  # fmt: skip
+    out = p.stdout
     if p.returncode != 0:
         sys.stderr.write(out[-4000:])
         raise SystemExit(f"guide step {step.name} failed (exit {p.returncode})")
@@ -251,37 +268,40 @@ def fig_pipeline(work: Path, out: Path) -> None:
     plt.close(fig)
 
 
-LEGAL_WORDS = ["Legislature", "Parliament", "Governor", "Panchayats", "Scheduled", "Tribunal", "ordinance",
-               "Municipalities", "citizenship", "Comptroller"]  # fmt: skip
-
-
 def fig_tokenizer(work: Path, out: Path) -> None:
-    from transformers import AutoTokenizer
-
-    from domainlm.tokens.tokenizer import generic_tokenizer_path
-
+    """Pieces per word, domain against generic, for the words the tokenizer report picked
+    (tok/report.json: frequent domain words the two tokenizers cut differently)."""
     plt = _plt()
-    domain = AutoTokenizer.from_pretrained(str(work / "tok"))
-    generic_path = generic_tokenizer_path()
-    generic = AutoTokenizer.from_pretrained(str(generic_path)) if generic_path else None
-    rows = [(w, domain.tokenize(w), generic.tokenize(w) if generic else []) for w in LEGAL_WORDS]
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(rows) + 1))
-    ax.axis("off")
-    ax.text(0.0, 1.0, "word", weight="bold", transform=ax.transAxes, va="top")
-    ax.text(0.25, 1.0, "domain WordPiece (8k, this corpus)", weight="bold", transform=ax.transAxes, va="top")
-    if generic:
-        ax.text(
-            0.62, 1.0, "generic (MiniLM, 30k, English web)", weight="bold", transform=ax.transAxes, va="top"
-        )
-    for i, (w, d, g) in enumerate(rows):
-        y = 1.0 - (i + 1) / (len(rows) + 1)
-        ax.text(0.0, y, w, transform=ax.transAxes, va="top", family="monospace")
-        ax.text(0.25, y, " | ".join(d), transform=ax.transAxes, va="top", family="monospace", color="#1a5")
-        if generic:
-            ax.text(
-                0.62, y, " | ".join(g), transform=ax.transAxes, va="top", family="monospace", color="#a51"
-            )
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    rep = json.loads((work / "tok" / "report.json").read_text())
+    (dname, dom), (gname, gen) = list(rep["tokenizers"].items())[:2]
+    rows = rep["examples"][::-1]
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.4))
+    y = range(len(rows))
+    ax.barh(
+        [i + 0.2 for i in y],
+        [len(r[dname]) for r in rows],
+        0.4,
+        color="#2a7",
+        label=f"{dname} ({dom['vocab_size']:,} tokens)",
+    )
+    ax.barh(
+        [i - 0.2 for i in y],
+        [len(r[gname]) for r in rows],
+        0.4,
+        color="#c73",
+        label=f"{gname} ({gen['vocab_size']:,} tokens)",
+    )
+    for i, r in enumerate(rows):
+        ax.text(len(r[dname]) + 0.1, i + 0.2, " ".join(r[dname]), va="center", fontsize=8, family="monospace")
+        ax.text(len(r[gname]) + 0.1, i - 0.2, " ".join(r[gname]), va="center", fontsize=8, family="monospace")
+    ax.set_yticks(list(y), [r["word"] for r in rows])
+    ax.set_xlabel("pieces per word")
+    ax.set_xlim(0, max(len(r[k]) for r in rows for k in (dname, gname)) + 4)
+    ax.set_title(f"fertility on the validation split: domain {dom['fertility']:.3f}, generic {gen['fertility']:.3f} "
+                 "tokens per word")  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
     plt.close(fig)
 
 
@@ -369,9 +389,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help=f"comma list of steps: {', '.join(s.name for s in STEPS)}")
     ap.add_argument("--check", action="store_true", help="the guide and STEPS agree; run nothing")
     a = ap.parse_args()
-    text = GUIDE.read_text()
     if a.check:
-        problems = check(text)
+        problems = check(GUIDE.read_text())
         print("\n".join(problems) or "the guide's blocks match scripts/guide.py")
         raise SystemExit(1 if problems else 0)
     work = Path(a.work)
@@ -379,16 +398,17 @@ def main() -> None:
     if only is None:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    blocks = {"machine": machine_block()}
+    blocks = {"machine": machine_block()} if only is None else {}  # the machine of the full run stays
     for step in STEPS:
         if only is None or step.name in only:
             blocks[step.name] = block(step, run_step(step, work))
+            GUIDE.write_text(rewrite(GUIDE.read_text(), blocks))  # a later failure keeps what is done
     IMG.mkdir(parents=True, exist_ok=True)
     for name, fn in FIGURE_FNS.items():
         if only is None or name.removesuffix(".png") in only:
             fn(work, IMG / name)
-            print(f"[guide] docs/img/{name}: {FIGURES[name]}")
-    GUIDE.write_text(rewrite(text, blocks))
+            if (IMG / name).is_file():
+                print(f"[guide] docs/img/{name}: {FIGURES[name]}")
     problems = check(GUIDE.read_text())
     print("\n".join(problems) or f"rewrote {len(blocks)} block(s) of docs/guide.md")
 

@@ -68,6 +68,14 @@ def test_mlm_eval_writes_all_metrics(mlm_run, probe_file):
     assert any(r[0] == "pseudo-perplexity / word" for r in rows)
 
 
+def test_a_shipped_probe_set_is_recorded_by_name_not_by_path(mlm_run, probe_file):
+    """eval.json holds no path of this machine for the shipped probes; a user's file stays as given."""
+    res = evaluate([mlm_run], eval_batches=1, probes="constitution", max_docs=0)[str(mlm_run)]
+    assert res["probe_file"] == "constitution" and res["probes"] > 10
+    res = evaluate([mlm_run], eval_batches=1, probes=probe_file, max_docs=0)[str(mlm_run)]
+    assert res["probe_file"] == str(probe_file)
+
+
 def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
     """The batched, head-on-masked-rows implementation equals the definition computed naively."""
     from transformers import AutoModelForMaskedLM

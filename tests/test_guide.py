@@ -109,21 +109,25 @@ def _set_config_classes() -> dict:
     return {"prepare": PrepareConfig, "pretrain": RunConfig, "finetune": FinetuneConfig, "serve": ServeConfig}
 
 
-def test_guide_set_keys_are_valid_settings():
-    """Every `--set KEY=VALUE` in the guide names a real setting with a valid value."""
+def test_docs_set_keys_are_valid_settings():
+    """Every `--set KEY=VALUE` in the guide and the reference docs names a real setting with a valid value."""
     from domainlm import config as cfgmod
 
     classes = _set_config_classes()
     checked = 0
-    for line, (sub, *args) in guide_calls():
-        for flag, item in zip(args, args[1:], strict=False):
-            if flag != "--set":
-                continue
-            assert sub in classes, f"no known settings class for `domainlm {sub} --set` (guide line: {line})"
-            if sub == "serve":
-                item = item.removeprefix("serve.")
-            cfgmod.build(classes[sub], ("--set", cfgmod.parse_sets([item])))  # raises on a bad key or value
-            checked += 1
+    for doc in sorted(GUIDE.parent.glob("*.md")):
+        calls = [(line, call) for line in bash_commands(doc.read_text()) for call in domainlm_calls(line)]
+        for line, (sub, *args) in calls:
+            for flag, item in zip(args, args[1:], strict=False):
+                if flag != "--set":
+                    continue
+                assert sub in classes, f"{doc.name}: no settings class for `domainlm {sub} --set` ({line})"
+                if sub == "serve":
+                    item = item.removeprefix("serve.")
+                cfgmod.build(
+                    classes[sub], ("--set", cfgmod.parse_sets([item]))
+                )  # raises on a bad key or value
+                checked += 1
     assert checked > 0
 
 
@@ -146,6 +150,7 @@ def test_parser_reads_continuations_and_torchrun():
 def guide_script():
     spec = importlib.util.spec_from_file_location("guide_script", ROOT / "scripts" / "guide.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules["guide_script"] = mod  # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -187,7 +192,7 @@ SHORTER = {
     "pretrain-gpt": [("--budget 5m", "--budget 15s")],
     "evaluate": [("--max-docs 10", "--max-docs 1")],
     "evaluate-gpt": [("--ngram-tokens 10000", "--ngram-tokens 300"), ("--max-docs 10", "--max-docs 1")],
-    "finetune": [("--methods auto", "--methods tfidf+svm,frozen-mean --folds 2")],
+    "finetune": [("--methods auto --folds 5", "--methods tfidf+svm,frozen-mean --folds 2")],
     "search": [("--search 6 --budget 5m", "--search 2 --budget 30s")],
 }
 SKIPPED = {"recommend", "serve"}

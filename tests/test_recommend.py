@@ -272,3 +272,20 @@ def test_the_written_config_trains_the_chosen_presets_measured_recipe(tmp_path, 
     recipe = presets.recipe_of("modernbert-mini")
     assert train.batch_size == (32 if explicit else recipe["batch_size"]) and recipe["batch_size"] != 32
     assert train.lr == recipe["lr"] and train.mlm_probability == recipe["mlm_probability"]
+
+
+@pytest.mark.parametrize("explicit", [frozenset(), frozenset({"batch_size"})])
+def test_the_written_config_continues_a_checkpoint_with_the_continue_recipe(tmp_path, explicit):
+    """Continued pretraining gets its measured recipe (lr 1e-4, batch 8: RESULTS.md model_selection
+    --screen), not the from-scratch default lr or recommend's timing batch; a batch the user gave wins."""
+    from domainlm.recommend import CONTINUE_RECIPE, Recommendation, write_config
+
+    ckpt = tmp_path / "general"
+    c = Candidate(
+        "continue general", "continue", "mlm", 22_000_000, 1000.0, "checkpoint", 1.2, init_from=str(ckpt)
+    )
+    rec = Recommendation(c, [c], ["because"], {}, {}, 600.0, 500.0)
+    path = write_config(rec, tmp_path, None, "10m", 128, 32, "r", tmp_path / "run.yaml", explicit)
+    cfg = cfgmod.load(RunConfig, path)
+    assert cfg.model.init_from == str(ckpt) and cfg.train.lr == CONTINUE_RECIPE["lr"] < RunConfig().train.lr
+    assert cfg.train.batch_size == (32 if explicit else CONTINUE_RECIPE["batch_size"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,11 @@ def validation_split(texts: list[str], y, val_fraction: float, seed: int) -> tup
     idx = np.arange(len(texts))
     n_inner = max(2, round(1 / val_fraction))
     try:
-        tr, va = next(_splitter(y, n_inner, seed).split(idx, _strata(y), groups))
+        with warnings.catch_warnings():
+            # a class with fewer documents than inner folds is simply absent from some validation
+            # parts; sklearn's warning about it would repeat for every fit of every fold
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            tr, va = next(_splitter(y, n_inner, seed).split(idx, _strata(y), groups))
     except ValueError:  # too few groups for the inner split: fall back to a plain grouped split
         tr, va = next(GroupKFold(n_splits=2).split(idx, groups=groups))
     return tr.tolist(), va.tolist()

@@ -395,7 +395,9 @@ def evaluate_run(run: Path, eval_batches: int | None, probe_path, probe_set, max
             result |= document_scores(model, tok, objective, texts, cfg.train.seq_len)
         if model is not None and probe_set is not None and objective in PROBED:
             result |= probe_metrics(model, tok, PROBED[objective], probe_set)
-            result["probe_file"] = str(probe_path)
+            # a shipped set by its name (no path of this machine in eval.json), else the file as given
+            shipped = {v: k for k, v in PROBE_SETS.items()}
+            result["probe_file"] = shipped.get(probe_path, str(probe_path))
     result["seconds"] = round(time.perf_counter() - t0, 2)
     return result, data
 
