@@ -303,3 +303,57 @@ def test_every_method_runs_on_the_same_folds(tiny_encoder, data, tmp_path):
     else:
         assert registry.load_fitted(res.model_dir).predict_proba([_EXEC[0]]).shape == (1, 2)
     assert winner in names
+
+
+# ----------------------------------------------------------------------------------------------------
+# every family of the study embeds: the RNN LM's recurrent layers, T5's encoder
+
+
+@pytest.fixture(scope="module")
+def tiny_rnn_and_t5(bert_tokenizer, tmp_path_factory):
+    """A tiny LSTM LM saved as domainlm saves it (no config.json) and a tiny T5 span model."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from domainlm.pretrain.rnn import RNNLM, RNNConfig, write_weights
+    from domainlm.tokens.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(bert_tokenizer)
+    base = tmp_path_factory.mktemp("bodies")
+    torch.manual_seed(0)
+    rnn = base / "rnn"
+    rnn.mkdir()
+    write_weights(RNNLM(RNNConfig(vocab_size=len(tok), hidden_size=24, num_hidden_layers=1)), rnn)
+    tok.save_pretrained(rnn)
+    t5 = base / "t5"
+    conf = T5Config(vocab_size=len(tok), d_model=24, d_kv=8, d_ff=48, num_layers=1, num_heads=2,
+                    pad_token_id=tok.pad_token_id, decoder_start_token_id=tok.pad_token_id)  # fmt: skip
+    T5ForConditionalGeneration(conf).save_pretrained(t5)
+    tok.save_pretrained(t5)
+    return {"rnn": rnn, "t5": t5}
+
+
+@pytest.mark.parametrize("family", ["rnn", "t5"])
+def test_frozen_embeddings_of_an_rnn_and_a_t5_encoder_ignore_padding_and_reload(
+    family, tiny_rnn_and_t5, tmp_path
+):
+    from domainlm.classify.finetune import resolve_model_dir
+    from domainlm.classify.methods.frozen import Encoder
+
+    folder = tiny_rnn_and_t5[family]
+    assert resolve_model_dir(folder) == folder  # finetune accepts the folder (the RNN has no config.json)
+    cfg = FinetuneConfig(max_length=32, max_windows=3, stride=4)
+    enc = Encoder(folder, cfg)
+    assert type(enc.model).__name__ == {"rnn": "RNNBody", "t5": "T5EncoderModel"}[family]
+    short, long = "The President shall be elected.", "Parliament may by law regulate the Court " * 5
+    alone = Encoder(folder, cfg).window_vectors([short])[0]
+    batched = enc.window_vectors([short, long])[0]  # padded beside a longer text
+    assert alone.shape == (1, 24)  # one window, the body's width
+    assert np.allclose(alone, batched, atol=1e-5)
+    rows = _rows()
+    texts, labels = [r["text"] for r in rows], ["exec", "rights"]
+    y = np.array([labels.index(r["label"]) for r in rows])
+    ctx = registry.Context(labels, False, cfg, folder, corpus=texts)
+    fitted = registry.make("frozen-mean", ctx).fit(texts[:24], y[:24], seed=0)
+    fitted.save(tmp_path / "m")
+    again = registry.load_fitted(tmp_path / "m")
+    assert np.allclose(fitted.predict_proba(texts[24:]), again.predict_proba(texts[24:]), atol=1e-5)

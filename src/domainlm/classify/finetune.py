@@ -63,11 +63,14 @@ class FinetuneResult:
 
 def resolve_model_dir(model: str | Path) -> Path:
     """A run folder -> its model/; a HF model folder -> itself."""
+    from domainlm.pretrain.rnn import CONFIG_FILE as RNN_CONFIG
+
     p = Path(model)
-    if (p / "model" / "config.json").is_file():
-        return p / "model"
-    if (p / "config.json").is_file():
-        return p
+    for name in ("config.json", RNN_CONFIG):  # domainlm's RNN LM: for the frozen-embedding methods
+        if (p / "model" / name).is_file():
+            return p / "model"
+        if (p / name).is_file():
+            return p
     raise UserError(
         f"'{p}' is neither a run folder nor a Hugging Face model folder (no config.json)",
         "Pass a folder made by `domainlm pretrain`, or one saved with save_pretrained",

@@ -47,7 +47,8 @@ class Windows:
 def max_positions(model_config) -> int:
     """Usable positions of a model (fairseq-style models lose two to the padding offset)."""
     offset = 2 if model_config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
-    return getattr(model_config, "max_position_embeddings", 512) - offset
+    n = getattr(model_config, "max_position_embeddings", 512)
+    return (n or 1 << 30) - offset  # 0: no position limit (a recurrent net)
 
 
 def make_windows(tok, texts: list[str], cfg, max_positions: int) -> Windows:

@@ -74,24 +74,31 @@ class RNNLM(nn.Module):
         return RNNOutput(self.head(self.drop(h)))  # (B, T, V)
 
 
-def save_rnn(model: RNNLM, tok, out: Path, cfg, summary: dict) -> Path:
-    """Write ``out``: ``model.safetensors`` (the tied projection stored once), ``domainlm_rnn.json``, the
-    tokenizer and a README that says plainly what this folder is and is not. Staged, then renamed."""
+def write_weights(model: RNNLM, folder: Path) -> None:
+    """``model.safetensors`` (the tied projection stored once) and ``domainlm_rnn.json`` in ``folder``."""
     from safetensors.torch import save_file
 
-    tmp = out.parent / f".{out.name}-staging"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "head.weight"}
     save_file(
-        weights, str(tmp / "model.safetensors"), metadata={"format": "pt", "tied": "head.weight=embed.weight"}
+        weights,
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt", "tied": "head.weight=embed.weight"},
     )
     meta = {
         "format_version": FORMAT_VERSION,
         "class": "domainlm.pretrain.rnn.RNNLM",
         "config": model.config.to_dict(),
     }
-    (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+
+
+def save_rnn(model: RNNLM, tok, out: Path, cfg, summary: dict) -> Path:
+    """Write ``out``: the weights (``write_weights``), the tokenizer and a README that says plainly what
+    this folder is and is not. Staged, then renamed."""
+    tmp = out.parent / f".{out.name}-staging"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_weights(model, tmp)
     tok.save_pretrained(str(tmp))
     (tmp / "README.md").write_text(_card(model, cfg, summary), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
@@ -154,3 +161,26 @@ def _card(model: RNNLM, cfg, summary: dict) -> str:
     ]
     lines += [f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in val.items()]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RNNHidden:
+    last_hidden_state: torch.Tensor  # (B, T, H): the top recurrent layer's output at every position
+
+
+class RNNBody(nn.Module):
+    """An RNN LM without its output projection: what a frozen-embedding classifier reads, answering like a
+    transformers ``AutoModel`` (``.last_hidden_state``, ``.config``, ``save_pretrained``). With right
+    padding, a position's state never depends on the padding after it."""
+
+    def __init__(self, lm: RNNLM):
+        super().__init__()
+        self.lm, self.config = lm, lm.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask=None, **_) -> RNNHidden:
+        h, _ = self.lm.rnn(self.lm.embed(input_ids))
+        return RNNHidden(h)
+
+    def save_pretrained(self, folder: str | Path, safe_serialization: bool = True) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        write_weights(self.lm, Path(folder))  # the whole LM: load_rnn reads it back

@@ -32,8 +32,22 @@ class Account:
                     self.extra_cpu += cost.get(t, 0.0)
 
 
+def load_body(model_dir: Path):
+    """The frozen body that embeds: ``AutoModel``; for T5 its encoder (``T5EncoderModel``: the span
+    model's encoder is what classifies); for domainlm's RNN LM (no config.json) its recurrent layers."""
+    import transformers
+
+    from domainlm.pretrain import rnn
+
+    if (model_dir / rnn.CONFIG_FILE).is_file():
+        return rnn.RNNBody(rnn.load_rnn(model_dir))
+    conf = transformers.AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+    cls = transformers.T5EncoderModel if conf.model_type == "t5" else transformers.AutoModel
+    return cls.from_pretrained(str(model_dir), local_files_only=True)
+
+
 class Encoder:
-    """A frozen ``AutoModel`` that embeds documents window by window; caches per-text window vectors."""
+    """A frozen body (``load_body``) that embeds documents window by window; caches per-text window vectors."""
 
     def __init__(self, model_dir: Path, cfg, bf16: bool = False, model=None, tok=None):
         import transformers
@@ -46,7 +60,7 @@ class Encoder:
             level = transformers.logging.get_verbosity()
             transformers.logging.set_verbosity_error()  # a masked LM's head weights are unused here
             try:
-                model = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+                model = load_body(Path(model_dir))
             finally:
                 transformers.logging.set_verbosity(level)
         self.model = model.eval()
