@@ -383,12 +383,35 @@ FIGURE_FNS = {
 }
 
 
+def render_html(out: Path) -> Path:
+    """The guide as one HTML page (python-markdown, tables and fenced code), its images beside it: what a
+    reader of the rendered post sees."""
+    import markdown
+
+    body = markdown.markdown(GUIDE.read_text(), extensions=["tables", "fenced_code", "toc"])
+    style = ("body{max-width:60rem;margin:2rem auto;font:16px/1.5 sans-serif;padding:0 1rem}"
+             "pre{overflow-x:auto;background:#f6f6f6;padding:.6rem;font-size:12px}"
+             "img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .4rem}")  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(IMG, out.parent / "img", dirs_exist_ok=True)
+    for name in ("prepare-and-pretrain.md", "evaluate-finetune.md", "export-and-serve.md", "architecture.md"):
+        shutil.copyfile(GUIDE.parent / name, out.parent / name)
+    out.write_text(
+        f"<!doctype html><meta charset=utf-8><title>domainlm guide</title><style>{style}</style>{body}"
+    )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=str(ROOT / "runs" / "guide"), help="scratch folder")
     ap.add_argument("--only", default=None, help=f"comma list of steps: {', '.join(s.name for s in STEPS)}")
     ap.add_argument("--check", action="store_true", help="the guide and STEPS agree; run nothing")
+    ap.add_argument("--html", metavar="FILE", help="render the guide to FILE (a local preview); run nothing")
     a = ap.parse_args()
+    if a.html:
+        print(f"wrote {render_html(Path(a.html))}")
+        return
     if a.check:
         problems = check(GUIDE.read_text())
         print("\n".join(problems) or "the guide's blocks match scripts/guide.py")
