@@ -357,3 +357,14 @@ def test_frozen_embeddings_of_an_rnn_and_a_t5_encoder_ignore_padding_and_reload(
     fitted.save(tmp_path / "m")
     again = registry.load_fitted(tmp_path / "m")
     assert np.allclose(fitted.predict_proba(texts[24:]), again.predict_proba(texts[24:]), atol=1e-5)
+
+
+def test_models_without_a_position_limit_take_the_configured_window():
+    """XLNet's config answers max_position_embeddings -1 and the RNN's 0: no limit, not a negative window."""
+    from transformers import BertConfig, XLNetConfig
+
+    from domainlm.classify.transformer import max_positions
+    from domainlm.pretrain.rnn import RNNConfig
+
+    assert max_positions(XLNetConfig()) > 10**6 and max_positions(RNNConfig(vocab_size=5)) > 10**6
+    assert max_positions(BertConfig(max_position_embeddings=64)) == 64

@@ -48,7 +48,8 @@ def max_positions(model_config) -> int:
     """Usable positions of a model (fairseq-style models lose two to the padding offset)."""
     offset = 2 if model_config.model_type in ("roberta", "xlm-roberta", "camembert") else 0
     n = getattr(model_config, "max_position_embeddings", 512)
-    return (n or 1 << 30) - offset  # 0: no position limit (a recurrent net)
+    # no position limit: 0 for a recurrent net, -1 for XLNet (its config's property says so)
+    return (n if n and n > 0 else 1 << 30) - offset
 
 
 def make_windows(tok, texts: list[str], cfg, max_positions: int) -> Windows:
