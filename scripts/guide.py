@@ -141,14 +141,6 @@ STEPS = [
     ),
     Step("serve", SERVE),
 ]
-FIGURES = {
-    "pipeline.png": "the pipeline, folder to served model",
-    "tokenizer.png": "legal words split by the domain tokenizer and by a generic one",
-    "pretrain.png": "validation curves: masked accuracy (ModernBERT) and causal loss against the 5-gram",
-    "leaderboard.png": "the classifier leaderboard on the Part task, TF-IDF included",
-    "confusion.png": "the shipped classifier's out-of-fold confusion matrix",
-    "study.png": "the model-selection study: quality against CPU-minutes per family",
-}
 
 
 def environment(work: Path) -> dict:
@@ -373,13 +365,17 @@ def fig_study(work: Path, out: Path) -> None:
     model_selection.plot(json.loads(evidence.SHIPPED.read_text()), out)
 
 
-FIGURE_FNS = {
-    "pipeline.png": fig_pipeline,
-    "tokenizer.png": fig_tokenizer,
-    "pretrain.png": fig_pretrain,
-    "leaderboard.png": fig_leaderboard,
-    "confusion.png": fig_confusion,
-    "study.png": fig_study,
+# figure -> (what it shows, the function that draws it from WORK)
+FIGURES = {
+    "pipeline.png": ("the pipeline, folder to served model", fig_pipeline),
+    "tokenizer.png": ("legal words split by the domain tokenizer and by a generic one", fig_tokenizer),
+    "pretrain.png": (
+        "validation curves: masked accuracy (ModernBERT) and causal loss against the 5-gram",
+        fig_pretrain,
+    ),
+    "leaderboard.png": ("the classifier leaderboard on the Part task, TF-IDF included", fig_leaderboard),
+    "confusion.png": ("the shipped classifier's out-of-fold confusion matrix", fig_confusion),
+    "study.png": ("the model-selection study: quality against CPU-minutes per family", fig_study),
 }
 
 
@@ -427,11 +423,11 @@ def main() -> None:
             blocks[step.name] = block(step, run_step(step, work))
             GUIDE.write_text(rewrite(GUIDE.read_text(), blocks))  # a later failure keeps what is done
     IMG.mkdir(parents=True, exist_ok=True)
-    for name, fn in FIGURE_FNS.items():
+    for name, (what, fn) in FIGURES.items():
         if only is None or name.removesuffix(".png") in only:
             fn(work, IMG / name)
             if (IMG / name).is_file():
-                print(f"[guide] docs/img/{name}: {FIGURES[name]}")
+                print(f"[guide] docs/img/{name}: {what}")
     problems = check(GUIDE.read_text())
     print("\n".join(problems) or f"rewrote {len(blocks)} block(s) of docs/guide.md")
 

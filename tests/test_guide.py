@@ -233,6 +233,6 @@ def test_guide_core_sequence_runs(tmp_path):
     assert (tmp_path / "runs" / "law" / "export" / "onnx-int8" / "model.onnx").is_file()
     assert (tmp_path / "runs" / "law" / "export" / "sentence-transformers" / "modules.json").is_file()
     for name in ("pretrain.png", "leaderboard.png", "tokenizer.png", "pipeline.png"):
-        fn = g.FIGURE_FNS[name]
+        fn = g.FIGURES[name][1]
         fn(tmp_path, tmp_path / name)
         assert (tmp_path / name).stat().st_size > 1000
