@@ -330,15 +330,19 @@ def latency_worker(run_dir: str) -> None:
     torch.set_num_threads(THREADS)
     cfg = read_run_config(run_dir)
     objective = cfg.model.objective
-    model = load_model(Path(run_dir), objective)
+    if objective == "electra":  # the pair trains (and the probe times it); the discriminator ships
+        model = electra_pair(Path(run_dir))
+        served = model.discriminator
+    else:
+        model = served = load_model(Path(run_dir), objective)
     tok = load_tokenizer(Path(run_dir) / "tokenizer")
-    n = sum(p.numel() for p in model.parameters())
+    n = sum(p.numel() for p in model.parameters())  # shared tensors once (ELECTRA's embeddings)
     ids = torch.randint(5, len(tok), (1, 128), generator=torch.Generator().manual_seed(0))
     times = []
     with torch.no_grad():
         for _ in range(12):
             t0 = time.perf_counter()
-            model(input_ids=ids) if objective != "span" else model(
+            served(input_ids=ids) if objective != "span" else served(
                 input_ids=ids, decoder_input_ids=ids[:, :1]
             )
             times.append(time.perf_counter() - t0)
@@ -351,6 +355,20 @@ def latency_worker(run_dir: str) -> None:
             {"parameters": n, "latency_ms": statistics.median(times[2:]) * 1000, "probe_tokens_per_s": probe}
         )
     )
+
+
+def electra_pair(run_dir: Path):
+    """An ELECTRA run's generator and discriminator, their embeddings shared as in training."""
+    from transformers import ElectraForMaskedLM, ElectraForPreTraining
+
+    from domainlm.evaluate.lm import generator_dir
+    from domainlm.pretrain.objectives import ElectraPair
+
+    disc = ElectraForPreTraining.from_pretrained(str(run_dir / "model"), local_files_only=True)
+    gen_dir = generator_dir(run_dir)
+    if gen_dir is None:
+        raise SystemExit(f"{run_dir}: an ELECTRA run without its generator folder")
+    return ElectraPair(ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True), disc).eval()
 
 
 def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:

@@ -61,7 +61,7 @@ def test_mlm_eval_writes_all_metrics(mlm_run, probe_file):
     assert res["pppl_words"] <= res["pppl_tokens"] and res["pppl_word"] >= res["pppl_token"] > 1
     assert res["probes"] == 3 and 0 <= res["probe_top1"] <= res["probe_top5"] <= 1
     ng = res["baseline"]["ngram"]
-    assert ng["tokens"] == 300 and ng["perplexity"] > 1 and ng["library"].startswith("nltk")
+    assert ng["tokens"] == 300 and ng["perplexity"] > 1 and "KneserNey" in ng["library"]
     assert json.loads((mlm_run / "eval.json").read_text())["pppl_word"] == res["pppl_word"]
     headers, rows = side_by_side({str(mlm_run): res})
     assert len(headers) == 3 and "3-gram" in headers[2]
@@ -246,6 +246,42 @@ def test_ngram_prefers_text_like_its_training_data():
     seen = fit_score(docs, [["1", "2", "3", "4"]], order=3)
     shuffled = fit_score(docs, [["4", "3", "2", "1"]], order=3)
     assert seen.tokens == 5 and seen.perplexity < shuffled.perplexity
+
+
+@pytest.mark.parametrize("order", [2, 3, 5])
+def test_ngram_gives_nltks_kneser_ney_probabilities(order):
+    """KneserNey is nltk.lm.KneserNeyInterpolated with its counts precomputed: the same probability for
+    every token of a stream, under full, short and empty contexts, seen and unseen (an out-of-vocabulary
+    token, unseen contexts)."""
+    import random
+
+    from nltk.lm import KneserNeyInterpolated
+    from nltk.lm.preprocessing import padded_everygram_pipeline
+
+    from domainlm.evaluate.ngram import KneserNey
+
+    rng = random.Random(order)
+    words = [str(i) for i in range(30)]
+    docs = [[rng.choice(words[: rng.randint(3, 30)]) for _ in range(rng.randint(1, 40))] for _ in range(40)]
+    stream = [[rng.choice([*words, "99"]) for _ in range(30)] for _ in range(4)] + docs[:3]
+    ref = KneserNeyInterpolated(order)
+    ref.fit(*padded_everygram_pipeline(order, docs))
+    ours = KneserNey(order).fit(docs)
+    pairs = []
+    for doc in stream:
+        padded = ["<s>"] * (order - 1) + doc + ["</s>"]
+        for i in range(order - 1, len(padded)):
+            for ctx in (tuple(padded[i - order + 1 : i]), tuple(padded[i - 1 : i]), ()):
+                pairs.append((ref.score(padded[i], ctx or None), ours.score(padded[i], ctx)))
+    assert len(pairs) > 300 and any(a == 0 for a, _ in pairs) and any(a > 0.1 for a, _ in pairs)
+    assert [a for a, _ in pairs] == [b for _, b in pairs]
+
+
+def test_ngram_order_below_two_is_refused():
+    from domainlm.evaluate.ngram import KneserNey
+
+    with pytest.raises(ValueError, match="order >= 2"):
+        KneserNey(1)
 
 
 def test_encode_ignores_truncation_and_padding_saved_in_tokenizer_json(corpus_dir, bert_tokenizer, tmp_path):

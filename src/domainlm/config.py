@@ -508,7 +508,7 @@ class EvaluateConfig(Section):
     baseline: str | None = Field(None, description="ngram: a Kneser-Ney n-gram beside the runs")
     probes: str | None = Field(None, description="cloze JSONL file, or a shipped set: constitution")
     max_docs: int = Field(10, ge=0, description="documents scored by pseudo-perplexity (0: skip)")
-    ngram_order: int = Field(5, ge=1, description="n-gram order")
+    ngram_order: int = Field(5, ge=2, description="n-gram order (Kneser-Ney needs 2 or more)")
     ngram_tokens: int = Field(3000, ge=1, description="validation tokens the n-gram scores")
 
 

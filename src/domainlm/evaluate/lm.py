@@ -255,7 +255,8 @@ def _objective_of(run: Path, cfg) -> str:
     return cfg.model.objective
 
 
-def _generator_dir(run: Path) -> Path | None:
+def generator_dir(run: Path) -> Path | None:
+    """An ELECTRA run's generator folder (``GENERATOR_DIRS``), or None when the run has none."""
     for rel in GENERATOR_DIRS:
         if (run / rel / "config.json").is_file():
             return run / rel
@@ -454,7 +455,7 @@ def electra_scores(run: Path, cfg, objective: str, data: EvalData, n_batches: in
     from domainlm.pretrain.objectives import electra_metrics
 
     disc = ElectraForPreTraining.from_pretrained(str(run / "model"), local_files_only=True).eval()
-    gen_dir = _generator_dir(run)
+    gen_dir = generator_dir(run)
     gen = ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True).eval() if gen_dir else None
     m = electra_metrics(disc, gen, data.blocks, data.mask_spec, cfg.train.batch_size, n_batches)
     out = {k: v for k, v in m.items() if k.startswith("disc_")}
