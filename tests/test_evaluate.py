@@ -98,6 +98,16 @@ def test_pseudo_perplexity_matches_one_mask_at_a_time(mlm_run):
                 nll -= float(logits.log_softmax(-1)[window[i]])
     assert fast["pppl_tokens"] == len(ids)
     assert fast["pppl_loss"] == pytest.approx(nll / len(ids), rel=1e-4)
+    # max_tokens stops in document order; characters and words are counted to the last token scored
+    from domainlm.evaluate.bits import chars_scored
+
+    other = "Parliament may by law regulate the right of citizenship in every State of the Union."
+    with torch.no_grad():
+        capped = pseudo_perplexity(model, tok, [text, other], seq_len=12, batch_size=3, max_tokens=len(ids))
+        part = pseudo_perplexity(model, tok, [text, other], seq_len=12, max_tokens=len(ids) + 3)
+    assert capped == fast
+    assert part["pppl_tokens"] == len(ids) + 3 and part["pppl_docs"] == 2
+    assert part["pppl_words"] == len(text.split()) + len(other[: chars_scored(tok, other, 3)].split())
     assert fast["pppl_word"] == pytest.approx(math.exp(nll / len(text.split())), rel=1e-3)
 
 

@@ -138,6 +138,29 @@ def test_head_mode_freezes_the_body_and_cache_is_exact(tiny_model, tmp_path):
     assert torch.allclose(cached, direct, atol=1e-4)
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_modernbert_head_trains_on_cached_states_only_when_it_pools_the_first_token(pooling):
+    """ModernBERT's classifier (head MLP, dropout, linear) on cached first-token states is exactly the
+    whole model's computation; with mean pooling the states cannot be cached."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    from domainlm.classify.transformer import Windows, caches_cls, cls_states, head_logits, window_logits
+
+    torch.manual_seed(0)
+    conf = ModernBertConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=2, max_position_embeddings=64, pad_token_id=0,
+                            num_labels=3, classifier_pooling=pooling)  # fmt: skip
+    model = ModernBertForSequenceClassification(conf).eval()
+    assert caches_cls(model.config) == (pooling == "cls")
+    if pooling == "mean":
+        return
+    w = Windows(ids=[[5, 6, 7, 8, 9], [10, 11, 12], [13, 14, 15, 16]], doc=[0, 0, 1])
+    with torch.no_grad():
+        cached = head_logits(model, cls_states(model, w, pad_token=0))
+        direct = window_logits(model, w, [0, 1, 2], pad_token=0)
+    assert cached.shape == (3, 3) and torch.allclose(cached, direct, atol=1e-5)
+
+
 def test_splits_are_by_document_grouped_and_seeded(tmp_path):
     rows = _docs(30)
     rows.append(dict(rows[0]))  # an exact duplicate must land in the same fold as its twin

@@ -156,7 +156,7 @@ def test_contention_is_the_machines_cpu_less_the_cells_own(monkeypatch):
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
     t0 = _cells.own_cpu_s()
     step = run_step([sys.executable, "-c", burn], threads=1)
-    assert step.cpu_s > 0.25 and _cells.own_cpu_s() - t0 >= 0.99 * step.cpu_s
+    assert step.cpu_s > 0.25 and _cells.own_cpu_s() - t0 >= step.cpu_s - 0.02  # os.times ticks: 10 ms
     readings = iter([100.0, 160.0])
     monkeypatch.setattr(_cells, "machine_cpu_s", lambda: next(readings))
     c = Contention()

@@ -193,6 +193,7 @@ SPECS: dict[str, Spec] = {
             Flag("max_docs"),
             Flag("ngram_order"),
             Flag("ngram_tokens"),
+            Flag("pppl_tokens"),
         ),
         options=EvaluateConfig,
     ),

@@ -22,6 +22,7 @@ from pathlib import Path
 from domainlm.classify.report import classification_metrics, predict
 
 # families whose head reads the [CLS] state only: head-only training runs on cached [CLS] states
+# (ModernBERT too, when its config pools the first token: ``caches_cls``)
 CLS_HEADS = {"bert", "roberta", "xlm-roberta", "electra", "camembert"}
 DEFAULT_LR = {"full": 5e-5, "head": 2e-3}
 # clip the gradient norm at 1.0: BERT's fine-tuning recipe (Devlin et al. 2019, google-research/bert
@@ -159,8 +160,18 @@ def loss_fn(y_train, n_classes: int, multi: bool, class_weights: bool):
 # forward over windows
 
 
+def caches_cls(config) -> bool:
+    """Whether a classifier of this config reads only the first token's state (its head can be trained
+    on cached states, ``cls_states``): ``CLS_HEADS``, and ModernBERT with ``classifier_pooling="cls"``."""
+    if config.model_type == "modernbert":
+        return getattr(config, "classifier_pooling", "cls") == "cls"
+    return config.model_type in CLS_HEADS
+
+
 def head_logits(model, cls):
     """Logits from cached [CLS] states (N, H) -> (N, C), the same computation as the model's head."""
+    if model.config.model_type == "modernbert":  # ModernBertForSequenceClassification, "cls" pooling
+        return model.classifier(model.drop(model.head(cls)))
     h = cls.unsqueeze(1)  # (N, 1, H): the heads read position 0
     if model.config.model_type == "bert":
         pooled = model.bert.pooler(h) if model.bert.pooler is not None else cls

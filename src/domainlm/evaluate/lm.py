@@ -57,16 +57,22 @@ PROBED: dict[str, str] = {"clm": "clm", "mlm": "mlm", "electra": "mlm"}
 GENERATOR_DIRS = ("generator", "model/generator", "model-generator", "model_generator")
 
 
-def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: int = 64) -> dict:
+def pseudo_perplexity(
+    model, tok, texts: list[str], seq_len: int, batch_size: int = 64, max_tokens: int | None = None
+) -> dict:
     """Pseudo-log-likelihood of each text (Salazar et al. 2020): every token masked in turn.
 
     A document longer than ``seq_len`` is scored in consecutive windows of ``seq_len - 2`` tokens framed
     by [CLS]/[SEP] (each token is scored once, with context from its own window only). Returns the mean
     per-token loss, pseudo-perplexity per token and per whitespace word, and the pseudo-log-likelihood in
     bits per character (``pppl_bits_per_char``). Call under no_grad.
+
+    Each token costs one forward pass of its window, so ``max_tokens`` caps the tokens scored, in
+    document order; the characters and words are counted up to the last token scored.
     """
     import torch
 
+    from domainlm.evaluate.bits import chars_scored
     from domainlm.pretrain.objectives import MLM_HEADS, mlm_head
 
     family = model.config.model_type
@@ -75,11 +81,18 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
     prefix = [tok.cls_token_id] if tok.cls_token_id is not None else []
     suffix = [tok.sep_token_id] if tok.sep_token_id is not None else []
     content = seq_len - len(prefix) - len(suffix)
-    nll, n_tokens, n_words, n_chars = 0.0, 0, 0, 0
+    nll, n_tokens, n_words, n_chars, n_docs = 0.0, 0, 0, 0, 0
     for text in texts:
+        left = None if max_tokens is None else max_tokens - n_tokens
+        if left is not None and left <= 0:
+            break
         ids = tok(text, add_special_tokens=False)["input_ids"]
+        if left is not None and len(ids) > left:
+            ids = ids[:left]
+            text = text[: chars_scored(tok, text, left)]
         n_words += len(text.split())
         n_chars += len(text)
+        n_docs += 1
         for w in range(0, len(ids), content):
             window = torch.tensor(prefix + ids[w : w + content] + suffix)  # (L,)
             positions = torch.arange(len(prefix), len(prefix) + len(ids[w : w + content]))  # (n,)
@@ -101,7 +114,7 @@ def pseudo_perplexity(model, tok, texts: list[str], seq_len: int, batch_size: in
         "pppl_token": math.exp(min(loss, 50)),
         "pppl_word": math.exp(min(nll / max(1, n_words), 50)),
         "pppl_bits_per_char": nll / math.log(2) / max(1, n_chars),
-        "pppl_docs": len(texts),
+        "pppl_docs": n_docs,
         "pppl_tokens": n_tokens,
         "pppl_words": n_words,
     }
@@ -299,12 +312,14 @@ def evaluate(
     max_docs: int = 10,
     ngram_order: int = 5,
     ngram_tokens: int = 3000,
+    pppl_tokens: int = 4096,
 ) -> dict[str, dict]:
     """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
 
     ``baseline="ngram"`` adds a Kneser-Ney ``ngram_order``-gram on the run's tokens (scored on the first
     ``ngram_tokens`` validation tokens) under the key ``"baseline"``. ``probes`` is a shipped set name or
-    a JSONL path. ``max_docs`` caps the documents scored by pseudo-perplexity (0: skip it).
+    a JSONL path. ``max_docs`` caps the documents scored per character (0: skip it), ``pppl_tokens`` the
+    tokens pseudo-perplexity scores in them (each is one forward pass).
     """
     if not runs:
         raise UserError("no run given", "Pass one or more run folders: domainlm evaluate runs/NAME")
@@ -314,7 +329,7 @@ def evaluate(
     ngram_cache: dict[str, dict] = {}  # tokenizer hash -> n-gram result (runs sharing a tokenizer share it)
     out: dict[str, dict] = {}
     for run in map(Path, runs):
-        result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs)
+        result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs, pppl_tokens)
         if baseline == "ngram":
             ngram = ngram_baseline(run, data, ngram_order, ngram_tokens, ngram_cache, max_docs)
             result["baseline"] = {"ngram": ngram}
@@ -359,7 +374,9 @@ def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
     return EvalData(corpus, split, sep, shard, blocks, spec, words_per_token(corpus, split, tok))
 
 
-def evaluate_run(run: Path, eval_batches: int | None, probe_path, probe_set, max_docs: int):
+def evaluate_run(
+    run: Path, eval_batches: int | None, probe_path, probe_set, max_docs: int, pppl_tokens: int | None = None
+):
     """(eval.json's content, the data it was measured on) for one run folder."""
     import contextlib
     import time
@@ -393,7 +410,7 @@ def evaluate_run(run: Path, eval_batches: int | None, probe_path, probe_set, max
         result["intrinsic"] = INTRINSIC.get(objective) or NOT_COMPARABLE
         if model is not None and max_docs > 0:
             texts = first_texts(cfg.corpus, data.split, max_docs)
-            result |= document_scores(model, tok, objective, texts, cfg.train.seq_len)
+            result |= document_scores(model, tok, objective, texts, cfg.train.seq_len, pppl_tokens)
         if model is not None and probe_set is not None and objective in PROBED:
             result |= probe_metrics(model, tok, PROBED[objective], probe_set)
             # a shipped set by its name (no path of this machine in eval.json), else the file as given
@@ -403,7 +420,9 @@ def evaluate_run(run: Path, eval_batches: int | None, probe_path, probe_set, max
     return result, data
 
 
-def document_scores(model, tok, objective: str, texts: list[str], seq_len: int) -> dict:
+def document_scores(
+    model, tok, objective: str, texts: list[str], seq_len: int, pppl_tokens: int | None = None
+) -> dict:
     """The per-character numbers of ``texts`` (bits.py): bits per character for a left-to-right
     likelihood, pseudo-log-likelihood (and per character) for a masked LM, nothing for T5."""
     from domainlm.evaluate.bits import causal_bits
@@ -411,7 +430,7 @@ def document_scores(model, tok, objective: str, texts: list[str], seq_len: int) 
     if INTRINSIC.get(objective) == "bits_per_char":
         return causal_bits(model, tok, texts, seq_len, kind=objective)
     if INTRINSIC.get(objective) == "pppl_bits_per_char":
-        return pseudo_perplexity(model, tok, texts, seq_len)
+        return pseudo_perplexity(model, tok, texts, seq_len, max_tokens=pppl_tokens)
     return {}
 
 

@@ -70,7 +70,7 @@ class FineTune:
         model = T.build(self.model_dir, self.ctx.labels, self.ctx.multi, self.mode, seed)
         w = T.make_windows(self.tok, texts, self.cfg, T.max_positions(model.config))
         cache = None
-        if self.mode == "head" and model.config.model_type in T.CLS_HEADS:
+        if self.mode == "head" and T.caches_cls(model.config):
             todo = sorted({t for t in texts if t not in self.cls_cache})
             if todo:  # the body is frozen and the same for every seed: its states are cached per text
                 tw = T.make_windows(self.tok, todo, self.cfg, T.max_positions(model.config))
