@@ -311,7 +311,7 @@ def evaluate(
     probes: str | Path | None = None,
     max_docs: int = 10,
     ngram_order: int = 5,
-    ngram_tokens: int = 3000,
+    ngram_tokens: int = 200_000,
     pppl_tokens: int = 4096,
 ) -> dict[str, dict]:
     """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
