@@ -107,3 +107,12 @@ def test_a_bad_evidence_file_is_a_user_error(tmp_path):
     bad.write_text("{")
     with pytest.raises(UserError, match="not JSON"):
         evmod.load(bad)
+
+
+def test_the_other_corpora_verdicts_show_where_the_choice_depends_on_the_corpus():
+    small = evmod.lookup(EV, 100_000, 600, "encoder")
+    assert evmod.verdict(small) == "modernbert-mini"  # tf-idf 0.65 is 0.05 behind: outside the noise band
+    [large] = evmod.elsewhere(EV, small, "encoder")
+    assert large.corpus == "large" and large.budget_s == 600 and evmod.verdict(large) == "bert-mini"
+    classify = evmod.lookup(EV, 100_000, 600, "classify")
+    assert [evmod.verdict(o) for o in evmod.elsewhere(EV, classify, "classify")] == ["bert-mini"]

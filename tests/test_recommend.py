@@ -202,6 +202,22 @@ def test_recommend_chooses_the_best_measured_family_and_prints_the_evidence(
     assert not any(r.startswith("rule of thumb") and "Hoffmann" in r for r in rec.reasons)
 
 
+def test_recommend_says_when_another_study_corpus_picks_another_family(corpus_dir, bert_tokenizer, tmp_path):
+    import json
+
+    path = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.80, "bert-mini": 0.60}, tfidf=0.55)
+    ev = json.loads(path.read_text())
+    rec = _rec(corpus_dir, bert_tokenizer, path, tmp_path)
+    assert not any("depends on the corpus" in r for r in rec.reasons)  # "far" has no rows yet
+    ev["rows"] += [r | {"corpus": "far", "downstream": {"frozen-mean": {"mean": 1.5 - f, "std": 0.02, "folds": 5}}}
+                   for r, f in zip(ev["rows"][:2], (0.8, 0.6), strict=True)]  # fmt: skip
+    path.write_text(json.dumps(ev))
+    rec = _rec(corpus_dir, bert_tokenizer, path, tmp_path)
+    assert rec.choice.preset == "bert-tiny"  # the nearest corpus still decides
+    [why] = [r for r in rec.reasons if "depends on the corpus" in r]
+    assert "on 'far'" in why and "it picks bert-mini 0.900" in why and "gives bert-tiny" in why
+
+
 def test_recommend_says_classical_when_tfidf_is_within_noise(corpus_dir, bert_tokenizer, tmp_path):
     labelled = tmp_path / "labelled.jsonl"
     labelled.write_text('{"text": "a", "label": "x"}\n')

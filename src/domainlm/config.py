@@ -509,7 +509,9 @@ class EvaluateConfig(Section):
     probes: str | None = Field(None, description="cloze JSONL file, or a shipped set: constitution")
     max_docs: int = Field(10, ge=0, description="documents scored by pseudo-perplexity (0: skip)")
     ngram_order: int = Field(5, ge=2, description="n-gram order (Kneser-Ney needs 2 or more)")
-    ngram_tokens: int = Field(200_000, ge=1, description="at most this many validation tokens scored by the n-gram")
+    ngram_tokens: int = Field(
+        200_000, ge=1, description="at most this many validation tokens scored by the n-gram"
+    )
     pppl_tokens: int = Field(
         4096, ge=1, description="at most this many tokens scored by pseudo-perplexity (one forward pass each)"
     )

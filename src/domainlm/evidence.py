@@ -222,3 +222,24 @@ def lookup(ev: dict, characters: int, budget_s: float, task: str) -> Lookup | No
         noise_rule(noise, metric),
         noise,
     )
+
+
+def verdict(look: Lookup) -> str | None:
+    """The family the evidence at ``look`` picks: the classical one when it is the better buy."""
+    if look.classical_better and look.best_classical is not None:
+        return look.best_classical.family
+    return look.best_neural.family if look.best_neural is not None else None
+
+
+def elsewhere(ev: dict, look: Lookup, task: str) -> list[Lookup]:
+    """The same question asked of every other study corpus, at its budget nearest to ``look``'s: what
+    the evidence says where the corpus differs in kind as well as in size."""
+    out = []
+    for name, info in sorted(ev["corpora"].items()):
+        if name == look.corpus or not info.get("characters"):
+            continue
+        one = ev | {"corpora": {name: info}, "rows": [r for r in ev["rows"] if r["corpus"] == name]}
+        other = lookup(one, info["characters"], look.budget_s, task)
+        if other is not None:
+            out.append(other)
+    return out

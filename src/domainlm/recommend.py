@@ -268,6 +268,33 @@ def evidence_sentence(look: evmod.Lookup, characters: int, study: str) -> str:
     )
 
 
+def disagreement(ev: dict, look: evmod.Lookup, task: str) -> str | None:
+    """A reason naming the other study corpora whose evidence picks another family, or None: the
+    nearest corpus by size need not be the nearest in kind (formulaic licences favour the n-gram)."""
+    mine = evmod.verdict(look)
+    differ = [o for o in evmod.elsewhere(ev, look, task) if evmod.verdict(o) not in (None, mine)]
+    if not differ:
+        return None
+
+    def picked(o: evmod.Lookup) -> str:
+        e = next(e for e in o.entries if e.family == evmod.verdict(o))
+        c = o.corpus_info
+        return (
+            f"on '{o.corpus}' ({_size(c.get('characters', 0))}, {c.get('documents', 0):,} documents) at "
+            f"{_duration(o.budget_s)} it picks {_fmt(e, o)}"
+        )
+
+    check = (
+        "`domainlm evaluate RUN --baseline ngram` scores the 5-gram on your corpus in seconds"
+        if task == "generator"
+        else "`domainlm finetune MODEL LABELLED --methods auto` measures the methods on your labels"
+    )
+    return (
+        f"the verdict depends on the corpus, not only its size: {'; '.join(map(picked, differ))}, "
+        f"where the nearest study corpus gives {mine}; check on your own data: {check}"
+    )
+
+
 def _matching(entry: evmod.Entry, cands: list[Candidate]) -> Candidate | None:
     """The measured candidate that trains ``entry``'s family, if this install has it."""
     row = entry.row
@@ -712,6 +739,8 @@ def choose(rec: Recommendation, ev: dict | None, task: str, labelled: str | None
         why = reasons[0]
         study = f"{ev.get('study', 'benchmarks/model_selection.py')}, {ev.get('written', 'undated')}"
         reasons.insert(0, evidence_sentence(look, chars, study))
+        if (other := disagreement(ev, look, task)) is not None:
+            reasons.append(other)
         if rec.speed_ratio is not None:
             reasons.insert(
                 1,
