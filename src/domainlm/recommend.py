@@ -341,7 +341,11 @@ def decide_from_evidence(
 def _classical_reason(look: evmod.Lookup, best: evmod.Entry, task: str, labelled: str | None) -> str:
     cl = look.best_classical
     ahead = cl.value > best.value if look.higher_is_better else cl.value < best.value
-    how = "is ahead of" if ahead else "is within noise of"
+    tied = evmod.within_noise(best, cl, look.noise, look.metric)
+    if not ahead:
+        how = "is within noise of"
+    else:
+        how = "is ahead of, though within noise of," if tied else "is ahead of"
     if task == "generator":
         then = (
             "the n-gram is the better buy at this budget: `domainlm evaluate RUN --baseline ngram` fits and "
