@@ -87,11 +87,17 @@ class KneserNey:
                 self.top_total[g[:-1]] += c
         return self
 
+    def known(self, tokens: Sequence[str]) -> list[str]:
+        """``tokens`` with every one outside the training vocabulary replaced by ``<UNK>``."""
+        return [t if t in self.vocab else UNK for t in tokens]
+
     def score(self, word: str, context: Sequence[str] = ()) -> float:
         """P(word | the last ``order - 1`` tokens of ``context``)."""
-        vocab, d = self.vocab, self.discount
-        word = word if word in vocab else UNK
-        ctx = tuple(w if w in vocab else UNK for w in context)
+        return self.score_known(*self.known([word]), tuple(self.known(context)))
+
+    def score_known(self, word: str, ctx: tuple[str, ...]) -> float:
+        """``score`` of tokens already passed through ``known`` (each token of a stream is mapped once)."""
+        d = self.discount
         ctx = ctx[max(0, len(ctx) - (self.order - 1)) :]
         p = self.cont[(word,)] / self.cont_total[()]
         for k in range(len(ctx) - 1, -1, -1):  # shortest context first
@@ -163,10 +169,10 @@ def score(
     for doc in docs:
         if n >= max_tokens:
             break
-        padded = [START] * (order - 1) + list(doc) + ([END] if end else [])
+        padded = lm.known([START] * (order - 1) + list(doc) + ([END] if end else []))
         k = 0
         for i in range(order - 1, len(padded)):
-            p = lm.score(padded[i], padded[i - order + 1 : i])
+            p = lm.score_known(padded[i], tuple(padded[i - order + 1 : i]))
             nll -= math.log(max(p, 1e-12))  # an unseen token under an unseen context can score 0
             k += 1
             if n + k >= max_tokens:
