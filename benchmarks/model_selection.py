@@ -19,8 +19,12 @@ and cloze probes for masked ones), `domainlm finetune --methods frozen-mean,tfid
 protocol, same folds for every family; TF-IDF + SVM rides along as the classical row), and a latency
 worker (parameters, median forward latency of one 128-token sequence, and `recommend`'s own timing
 probe, which lets `recommend` scale budgets between machines). The n-gram (Kneser-Ney 5-gram, trained
-to completion) is one cell per corpus. A finished cell is stored at once (``WORK/cells/KEY.json``), so a
-stopped study resumes; every cell records the load average before and after and the machine's flags.
+to completion) is one cell per corpus. A finished cell is stored at once (``benchmarks/cells/model_selection/
+KEY.json``, tracked by git: commit cells as they land, so that the next session's fresh checkout resumes the
+study; ``--quick`` keeps its cells in ``WORK/cells/``); every cell records the load average before and
+after, the CPU time other processes took meanwhile, and the machine's flags. ``--restore`` writes a cell
+for each row of the published evidence the store lacks (rows measured before cells were tracked),
+marked ``restored_from``.
 
 Stages (``--plan`` prints them with estimates; the whole study is kept under ``LIMIT_HOURS`` of an idle
 machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice that in core-hours):
@@ -74,6 +78,8 @@ SCREEN_BUDGET, SCREEN_BATCHES, SCREEN_NOISE = "2m", (8, 32), 0.01
 # measured by time_to_quality in one run (RESULTS.md): 39.6% vs 16.7% held-out accuracy at 2 minutes
 SCREEN_SKIP = {"modernbert-mini": "time_to_quality: batch 8 39.6% vs batch 32 16.7% masked accuracy at 2 min"}
 EVIDENCE_OUT = ROOT / "src" / "domainlm" / "assets" / "evidence" / "model_selection.json"
+# the full study's cells live in git: a session's machine is fresh, and only what is committed survives it
+CELLS = ROOT / "benchmarks" / "cells" / "model_selection"
 
 # family -> how it is trained and what it is for; kind: generative (left-to-right likelihood), masked
 # (pseudo-likelihood), span (T5: neither), classical. tasks: the recommend tasks it can serve.
@@ -191,6 +197,12 @@ def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore)
     return cells
 
 
+def _done(cell: dict) -> str:
+    if cell.get("wall_s") is None:
+        return "done (restored from the published evidence)"
+    return f"done ({cell['wall_s'] / 60:.1f} min)"
+
+
 def plan_text(cells: list[Cell], store: CellStore, quick: bool, skipped: list[str]) -> tuple[str, float]:
     """The plan as text and the estimated hours left (stored cells cost nothing)."""
     lines, left, total = [], 0.0, 0.0
@@ -199,7 +211,7 @@ def plan_text(cells: list[Cell], store: CellStore, quick: bool, skipped: list[st
         est = c.estimate_s(quick)
         total += est
         left += 0.0 if got else est
-        state = f"done ({got['wall_s'] / 60:.1f} min)" if got else f"~{est / 60:.1f} min"
+        state = f"~{est / 60:.1f} min" if not got else _done(got)
         lines.append(f"  {c.stage:8} {c.key:45} {state}")
     corpora = sorted({c.corpus for c in cells})
     setup = sum(SETUP_S[c] for c in corpora)
@@ -454,6 +466,38 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
         "corpus_facts": data["facts"], "quick": quick,
     }  # fmt: skip
     return store.put(c.key, cell)
+
+
+def budget_name(budget_s: float | None) -> str:
+    """The budget as the plan names it: None -> "fit", 120 -> "2m", 15 -> "15s"."""
+    if budget_s is None:
+        return "fit"
+    return f"{budget_s / 60:g}m" if budget_s % 60 == 0 else f"{budget_s:g}s"
+
+
+def restore(ev: dict, store: CellStore, source: str) -> list[str]:
+    """Store a cell for each row of the evidence ``ev`` that ``store`` lacks; the keys written. The
+    TF-IDF row rides on the restored train cells of its corpus, as it rode on the measured ones."""
+    tfidf = {r["corpus"]: r["downstream"] for r in ev["rows"] if r["family"] == "tfidf+svm"}
+    written = []
+    for r in ev["rows"]:
+        if r["family"] == "tfidf+svm":
+            continue
+        step = "ngram" if r["family"] == "ngram" else "train"
+        c = Cell(r["corpus"], r["family"], budget_name(r.get("budget_s")), step)
+        if store.get(c.key) is not None:
+            continue
+        down = dict(r.get("downstream") or {})
+        if step == "train":
+            down |= tfidf.get(c.corpus, {})
+        cell = {k: r.get(k) for k in ROW_KEYS} | {
+            "budget": c.budget, "step": step, "stage": "curve", "downstream": down, "machine": ev.get("machine"),
+            "versions": ev.get("versions"), "corpus_facts": ev["corpora"][c.corpus], "quick": False,
+            "restored_from": source,
+        }  # fmt: skip
+        store.put(c.key, cell)
+        written.append(c.key)
+    return written
 
 
 def versions() -> dict:
@@ -718,7 +762,11 @@ def parse() -> argparse.Namespace:
         "--screen", action="store_true", help=f"batch {SCREEN_BATCHES} per family, demo, {SCREEN_BUDGET}"
     )
     ap.add_argument("--evidence", help="evidence JSON for --validate (default: WORK/model_selection.json)")
-    ap.add_argument("--work", default=str(ROOT / "runs" / "bench-selection"), help="scratch folder (resumes)")
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench-selection"), help="scratch folder")
+    ap.add_argument("--cells", default=None, help=f"cell store (default {CELLS.relative_to(ROOT)}; resumes)")
+    ap.add_argument(
+        "--restore", action="store_true", help="store a cell for each published evidence row the store lacks"
+    )
     ap.add_argument("--corpora", default=",".join(CORPORA))
     ap.add_argument("--families", default=None, help=f"comma list of: {', '.join(FAMILIES)}")
     ap.add_argument(
@@ -738,7 +786,12 @@ def main() -> None:
         return
     sys.path.insert(0, str(ROOT / "src"))
     work = Path(a.work) / ("quick" if a.quick else "full")
-    store = CellStore(work / "cells")
+    store = CellStore(Path(a.cells) if a.cells else (work / "cells" if a.quick else CELLS))
+    if a.restore:
+        ev = json.loads(EVIDENCE_OUT.read_text())
+        keys = restore(ev, store, f"{EVIDENCE_OUT.relative_to(ROOT)} written {ev.get('written')}")
+        print("\n".join(f"  restored {k}" for k in keys) + f"\nRESULT restored={len(keys)}")
+        return
     if a.validate:
         ev = json.loads(Path(a.evidence or work / "model_selection.json").read_text())
         rows = validate(ev)
@@ -781,7 +834,7 @@ def main() -> None:
             continue  # left for the next run (it resumes)
         cell = run_cell(c, datas[c.corpus], work, store, a.quick)
         done.append(cell)
-        print(f"  {c.key}: {cell['wall_s']:.0f} s, load {cell['load']}", flush=True)
+        print(f"  {c.key}: {_done(cell)}, load {cell['load']}", flush=True)
     ev = evidence(done, load_limit=LOAD_LIMIT if a.publish else None)
     (work / "model_selection.json").write_text(json.dumps(ev, indent=2))
     (work / "model_selection.md").write_text(table(ev) + "\n")

@@ -162,3 +162,28 @@ def test_contention_is_the_machines_cpu_less_the_cells_own(monkeypatch):
     c = Contention()
     c.own0 -= 50.0  # the cell's own processes used 50 of the machine's 60 CPU seconds
     assert c.other_cpu_s() == pytest.approx(10.0, abs=0.2)
+
+
+def test_restore_turns_the_published_evidence_back_into_cells_that_rebuild_it(tmp_path):
+    import json
+
+    ev = json.loads(ms.EVIDENCE_OUT.read_text())
+    store = CellStore(tmp_path)
+    keys = ms.restore(ev, store, "test")
+    assert len(keys) == len([r for r in ev["rows"] if r["family"] != "tfidf+svm"])
+    assert "demo--ngram--fit" in keys and "spdx--gpt-mini--2m" in keys
+    assert ms.restore(ev, store, "test") == []  # stored cells are kept, not rewritten
+    cells = store.all()
+    assert all(c["restored_from"] == "test" for c in cells)
+    rebuilt = ms.evidence(cells)
+    key = lambda r: (r["corpus"], r["family"], r.get("budget_s") or 0)  # noqa: E731
+    assert sorted(rebuilt["rows"], key=key) == sorted(ev["rows"], key=key)
+    assert rebuilt["corpora"] == ev["corpora"] and rebuilt["machine"] == ev["machine"]
+    # the plan sees the restored budget as done
+    plan = ms.plan(False, ["demo"], ["ngram", "gpt-mini"], store)
+    assert {c.key for c in plan if store.get(c.key) is None} >= {"demo--gpt-mini--6m"}
+    assert store.get("demo--gpt-mini--2m") is not None
+
+
+def test_budget_names_match_the_plans():
+    assert [ms.budget_name(b) for b in (None, 120.0, 360.0, 15.0)] == ["fit", "2m", "6m", "15s"]
