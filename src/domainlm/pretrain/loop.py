@@ -206,7 +206,9 @@ def check_inputs(cfg: RunConfig, resume: str) -> type[Objective]:
         raise UserError(
             f"'{corpus}' is not a corpus folder (no documents.jsonl)", "Run `domainlm prepare` first"
         )
-    if cfg.model.init_from and not (Path(cfg.model.init_from) / "config.json").is_file():
+    from domainlm.tokens.tokenizer import checkpoint_dir
+
+    if cfg.model.init_from and not (checkpoint_dir(cfg.model.init_from) / "config.json").is_file():
         raise UserError(
             f"--init-from '{cfg.model.init_from}' is not a Hugging Face model folder (no config.json)",
             "Point it at a folder saved with save_pretrained",
@@ -273,7 +275,7 @@ def _encode(cfg: RunConfig, objective: type[Objective], reporter: Reporter):
 
 def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Reporter) -> Path:
     """The run's frozen tokenizer folder: copied from --tokenizer / --init-from, or trained here."""
-    from domainlm.tokens.tokenizer import load_tokenizer, train_tokenizer
+    from domainlm.tokens.tokenizer import checkpoint_dir, load_tokenizer, train_tokenizer
 
     dest = run_dir / "tokenizer"
     if (dest / "tokenizer.json").is_file():
@@ -282,7 +284,7 @@ def _prepare_tokenizer(cfg: RunConfig, run_dir: Path, style: str, reporter: Repo
     staging = run_dir / ".tokenizer-staging"
     shutil.rmtree(staging, ignore_errors=True)
     if cfg.model.init_from:
-        load_tokenizer(cfg.model.init_from).save_pretrained(str(staging))
+        load_tokenizer(checkpoint_dir(cfg.model.init_from)).save_pretrained(str(staging))
     elif cfg.tokenizer:
         src = Path(cfg.tokenizer)
         load_tokenizer(src)  # validates
@@ -366,8 +368,9 @@ def _continued_model(cfg: RunConfig, tok, objective: type[Objective], reporter: 
     import transformers
 
     from domainlm.pretrain.objectives import OBJECTIVES
+    from domainlm.tokens.tokenizer import checkpoint_dir
 
-    name, src = cfg.model.objective, Path(cfg.model.init_from)
+    name, src = cfg.model.objective, checkpoint_dir(cfg.model.init_from)
     if objective.auto_model is None:
         can = ", ".join(k for k, v in OBJECTIVES.items() if v.auto_model)
         raise UserError(

