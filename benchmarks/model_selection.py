@@ -193,7 +193,9 @@ def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore)
         cells += [Cell(corpus, f, b) for b in BUDGETS for f in families if f != "ngram"]
     done = store.all()
     for corpus in corpora:
-        top = top_families(done, corpus, BUDGETS[-1], TOP) or [f"top-{i + 1}" for i in range(TOP)]
+        last = [c for c in cells if c.corpus == corpus and c.budget == BUDGETS[-1]]
+        whole = all(store.get(c.key) is not None for c in last)  # the top is named from a whole budget
+        top = (whole and top_families(done, corpus, BUDGETS[-1], TOP)) or [f"top-{i + 1}" for i in range(TOP)]
         # fine-tuning first: it reuses the curve's run folders, which a later session's machine lacks
         cells += [Cell(corpus, f, BUDGETS[-1], "finetune", "finetune") for f in top]
         if corpus in LONG_CORPORA:
@@ -878,25 +880,32 @@ def main() -> None:
         return
     print(f"load average before: {load_average():.2f}", flush=True)
     datas = {c: setup_corpus(c, work) for c in corpora}
-    done, t_start, deferred, here = [], time.monotonic(), 0, machine_tag(machine_facts())
-    for c in cells:
-        if c.family.startswith("top-"):
-            continue  # named once the curve stage is stored: run again
-        late = a.hours is not None and time.monotonic() - t_start + c.estimate_s(a.quick) > a.hours * 3600
-        if late and store.get(c.key) is None:
-            deferred += 1
-            continue  # left for the next run (it resumes)
-        if store.get(c.key) is None:
-            others = other_machines(store, c.corpus, here)
-            if others:
-                raise SystemExit(
-                    f"corpus '{c.corpus}' has {len(others)} cell(s) measured on another machine ({', '.join(sorted(others))}; "
-                    f"this one is {here}): its curve must come from one machine. Finish it there, or run "
-                    f"--set-aside {c.corpus} and measure it all here"
-                )  # fmt: skip
-        cell = run_cell(c, datas[c.corpus], work, store, a.quick)
-        done.append(cell)
-        print(f"  {c.key}: {_done(cell)}, load {cell['load']}", flush=True)
+    done, seen, t_start, deferred, here = [], set(), time.monotonic(), 0, machine_tag(machine_facts())
+    while True:
+        for c in cells:
+            if c.family.startswith("top-") or c.key in seen:
+                continue  # top-N: named once the curve's last budget is whole (the plan is made again below)
+            late = a.hours is not None and time.monotonic() - t_start + c.estimate_s(a.quick) > a.hours * 3600
+            if late and store.get(c.key) is None:
+                deferred += 1
+                seen.add(c.key)
+                continue  # left for the next run (it resumes)
+            if store.get(c.key) is None:
+                others = other_machines(store, c.corpus, here)
+                if others:
+                    raise SystemExit(
+                        f"corpus '{c.corpus}' has {len(others)} cell(s) measured on another machine ({', '.join(sorted(others))}; "
+                        f"this one is {here}): its curve must come from one machine. Finish it there, or run "
+                        f"--set-aside {c.corpus} and measure it all here"
+                    )  # fmt: skip
+            cell = run_cell(c, datas[c.corpus], work, store, a.quick)
+            done.append(cell)
+            seen.add(c.key)
+            print(f"  {c.key}: {_done(cell)}, load {cell['load']}", flush=True)
+        again = plan(a.quick, corpora, families, store)  # names the top families of a curve now whole
+        if {c.key for c in again} <= {c.key for c in cells}:
+            break
+        cells = again
     ev = evidence(done, load_limit=LOAD_LIMIT if a.publish else None)
     (work / "model_selection.json").write_text(json.dumps(ev, indent=2))
     (work / "model_selection.md").write_text(table(ev) + "\n")
