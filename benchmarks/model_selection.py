@@ -879,7 +879,13 @@ def main() -> None:
     if a.plan:
         return
     print(f"load average before: {load_average():.2f}", flush=True)
-    datas = {c: setup_corpus(c, work) for c in corpora}
+    datas: dict[str, dict] = {}  # a corpus is set up only when one of its cells runs (not to publish)
+
+    def data_of(corpus: str) -> dict:
+        if corpus not in datas:
+            datas[corpus] = setup_corpus(corpus, work)
+        return datas[corpus]
+
     done, seen, t_start, deferred, here = [], set(), time.monotonic(), 0, machine_tag(machine_facts())
     while True:
         for c in cells:
@@ -898,7 +904,7 @@ def main() -> None:
                         f"this one is {here}): its curve must come from one machine. Finish it there, or run "
                         f"--set-aside {c.corpus} and measure it all here"
                     )  # fmt: skip
-            cell = run_cell(c, datas[c.corpus], work, store, a.quick)
+            cell = store.get(c.key) or run_cell(c, data_of(c.corpus), work, store, a.quick)
             done.append(cell)
             seen.add(c.key)
             print(f"  {c.key}: {_done(cell)}, load {cell['load']}", flush=True)
