@@ -694,7 +694,7 @@ def table(ev: dict) -> str:
             f"| {r['corpus']} | {r['family']} | {budget} | {_num(cpu, '.1f')} | {_num(r.get('bits_per_char'), '.3f')} | "
             f"{_num(r.get('pppl_bits_per_char'), '.3f')} | {_num(r.get('accuracy'), '.1%')} | {_num(r.get('probe_top5'), '.0%')} | "
             f"{f1.get('frozen-mean', '-')} | {f1.get('finetune-full', '-')} | {f1.get('tfidf+svm', '-')} | "
-            f"{_num(r.get('parameters') and r['parameters'] / 1e6, '.1f')}M | {_num(r.get('tokens_per_s'), ',.0f')} | "
+            f"{'-' if not r.get('parameters') else format(r['parameters'] / 1e6, '.1f') + 'M'} | {_num(r.get('tokens_per_s'), ',.0f')} | "
             f"{_num(r.get('peak_rss_mb'), ',.0f')} | {_num(r.get('latency_ms'), '.1f')} | {r.get('load') or '-'} |"
         )  # fmt: skip
     return "\n".join(lines)
