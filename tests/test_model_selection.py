@@ -178,10 +178,12 @@ def test_restore_turns_the_published_evidence_back_into_cells_that_rebuild_it(tm
     rebuilt = ms.evidence(cells)
     key = lambda r: (r["corpus"], r["family"], r.get("budget_s") or 0)  # noqa: E731
     assert sorted(rebuilt["rows"], key=key) == sorted(ev["rows"], key=key)
-    assert rebuilt["corpora"] == ev["corpora"] and rebuilt["machine"] == ev["machine"]
-    # the plan sees the restored budget as done
-    plan = ms.plan(False, ["demo"], ["ngram", "gpt-mini"], store)
-    assert {c.key for c in plan if store.get(c.key) is None} >= {"demo--gpt-mini--6m"}
+    assert rebuilt["corpora"] == ev["corpora"] and rebuilt.get("machines") == ev.get("machines")
+    # each restored cell carries its corpus's machine; the plan sees every restored cell as done
+    for c in cells:
+        assert c["machine"] == (ev.get("machines") or {}).get(c["corpus"], ev["machine"])
+    plan = ms.plan(False, ["demo", "spdx"], ["ngram", "gpt-mini"], store)
+    assert not {c.key for c in plan if store.get(c.key) is None} & set(keys)
     assert store.get("demo--gpt-mini--2m") is not None
 
 
