@@ -483,9 +483,19 @@ def budget_name(budget_s: float | None) -> str:
     return f"{budget_s / 60:g}m" if budget_s % 60 == 0 else f"{budget_s:g}s"
 
 
+def machines_by_corpus(cells: list[dict]) -> dict[str, dict[str, list[str]]]:
+    """corpus -> machine tag -> the cells ("family/budget") measured on that machine."""
+    by: dict[str, dict[str, list[str]]] = {}
+    for c in cells:
+        by.setdefault(c["corpus"], {}).setdefault(machine_tag(c.get("machine")), []).append(
+            f"{c['family']}/{c['budget']}"
+        )
+    return by
+
+
 def other_machines(store: CellStore, corpus: str, here: str) -> set[str]:
     """The machine tags other than ``here`` among ``corpus``'s stored cells."""
-    return {t for c in store.all() if c["corpus"] == corpus and (t := machine_tag(c.get("machine"))) != here}
+    return set(machines_by_corpus(store.all()).get(corpus, {})) - {here}
 
 
 def set_aside(store: CellStore, corpus: str, here: str) -> list[str]:
@@ -617,13 +627,10 @@ def contended(cell: dict, load_limit: float = LOAD_LIMIT) -> bool:
 def one_machine_per_corpus(cells: list[dict]) -> dict[str, dict]:
     """corpus -> the machine its cells were measured on; an error when a corpus has cells of two (a curve
     compares budgets on one machine: a 6-minute cell on a twice-faster machine is a 12-minute cell)."""
-    by: dict[str, dict[str, list[str]]] = {}
     facts: dict[str, dict] = {}
     for c in cells:
-        tag = machine_tag(c.get("machine"))
-        by.setdefault(c["corpus"], {}).setdefault(tag, []).append(f"{c['family']}/{c['budget']}")
         facts.setdefault(c["corpus"], c.get("machine") or {})
-    for corpus, tags in by.items():
+    for corpus, tags in machines_by_corpus(cells).items():
         if len(tags) > 1:
             said = "; ".join(
                 f"{t}: {', '.join(ks[:4])}{' ...' if len(ks) > 4 else ''}" for t, ks in tags.items()
