@@ -8,8 +8,12 @@
 Each cell is one (corpus, setting, budget): `domainlm pretrain` in its own process, then
 `domainlm evaluate` in another, on the corpus's one tokenizer and the evaluation's fixed masks (15%,
 ``evaluate.EVAL_SEED``, whatever masking rate the run trained with). A cell's result is written to
-``WORK/cells/CORPUS--SETTING--BUDGET.json`` as soon as it finishes, so a stopped run resumes where it
-stopped (delete a file to rerun its cell).
+``benchmarks/cells/time_to_quality/MACHINE/CORPUS--SETTING--BUDGET.json`` as soon as it finishes
+(``MACHINE`` is ``_cells.machine_tag``: CPU, cores, vector unit, bf16; tracked by git, so commit cells as
+they land and the next session's fresh checkout resumes, or reports, them; ``--quick`` keeps its cells in
+``WORK/quick/cells/``). A stopped run resumes where it stopped (delete a file to rerun its cell). Cells of
+different machines never share a table or a curve: ``--report`` reads this machine's folder, or
+``--machine TAG``'s.
 
 Corpora: ``demo``, the Constitution of India prepared as `domainlm demo` does (its 8k-target WordPiece
 tokenizer, the shipped cloze probes); ``spdx``, the 728 SPDX licence texts (``_cells.study_corpus``:
@@ -115,6 +119,9 @@ FULL = {
 QUICK = {"demo": [DEFAULT, "bert-mini@1e-3", "llama-mini clm"]}
 BUDGETS = ["1m", "3m", "10m"]
 EXTRA_BUDGETS = {DEFAULT: ["2m"]}  # the target: the Trainer's 10-minute accuracy within 2 minutes
+# the full run's cells live in git, one folder per machine: a session's machine is fresh (and its kind
+# can change), and only what is committed survives it
+CELLS = ROOT / "benchmarks" / "cells" / "time_to_quality"
 
 
 def seconds(budget: str) -> float:
@@ -179,10 +186,12 @@ def evaluate_cell(data: dict, setting: dict, run_dir: Path, ngram_file: Path, ng
     return ev
 
 
-def run_cell(work: Path, corpus: str, data: dict, name: str, budget: str, ngram_tokens: int) -> dict:
+def run_cell(
+    work: Path, cells: Path, corpus: str, data: dict, name: str, budget: str, ngram_tokens: int, machine: str
+) -> dict:
     """Train + evaluate one cell, or read its stored result."""
     key = f"{corpus}--{name.replace(' ', '_')}--{budget}"
-    path = work / "cells" / f"{key}.json"
+    path = cells / f"{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
     setting = SETTINGS[name]
@@ -190,7 +199,7 @@ def run_cell(work: Path, corpus: str, data: dict, name: str, budget: str, ngram_
     load0, others = os.getloadavg()[0], _cells.Contention()
     t0 = time.perf_counter()
     train_cell(data, setting, budget, run_dir)
-    ngram_file = work / "cells" / f"{corpus}--ngram.json"
+    ngram_file = cells / f"{corpus}--ngram.json"
     ngram_file.parent.mkdir(parents=True, exist_ok=True)
     ev = evaluate_cell(data, setting, run_dir, ngram_file, ngram_tokens)
     summary = json.loads((run_dir / "train_summary.json").read_text())
@@ -217,12 +226,21 @@ def run_cell(work: Path, corpus: str, data: dict, name: str, budget: str, ngram_
         "load_before": round(load0, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "other_cpu_s": others.other_cpu_s(),  # other processes' CPU seconds during the cell
+        "machine": machine,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(cell, indent=2))
     tmp.replace(path)  # a cell file is complete or absent
     return cell
+
+
+def _shown(p: Path) -> str:
+    """A path as printed: relative to the repository where it lies inside it (no machine path in logs)."""
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
 
 
 def _str(d: dict) -> dict:
@@ -450,6 +468,10 @@ def main() -> None:
     ap.add_argument(
         "--report", action="store_true", help="table, plot and RESULT of the stored cells; trains nothing"
     )
+    ap.add_argument("--cells", default=None, help=f"cell store (default {CELLS.relative_to(ROOT)}/MACHINE)")
+    ap.add_argument(
+        "--machine", default=None, help="--report: the cells of this machine tag (default: this one)"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -458,6 +480,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     plan = QUICK if a.quick else FULL
     work = Path(a.work) / ("quick" if a.quick else "full")
+    machine = _cells.machine_tag(_cells.machine_facts())
+    if a.machine and not a.report:
+        raise SystemExit("--machine only names whose cells --report reads; a run measures this machine")
+    cells_dir = Path(a.cells) if a.cells else work / "cells" if a.quick else CELLS / (a.machine or machine)
     corpora = a.corpora.split(",") if a.corpora else list(plan)
     budgets = a.budgets.split(",") if a.budgets else (["20s"] if a.quick else BUDGETS)
     for c in corpora:
@@ -467,24 +493,30 @@ def main() -> None:
         if s not in SETTINGS:
             raise SystemExit(f"unknown setting '{s}'; use one of: {', '.join(SETTINGS)}")
     cells = []
-    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f}; machine {machine}; cells in {_shown(cells_dir)}",
+        flush=True,
+    )
     for corpus in corpora if not a.report else []:
         data = setup_corpus(corpus, work)
         names = a.settings.split(",") if a.settings else plan.get(corpus, FULL[corpus])
         for name in names:
             extra = [] if (a.quick or a.budgets) else EXTRA_BUDGETS.get(name, [])
             for budget in sorted(budgets + extra, key=seconds):
-                c = run_cell(work, corpus, data, name, budget, 3000 if a.quick else 10000)
+                c = run_cell(work, cells_dir, corpus, data, name, budget, 3000 if a.quick else 10000, machine)
                 cells.append(c)
                 acc = _pct(c["accuracy"]) if c["accuracy"] is not None else f"ppl {c['perplexity']:.2f}"
                 print(f"  {corpus} | {name} | {budget}: {acc}, {c['tokens_per_s']:,.0f} tokens/s", flush=True)
     if a.report:  # every stored cell of these corpora (and settings, if named), in the plan's order
-        stored = [json.loads(p.read_text()) for p in sorted((work / "cells").glob("*--*--*.json"))]
+        stored = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*--*--*.json"))]
         wanted = a.settings.split(",") if a.settings else list(SETTINGS)
         cells = [c for c in stored if c["corpus"] in corpora and c["setting"] in wanted]
         cells.sort(key=lambda c: (corpora.index(c["corpus"]), wanted.index(c["setting"]), c["minutes"]))
+    if not cells:
+        raise SystemExit(f"no cells stored in {_shown(cells_dir)} for {','.join(corpora)}")
     text = table(cells)
     print("\n" + text)
+    work.mkdir(parents=True, exist_ok=True)
     (work / "time_to_quality.md").write_text(text + "\n")
     plot(cells, work / "time_to_quality.png")
     print(f"\nwrote {work / 'time_to_quality.md'} and {work / 'time_to_quality.png'}")
