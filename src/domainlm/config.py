@@ -124,6 +124,12 @@ class TrainConfig(Section):
         "10m", description="wall-clock interval between checkpoints ('0s': every step)"
     )
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept (the newest ones)")
+    keep_best: bool = Field(
+        True,
+        description="model/ holds the weights of the validation with the lowest loss (every eval_every and "
+        "the final one), not the last step's: a budget of many passes over a small corpus overfits (measured: "
+        "benchmarks/RESULTS.md, time_to_quality); the checkpoint keeps the last step, so a resume goes on",
+    )
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1 (Adam's default, Kingma & Ba 2015)")
     adam_beta2: float = Field(
         0.98,

@@ -66,32 +66,10 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
     opt.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
 
 
-def save(
-    ckpt_dir: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict, keep: int = 2
-) -> Path:
-    """Atomically write checkpoint ``step``; keep the newest ``keep`` complete ones."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    staging = ckpt_dir / f".staging-{step}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
-        final = _write(ckpt_dir, staging, step, model, opt, state)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # e.g. disk full: the complete ones stay untouched
-        raise
-    for old in complete(ckpt_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def _write(
-    ckpt_dir: Path, staging: Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer, state: dict
-) -> Path:
-    from safetensors.torch import save_file
-
+def weights(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A copy of the model's weights as (tensors, aliases): tied weights share storage and safetensors
+    refuses aliases, so each storage is copied once and the other names point at it."""
     msd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    # tied weights share storage; safetensors refuses aliases, so store each storage once
     seen: dict[int, str] = {}
     aliases: dict[str, str] = {}
     unique: dict[str, torch.Tensor] = {}
@@ -102,7 +80,51 @@ def _write(
         else:
             seen[ptr] = k
             unique[k] = v.clone()
+    return unique, aliases
+
+
+def save(
+    ckpt_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    state: dict,
+    keep: int = 2,
+    best: tuple[dict[str, torch.Tensor], dict[str, str]] | None = None,
+) -> Path:
+    """Atomically write checkpoint ``step``; keep the newest ``keep`` complete ones. ``best``: another
+    set of weights (``weights()``) stored beside the model's, e.g. those of the best validation so far."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    staging = ckpt_dir / f".staging-{step}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        final = _write(ckpt_dir, staging, step, model, opt, state, best)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # e.g. disk full: the complete ones stay untouched
+        raise
+    for old in complete(ckpt_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write(
+    ckpt_dir: Path,
+    staging: Path,
+    step: int,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    state: dict,
+    best: tuple[dict[str, torch.Tensor], dict[str, str]] | None,
+) -> Path:
+    from safetensors.torch import save_file
+
+    unique, aliases = weights(model)
     save_file(unique, str(staging / "model.safetensors"))
+    if best is not None:
+        save_file(best[0], str(staging / "best.safetensors"))
+        state = state | {"best_aliases": best[1]}
     otensors, orest = optimizer_tensors(opt)
     save_file(otensors, str(staging / "optimizer.safetensors"))
     (staging / "optimizer.json").write_text(json.dumps(orest))
@@ -181,3 +203,22 @@ def load(
             json.loads((path / "optimizer.json").read_text()),
         )
     return state
+
+
+def load_best(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """The extra weights ``save(best=...)`` stored in checkpoint ``path`` (on the CPU), or None."""
+    from safetensors.torch import load_file
+
+    if not (path / "best.safetensors").is_file():
+        return None
+    state = json.loads((path / "state.json").read_text())
+    return load_file(str(path / "best.safetensors"), device="cpu"), state.get("best_aliases", {})
+
+
+def load_weights(model: torch.nn.Module, best: tuple[dict[str, torch.Tensor], dict[str, str]]) -> None:
+    """Put a ``weights()`` copy back into ``model`` (on the model's device)."""
+    tensors, aliases = best
+    tensors = dict(tensors)
+    for k, src in aliases.items():
+        tensors[k] = tensors[src]
+    model.load_state_dict(tensors)

@@ -132,6 +132,10 @@ class State:
     tokens: int = 0
     elapsed: float = 0.0  # seconds trained, summed over every process lifetime of the run
     history: list[dict] = field(default_factory=list)  # every metrics row so far
+    # train.keep_best: the validation with the lowest loss so far (step, tokens, loss, metrics) and its
+    # weights (checkpoint.weights), saved in every checkpoint
+    best: dict | None = None
+    best_weights: Any = None
 
 
 @dataclass
@@ -481,6 +485,8 @@ def resume_state(cfg: RunConfig, resume: str, model, opt, dist_: Dist, reporter:
             "Use another --name, or --resume never to start this run over",
         ) from None
     state = State(saved["step"], saved["tokens"], saved["elapsed"], saved.get("history", []))
+    if saved.get("best"):
+        state.best, state.best_weights = saved["best"], checkpoint.load_best(last)
     reporter.message(f"resumed from {last.name} (step {state.step}, {state.tokens:,} tokens)")
     return state
 
@@ -571,6 +577,18 @@ def validate(run: Run) -> dict:
 def record_validation(run: Run, state: State, metrics: dict, elapsed: float, report: bool = True) -> None:
     row = {"step": state.step, "tokens": state.tokens, "elapsed": round(elapsed, 2)}
     record(run, state, row | {f"val_{k}": v for k, v in metrics.items()}, report)
+
+
+def note_best(run: Run, state: State, metrics: dict) -> None:
+    """train.keep_best: remember this validation's weights if its loss is the lowest so far (rank 0)."""
+    from domainlm.pretrain import checkpoint
+
+    loss = metrics.get("loss")
+    if not run.cfg.train.keep_best or loss is None or state.step == 0:
+        return
+    if state.best is None or loss < state.best["loss"]:
+        state.best = {"step": state.step, "tokens": state.tokens, "loss": loss, "metrics": metrics}
+        state.best_weights = checkpoint.weights(run.model)
 
 
 def record(run: Run, state: State, row: dict, report: bool = True) -> None:
@@ -670,7 +688,15 @@ def save_checkpoint(run: Run, state: State) -> None:
 
     ckpt_dir, train = run.ckpt_dir, run.cfg.train
     try:
-        checkpoint.save(ckpt_dir, state.step, run.model, run.opt, _train_state(state), train.keep_checkpoints)
+        checkpoint.save(
+            ckpt_dir,
+            state.step,
+            run.model,
+            run.opt,
+            _train_state(state),
+            train.keep_checkpoints,
+            best=state.best_weights if state.best else None,
+        )
     except OSError as e:
         prev = checkpoint.latest_valid(ckpt_dir)
         where = f"the previous checkpoint {prev.name} is intact" if prev else "no earlier checkpoint exists"
@@ -693,6 +719,7 @@ def finish_training(run: Run, state: State, stopped_by: str) -> dict:
         )
     final = validate(run)
     record_validation(run, state, final, state.elapsed)
+    note_best(run, state, final)
     save_checkpoint(run, state)
     return final
 
@@ -707,6 +734,18 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
         seconds = time.perf_counter() - t_start
         return PretrainResult(run_dir, run_dir / "model", state.step, state.tokens, seconds, 0.0, stopped_by)
     summary = {"steps": state.step, "tokens": state.tokens, "seconds": state.elapsed}
+    last, kept = final, None
+    if state.best and state.best["step"] != state.step:
+        # train.keep_best: a periodic validation beat the last step's; model/ ships those weights (the
+        # checkpoint keeps the last step's, so a resume goes on from there)
+        from domainlm.pretrain import checkpoint
+
+        checkpoint.load_weights(run.model, state.best_weights)
+        final, kept = state.best["metrics"], {k: state.best[k] for k in ("step", "tokens", "loss")}
+        run.reporter.message(
+            f"model/ holds step {kept['step']} (validation loss {kept['loss']:.3f}), the lowest; the last "
+            f"step {state.step} had {last.get('loss', float('nan')):.3f} (train.keep_best=false keeps the last)"
+        )
     model_dir = save_model(
         run.model, run.tok, run_dir, run.cfg, summary | {"validation": final, "stopped_by": stopped_by}
     )
@@ -721,7 +760,9 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
         "train_seconds": round(state.elapsed, 2),
         "tokens_per_s": round(tps, 1),
         "stopped_by": stopped_by,
-        "validation": final,
+        "validation": final,  # of the weights in model/
+        "kept_step": kept["step"] if kept else state.step,  # train.keep_best: the step model/ holds
+        "last_validation": last,  # of the last step (the checkpoint's)
         "bf16": run.bf16,
         "threads": run.threads,
         "device": str(dist_.device),
@@ -791,7 +832,9 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
                 window = log_train(run, state, window, now, step_row)
                 # validate: every train.eval_every of wall clock (rank 0)
                 if dist_.main and now - last_eval >= parse_duration(cfg.train.eval_every):
-                    record_validation(run, state, validate(run), state.elapsed)
+                    metrics = validate(run)
+                    record_validation(run, state, metrics, state.elapsed)
+                    note_best(run, state, metrics)
                     last_eval = time.perf_counter()
                 # checkpoint: every train.checkpoint_every of wall clock (rank 0), atomic
                 if dist_.main and time.perf_counter() - last_ckpt >= parse_duration(
@@ -890,7 +933,13 @@ class MetricsLog:
 
 
 def _train_state(state: State) -> dict[str, Any]:
-    return {"step": state.step, "tokens": state.tokens, "elapsed": state.elapsed, "history": state.history}
+    return {
+        "step": state.step,
+        "tokens": state.tokens,
+        "elapsed": state.elapsed,
+        "history": state.history,
+        "best": state.best,
+    }
 
 
 def _append_metrics(path: Path, row: dict) -> None:

@@ -1,0 +1,115 @@
+"""train.keep_best: model/ holds the weights of the lowest validation loss, the checkpoint the last step's,
+and a resumed run keeps the same best as one uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import load_file
+
+from domainlm.pretrain import checkpoint
+from domainlm.pretrain.loop import pretrain
+
+TINY_YAML = (
+    "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}"
+)
+# validation after every step; a learning rate high enough that held-out loss rises again within 12 steps
+SETS = [
+    TINY_YAML,
+    "speed.threads=1",
+    "speed.bf16=off",
+    "train.eval_batches=1",
+    "train.log_every=1",
+    "train.eval_every=0s",
+    "train.warmup=0",
+    "train.min_lr_ratio=1",
+]
+
+
+def _kw(corpus_dir, bert_tokenizer, tmp_path, steps: int, extra=()):
+    return dict(
+        corpus=str(corpus_dir),
+        tokenizer=str(bert_tokenizer),
+        preset="modernbert-mini",
+        objective="mlm",
+        budget="5m",
+        max_steps=steps,
+        runs_dir=str(tmp_path),
+        seq_len=32,
+        batch_size=4,
+        lr=0.3,
+        overrides=[*SETS, *extra],
+    )
+
+
+def _val_losses(run_dir) -> dict[int, float]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["val_loss"] for r in rows if "val_loss" in r and r["step"] > 0}
+
+
+def _model_weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(run_dir / "model" / "model.safetensors"))
+
+
+def _last_checkpoint_weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(checkpoint.complete(run_dir / "checkpoints")[-1] / "model.safetensors"))
+
+
+def test_model_is_the_lowest_validation_and_the_checkpoint_the_last_step(
+    corpus_dir, bert_tokenizer, tmp_path
+):
+    res = pretrain(**_kw(corpus_dir, bert_tokenizer, tmp_path, 12), name="best")
+    val = _val_losses(res.run_dir)
+    best_step = min(val, key=lambda s: (val[s], s))
+    summary = json.loads((res.run_dir / "train_summary.json").read_text())
+    assert res.steps == 12 and sorted(val) == list(range(1, 13))
+    assert best_step < 12, f"held-out loss did not rise in this run: {val}"  # the case the setting is for
+    assert summary["kept_step"] == best_step
+    assert summary["validation"]["loss"] == val[best_step] == res.validation["loss"]
+    assert summary["last_validation"]["loss"] == val[12] > val[best_step]
+    shipped, last = _model_weights(res.run_dir), _last_checkpoint_weights(res.run_dir)
+    common = sorted(set(shipped) & set(last))
+    assert common and any(not torch.equal(shipped[k], last[k]) for k in common)
+    # the shipped weights are the best copy the checkpoint holds beside the last step's
+    best, aliases = checkpoint.load_best(checkpoint.complete(res.run_dir / "checkpoints")[-1])
+    best = best | {k: best[v] for k, v in aliases.items()}
+    assert all(torch.equal(shipped[k], best[k]) for k in shipped if k in best)
+
+    off = pretrain(**_kw(corpus_dir, bert_tokenizer, tmp_path, 12, ["train.keep_best=false"]), name="last")
+    off_summary = json.loads((off.run_dir / "train_summary.json").read_text())
+    assert off_summary["kept_step"] == 12 and off_summary["validation"]["loss"] == val[12]
+    assert all(torch.equal(_model_weights(off.run_dir)[k], last[k]) for k in common)
+
+
+def test_resumed_run_keeps_the_best_of_the_uninterrupted_run(corpus_dir, bert_tokenizer, tmp_path):
+    """kill -9 after the step-6 checkpoint, resume: the same kept step and weights as one run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    kw = _kw(
+        corpus_dir, bert_tokenizer, tmp_path, 12, ["train.checkpoint_every=0s", "train.keep_checkpoints=20"]
+    )
+    ref = pretrain(**kw, name="ref")
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = f"from domainlm.pretrain.loop import pretrain\npretrain(**{ {**kw, 'name': 'cut'}!r})\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    ckpts = tmp_path / "cut" / "checkpoints"
+    t0 = time.time()
+    while not any(int(p.name.split("-")[1].split(".")[0]) >= 6 for p in checkpoint.complete(ckpts)):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.time() - t0 < 240, "no checkpoint in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    resumed = pretrain(**kw, name="cut", resume="must")
+    a = json.loads((ref.run_dir / "train_summary.json").read_text())
+    b = json.loads((resumed.run_dir / "train_summary.json").read_text())
+    assert a["kept_step"] < 12 and b["kept_step"] == a["kept_step"] and b["validation"] == a["validation"]
+    wa, wb = _model_weights(ref.run_dir), _model_weights(resumed.run_dir)
+    assert sorted(wa) == sorted(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)
