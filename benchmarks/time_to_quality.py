@@ -24,7 +24,8 @@ Settings (``SETTINGS``): the shipped default (modernbert-mini), the old default 
 one lever at a time around the default (masking rate, dropout, learning rate, batch size), the same ModernBERT
 trained by transformers' ``Trainer`` + ``DataCollatorForLanguageModeling`` (fp32, mlm_probability 0.15,
 the same batch, sequence length, peak lr and warm-up; its schedule sized to the budget from a short speed
-probe, as a competent user would), and causal LMs (llama-mini and gpt-mini, the GPT-2 baseline) scored
+probe, as a competent user would), and causal LMs (llama-mini and gpt-mini, the GPT-2 baseline; and
+llama-mini validated every 15 s, so that ``train.keep_best`` ships its best held-out step) scored
 beside an interpolated Kneser-Ney 5-gram with the same tokenizer (fitted once per corpus on the train
 split, scored on the first 10,000 validation tokens, 3,000 with --quick: NLTK's scorer is slow; the
 neural perplexity covers up to 512 validation blocks).
@@ -109,6 +110,12 @@ SETTINGS: dict[str, dict] = {
     },
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
+    # train.keep_best at work: validation every 15 s, model/ from the lowest held-out loss
+    "llama-mini clm keep-best": {
+        "preset": "llama-mini",
+        "objective": "clm",
+        "sets": ["train.eval_every=15s"],
+    },
     "gpt-mini clm": {"preset": "gpt-mini", "objective": "clm", "sets": []},
 }
 DEFAULT = "modernbert-mini"
