@@ -120,3 +120,27 @@ def tiny_pretrain(corpus, runs_dir, **overrides):
 def metric_rows(run_dir: Path) -> list[dict]:
     """The rows of a run's metrics.jsonl."""
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def kill_after_checkpoint(kw: dict, name: str, step: int) -> None:
+    """Run ``pretrain(**kw, name=name)`` in a child process and SIGKILL it once a checkpoint of ``step``
+    or later is complete (the resume tests' kill -9)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from domainlm.pretrain import checkpoint
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = f"from domainlm.pretrain.loop import pretrain\npretrain(**{ {**kw, 'name': name}!r})\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
+    ckpts = Path(kw["runs_dir"]) / name / "checkpoints"
+    t0 = time.time()
+    while not any(int(p.name.split("-")[1].split(".")[0]) >= step for p in checkpoint.complete(ckpts)):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.time() - t0 < 240, "no checkpoint in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)

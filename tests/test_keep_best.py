@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from domainlm.pretrain import checkpoint
 from domainlm.pretrain.loop import pretrain
+from tests.conftest import kill_after_checkpoint
 
 TINY_YAML = (
     "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}"
@@ -84,29 +85,12 @@ def test_model_is_the_lowest_validation_and_the_checkpoint_the_last_step(
 
 def test_resumed_run_keeps_the_best_of_the_uninterrupted_run(corpus_dir, bert_tokenizer, tmp_path):
     """kill -9 after the step-6 checkpoint, resume: the same kept step and weights as one run."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
 
     kw = _kw(
         corpus_dir, bert_tokenizer, tmp_path, 12, ["train.checkpoint_every=0s", "train.keep_checkpoints=20"]
     )
     ref = pretrain(**kw, name="ref")
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    code = f"from domainlm.pretrain.loop import pretrain\npretrain(**{ {**kw, 'name': 'cut'}!r})\n"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
-    ckpts = tmp_path / "cut" / "checkpoints"
-    t0 = time.time()
-    while not any(int(p.name.split("-")[1].split(".")[0]) >= 6 for p in checkpoint.complete(ckpts)):
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.time() - t0 < 240, "no checkpoint in time"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    kill_after_checkpoint(kw, "cut", 6)
     resumed = pretrain(**kw, name="cut", resume="must")
     a = json.loads((ref.run_dir / "train_summary.json").read_text())
     b = json.loads((resumed.run_dir / "train_summary.json").read_text())

@@ -13,6 +13,7 @@ import torch
 from domainlm.pretrain import presets
 from domainlm.pretrain.loop import pretrain
 from domainlm.pretrain.objectives import IGNORE, MaskSpec, MLMObjective, mask_tokens
+from tests.conftest import kill_after_checkpoint
 
 TINY = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 48}
 TINY_YAML = (
@@ -103,14 +104,6 @@ def test_modernbert_trains_sparse_writes_recipe_and_loads_in_fill_mask_pipeline(
 
 def test_modernbert_resume_after_kill_is_exact(corpus_dir, bert_tokenizer, tmp_path):
     """kill -9 a run after its step-3 checkpoint, resume: the same loss at every step as one run."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from domainlm.pretrain import checkpoint
 
     kw = dict(
         corpus=str(corpus_dir),
@@ -126,18 +119,7 @@ def test_modernbert_resume_after_kill_is_exact(corpus_dir, bert_tokenizer, tmp_p
         overrides=[*SETS, "train.checkpoint_every=0s", "train.keep_checkpoints=20"],
     )
     ref = pretrain(**kw, name="ref")
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    code = f"from domainlm.pretrain.loop import pretrain\npretrain(**{ {**kw, 'name': 'cut'}!r})\n"
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
-    ckpts = tmp_path / "cut" / "checkpoints"
-    t0 = time.time()
-    while not any(int(p.name.split("-")[1].split(".")[0]) >= 3 for p in checkpoint.complete(ckpts)):
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.time() - t0 < 240, "no checkpoint in time"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    kill_after_checkpoint(kw, "cut", 3)
     resumed = pretrain(**kw, name="cut", resume="must")
 
     def losses(run):
