@@ -116,6 +116,11 @@ OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = {"demo": 150.0, "spdx": 330.0}, 40.0, 60
 # SPDX's is scaled as its other overheads were (~2x), not measured yet
 FINETUNE_S = {"demo": 660.0, "spdx": 1400.0}
 SETUP_S = {"demo": 40.0, "spdx": 60.0}
+# validation interval of every pretrain step: what `domainlm pretrain` does by default, so train.keep_best
+# ships the weights of the lowest held-out loss, as a user's run would. Cells stored before 2026-12-02
+# 14:00 UTC validated only at the end (eval_every 1h) and ship the last step: their `eval_every` is absent
+# (RESULTS.md, model_selection, "keep_best in the study")
+EVAL_EVERY = "1m"
 
 
 def seconds(budget: str) -> float:
@@ -315,7 +320,7 @@ def pretrain_cmd(
         cmd += ["--preset", spec["preset"], "--tokenizer", str(tok)]
     cmd += ["--name", run_dir.name, "--runs-dir", str(run_dir.parent), "--resume", "never"]
     cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
-    for s in (f"speed.threads={THREADS}", "train.eval_every=1h", "train.checkpoint_every=1h"):
+    for s in (f"speed.threads={THREADS}", f"train.eval_every={EVAL_EVERY}", "train.checkpoint_every=1h"):
         cmd += ["--set", s]
     return cmd
 
@@ -418,6 +423,9 @@ def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     return {
         "tokens": summary.get("tokens"),
         "tokens_per_s": summary.get("tokens_per_s"),
+        "eval_every": EVAL_EVERY,
+        "kept_step": summary.get("kept_step"),  # train.keep_best: the step model/ holds
+        "last_step": summary.get("steps"),
         "train_seconds": summary.get("train_seconds"),
         "peak_rss_mb": train.peak_rss_mb,
         **{k: ev.get(k) for k in ("bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top1", "probe_top5", "perplexity", "intrinsic")},
