@@ -67,6 +67,11 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.mlm_probability=0.3"],
     },
+    "modernbert-mini mask50": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.mlm_probability=0.5"],
+    },
     "modernbert-mini dropout0.1": {
         "preset": "modernbert-mini",
         "objective": "mlm",
