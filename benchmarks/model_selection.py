@@ -455,7 +455,7 @@ def ngram_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
 
 
 def finetune_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
-    run_dir = work / "runs" / f"{c.corpus}--{c.family}--{c.budget}"
+    run_dir = run_dir_of(c, work)
     down = downstream_step(
         run_dir, data, "finetune-full", QUICK_FOLDS if quick else FOLDS, run_dir / "classify-full"
     )
@@ -465,11 +465,29 @@ def finetune_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
 STEPS = {"train": train_cell, "ngram": ngram_cell, "finetune": finetune_cell}
 
 
+def run_dir_of(c: Cell, work: Path) -> Path:
+    """The run folder of ``c``'s curve cell (a fine-tuning cell fine-tunes that run's model)."""
+    return work / "runs" / Cell(c.corpus, c.family, c.budget).key
+
+
 def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> dict:
-    """The stored result of ``c``, or run it (each step its own process) and store it at once."""
+    """The stored result of ``c``, or run it (each step its own process) and store it at once.
+
+    A fine-tuning cell needs its curve cell's run folder. When a session before this one measured the
+    curve cell, the folder is gone with that session's machine: the curve cell is measured again here
+    (its stored result replaced, marked ``remeasured_for``; git keeps the old one), so the model
+    fine-tuned is the one its row describes."""
     got = store.get(c.key)
     if got is not None:
         return got
+    if c.step == "finetune" and not (run_dir_of(c, work) / "model" / "config.json").is_file():
+        curve = Cell(c.corpus, c.family, c.budget)
+        store.put(curve.key, measure(curve, data, work, quick) | {"remeasured_for": c.key})
+    return store.put(c.key, measure(c, data, work, quick))
+
+
+def measure(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    """Run ``c``'s step (its own processes) and return the cell: the result, with its conditions."""
     before, t0, others = load_average(), time.perf_counter(), Contention()
     res = STEPS[c.step](c, data, work, quick)
     spec = FAMILIES[c.family]
@@ -481,7 +499,7 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
         "load": [before, load_average()], "other_cpu_s": others.other_cpu_s(), "machine": machine_facts(), "versions": versions(),
         "corpus_facts": data["facts"], "quick": quick,
     }  # fmt: skip
-    return store.put(c.key, cell)
+    return cell
 
 
 def budget_name(budget_s: float | None) -> str:

@@ -37,6 +37,39 @@ def test_a_finished_cell_is_not_rerun(tmp_path, monkeypatch):
     assert calls == ["demo--gpt-mini--2m", "demo--gpt-mini--6m"]
 
 
+def test_fine_tuning_without_its_run_folder_measures_the_curve_cell_again(tmp_path, monkeypatch):
+    """A curve cell stored by an earlier session has no run folder here: fine-tuning it measures the curve
+    cell again first (replacing its stored result), instead of storing the fine-tuning's error."""
+    calls = []
+
+    def fake_train(c, data, work, quick):
+        calls.append(c.key)
+        model = ms.run_dir_of(c, work) / "model"
+        model.mkdir(parents=True, exist_ok=True)
+        (model / "config.json").write_text("{}")
+        return {"bits_per_char": 1.5, "cpu_s": 1.0}
+
+    def fake_finetune(c, data, work, quick):
+        calls.append(c.key)
+        assert (ms.run_dir_of(c, work) / "model" / "config.json").is_file()
+        return {"downstream": {"finetune-full": {"mean": 0.5}}, "cpu_s": 1.0}
+
+    monkeypatch.setitem(ms.STEPS, "train", fake_train)
+    monkeypatch.setitem(ms.STEPS, "finetune", fake_finetune)
+    store = CellStore(tmp_path / "cells")
+    store.put("demo--bert-mini--6m", {"bits_per_char": 9.9, "corpus": "demo", "family": "bert-mini"})
+    ft = ms.Cell("demo", "bert-mini", "6m", "finetune", "finetune")
+    ms.run_cell(ft, _data(), tmp_path, store, quick=True)
+    assert calls == ["demo--bert-mini--6m", "demo--bert-mini--6m--finetune"]
+    curve = store.get("demo--bert-mini--6m")
+    assert curve["bits_per_char"] == 1.5 and curve["remeasured_for"] == ft.key
+    # the folder is there now: the next fine-tuning cell of that run does not train again
+    calls.clear()
+    store.path(ft.key).unlink()
+    ms.run_cell(ft, _data(), tmp_path, store, quick=True)
+    assert calls == ["demo--bert-mini--6m--finetune"]
+
+
 def test_the_quick_plan_is_under_three_minutes(tmp_path):
     cells = ms.plan(True, ["demo"], ms.QUICK_FAMILIES, CellStore(tmp_path))
     _, total = ms.plan_text(cells, CellStore(tmp_path), True, [])
