@@ -15,6 +15,7 @@ from domainlm.classify import methods as registry
 from domainlm.classify.finetune import finetune
 from domainlm.config import FinetuneConfig
 from domainlm.errors import UserError
+from tests.tiny_models import gpt_dir  # noqa: F401  (fixture)
 
 _EXEC = [
     "The President shall be elected by the members of an electoral college.",
@@ -303,6 +304,29 @@ def test_every_method_runs_on_the_same_folds(tiny_encoder, data, tmp_path):
     else:
         assert registry.load_fitted(res.model_dir).predict_proba([_EXEC[0]]).shape == (1, 2)
     assert winner in names
+
+
+def test_full_finetune_of_a_causal_lm_pads_its_batches(gpt_dir, data, tmp_path):  # noqa: F811
+    """A GPT-2 run's config has no pad token, and its sequence classifier pools the last token before the
+    padding: fine-tuning writes the tokenizer's pad id into the config (it failed on batches > 1: the
+    model-selection study's gpt-mini cell), and the shipped classifier batches texts of unequal length."""
+    from transformers import AutoConfig, pipeline
+
+    assert AutoConfig.from_pretrained(gpt_dir).pad_token_id is None
+    res = finetune(
+        gpt_dir,
+        data,
+        folds=2,
+        output=tmp_path / "o",
+        methods="finetune-full",
+        overrides=[*SMALL, "baselines=false"],
+    )
+    assert res.shipped == "finetune-full" and len(res.per_fold["finetune-full"]) == 2
+    shipped = AutoConfig.from_pretrained(res.model_dir)
+    assert shipped.pad_token_id is not None and shipped.architectures == ["GPT2ForSequenceClassification"]
+    clf = pipeline("text-classification", model=str(res.model_dir))
+    batch = clf([_EXEC[0], "Article 21.", _RIGHTS[1]], batch_size=3)
+    assert [r["label"] for r in batch] == [clf(t)[0]["label"] for t in (_EXEC[0], "Article 21.", _RIGHTS[1])]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -99,8 +99,13 @@ def pad_id(tok) -> int:
 # build, loss
 
 
-def build(model_dir: Path, labels: list[str], multi: bool, mode: str, seed: int):
-    """A fresh classifier from ``model_dir`` (a new head, seeded); head mode freezes the body."""
+def build(
+    model_dir: Path, labels: list[str], multi: bool, mode: str, seed: int, pad_token_id: int | None = None
+):
+    """A fresh classifier from ``model_dir`` (a new head, seeded); head mode freezes the body.
+
+    ``pad_token_id`` (the tokenizer's) is written into a config that has none: a causal model's sequence
+    classifier (GPT-2, Llama) pools the last token before the padding and refuses batches without it."""
     import torch
     import transformers
     from transformers import AutoModelForSequenceClassification
@@ -119,6 +124,8 @@ def build(model_dir: Path, labels: list[str], multi: bool, mode: str, seed: int)
         )
     finally:
         transformers.logging.set_verbosity(level)
+    if model.config.pad_token_id is None and pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
     if mode == "head":
         head = set(head_params(model))
         for n, p in model.named_parameters():

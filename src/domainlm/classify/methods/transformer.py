@@ -67,7 +67,7 @@ class FineTune:
         """(a fresh model, its TrainSetup) for ``texts``; head mode caches the body's [CLS] states."""
         import torch
 
-        model = T.build(self.model_dir, self.ctx.labels, self.ctx.multi, self.mode, seed)
+        model = T.build(self.model_dir, self.ctx.labels, self.ctx.multi, self.mode, seed, T.pad_id(self.tok))
         w = T.make_windows(self.tok, texts, self.cfg, T.max_positions(model.config))
         cache = None
         if self.mode == "head" and T.caches_cls(model.config):
