@@ -34,6 +34,7 @@ def test_demo_end_to_end_and_pipeline_parity(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "before:" in res.stdout and "after:" in res.stdout
+    assert re.search(r"held-out sentences filled right: \d+ of 8 at top-1, \d+ of 8 in the top 5", res.stdout)
     model_dir = tmp_path / "demo" / "model"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
         assert (model_dir / name).is_file()

@@ -687,6 +687,7 @@ def finetune(model: str, data: str, kw: dict) -> None:
 def demo(kw: dict) -> None:
     """The whole job on the Constitution of India: prepare, tokenizer, pretrain, evaluate, fill-mask."""
 
+    from domainlm.demo import answer_rank
     from domainlm.demo import demo as run
     from domainlm.progress import RichReporter
 
@@ -699,9 +700,16 @@ def demo(kw: dict) -> None:
         f"top-1 {ev['probe_top1']:.0%}, top-5 {ev['probe_top5']:.0%}"
     )
     for ex in res["examples"]:
-        out.print(f"\n[bold]{ex['text']}[/bold]   (answer: {ex['answer']})")
+        rank = answer_rank(ex)
+        verdict = "right" if rank == 1 else f"answer ranked {rank}" if rank else "missed"
+        out.print(f"\n[bold]{ex['text']}[/bold]   (answer: {ex['answer']}; {verdict})")
         out.print("  before: " + ", ".join(f"{t} {p:.2f}" for t, p in ex["before"]))
         out.print("  after:  " + ", ".join(f"{t} {p:.2f}" for t, p in ex["after"]))
+    right = res["examples_right"]
+    out.print(
+        f"\nheld-out sentences filled right: {right['top1']} of {right['shown']} at top-1, "
+        f"{right['top5']} of {right['shown']} in the top 5"
+    )
     out.print(
         f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))"
     )
