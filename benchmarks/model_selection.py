@@ -502,6 +502,19 @@ def measure(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     return cell
 
 
+def unplanned(store: CellStore, corpora: list[str], done: list[dict]) -> list[dict]:
+    """Stored cells of ``corpora`` that the plan no longer names, which the evidence keeps: a family that
+    left the top three (a re-measured curve cell moved it) keeps its measured fine-tuning and long cells."""
+    planned = {_ident(c) for c in done}
+    return [
+        c for c in store.all() if c["corpus"] in corpora and not c.get("quick") and _ident(c) not in planned
+    ]
+
+
+def _ident(cell: dict) -> tuple:
+    return cell["corpus"], cell["family"], cell["budget"], cell["step"]
+
+
 def budget_name(budget_s: float | None) -> str:
     """The budget as the plan names it: None -> "fit", 120 -> "2m", 15 -> "15s"."""
     if budget_s is None:
@@ -949,7 +962,7 @@ def main() -> None:
         if {c.key for c in again} <= {c.key for c in cells}:
             break
         cells = again
-    ev = evidence(done, load_limit=LOAD_LIMIT if a.publish else None)
+    ev = evidence(done + unplanned(store, corpora, done), load_limit=LOAD_LIMIT if a.publish else None)
     (work / "model_selection.json").write_text(json.dumps(ev, indent=2))
     (work / "model_selection.md").write_text(table(ev) + "\n")
     plot(ev, work / "model_selection.png")

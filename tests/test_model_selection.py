@@ -98,6 +98,27 @@ def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
     assert [c.family for c in cells if c.stage == "long"] == ["gpt-mini", "bert-mini", "albert-small"]
 
 
+def test_the_evidence_keeps_cells_of_a_family_that_left_the_top(tmp_path):
+    """After a re-measure moves a family out of the top three, its stored fine-tuning and long cells are
+    measurements still: the evidence keeps them (not other corpora's, not --quick ones)."""
+    store = CellStore(tmp_path)
+    cells = {
+        "demo--gpt-mini--6m": _cell("demo", "gpt-mini", "6m"),
+        "demo--bert-mini--6m--finetune": _cell("demo", "bert-mini", "6m", step="finetune"),
+        "demo--bert-mini--10m": _cell("demo", "bert-mini", "10m"),
+        "spdx--bert-mini--2m": _cell("spdx", "bert-mini", "2m"),
+        "demo--bert-mini--15s": _cell("demo", "bert-mini", "15s", quick=True),
+    }
+    for key, c in cells.items():
+        store.put(key, c)
+    done = [store.get("demo--gpt-mini--6m")]
+    extra = ms.unplanned(store, ["demo"], done)
+    assert sorted((c["family"], c["budget"], c["step"]) for c in extra) == [
+        ("bert-mini", "10m", "train"),
+        ("bert-mini", "6m", "finetune"),
+    ]
+
+
 def _cell(corpus, family, budget, load=(0.1, 0.2), **kw):
     spec = ms.FAMILIES[family]
     return {"format_version": 1, "corpus": corpus, "family": family, "budget": budget, "step": kw.pop("step", "train"),
