@@ -401,7 +401,7 @@ def electra_pair(run_dir: Path):
 
 
 def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
-    run_dir = work / "runs" / c.key
+    run_dir = run_dir_of(c, work)
     shutil.rmtree(run_dir, ignore_errors=True)  # a cell without a stored result starts afresh
     train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
     spec = FAMILIES[c.family]
@@ -439,7 +439,7 @@ def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
 def ngram_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     """The Kneser-Ney 5-gram, fitted by `evaluate --baseline ngram` beside a 1-step carrier run (the
     baseline needs a run folder for its tokenizer; the carrier's model is not scored)."""
-    run_dir = work / "runs" / c.key
+    run_dir = run_dir_of(c, work)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_step(pretrain_cmd(data, "gpt-mini", "fit", run_dir, data["tokenizer"]), THREADS)
     ev_cmd = _cli("evaluate", str(run_dir), "--baseline", "ngram", "--max-docs", "3" if quick else "10")
