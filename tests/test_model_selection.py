@@ -82,6 +82,8 @@ def test_the_full_plan_with_every_family_fits_the_study_limit(tmp_path):
     text, total = ms.plan_text(cells, CellStore(tmp_path), False, [])
     assert total / 3600 <= ms.LIMIT_HOURS and "OVER" not in text
     assert {c.stage for c in cells} == {"curve", "long", "finetune"}
+    # the deep stages only where LONG_CORPORA says
+    assert {c.corpus for c in cells if c.stage != "curve"} == set(ms.LONG_CORPORA)
     # every family at every curve budget on both corpora
     for f in families:
         for corpus in ms.CORPORA:
