@@ -5,6 +5,7 @@
     python benchmarks/model_selection.py --quick         # smoke: 15-second budget, 3 families, demo corpus
     python benchmarks/model_selection.py --publish       # cells -> src/domainlm/assets/evidence/ (idle only)
     python benchmarks/model_selection.py --validate      # hold each corpus out: does recommend choose well?
+    python benchmarks/model_selection.py --validate --lookup-only  # the same without the generator screen
     python benchmarks/model_selection.py --screen        # batch 8 vs 32 per family, 2 minutes, demo corpus
 
 Corpora: ``demo`` (the Constitution of India, as `domainlm demo` prepares it) and ``spdx`` (728 SPDX
@@ -43,6 +44,14 @@ neural family trains for ``SCREEN_BUDGET`` on the demo corpus at each of ``SCREE
 end-of-run validation loss says which learns more in that time (within 1% is a tie and keeps the preset).
 The winners go into the presets' recipes, so the study and `recommend`'s run.yaml train the same thing.
 Cells in ``WORK/screen/``; the table in ``WORK/screen.md``.
+
+``--validate`` holds each corpus out of the evidence and lets `recommend` choose for it from the rest.
+For encoders and classifiers that is the lookup; for a generator it is `recommend --task generator`
+itself, run on the held-out corpus, whose screen (``domainlm.screen``: the evidence's two best causal
+families trained for 2 minutes there, raced against the 5-gram) decides when the study corpora disagree.
+Each screened choice is stored in ``WORK/validate-screen.json`` as it finishes (a rerun resumes; delete
+it to measure again); the rows in ``WORK/validate.json``. A choice the held-out corpus has no
+measurement of at that budget is reported as not judged, not as a miss or a hit.
 
 Outputs in WORK: ``model_selection.md`` (the table), ``model_selection.png`` (quality against CPU-minutes,
 one line per family, per corpus and metric) and ``model_selection.json`` (the evidence, format in
@@ -467,7 +476,31 @@ def finetune_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     return {"downstream": down, "cpu_s": round(float(down.get("cpu_s", 0.0)), 1)}
 
 
-STEPS = {"train": train_cell, "ngram": ngram_cell, "finetune": finetune_cell}
+def bits_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    """A curve cell's pretrain and evaluate steps only (held-out bits per character, no downstream or
+    latency): ``--validate --truth-here``'s measurement of a held-out corpus on this machine."""
+    run_dir = work / "validate-runs" / c.key
+    shutil.rmtree(run_dir, ignore_errors=True)
+    train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
+    ev_step = run_step(_cli("evaluate", str(run_dir), "--max-docs", "3" if quick else "10"), THREADS)
+    ev = json.loads((run_dir / "eval.json").read_text())
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return {
+        "tokens": summary.get("tokens"),
+        "tokens_per_s": summary.get("tokens_per_s"),
+        "eval_every": EVAL_EVERY,
+        "kept_step": summary.get("kept_step"),
+        "last_step": summary.get("steps"),
+        "train_seconds": summary.get("train_seconds"),
+        "peak_rss_mb": train.peak_rss_mb,
+        "bits_per_char": ev.get("bits_per_char"),
+        "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict()},
+        "cpu_s": round(train.cpu_s + ev_step.cpu_s, 1),
+    }
+
+
+STEPS = {"train": train_cell, "ngram": ngram_cell, "finetune": finetune_cell, "bits": bits_cell}
 
 
 def run_dir_of(c: Cell, work: Path) -> Path:
@@ -807,10 +840,16 @@ def _metric(row: dict, metric: str):
     return row.get(metric)
 
 
-def validate(ev: dict) -> list[dict]:
-    """Hold each corpus out of the evidence; recommend's lookup on the rest chooses for it (every task,
-    every budget measured there); the choice must be the best measured on the held-out corpus or
-    within noise of it (domainlm.evidence's rule). One row per (corpus, task, budget)."""
+def validate(ev: dict, measure=None, truth_here=None) -> list[dict]:
+    """Hold each corpus out of the evidence; recommend chooses for it from the rest (every task, every
+    budget measured there); the choice must be the best measured on the held-out corpus or within noise
+    of it (domainlm.evidence's rule). One row per (corpus, task, budget).
+
+    ``measure(held, rest, budget_s) -> (chosen family, detail)``: for the generator task, run recommend
+    itself on the held-out corpus with ``rest`` as its evidence, so its screen measures there (screen.py).
+    Without it every task is judged by the lookup alone. ``truth_here(held, budget_s, families)``: the
+    held-out corpus's evidence measured on this machine (the screen runs here; the published rows may come
+    from a faster one), or None; a screened row is then judged against it too (``here``)."""
     from domainlm import evidence as evmod
 
     out = []
@@ -831,20 +870,101 @@ def validate(ev: dict) -> list[dict]:
                 pick = evmod.lookup(rest, chars, b, task) if rest["rows"] else None
                 if truth is None or pick is None or pick.best_neural is None or truth.best_neural is None:
                     continue
-                out.append(_verdict(held, task, b, pick, truth))
+                if measure is not None and task == "generator":
+                    chosen, detail = measure(held, rest, b)
+                    row = _judge(held, task, b, chosen, truth) | {"by": "screen", "screen": detail}
+                    neural = {e.family for e in truth.entries if not e.classical} | {chosen} - {"ngram"}
+                    here = truth_here(held, b, sorted(neural)) if truth_here is not None else None
+                    if here is not None and (t := evmod.lookup(here, chars, b, task)) is not None:
+                        j = _judge(held, task, b, chosen, t)
+                        row |= {"here": {k: j[k] for k in ("best", "best_value", "chosen_value", "ok")}}
+                    out.append(row)
+                    continue
+                chosen = pick.best_classical.family if pick.classical_better else pick.best_neural.family
+                out.append(_judge(held, task, b, chosen, truth) | {"by": "lookup"})
     return out
 
 
-def _verdict(held: str, task: str, budget: float, pick, truth) -> dict:
+def _judge(held: str, task: str, budget: float, chosen: str, truth) -> dict:
+    """ok: ``chosen`` is the best measured on the held-out corpus, or within noise of it; a family the
+    held-out corpus has no measurement of at that budget cannot be judged (``measured_there`` False)."""
     from domainlm import evidence as evmod
 
-    chosen = pick.best_classical.family if pick.classical_better else pick.best_neural.family
     best = truth.entries[0]
     there = next((e for e in truth.entries if e.family == chosen), None)
     ok = there is not None and (there is best or evmod.within_noise(best, there, truth.noise, truth.metric))
     return {"held_out": held, "task": task, "budget_s": budget, "chosen": chosen, "best": best.family,
             "chosen_value": None if there is None else there.value, "best_value": best.value,
             "ok": ok, "measured_there": there is not None}  # fmt: skip
+
+
+def here_truth(ev: dict, work: Path):
+    """validate's ``truth_here``: each neural generator family at the budget, measured on this machine
+    (``bits_cell``; stored in CELLS/../validate/TAG/, resumed), with the published n-gram row (a fit,
+    not timed); None for a corpus whose published rows this machine's kind measured."""
+    here = machine_tag(machine_facts())
+    store = CellStore(CELLS.parent / "validate" / here)
+
+    def truth(held: str, budget_s: float, families: list[str]) -> dict | None:
+        if machine_tag((ev.get("machines") or {}).get(held) or ev.get("machine")) == here:
+            return None
+        data = setup_corpus(held, work)
+        rows = [r for r in ev["rows"] if r["corpus"] == held and r.get("kind") == "classical"]
+        for f in families:
+            c = Cell(held, f, f"{budget_s / 60:.0f}m", step="bits", stage="validate")
+            rows.append(store.get(c.key) or store.put(c.key, measure(c, data, work, False)))
+        return ev | {"corpora": {held: ev["corpora"][held]}, "rows": rows}
+
+    return truth
+
+
+def screen_measure(work: Path, store: Path):
+    """validate's ``measure``: `recommend --task generator` (screen auto) on the held-out corpus, its
+    evidence the other corpora; each result stored in ``store`` as it finishes (a rerun resumes)."""
+    from domainlm.recommend import recommend
+
+    done = json.loads(store.read_text()) if store.is_file() else {}
+
+    def measure(held: str, rest: dict, budget_s: float) -> tuple[str, dict]:
+        key = f"{held}--{budget_s:.0f}s"
+        if key not in done:
+            data = setup_corpus(held, work)
+            path = work / f"evidence-without-{held}.json"
+            path.write_text(json.dumps(rest))
+            contention = Contention()
+            t0 = time.monotonic()
+            rec = recommend(
+                data["corpus"],
+                budget=f"{budget_s:.0f}s",
+                task="generator",
+                tokenizer=tokenizer_for(data, "gpt-mini"),
+                evidence=path,
+                general=False,
+            )
+            wall = time.monotonic() - t0
+            s = rec.screen
+            done[key] = {
+                "chosen": rec.classical or rec.choice.preset,
+                "lookup_pick": rec.lookup.best_neural.family
+                if rec.lookup and rec.lookup.best_neural
+                else None,
+                "screened": s is not None,
+                "screen_budget_s": s.budget_s if s else None,
+                "bits": s.bits if s else None,
+                "steps": s.steps if s else None,
+                "ngram": s.ngram if s else None,
+                "projected": {p.name: {"ratio": p.ratio, "value": p.value} for p in rec.projections},
+                "speed_ratio": rec.speed_ratio,
+                "wall_s": round(wall, 1),
+                "other_cpu_s": contention.other_cpu_s(),
+                "load": load_average(),
+                "machine": machine_facts(),
+                "reasons": rec.reasons,
+            }
+            store.write_text(json.dumps(done, indent=2))
+        return done[key]["chosen"], done[key]
+
+    return measure
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -860,6 +980,17 @@ def parse() -> argparse.Namespace:
         "--publish", action="store_true", help=f"write the evidence to {EVIDENCE_OUT.relative_to(ROOT)}"
     )
     ap.add_argument("--validate", action="store_true", help="hold each corpus out; check recommend's choice")
+    ap.add_argument(
+        "--truth-here",
+        action="store_true",
+        help="--validate: also measure the held-out corpus's generator families on this machine and judge "
+        "the screened choice against them (when its published rows come from another kind of machine)",
+    )
+    ap.add_argument(
+        "--lookup-only",
+        action="store_true",
+        help="--validate without running recommend's generator screen (seconds instead of ~30 minutes)",
+    )
     ap.add_argument(
         "--screen", action="store_true", help=f"batch {SCREEN_BATCHES} per family, demo, {SCREEN_BUDGET}"
     )
@@ -905,11 +1036,22 @@ def main() -> None:
         return
     if a.validate:
         ev = json.loads(Path(a.evidence or work / "model_selection.json").read_text())
-        rows = validate(ev)
+        measure = None if a.lookup_only else screen_measure(work, work / "validate-screen.json")
+        rows = validate(ev, measure, here_truth(ev, work) if a.truth_here else None)
         for r in rows:
-            print(f"  held out {r['held_out']:6} {r['task']:9} {r['budget_s'] / 60:4.0f} min: chose {r['chosen']}, "
-                  f"best {r['best']}: {'ok' if r['ok'] else 'MISS'}")  # fmt: skip
-        print(f"RESULT validate_ok={sum(r['ok'] for r in rows)}/{len(rows)}")
+            verdict = "ok" if r["ok"] else ("MISS" if r["measured_there"] else "not measured there")
+            if "here" in r:
+                h = r["here"]
+                verdict += (
+                    f"; measured here: best {h['best']} {h['best_value']:.3f}, {'ok' if h['ok'] else 'MISS'}"
+                )
+            print(f"  held out {r['held_out']:6} {r['task']:9} {r['budget_s'] / 60:4.0f} min ({r['by']}): chose "
+                  f"{r['chosen']}, best {r['best']}: {verdict}")  # fmt: skip
+        judged = [r for r in rows if r["measured_there"]]
+        (work / "validate.json").write_text(json.dumps(rows, indent=2))
+        here = [r["here"]["ok"] for r in rows if "here" in r]
+        print(f"RESULT validate_ok={sum(r['ok'] for r in judged)}/{len(judged)} unjudged={len(rows) - len(judged)}"
+              + (f" here_ok={sum(here)}/{len(here)}" if here else ""))  # fmt: skip
         return
     wanted = (
         a.families.split(",")

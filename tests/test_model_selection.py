@@ -205,6 +205,49 @@ def test_validate_holds_each_corpus_out_and_judges_the_choice():
     assert all(r["ok"] for r in ms.validate(close))
 
 
+def test_validate_lets_a_measurement_choose_for_the_generator():
+    """With ``measure`` (recommend's screen on the held-out corpus), the generator rows are judged on what
+    it chose; a family the held-out corpus never measured at that budget is not judged."""
+    gen = ("generator", "classify")
+    ev = _ev(
+        [
+            _row("a", "gpt-mini", 0.8) | {"bits_per_char": 1.2, "tasks": gen},
+            _row("a", "ngram", None)
+            | {"kind": "classical", "budget_s": None, "bits_per_char": 1.5, "tasks": ("generator",)},
+            _row("b", "gpt-mini", 0.7) | {"bits_per_char": 1.3, "tasks": gen},
+            _row("b", "ngram", None)
+            | {"kind": "classical", "budget_s": None, "bits_per_char": 1.0, "tasks": ("generator",)},
+        ]
+    )
+    lookup = [r for r in ms.validate(ev) if r["task"] == "generator"]
+    assert [r["ok"] for r in lookup] == [False, False] and {r["by"] for r in lookup} == {"lookup"}
+    calls = []
+
+    def measure(held, rest, budget_s):
+        calls.append((held, sorted(rest["corpora"]), budget_s))
+        return {"a": "gpt-mini", "b": "ngram"}[held], {"bits": 1.0}
+
+    rows = [r for r in ms.validate(ev, measure) if r["task"] == "generator"]
+    assert calls == [("a", ["b"], 120.0), ("b", ["a"], 120.0)]
+    assert all(r["ok"] and r["by"] == "screen" and r["screen"] == {"bits": 1.0} for r in rows)
+    rows = [r for r in ms.validate(ev, lambda held, rest, b: ("llama-mini", {})) if r["task"] == "generator"]
+    assert not any(r["ok"] or r["measured_there"] for r in rows)
+    # judged again against the held-out corpus measured on this machine, where llama-mini leads
+
+    def truth_here(held, budget_s, families):
+        assert families == ["gpt-mini", "llama-mini"]  # the published neural families and the choice
+        rows = [r for r in ev["rows"] if r["corpus"] == held]
+        rows.append(rows[0] | {"family": "llama-mini", "preset": "llama-mini", "bits_per_char": 0.9})
+        return ev | {"corpora": {held: ev["corpora"][held]}, "rows": rows}
+
+    rows = [
+        r
+        for r in ms.validate(ev, lambda held, rest, b: ("llama-mini", {}), truth_here)
+        if r["task"] == "generator"
+    ]
+    assert all(r["here"]["ok"] and r["here"]["best"] == "llama-mini" and not r["ok"] for r in rows)
+
+
 def test_contention_is_the_machines_cpu_less_the_cells_own(monkeypatch):
     """Children that run_step reaped count as the cell's own CPU; the rest of the machine's is contention."""
     import _cells

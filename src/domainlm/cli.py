@@ -158,6 +158,7 @@ SPECS: dict[str, Spec] = {
             Flag("seq_len"),
             Flag("batch_size"),
             Flag("name"),
+            Flag("screen"),
             Flag("output", "-o"),
         ),
         RecommendConfig,
@@ -586,6 +587,8 @@ def recommend(corpus: str, kw: dict) -> None:
     out.print(t)
     if rec.lookup is not None:
         out.print(evidence_table(rec))
+    if rec.screen is not None:
+        out.print(screen_table(rec))
     out.print(
         f"corpus: {rec.corpus['words']:,} training words; training time in the budget ~{rec.train_s:,.0f} s"
     )
@@ -618,6 +621,29 @@ def evidence_table(rec) -> Table:
             f"{r['cpu_s'] / 60:.1f}" if r.get("cpu_s") else "-",
             f"{r['parameters'] / 1e6:.1f}M" if r.get("parameters") else "-",
         )
+    return t
+
+
+def screen_table(rec) -> Table:
+    """The screen on this corpus: each raced family's measured and projected bits/char, and the 5-gram."""
+    s = rec.screen
+    t = Table(
+        title=f"screened on this corpus ({s.budget_s:.0f} s of training each; bits/char, lower is better)",
+        padding=(0, 1),
+    )
+    for col in ("model", "steps", "measured", "x study ratio", f"projected to {rec.budget}"):
+        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for p in rec.projections:
+        mark = " (chosen)" if p.name == rec.choice.name and not rec.classical else ""
+        t.add_row(
+            p.name + mark,
+            str(s.steps.get(p.name, "-")),
+            f"{p.screened:.3f}",
+            f"{p.ratio:.2f}",
+            f"{p.value:.3f}",
+        )
+    mark = " (the better buy)" if rec.classical == "ngram" else ""
+    t.add_row("5-gram" + mark, "-", f"{s.ngram:.3f}", "-", f"{s.ngram:.3f}")
     return t
 
 

