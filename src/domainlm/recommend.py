@@ -1,7 +1,7 @@
 """recommend: which model and objective to pretrain, for this corpus, this machine and this time budget.
 
     domainlm recommend corpus/ --budget 2h [--task encoder|generator|classify --labelled FILE]
-                       [--init-from PATH] [--evidence FILE|none] [-o run.yaml]
+                       [--init-from PATH] [--evidence FILE|none] [--screen auto|off|2m] [-o run.yaml]
 
 It measures, looks the measured study up, and writes the chosen run as a config for
 ``domainlm pretrain --config run.yaml``:
@@ -18,6 +18,11 @@ It measures, looks the measured study up, and writes the chosen run as a config 
    neural family is chosen, and a classical method (the n-gram for a generator, TF-IDF for
    classification) is named the better buy when it is ahead or within noise. The lookup rule and the
    noise rule are ``domainlm.evidence``'s docstring.
+4. A screen on this corpus (``--task generator``; ``domainlm.screen``): where the study corpora disagree
+   (the 5-gram wins on the formulaic licences, the causal transformers on the constitution), corpus size
+   cannot decide, so the evidence's two best causal families train for a short budget on this corpus and
+   race the 5-gram on the same held-out documents; their bits per character, carried to the run's budget
+   by the study's own curves, choose. ``--screen off`` keeps the lookup; ``--screen 5m`` screens always.
 
 Rules of thumb remain only where the evidence has no measurement (no evidence file, or none for this
 task); the output marks each one as such and cites its source:
