@@ -128,19 +128,21 @@ def test_when_the_study_corpora_disagree_the_screen_on_this_corpus_decides(
     assert "the n-gram is the better buy at this budget on this corpus" in "\n".join(rec.reasons)
 
 
-def test_no_screen_when_the_corpora_agree_or_when_switched_off(
-    corpus_dir, bert_tokenizer, tmp_path, fake_screen
-):
+def test_a_generator_is_screened_unless_switched_off(corpus_dir, bert_tokenizer, tmp_path, fake_screen):
     calls, _ = fake_screen
+    # one study corpus, so nothing disagrees: auto screens all the same (the corpus, not its size, decides)
     rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir), corpora=("near",)))
+    assert calls == [(["llama-mini", "gpt-mini"], 120.0)] and rec.screen is not None
+    assert not any("depends on the corpus" in r for r in rec.reasons)
+    calls.clear()
+    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), screen="off")
     assert (
         calls == [] and rec.screen is None and rec.basis == "evidence" and rec.choice.preset == "llama-mini"
     )
-    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), screen="off")
-    assert calls == [] and rec.screen is None and rec.choice.preset == "llama-mini"
-    # asked for by a duration: screened even where the corpora agree; a 1-minute run is screened whole
-    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir), corpora=("near",)), budget="1m",
-               screen="5m")  # fmt: skip
+    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), task="encoder", screen="2m")
+    assert calls == [] and rec.screen is None  # encoders are judged by the lookup (no causal rows here)
+    # a duration sets the screen's budget; a 1-minute run is screened whole
+    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), budget="1m", screen="5m")
     assert calls == [(["llama-mini", "gpt-mini"], 60.0)] and rec.screen is not None
     assert "the screen had this run's whole budget" in "\n".join(rec.reasons)
     assert all(p.ratio == 1.0 for p in rec.projections)

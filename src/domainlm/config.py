@@ -496,8 +496,7 @@ class RecommendConfig(Section):
     screen: str = Field(
         "auto",
         description="--task generator: train the study's two best causal families on this corpus and race "
-        "them against the 5-gram before choosing: auto (when the study corpora disagree), off, or the "
-        "budget per family (2m)",
+        "them against the 5-gram before choosing: auto (2 minutes each), off, or the budget per family (5m)",
     )
 
     @field_validator("budget")

@@ -18,11 +18,12 @@ It measures, looks the measured study up, and writes the chosen run as a config 
    neural family is chosen, and a classical method (the n-gram for a generator, TF-IDF for
    classification) is named the better buy when it is ahead or within noise. The lookup rule and the
    noise rule are ``domainlm.evidence``'s docstring.
-4. A screen on this corpus (``--task generator``; ``domainlm.screen``): where the study corpora disagree
-   (the 5-gram wins on the formulaic licences, the causal transformers on the constitution), corpus size
-   cannot decide, so the evidence's two best causal families train for a short budget on this corpus and
-   race the 5-gram on the same held-out documents; their bits per character, carried to the run's budget
-   by the study's own curves, choose. ``--screen off`` keeps the lookup; ``--screen 5m`` screens always.
+4. A screen on this corpus (``--task generator``; ``domainlm.screen``): the study's corpora disagree for
+   a generator (the 5-gram wins on the formulaic licences, the causal transformers on the constitution),
+   so corpus size cannot decide; the evidence's two best causal families train for 2 minutes each on
+   this corpus and race the 5-gram on the same held-out documents; their bits per character, carried to
+   the run's budget by the study's own curves, choose. ``--screen off`` keeps the lookup; ``--screen 5m``
+   screens longer.
 
 Rules of thumb remain only where the evidence has no measurement (no evidence file, or none for this
 task); the output marks each one as such and cites its source:
@@ -817,9 +818,9 @@ def choose(
 ) -> None:
     """Fill ``rec``'s choice and reasons: from the evidence where it has a measurement, else the rules.
 
-    ``screener`` (candidates, budget seconds) -> Screen, with ``screen`` auto | a duration: for a
-    generator, race the evidence's best causal families against the 5-gram on this corpus and choose from
-    that (auto: only when the study corpora disagree). Off, or without a screener: the lookup decides."""
+    ``screener`` (candidates, budget seconds) -> Screen, with ``screen`` auto (2 minutes per family) | a
+    duration: for a generator, race the evidence's best causal families against the 5-gram on this corpus
+    and choose from that. Off, or without a screener: the lookup decides."""
     chars = rec.corpus["characters"]
     look = None
     if ev is not None:
@@ -847,7 +848,7 @@ def choose(
             )
         wanted = task == "generator" and screener is not None and screen != "off"
         raced = screen_candidates(look, rec.candidates) if wanted and choice is not None else []
-        if raced and (screen != "auto" or other is not None):
+        if raced:
             keep = 1 + (rec.speed_ratio is not None)  # the evidence sentence and the speed ratio
             rec.screen = screener(raced, scrmod.screen_budget(screen, rec.budget_s))
             choice, screened, rec.classical = decide_from_screen(rec, ev, look, rec.screen, raced)
