@@ -873,8 +873,10 @@ def validate(ev: dict, measure=None, truth_here=None) -> list[dict]:
                 if measure is not None and task == "generator":
                     chosen, detail = measure(held, rest, b)
                     row = _judge(held, task, b, chosen, truth) | {"by": "screen", "screen": detail}
-                    neural = {e.family for e in truth.entries if not e.classical} | {chosen} - {"ngram"}
-                    here = truth_here(held, b, sorted(neural)) if truth_here is not None else None
+                    here = None
+                    if truth_here is not None:  # the published neural families, the choice, the screened
+                        neural = {e.family for e in truth.entries if not e.classical} | {chosen} - {"ngram"}
+                        here = truth_here(held, b, sorted(neural | set(detail.get("bits") or ())))
                     if here is not None and (t := evmod.lookup(here, chars, b, task)) is not None:
                         j = _judge(held, task, b, chosen, t)
                         row |= {"here": {k: j[k] for k in ("best", "best_value", "chosen_value", "ok")}}

@@ -235,16 +235,15 @@ def test_validate_lets_a_measurement_choose_for_the_generator():
     # judged again against the held-out corpus measured on this machine, where llama-mini leads
 
     def truth_here(held, budget_s, families):
-        assert families == ["gpt-mini", "llama-mini"]  # the published neural families and the choice
+        assert families == ["gpt-mini", "llama-mini", "lstm-mini"]  # published, the choice, the screened
         rows = [r for r in ev["rows"] if r["corpus"] == held]
         rows.append(rows[0] | {"family": "llama-mini", "preset": "llama-mini", "bits_per_char": 0.9})
         return ev | {"corpora": {held: ev["corpora"][held]}, "rows": rows}
 
-    rows = [
-        r
-        for r in ms.validate(ev, lambda held, rest, b: ("llama-mini", {}), truth_here)
-        if r["task"] == "generator"
-    ]
+    def screened(held, rest, b):
+        return "llama-mini", {"bits": {"llama-mini": 1.0, "lstm-mini": 1.1}}
+
+    rows = [r for r in ms.validate(ev, screened, truth_here) if r["task"] == "generator"]
     assert all(r["here"]["ok"] and r["here"]["best"] == "llama-mini" and not r["ok"] for r in rows)
 
 
