@@ -116,6 +116,10 @@ STEPS = [
     Step("evaluate", "domainlm evaluate runs/law --probes constitution --max-docs 10"),
     Step("tokenizer-gpt", "domainlm tokenizer corpus/ --kind bpe --style gpt --vocab-size 8000 -o tok-gpt/"),
     Step(
+        "recommend-gpt",
+        "domainlm recommend corpus/ --tokenizer tok-gpt/ --task generator --budget 5m -o run-gpt.yaml",
+    ),
+    Step(
         "pretrain-gpt",
         "domainlm pretrain corpus/ --tokenizer tok-gpt/ --preset llama-mini --objective clm "
         "--budget 5m --name law-gpt",
