@@ -16,7 +16,7 @@ from domainlm import config as cfgmod
 from domainlm.cli import SPECS, Flag, Spec, cli, field_of, scalar_type
 
 # values a validator insists on (durations, a known objective); everything else is generated below
-SAMPLES = {"budget": "7m", "train.budget": "7m", "model.objective": "clm"}
+SAMPLES = {"budget": "7m", "train.budget": "7m", "model.objective": "clm", "screen": "3m"}
 
 
 class Stop(Exception):
