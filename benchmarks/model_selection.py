@@ -48,7 +48,7 @@ Cells in ``WORK/screen/``; the table in ``WORK/screen.md``.
 ``--validate`` holds each corpus out of the evidence and lets `recommend` choose for it from the rest.
 For encoders and classifiers that is the lookup; for a generator it is `recommend --task generator`
 itself, run on the held-out corpus, whose screen (``domainlm.screen``: the evidence's two best causal
-families trained for 2 minutes there, raced against the 5-gram) decides when the study corpora disagree.
+families trained for 2 minutes there, raced against the 5-gram) decides.
 Each screened choice is stored in ``WORK/validate-screen.json`` as it finishes (a rerun resumes; delete
 it to measure again); the rows in ``WORK/validate.json``. A choice the held-out corpus has no
 measurement of at that budget is reported as not judged, not as a miss or a hit.
@@ -72,7 +72,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _cells
-from _cells import ROOT, CellStore, Contention, load_average, machine_facts, machine_tag, run_step
+from _cells import ROOT, CellStore, Contention, Step, load_average, machine_facts, machine_tag, run_step
 
 THREADS = 2
 # the study's budget, idle-machine wall-clock hours: issue 14 asks for "about 6"; with the overheads
@@ -414,17 +414,32 @@ def electra_pair(run_dir: Path):
     return ElectraPair(ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True), disc).eval()
 
 
-def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
-    run_dir = run_dir_of(c, work)
-    shutil.rmtree(run_dir, ignore_errors=True)  # a cell without a stored result starts afresh
+def pretrain_evaluate(c: Cell, data: dict, run_dir: Path, quick: bool) -> tuple[Step, Step, dict]:
+    """`domainlm pretrain` of ``c`` into a fresh ``run_dir`` (a cell without a stored result starts
+    afresh), then `domainlm evaluate`: (the two steps, the cell's training and held-out fields)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
     train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
-    spec = FAMILIES[c.family]
     ev_cmd = _cli("evaluate", str(run_dir), "--max-docs", "3" if quick else "10")
-    if spec["kind"] == "masked":
+    if FAMILIES[c.family]["kind"] == "masked":
         ev_cmd += ["--probes", str(data["probes"])]
     ev_step = run_step(ev_cmd, THREADS)
     ev = json.loads((run_dir / "eval.json").read_text())
     summary = json.loads((run_dir / "train_summary.json").read_text())
+    return train, ev_step, {
+        "tokens": summary.get("tokens"),
+        "tokens_per_s": summary.get("tokens_per_s"),
+        "eval_every": EVAL_EVERY,
+        "kept_step": summary.get("kept_step"),  # train.keep_best: the step model/ holds
+        "last_step": summary.get("steps"),
+        "train_seconds": summary.get("train_seconds"),
+        "peak_rss_mb": train.peak_rss_mb,
+        **{k: ev.get(k) for k in ("bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top1", "probe_top5", "perplexity", "intrinsic")},
+    }  # fmt: skip
+
+
+def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    run_dir = run_dir_of(c, work)
+    train, ev_step, fields = pretrain_evaluate(c, data, run_dir, quick)
     down = downstream_step(
         run_dir, data, "frozen-mean,tfidf+svm", QUICK_FOLDS if quick else FOLDS, run_dir / "classify"
     )
@@ -435,14 +450,7 @@ def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
         else {"error": lat_step.output[-300:]}
     )
     return {
-        "tokens": summary.get("tokens"),
-        "tokens_per_s": summary.get("tokens_per_s"),
-        "eval_every": EVAL_EVERY,
-        "kept_step": summary.get("kept_step"),  # train.keep_best: the step model/ holds
-        "last_step": summary.get("steps"),
-        "train_seconds": summary.get("train_seconds"),
-        "peak_rss_mb": train.peak_rss_mb,
-        **{k: ev.get(k) for k in ("bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top1", "probe_top5", "perplexity", "intrinsic")},
+        **fields,
         "downstream": down,
         **{k: lat.get(k) for k in ("parameters", "latency_ms", "probe_tokens_per_s")},
         "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict(), "latency": lat_step.as_dict()},
@@ -480,21 +488,9 @@ def bits_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     """A curve cell's pretrain and evaluate steps only (held-out bits per character, no downstream or
     latency): ``--validate --truth-here``'s measurement of a held-out corpus on this machine."""
     run_dir = work / "validate-runs" / c.key
+    train, ev_step, fields = pretrain_evaluate(c, data, run_dir, quick)
     shutil.rmtree(run_dir, ignore_errors=True)
-    train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
-    ev_step = run_step(_cli("evaluate", str(run_dir), "--max-docs", "3" if quick else "10"), THREADS)
-    ev = json.loads((run_dir / "eval.json").read_text())
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return {
-        "tokens": summary.get("tokens"),
-        "tokens_per_s": summary.get("tokens_per_s"),
-        "eval_every": EVAL_EVERY,
-        "kept_step": summary.get("kept_step"),
-        "last_step": summary.get("steps"),
-        "train_seconds": summary.get("train_seconds"),
-        "peak_rss_mb": train.peak_rss_mb,
-        "bits_per_char": ev.get("bits_per_char"),
+    return fields | {
         "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict()},
         "cpu_s": round(train.cpu_s + ev_step.cpu_s, 1),
     }

@@ -295,19 +295,15 @@ def disagreement(ev: dict, look: evmod.Lookup, task: str, screened: bool = False
             f"{_duration(o.budget_s)} it picks {_fmt(e, o)}"
         )
 
-    check = (
-        "`domainlm evaluate RUN --baseline ngram` scores the 5-gram on your corpus in seconds"
-        if task == "generator"
-        else "`domainlm finetune MODEL LABELLED --methods auto` measures the methods on your labels"
-    )
     if screened:
-        return (
-            f"the verdict depends on the corpus, not only its size: {'; '.join(map(picked, differ))}, "
-            f"where the nearest study corpus gives {mine}; so the choice below is measured on this corpus"
-        )
+        then = "so the choice below is measured on this corpus"
+    elif task == "generator":
+        then = "check on your own data: `domainlm evaluate RUN --baseline ngram` scores the 5-gram on your corpus in seconds"
+    else:
+        then = "check on your own data: `domainlm finetune MODEL LABELLED --methods auto` measures the methods on your labels"
     return (
         f"the verdict depends on the corpus, not only its size: {'; '.join(map(picked, differ))}, "
-        f"where the nearest study corpus gives {mine}; check on your own data: {check}"
+        f"where the nearest study corpus gives {mine}; {then}"
     )
 
 
