@@ -48,9 +48,11 @@ Cells in ``WORK/screen/``; the table in ``WORK/screen.md``.
 ``--validate`` holds each corpus out of the evidence and lets `recommend` choose for it from the rest.
 For encoders and classifiers that is the lookup; for a generator it is `recommend --task generator`
 itself, run on the held-out corpus, whose screen (``domainlm.screen``: the evidence's two best causal
-families trained for 2 minutes there, raced against the 5-gram) decides.
-Each screened choice is stored in ``WORK/validate-screen.json`` as it finishes (a rerun resumes; delete
-it to measure again); the rows in ``WORK/validate.json``. A choice the held-out corpus has no
+families trained there, for 2 minutes or, when the run would pass over the corpus more than 4 times,
+to the bottom of their held-out loss, raced against the 5-gram) decides.
+Each screened choice is stored in ``benchmarks/cells/validate/TAG/screens.json`` (tracked, like the
+cells) as it finishes; a rerun resumes, and re-measures what an older screen rule (``screen.SCREEN_RULE``)
+chose. The rows go to ``WORK/validate.json``. A choice the held-out corpus has no
 measurement of at that budget is reported as not judged, not as a miss or a hit.
 
 Outputs in WORK: ``model_selection.md`` (the table), ``model_selection.png`` (quality against CPU-minutes,
@@ -919,13 +921,14 @@ def here_truth(ev: dict, work: Path):
 def screen_measure(work: Path, store: Path):
     """validate's ``measure``: `recommend --task generator` (screen auto) on the held-out corpus, its
     evidence the other corpora; each result stored in ``store`` as it finishes (a rerun resumes)."""
+    from domainlm import screen as scrmod
     from domainlm.recommend import recommend
 
     done = json.loads(store.read_text()) if store.is_file() else {}
 
     def measure(held: str, rest: dict, budget_s: float) -> tuple[str, dict]:
         key = f"{held}--{budget_s:.0f}s"
-        if key not in done:
+        if done.get(key, {}).get("rule") != scrmod.SCREEN_RULE:  # measured by an older rule: again
             data = setup_corpus(held, work)
             path = work / f"evidence-without-{held}.json"
             path.write_text(json.dumps(rest))
@@ -947,9 +950,16 @@ def screen_measure(work: Path, store: Path):
                 if rec.lookup and rec.lookup.best_neural
                 else None,
                 "screened": s is not None,
+                "rule": scrmod.SCREEN_RULE,
                 "screen_budget_s": s.budget_s if s else None,
+                "patience": s.patience if s else None,
+                "epochs": max(
+                    (p.epochs for p in rec.candidates if p.name in (s.bits if s else {})), default=None
+                ),
                 "bits": s.bits if s else None,
                 "steps": s.steps if s else None,
+                "stopped_by": s.stopped_by if s else None,
+                "best_s": s.best_s if s else None,
                 "ngram": s.ngram if s else None,
                 "projected": {p.name: {"ratio": p.ratio, "value": p.value} for p in rec.projections},
                 "speed_ratio": rec.speed_ratio,
@@ -1034,7 +1044,10 @@ def main() -> None:
         return
     if a.validate:
         ev = json.loads(Path(a.evidence or work / "model_selection.json").read_text())
-        measure = None if a.lookup_only else screen_measure(work, work / "validate-screen.json")
+        screens = CELLS.parent / "validate" / machine_tag(machine_facts()) / "screens.json"
+        measure = (
+            None if a.lookup_only else screen_measure(work, work / "screens.json" if a.quick else screens)
+        )
         rows = validate(ev, measure, here_truth(ev, work) if a.truth_here else None)
         for r in rows:
             verdict = "ok" if r["ok"] else ("MISS" if r["measured_there"] else "not measured there")

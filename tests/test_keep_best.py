@@ -1,13 +1,15 @@
 """train.keep_best: model/ holds the weights of the lowest validation loss, the checkpoint the last step's,
-and a resumed run keeps the same best as one uninterrupted run."""
+and a resumed run keeps the same best as one uninterrupted run. train.patience stops at the bottom."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from domainlm.errors import UserError
 from domainlm.pretrain import checkpoint
 from domainlm.pretrain.loop import pretrain
 from tests.conftest import kill_after_checkpoint
@@ -97,3 +99,30 @@ def test_resumed_run_keeps_the_best_of_the_uninterrupted_run(corpus_dir, bert_to
     assert a["kept_step"] < 12 and b["kept_step"] == a["kept_step"] and b["validation"] == a["validation"]
     wa, wb = _model_weights(ref.run_dir), _model_weights(resumed.run_dir)
     assert sorted(wa) == sorted(wb) and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _patience_stop(val: dict[int, float], patience: int) -> tuple[int, int]:
+    """(the step a run stops at with ``patience``, the step it keeps), from a longer run's validations."""
+    best = None
+    for step in sorted(val):
+        if best is None or val[step] < val[best]:
+            best = step
+        elif sum(1 for s in val if best < s <= step) >= patience:
+            return step, best
+    raise AssertionError(f"held-out loss never stalled for {patience} validations: {val}")
+
+
+def test_patience_stops_when_held_out_loss_stalls_and_ships_the_best(corpus_dir, bert_tokenizer, tmp_path):
+    full = pretrain(**_kw(corpus_dir, bert_tokenizer, tmp_path, 12), name="full")
+    stop, kept = _patience_stop(_val_losses(full.run_dir), 2)
+    assert stop < 12  # the run stops early, on the same losses (constant lr: the schedule is the same)
+    res = pretrain(**_kw(corpus_dir, bert_tokenizer, tmp_path, 12, ["train.patience=2"]), name="patient")
+    summary = json.loads((res.run_dir / "train_summary.json").read_text())
+    assert res.stopped_by == "patience" and res.steps == stop and summary["kept_step"] == kept
+    assert _val_losses(res.run_dir) == {s: v for s, v in _val_losses(full.run_dir).items() if s <= stop}
+
+
+def test_patience_needs_keep_best(corpus_dir, bert_tokenizer, tmp_path):
+    extra = ["train.patience=2", "train.keep_best=false"]
+    with pytest.raises(UserError, match="train.patience"):
+        pretrain(**_kw(corpus_dir, bert_tokenizer, tmp_path, 12, extra), name="bad")

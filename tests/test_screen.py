@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from rich.console import Console
 
 from domainlm import config as cfgmod
 from domainlm import screen as scrmod
+from domainlm.cli import screen_table
 from domainlm.config import RunConfig
 from domainlm.errors import UserError
 from domainlm.recommend import recommend
@@ -67,9 +69,20 @@ def test_the_5gram_is_the_better_buy_when_ahead_or_within_noise(ngram, classical
     assert best.name == "a" and best.value == pytest.approx(1.2) and better is classical
 
 
-def test_screen_budget_is_the_runs_at_most():
-    assert scrmod.screen_budget("auto", 3600) == 120 and scrmod.screen_budget("auto", 60) == 60
-    assert scrmod.screen_budget("5m", 3600) == 300 and scrmod.screen_budget("5m", 200) == 200
+def test_the_screen_is_short_when_compute_limits_the_run_and_to_the_bottom_when_data_does():
+    # at most 4 passes over the corpus: 2 minutes (or the run's budget), no early stop
+    assert scrmod.screen_plan("auto", 3600, 2.0) == scrmod.Plan(120, 2.0)
+    assert scrmod.screen_plan("auto", 60, 4.0) == scrmod.Plan(60, 4.0)
+    # more: the run's own budget, stopped when held-out loss stops falling
+    assert scrmod.screen_plan("auto", 360, 12.0) == scrmod.Plan(360, 12.0, scrmod.PATIENCE)
+    assert (
+        scrmod.screen_plan("auto", 360, 12.0).data_limited
+        and not scrmod.screen_plan("auto", 360, 2).data_limited
+    )
+    # a duration caps either
+    assert scrmod.screen_plan("5m", 3600, 2.0) == scrmod.Plan(300, 2.0)
+    assert scrmod.screen_plan("5m", 200, 2.0) == scrmod.Plan(200, 2.0)
+    assert scrmod.screen_plan("5m", 3600, 12.0) == scrmod.Plan(300, 12.0, scrmod.PATIENCE)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -78,18 +91,26 @@ def test_screen_budget_is_the_runs_at_most():
 
 @pytest.fixture
 def fake_screen(monkeypatch):
-    calls: list[tuple[list[str], float]] = []
-    result = {"bits": {"llama-mini": 1.70, "gpt-mini": 1.60}, "ngram": 1.30}
+    calls: list[tuple[list[str], float, int | None]] = []
+    result = {"bits": {"llama-mini": 1.70, "gpt-mini": 1.60}, "ngram": 1.30, "stopped_by": "budget"}
 
-    def run(corpus, tokenizer, cands, budget_s, reporter=None):
-        calls.append(([c.name for c in cands], budget_s))
+    def run(corpus, tokenizer, cands, plan, reporter=None):
+        calls.append(([c.name for c in cands], plan.seconds, plan.patience))
         assert (tokenizer / "tokenizer.json").is_file() or (tokenizer / "vocab.txt").is_file()
+        names = list(result["bits"])
         return scrmod.Screen(
-            budget_s, dict(result["bits"]), result["ngram"], 1.0, {n: 9 for n in result["bits"]}
-        )
+            plan.seconds, dict(result["bits"]), result["ngram"], 1.0, dict.fromkeys(names, 9), plan.patience,
+            dict.fromkeys(names, result["stopped_by"]), dict.fromkeys(names, 45.0),
+        )  # fmt: skip
 
     monkeypatch.setattr(scrmod, "run_screen", run)
     return calls, result
+
+
+@pytest.fixture
+def compute_limited(monkeypatch):
+    """The test corpus is tiny: any budget passes over it many times. Here it counts as compute-limited."""
+    monkeypatch.setattr(scrmod, "DATA_LIMITED_EPOCHS", 1e12)
 
 
 def _gen(corpus_dir, tok, tmp_path, ev: dict, **kw):
@@ -107,12 +128,12 @@ def _chars(corpus_dir) -> int:
 
 
 def test_when_the_study_corpora_disagree_the_screen_on_this_corpus_decides(
-    corpus_dir, bert_tokenizer, tmp_path, fake_screen
+    corpus_dir, bert_tokenizer, tmp_path, fake_screen, compute_limited
 ):
     calls, result = fake_screen
     rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)))
     # the lookup alone picks llama-mini (1.20 on 'near'); the screen races it and gpt-mini for 2 minutes
-    assert calls == [(["llama-mini", "gpt-mini"], 120.0)]
+    assert calls == [(["llama-mini", "gpt-mini"], 120.0, None)]
     # projected to 10 min with 'far''s ratios (the most favourable): llama 1.70 x 1.60/2.10, gpt 1.60 x 0.75
     assert rec.choice.preset == "gpt-mini" and rec.classical is None
     assert rec.basis == "evidence and a screen on this corpus" and rec.screen.ngram == 1.30
@@ -120,6 +141,7 @@ def test_when_the_study_corpora_disagree_the_screen_on_this_corpus_decides(
     text = "\n".join(rec.reasons)
     assert "screened on this corpus: llama-mini 1.700, gpt-mini 1.600" in text and "the 5-gram 1.300" in text
     assert "choice below is measured on this corpus" in text and "a neural LM pays" in text
+    assert "limited by compute" in text and "the study corpus most favourable to it" in text
     assert cfgmod.load(RunConfig, rec.config_path).model.preset == "gpt-mini"  # the run config trains it
     # the 5-gram ahead on this corpus: the classical verdict, and the config still trains the best neural
     result["ngram"] = 1.0
@@ -128,11 +150,13 @@ def test_when_the_study_corpora_disagree_the_screen_on_this_corpus_decides(
     assert "the n-gram is the better buy at this budget on this corpus" in "\n".join(rec.reasons)
 
 
-def test_a_generator_is_screened_unless_switched_off(corpus_dir, bert_tokenizer, tmp_path, fake_screen):
+def test_a_generator_is_screened_unless_switched_off(
+    corpus_dir, bert_tokenizer, tmp_path, fake_screen, compute_limited
+):
     calls, _ = fake_screen
     # one study corpus, so nothing disagrees: auto screens all the same (the corpus, not its size, decides)
     rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir), corpora=("near",)))
-    assert calls == [(["llama-mini", "gpt-mini"], 120.0)] and rec.screen is not None
+    assert calls == [(["llama-mini", "gpt-mini"], 120.0, None)] and rec.screen is not None
     assert not any("depends on the corpus" in r for r in rec.reasons)
     calls.clear()
     rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), screen="off")
@@ -143,13 +167,39 @@ def test_a_generator_is_screened_unless_switched_off(corpus_dir, bert_tokenizer,
     assert calls == [] and rec.screen is None  # encoders are judged by the lookup (no causal rows here)
     # a duration sets the screen's budget; a 1-minute run is screened whole
     rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), budget="1m", screen="5m")
-    assert calls == [(["llama-mini", "gpt-mini"], 60.0)] and rec.screen is not None
+    assert calls == [(["llama-mini", "gpt-mini"], 60.0, None)] and rec.screen is not None
     assert "the screen had this run's whole budget" in "\n".join(rec.reasons)
     assert all(p.ratio == 1.0 for p in rec.projections)
 
 
-def test_cli_prints_the_screen_and_rejects_a_bad_screen_value(
+def test_a_run_limited_by_its_data_is_screened_to_each_familys_bottom(
     corpus_dir, bert_tokenizer, tmp_path, fake_screen
+):
+    calls, result = fake_screen
+    # the tiny test corpus: a 10-minute run passes over it far more than 4 times
+    result |= {"bits": {"llama-mini": 1.22, "gpt-mini": 1.23}, "stopped_by": "patience"}
+    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)))
+    assert calls == [(["llama-mini", "gpt-mini"], 600.0, scrmod.PATIENCE)]
+    assert min(c.epochs for c in rec.candidates if c.objective == "clm") > scrmod.DATA_LIMITED_EPOCHS
+    # the bottoms are what the run ships: not projected, the lowest measured is chosen
+    assert [(p.name, p.ratio, p.value) for p in rec.projections] == [
+        ("llama-mini", 1.0, 1.22),
+        ("gpt-mini", 1.0, 1.23),
+    ]
+    assert rec.choice.preset == "llama-mini" and rec.classical is None
+    text = "\n".join(rec.reasons)
+    assert "limited by its data" in text and "Muennighoff et al. 2023" in text
+    assert "or until its held-out loss stopped falling" in text and "lowest after 45 s" in text
+    # with the same numbers carried by the study's 2 -> 6 minute ratios, gpt-mini would have won
+    assert 1.23 * 1.50 / 2.00 < 1.22 * 1.60 / 2.10
+    console = Console(width=200, record=True)
+    console.print(screen_table(rec))
+    table = console.export_text()
+    assert "up to 600 s each, stopped when held-out loss stopped falling" in table and "45 s" in table
+
+
+def test_cli_prints_the_screen_and_rejects_a_bad_screen_value(
+    corpus_dir, bert_tokenizer, tmp_path, fake_screen, compute_limited
 ):
     from click.testing import CliRunner
 
@@ -177,7 +227,7 @@ def test_a_real_screen_trains_scores_and_keeps_nothing(corpus_dir, tmp_path):
 
     tok = train_tokenizer(corpus_dir, tmp_path / "tok", kind="bpe", vocab_size=300, style="gpt").output
     cand = Candidate("gpt-mini", "scratch", "clm", 1, 1.0, "domain", 1.0, preset="gpt-mini")
-    s = scrmod.run_screen(corpus_dir, tok, [cand], 4.0)
-    assert s.budget_s == 4.0 and s.steps["gpt-mini"] >= 1
+    s = scrmod.run_screen(corpus_dir, tok, [cand], scrmod.Plan(4.0, 1.0))
+    assert s.budget_s == 4.0 and s.steps["gpt-mini"] >= 1 and s.stopped_by["gpt-mini"] == "budget"
     assert 0 < s.bits["gpt-mini"] < 20 and 0 < s.ngram < 20 and s.wall_s > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]  # the runs lived in a temporary folder

@@ -627,23 +627,28 @@ def evidence_table(rec) -> Table:
 def screen_table(rec) -> Table:
     """The screen on this corpus: each raced family's measured and projected bits/char, and the 5-gram."""
     s = rec.screen
-    t = Table(
-        title=f"screened on this corpus ({s.budget_s:.0f} s of training each; bits/char, lower is better)",
-        padding=(0, 1),
+    how = (
+        f"up to {s.budget_s:.0f} s each, stopped when held-out loss stopped falling"
+        if s.patience
+        else f"{s.budget_s:.0f} s of training each"
     )
-    for col in ("model", "steps", "measured", "x study ratio", f"projected to {rec.budget}"):
+    t = Table(title=f"screened on this corpus ({how}; bits/char, lower is better)", padding=(0, 1))
+    cols = ("model", "steps", "best after", "measured", "x study ratio", f"projected to {rec.budget}")
+    for col in cols:
         t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for p in rec.projections:
         mark = " (chosen)" if p.name == rec.choice.name and not rec.classical else ""
+        best = s.best_s.get(p.name)
         t.add_row(
             p.name + mark,
             str(s.steps.get(p.name, "-")),
+            f"{best:.0f} s" if best else "-",
             f"{p.screened:.3f}",
             f"{p.ratio:.2f}",
             f"{p.value:.3f}",
         )
     mark = " (the better buy)" if rec.classical == "ngram" else ""
-    t.add_row("5-gram" + mark, "-", f"{s.ngram:.3f}", "-", f"{s.ngram:.3f}")
+    t.add_row("5-gram" + mark, "-", "-", f"{s.ngram:.3f}", "-", f"{s.ngram:.3f}")
     return t
 
 

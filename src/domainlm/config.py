@@ -130,6 +130,13 @@ class TrainConfig(Section):
         "the final one), not the last step's: a budget of many passes over a small corpus overfits (measured: "
         "benchmarks/RESULTS.md, time_to_quality); the checkpoint keeps the last step, so a resume goes on",
     )
+    patience: int | None = Field(
+        None,
+        ge=1,
+        description="stop early when this many validations in a row (every eval_every) found no lower loss "
+        "than the best so far: the held-out loss has bottomed out, as it does after a few passes over a "
+        "small corpus; model/ ships that best (needs keep_best). None: train to the budget",
+    )
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1 (Adam's default, Kingma & Ba 2015)")
     adam_beta2: float = Field(
         0.98,
@@ -223,6 +230,14 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig, description="network and objective")
     train: TrainConfig = Field(default_factory=TrainConfig, description="optimisation")
     speed: SpeedConfig = Field(default_factory=SpeedConfig, description="settings that change only speed")
+
+    @model_validator(mode="after")
+    def _patience_keeps_the_best(self) -> RunConfig:
+        if self.train.patience is not None and not self.train.keep_best:
+            raise ValueError(
+                "train.patience stops after the best validation and needs train.keep_best=true to ship it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _name_is_a_folder_name(self) -> RunConfig:
@@ -496,7 +511,9 @@ class RecommendConfig(Section):
     screen: str = Field(
         "auto",
         description="--task generator: train the study's two best causal families on this corpus and race "
-        "them against the 5-gram before choosing: auto (2 minutes each), off, or the budget per family (5m)",
+        "them against the 5-gram before choosing: auto (2 minutes each; when the run would pass over the "
+        "corpus more than 4 times, the run's budget each, stopped when held-out loss stops falling), off, "
+        "or a cap per family (5m)",
     )
 
     @field_validator("budget")

@@ -20,10 +20,13 @@ It measures, looks the measured study up, and writes the chosen run as a config 
    noise rule are ``domainlm.evidence``'s docstring.
 4. A screen on this corpus (``--task generator``; ``domainlm.screen``): the study's corpora disagree for
    a generator (the 5-gram wins on the formulaic licences, the causal transformers on the constitution),
-   so corpus size cannot decide; the evidence's two best causal families train for 2 minutes each on
-   this corpus and race the 5-gram on the same held-out documents; their bits per character, carried to
-   the run's budget by the study's own curves, choose. ``--screen off`` keeps the lookup; ``--screen 5m``
-   screens longer.
+   so corpus size cannot decide; the evidence's two best causal families train on this corpus and race
+   the 5-gram on the same held-out documents. A run that passes over the corpus at most 4 times is
+   limited by compute: each family trains 2 minutes, and its bits per character, carried to the run's
+   budget by the study's own curves, choose. A run that passes more often is limited by its data: each
+   family trains with the run's budget until its held-out loss stops falling, and that bottom chooses
+   (the rule and its sources: ``domainlm.screen``). ``--screen off`` keeps the lookup; ``--screen 5m``
+   caps the screen.
 
 Rules of thumb remain only where the evidence has no measurement (no evidence file, or none for this
 task); the output marks each one as such and cites its source:
@@ -394,21 +397,39 @@ def decide_from_screen(
     fills ``rec.projections``."""
     ratio = rec.speed_ratio or 1.0
     at, to = screen.budget_s * ratio, rec.budget_s * ratio  # in the study machine's seconds
-    rec.projections = [scrmod.project(ev, c.name, c.preset or "", screen.bits[c.name], at, to) for c in raced]
+    rec.projections = [
+        scrmod.Projection(
+            c.name,
+            screen.bits[c.name],
+            1.0,
+            f"not projected: its held-out loss was lowest after {_duration(screen.best_s[c.name])} and "
+            f"{screen.patience} validations after found none lower; keep_best ships that bottom",
+        )
+        if screen.bottomed(c.name)
+        else scrmod.project(ev, c.name, c.preset or "", screen.bits[c.name], at, to)
+        for c in raced
+    ]
     noise = float((look.noise or {}).get("bits_per_char", evmod.DEFAULT_RELATIVE_NOISE))
     best, classical = scrmod.decide(screen, rec.projections, noise)
     measured = ", ".join(f"{n} {b:.3f}" for n, b in screen.bits.items())
+    how_long = (
+        f"training each for this run's {_duration(screen.budget_s)} or until its held-out loss stopped "
+        "falling"
+        if screen.patience
+        else f"{_duration(screen.budget_s)} of training each"
+    )
     reasons = [
-        f"screened on this corpus: {measured} held-out bits/char after {_duration(screen.budget_s)} of "
-        f"training each, the 5-gram {screen.ngram:.3f} (fitted on the training split; the same "
-        f"{scrmod.SCREEN_DOCS} held-out documents; {_duration(screen.wall_s)} in all)"
+        regime_reason(rec, raced, screen),
+        f"screened on this corpus: {measured} held-out bits/char after {how_long}, the 5-gram "
+        f"{screen.ngram:.3f} (fitted on the training split; the same {scrmod.SCREEN_DOCS} held-out "
+        f"documents; {_duration(screen.wall_s)} in all)",
     ]
-    if screen.budget_s >= rec.budget_s:
+    if screen.budget_s >= rec.budget_s and not screen.patience:
         reasons.append("the screen had this run's whole budget: its numbers are not projected")
     else:
         reasons += [
             f"projected to this {rec.budget} run: {p.name} {p.screened:.3f} x {p.ratio:.2f} = {p.value:.3f} "
-            f"({p.source}; the study corpus most favourable to it)"
+            f"({p.source})"
             for p in rec.projections
         ]
     reasons.append(
@@ -430,6 +451,29 @@ def decide_from_screen(
         )
     choice = next(c for c in raced if c.name == best.name)
     return choice, reasons, "ngram" if classical else None
+
+
+def regime_reason(rec: Recommendation, raced: list[Candidate], screen: scrmod.Screen) -> str:
+    """Why the screen was as long as it was: the run's passes over the corpus (screen.py's regime rule)."""
+    epochs = max(c.epochs for c in raced)
+    passes = (
+        f"this {rec.budget} run would pass over the corpus about {epochs:.1f} times at the measured speed "
+        f"({max(c.corpus_tokens for c in raced) / 1e6:,.2f}M training tokens)"
+    )
+    if screen.patience:
+        return (
+            f"{passes}: more than {scrmod.DATA_LIMITED_EPOCHS:.0f}, past which repeated text is worth less "
+            "than new (Muennighoff et al. 2023). Such a run is limited by its data: held-out loss bottoms "
+            "out and keep_best ships that bottom, which the first minutes do not predict (measured on the "
+            "constitution: GPT-2 leads after 2 minutes, Llama's bottom is 4% lower). So each family trains "
+            f"with this run's budget, validated every {scrmod.PATIENCE_EVERY}, and stops after "
+            f"{screen.patience} validations without a lower loss"
+        )
+    return (
+        f"{passes}: at most {scrmod.DATA_LIMITED_EPOCHS:.0f}, for which repeated text is worth almost as "
+        "much as new (Muennighoff et al. 2023). Such a run is limited by compute: held-out loss still "
+        "falls at its end, so a short screen ranks the families and the study's curves carry it on"
+    )
 
 
 def speed_ratio(cands: list[Candidate], ev: dict, corpus: str) -> float | None:
@@ -785,8 +829,8 @@ def recommend(
             budget=cfg.budget,
         )
 
-        def screener(raced: list[Candidate], seconds: float) -> scrmod.Screen:
-            return scrmod.run_screen(corpus, tok_dir, raced, seconds, reporter)
+        def screener(raced: list[Candidate], plan: scrmod.Plan) -> scrmod.Screen:
+            return scrmod.run_screen(corpus, tok_dir, raced, plan, reporter)
 
         choose(rec, ev, cfg.task, cfg.labelled, screener, cfg.screen)
     if output is not None:
@@ -814,9 +858,10 @@ def choose(
 ) -> None:
     """Fill ``rec``'s choice and reasons: from the evidence where it has a measurement, else the rules.
 
-    ``screener`` (candidates, budget seconds) -> Screen, with ``screen`` auto (2 minutes per family) | a
-    duration: for a generator, race the evidence's best causal families against the 5-gram on this corpus
-    and choose from that. Off, or without a screener: the lookup decides."""
+    ``screener`` (candidates, screen.Plan) -> Screen, with ``screen`` auto (screen.py's regime rule: 2
+    minutes per family, or to its bottom when the run would pass over the corpus more than 4 times) | a
+    duration (a cap): for a generator, race the evidence's best causal families against the 5-gram on
+    this corpus and choose from that. Off, or without a screener: the lookup decides."""
     chars = rec.corpus["characters"]
     look = None
     if ev is not None:
@@ -846,7 +891,8 @@ def choose(
         raced = screen_candidates(look, rec.candidates) if wanted and choice is not None else []
         if raced:
             keep = 1 + (rec.speed_ratio is not None)  # the evidence sentence and the speed ratio
-            rec.screen = screener(raced, scrmod.screen_budget(screen, rec.budget_s))
+            plan = scrmod.screen_plan(screen, rec.budget_s, max(c.epochs for c in raced))
+            rec.screen = screener(raced, plan)
             choice, screened, rec.classical = decide_from_screen(rec, ev, look, rec.screen, raced)
             other = disagreement(ev, look, task, screened=True)
             reasons = reasons[:keep] + ([other] if other else []) + screened

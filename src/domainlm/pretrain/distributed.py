@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # why a run stops; every process stops for the same one (agree() takes the maximum code)
-STOP_REASONS = [None, "budget", "SIGINT", "SIGTERM", "max_tokens", "max_steps"]
+STOP_REASONS = [None, "budget", "patience", "SIGINT", "SIGTERM", "max_tokens", "max_steps"]
 
 
 @dataclass

@@ -531,9 +531,18 @@ def stop_reason(
         reason = "max_tokens"
     elif run.dist.main and elapsed >= train_budget_s:
         reason = "budget"
+    elif run.dist.main and t.patience and validations_since_best(state) >= t.patience:
+        reason = "patience"
     elif stop.caught:
         reason = stop.caught
     return run.dist.agree(reason)
+
+
+def validations_since_best(state: State) -> int:
+    """train.patience: the periodic validations after the one with the lowest loss (0 before any)."""
+    if state.best is None:
+        return 0
+    return sum(1 for h in state.history if "val_loss" in h and h["step"] > state.best["step"])
 
 
 def reserve_seconds(t, eval_s: float, n_params: int) -> float:
