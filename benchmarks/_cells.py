@@ -31,9 +31,29 @@ def spdx_path() -> Path:
     return find()
 
 
+def pydocs_sections(min_chars: int = 3000) -> list[tuple[str, str]]:
+    """The Python language reference's topics as CPython ships them (``pydoc_data.topics``, the text of
+    `help('TOPIC')`), each cut at paragraph ends into sections of at least ``min_chars`` characters:
+    (name, text). A third kind of text for the study's checks: technical reference with code, ~0.46 MB."""
+    from pydoc_data.topics import topics
+
+    out = []
+    for topic in sorted(topics):
+        part: list[str] = []
+        for para in topics[topic].split("\n\n"):
+            part.append(para)
+            if sum(map(len, part)) >= min_chars:
+                out.append((f"{topic}-{len(out)}", "\n\n".join(part)))
+                part = []
+        if part:
+            out.append((f"{topic}-{len(out)}", "\n\n".join(part)))
+    return out
+
+
 def study_corpus(name: str, base: Path) -> Path:
-    """``base/corpus``, prepared once: ``demo`` (the Constitution of India, as `domainlm demo` writes it) or
-    ``spdx`` (the licence texts, text and id only)."""
+    """``base/corpus``, prepared once: ``demo`` (the Constitution of India, as `domainlm demo` writes it),
+    ``spdx`` (the licence texts, text and id only) or ``pydocs`` (``pydocs_sections``; in no study, for
+    model_selection's ``--validate-new``)."""
     from domainlm.corpus.prepare import prepare
     from domainlm.demo import write_demo_corpus
 
@@ -41,6 +61,13 @@ def study_corpus(name: str, base: Path) -> Path:
     if not (corpus / "documents.jsonl").is_file():
         if name == "demo":
             raw = write_demo_corpus(base / "raw").parent
+        elif name == "pydocs":
+            raw = base / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            (raw / "pydocs.jsonl").write_text(
+                "".join(json.dumps({"text": t, "id": n}) + "\n" for n, t in pydocs_sections()),
+                encoding="utf-8",
+            )
         else:
             raw = base / "raw"
             raw.mkdir(parents=True, exist_ok=True)

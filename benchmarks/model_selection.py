@@ -6,6 +6,7 @@
     python benchmarks/model_selection.py --publish       # cells -> src/domainlm/assets/evidence/ (idle only)
     python benchmarks/model_selection.py --validate      # hold each corpus out: does recommend choose well?
     python benchmarks/model_selection.py --validate --lookup-only  # the same without the generator screen
+    python benchmarks/model_selection.py --validate-new pydocs  # recommend on a corpus in no study, judged there
     python benchmarks/model_selection.py --screen        # batch 8 vs 32 per family, 2 minutes, demo corpus
 
 Corpora: ``demo`` (the Constitution of India, as `domainlm demo` prepares it) and ``spdx`` (728 SPDX
@@ -93,6 +94,8 @@ BUDGETS = ["2m", "6m"]
 LONG_BUDGET, LONG_CORPORA, TOP = "10m", ["demo"], 3
 QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
 CORPORA = ["demo", "spdx"]
+# --validate-new: corpora in no study (a third kind of text), and the generator budgets checked on them
+NEW_CORPORA, NEW_BUDGETS = {"pydocs": "the Python language reference's topics (pydoc_data)"}, ["2m", "6m"]
 FOLDS, QUICK_FOLDS = 5, 2
 SCREEN_BUDGET, SCREEN_BATCHES, SCREEN_NOISE = "2m", (8, 32), 0.01
 # measured by time_to_quality in one run (RESULTS.md): 39.6% vs 16.7% held-out accuracy at 2 minutes
@@ -271,7 +274,9 @@ def setup_corpus(name: str, work: Path) -> dict:
     labelled, facts_path = base / "labelled.jsonl", base / "facts.json"
     corpus = _cells.study_corpus(name, base)
     tok = _cells.study_tokenizer(corpus, base / "tokenizer-bert")
-    if not labelled.is_file():
+    if name in NEW_CORPORA:  # a corpus outside the study: held-out text only, no labelled task
+        labelled = None
+    elif not labelled.is_file():
         task = downstream.constitution_task() if name == "demo" else downstream.spdx_task()
         labelled.write_text(
             "".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in task)
@@ -290,7 +295,8 @@ def setup_corpus(name: str, work: Path) -> dict:
             "tokens": n_tokens,
             "bytes": sum(len(d["text"].encode()) for d in read_documents(corpus, "train")),
             "tokenizer": "WordPiece, 8k target (the demo's)",
-            "labelled": "constitution article -> Part" if name == "demo" else "licence -> OSI-approved",
+            "labelled": {"demo": "constitution article -> Part", "spdx": "licence -> OSI-approved"}.get(name),
+            "python": sys.version.split()[0],  # pydocs: the text of this CPython's pydoc_data.topics
         }
         facts_path.write_text(json.dumps(facts, indent=2))
     return {"corpus": corpus, "tokenizer": tok, "probes": probes, "labelled": labelled, "base": base,
@@ -975,6 +981,34 @@ def screen_measure(work: Path, store: Path):
     return measure
 
 
+def validate_new(name: str, ev: dict, work: Path) -> list[dict]:
+    """``--validate-new NAME``: `recommend --task generator` on a corpus in no study, with the whole
+    published evidence (its screen decides), then the truth measured here at each of ``NEW_BUDGETS``:
+    every family the screen raced (``bits_cell``) and the Kneser-Ney 5-gram (``ngram_cell``, the study's
+    n-gram fit). The choice must be the best of those or within the evidence's noise of it. Cells and
+    screens are stored in CELLS/../validate/TAG/ (resumed, tracked)."""
+    from domainlm import evidence as evmod
+
+    folder = CELLS.parent / "validate" / machine_tag(machine_facts())
+    store, recommend_on = CellStore(folder), screen_measure(work, folder / "screens.json")
+    data = setup_corpus(name, work)
+    noise = float((ev.get("noise") or {}).get("bits_per_char", evmod.DEFAULT_RELATIVE_NOISE))
+    fit = Cell(name, "ngram", "fit", "ngram", stage="validate")
+    ngram = (store.get(fit.key) or store.put(fit.key, measure(fit, data, work, False)))["bits_per_char"]
+    rows = []
+    for budget in NEW_BUDGETS:
+        chosen, detail = recommend_on(name, ev, seconds(budget))
+        truth = {"ngram": ngram}
+        for f in sorted(detail.get("bits") or ()):
+            c = Cell(name, f, budget, step="bits", stage="validate")
+            truth[f] = (store.get(c.key) or store.put(c.key, measure(c, data, work, False)))["bits_per_char"]
+        best = min(truth, key=lambda f: (truth[f], f))
+        ok = chosen in truth and truth[chosen] <= truth[best] * (1 + noise)
+        rows.append({"corpus": name, "budget": budget, "chosen": chosen, "best": best, "truth": truth,
+                     "ok": ok, "screen": detail})  # fmt: skip
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -993,6 +1027,13 @@ def parse() -> argparse.Namespace:
         action="store_true",
         help="--validate: also measure the held-out corpus's generator families on this machine and judge "
         "the screened choice against them (when its published rows come from another kind of machine)",
+    )
+    ap.add_argument(
+        "--validate-new",
+        metavar="CORPUS",
+        choices=sorted(NEW_CORPORA),
+        help="recommend --task generator on a corpus in no study (its screen), judged by the families it "
+        f"raced and the 5-gram measured there at {', '.join(NEW_BUDGETS)}: {NEW_CORPORA}",
     )
     ap.add_argument(
         "--lookup-only",
@@ -1041,6 +1082,16 @@ def main() -> None:
     if a.set_aside:
         moved = set_aside(store, a.set_aside, machine_tag(machine_facts()))
         print("\n".join(f"  set aside {k}" for k in moved) + f"\nRESULT set_aside={len(moved)}")
+        return
+    if a.validate_new:
+        ev = json.loads(Path(a.evidence or EVIDENCE_OUT).read_text())
+        rows = validate_new(a.validate_new, ev, work)
+        for r in rows:
+            truth = ", ".join(f"{f} {v:.3f}" for f, v in sorted(r["truth"].items(), key=lambda t: t[1]))
+            print(f"  {r['corpus']} {r['budget']:>3}: chose {r['chosen']}; measured here {truth}: "
+                  f"{'ok' if r['ok'] else 'MISS'}")  # fmt: skip
+        (work / f"validate-{a.validate_new}.json").write_text(json.dumps(rows, indent=2))
+        print(f"RESULT validate_new_ok={sum(r['ok'] for r in rows)}/{len(rows)}")
         return
     if a.validate:
         ev = json.loads(Path(a.evidence or work / "model_selection.json").read_text())

@@ -247,6 +247,45 @@ def test_validate_lets_a_measurement_choose_for_the_generator():
     assert all(r["here"]["ok"] and r["here"]["best"] == "llama-mini" and not r["ok"] for r in rows)
 
 
+def test_validate_new_judges_the_screened_choice_by_what_it_raced_and_the_5gram(tmp_path, monkeypatch):
+    """--validate-new: recommend (stand-in) chooses on a corpus in no study; the families it raced and the
+    5-gram are measured there (stand-in cells, stored and resumed) and the choice is judged by them."""
+    monkeypatch.setattr(ms, "CELLS", tmp_path / "cells" / "model_selection")
+    monkeypatch.setattr(ms, "setup_corpus", lambda name, work: _data())
+    truth = {"ngram": 1.50, ("gpt-mini", "2m"): 1.30, ("llama-mini", "2m"): 1.40,
+             ("gpt-mini", "6m"): 1.25, ("llama-mini", "6m"): 1.20}  # fmt: skip
+    measured = []
+
+    def cell(c, data, work, quick):
+        measured.append(c.key)
+        return {"bits_per_char": truth["ngram" if c.step == "ngram" else (c.family, c.budget)]}
+
+    monkeypatch.setitem(ms.STEPS, "bits", cell)
+    monkeypatch.setitem(ms.STEPS, "ngram", cell)
+    chose = {120.0: "gpt-mini", 360.0: "gpt-mini"}
+
+    def screens(work, store):
+        def recommend_on(held, ev, budget_s):
+            assert held == "pydocs" and ev["corpora"] == {"a": {"characters": 1000}}  # the whole evidence
+            return chose[budget_s], {"bits": {"gpt-mini": 1.3, "llama-mini": 1.4}}
+
+        return recommend_on
+
+    monkeypatch.setattr(ms, "screen_measure", screens)
+    ev = {"corpora": {"a": {"characters": 1000}}, "rows": [], "noise": {"bits_per_char": 0.01}}
+    rows = ms.validate_new("pydocs", ev, tmp_path)
+    assert [(r["budget"], r["chosen"], r["best"], r["ok"]) for r in rows] == [
+        ("2m", "gpt-mini", "gpt-mini", True),
+        ("6m", "gpt-mini", "llama-mini", False),  # 1.25 is 4% behind 1.20: more than the 1% noise
+    ]
+    assert rows[1]["truth"] == {"ngram": 1.5, "gpt-mini": 1.25, "llama-mini": 1.2}
+    assert sorted(measured) == sorted(["pydocs--ngram--fit", "pydocs--gpt-mini--2m", "pydocs--llama-mini--2m",
+                                       "pydocs--gpt-mini--6m", "pydocs--llama-mini--6m"])  # fmt: skip
+    measured.clear()
+    chose[360.0] = "ngram"  # a second run reads the stored cells; the 5-gram's 1.50 is far behind
+    assert [r["ok"] for r in ms.validate_new("pydocs", ev, tmp_path)] == [True, False] and measured == []
+
+
 def test_contention_is_the_machines_cpu_less_the_cells_own(monkeypatch):
     """Children that run_step reaped count as the cell's own CPU; the rest of the machine's is contention."""
     import _cells
