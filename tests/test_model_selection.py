@@ -252,8 +252,8 @@ def test_validate_new_judges_the_screened_choice_by_what_it_raced_and_the_5gram(
     5-gram are measured there (stand-in cells, stored and resumed) and the choice is judged by them."""
     monkeypatch.setattr(ms, "CELLS", tmp_path / "cells" / "model_selection")
     monkeypatch.setattr(ms, "setup_corpus", lambda name, work: _data())
-    truth = {"ngram": 1.50, ("gpt-mini", "2m"): 1.30, ("llama-mini", "2m"): 1.40,
-             ("gpt-mini", "6m"): 1.25, ("llama-mini", "6m"): 1.20}  # fmt: skip
+    truth = {"ngram": 1.50, ("gpt-mini", "2m"): 1.30, ("llama-mini", "2m"): 1.40, ("lstm-mini", "2m"): 1.6,
+             ("gpt-mini", "6m"): 1.25, ("llama-mini", "6m"): 1.20, ("lstm-mini", "6m"): 1.3}  # fmt: skip
     measured = []
 
     def cell(c, data, work, quick):
@@ -278,9 +278,9 @@ def test_validate_new_judges_the_screened_choice_by_what_it_raced_and_the_5gram(
         ("2m", "gpt-mini", "gpt-mini", True),
         ("6m", "gpt-mini", "llama-mini", False),  # 1.25 is 4% behind 1.20: more than the 1% noise
     ]
-    assert rows[1]["truth"] == {"ngram": 1.5, "gpt-mini": 1.25, "llama-mini": 1.2}
-    assert sorted(measured) == sorted(["pydocs--ngram--fit", "pydocs--gpt-mini--2m", "pydocs--llama-mini--2m",
-                                       "pydocs--gpt-mini--6m", "pydocs--llama-mini--6m"])  # fmt: skip
+    assert rows[1]["truth"] == {"ngram": 1.5, "gpt-mini": 1.25, "llama-mini": 1.2, "lstm-mini": 1.3}
+    assert sorted(measured) == ["pydocs--" + k for k in sorted(
+        ["ngram--fit"] + [f"{f}--{b}" for f in ms.NEW_TRUTH for b in ("2m", "6m")])]  # fmt: skip
     measured.clear()
     chose[360.0] = "ngram"  # a second run reads the stored cells; the 5-gram's 1.50 is far behind
     assert [r["ok"] for r in ms.validate_new("pydocs", ev, tmp_path)] == [True, False] and measured == []
