@@ -190,6 +190,7 @@ def test_a_run_limited_by_its_data_is_screened_to_each_familys_bottom(
     text = "\n".join(rec.reasons)
     assert "limited by its data" in text and "Muennighoff et al. 2023" in text
     assert "or until its held-out loss stopped falling" in text and "lowest after 45 s" in text
+    assert "for this 10m run, not projected: llama-mini 1.220" in text and "validated every 30 s," in text
     # with the same numbers carried by the study's 2 -> 6 minute ratios, gpt-mini would have won
     assert 1.23 * 1.50 / 2.00 < 1.22 * 1.60 / 2.10
     console = Console(width=200, record=True)

@@ -402,8 +402,8 @@ def decide_from_screen(
             c.name,
             screen.bits[c.name],
             1.0,
-            f"not projected: its held-out loss was lowest after {_duration(screen.best_s[c.name])} and "
-            f"{screen.patience} validations after found none lower; keep_best ships that bottom",
+            f"its held-out loss was lowest after {_duration(screen.best_s[c.name])} and the "
+            f"{screen.patience} validations after found none lower: keep_best ships that bottom",
         )
         if screen.bottomed(c.name)
         else scrmod.project(ev, c.name, c.preset or "", screen.bits[c.name], at, to)
@@ -428,8 +428,10 @@ def decide_from_screen(
         reasons.append("the screen had this run's whole budget: its numbers are not projected")
     else:
         reasons += [
-            f"projected to this {rec.budget} run: {p.name} {p.screened:.3f} x {p.ratio:.2f} = {p.value:.3f} "
-            f"({p.source})"
+            f"for this {rec.budget} run, not projected: {p.name} {p.screened:.3f} ({p.source})"
+            if screen.bottomed(p.name)
+            else f"projected to this {rec.budget} run: {p.name} {p.screened:.3f} x {p.ratio:.2f} = "
+            f"{p.value:.3f} ({p.source})"
             for p in rec.projections
         ]
     reasons.append(
@@ -466,7 +468,8 @@ def regime_reason(rec: Recommendation, raced: list[Candidate], screen: scrmod.Sc
             "than new (Muennighoff et al. 2023). Such a run is limited by its data: held-out loss bottoms "
             "out and keep_best ships that bottom, which the first minutes do not predict (measured on the "
             "constitution: GPT-2 leads after 2 minutes, Llama's bottom is 4% lower). So each family trains "
-            f"with this run's budget, validated every {scrmod.PATIENCE_EVERY}, and stops after "
+            f"with this run's budget, validated every {_duration(parse_duration(scrmod.PATIENCE_EVERY))}, "
+            "and stops after "
             f"{screen.patience} validations without a lower loss"
         )
     return (
