@@ -1,12 +1,13 @@
-"""screen: a short race on the user's own corpus, for `domainlm recommend --task generator`.
+"""screen: a race on the user's own corpus, for `domainlm recommend --task generator`.
 
 Why it exists: the study's corpora disagree for a generator, and corpus size does not tell them apart.
 On the constitution (0.37 MB of varied articles) the causal transformers beat the Kneser-Ney 5-gram from
 2 minutes on; on the SPDX licences (2.6 MB of near-duplicate boilerplate) the 5-gram is ahead of every
 neural LM at 6 minutes (RESULTS.md, model_selection). How formulaic the text is decides, and only a measurement on the
 text says that. So for a generator `recommend` trains the evidence's two best causal families on this
-corpus (``--screen auto``: 2 minutes each; ``--screen 5m``: longer; ``--screen off``: the lookup
-decides), fits the 5-gram on the same training split, and chooses from these numbers.
+corpus (``--screen auto``: 2 minutes each, or to the bottom of their held-out loss when the run is
+limited by its data, see below; ``--screen 5m``: a cap; ``--screen off``: the lookup decides), fits the
+5-gram on the same training split, and chooses from these numbers.
 
 The rule, stated so a user can check it:
 - **regime**: the run's passes over the corpus (recommend's measured tokens/s times the training time,
