@@ -232,3 +232,17 @@ def test_a_real_screen_trains_scores_and_keeps_nothing(corpus_dir, tmp_path):
     assert s.budget_s == 4.0 and s.steps["gpt-mini"] >= 1 and s.stopped_by["gpt-mini"] == "budget"
     assert 0 < s.bits["gpt-mini"] < 20 and 0 < s.ngram < 20 and s.wall_s > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tok"]  # the runs lived in a temporary folder
+
+
+@pytest.mark.slow
+def test_a_real_data_limited_screen_stops_each_family_at_its_bottom(corpus_dir, tmp_path):
+    """On the tiny test corpus a 3-minute run is hundreds of passes: held-out loss turns within the
+    budget and the screen stops the family after PATIENCE validations without a lower one."""
+    from domainlm.recommend import Candidate
+    from domainlm.tokens.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(corpus_dir, tmp_path / "tok", kind="bpe", vocab_size=300, style="gpt").output
+    cand = Candidate("gpt-mini", "scratch", "clm", 1, 1.0, "domain", 1.0, preset="gpt-mini")
+    s = scrmod.run_screen(corpus_dir, tok, [cand], scrmod.screen_plan("auto", 180.0, 500.0))
+    assert s.patience == scrmod.PATIENCE and s.stopped_by["gpt-mini"] == "patience"
+    assert 0 < s.best_s["gpt-mini"] < 180 and 0 < s.bits["gpt-mini"] < 20
