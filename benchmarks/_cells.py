@@ -61,18 +61,14 @@ def study_corpus(name: str, base: Path) -> Path:
     if not (corpus / "documents.jsonl").is_file():
         if name == "demo":
             raw = write_demo_corpus(base / "raw").parent
-        elif name == "pydocs":
-            raw = base / "raw"
-            raw.mkdir(parents=True, exist_ok=True)
-            (raw / "pydocs.jsonl").write_text(
-                "".join(json.dumps({"text": t, "id": n}) + "\n" for n, t in pydocs_sections()),
-                encoding="utf-8",
-            )
         else:
+            if name == "pydocs":
+                rows = [{"text": t, "id": n} for n, t in pydocs_sections()]
+            else:
+                rows = [json.loads(line) for line in spdx_path().read_text(encoding="utf-8").splitlines()]
             raw = base / "raw"
             raw.mkdir(parents=True, exist_ok=True)
-            rows = [json.loads(line) for line in spdx_path().read_text(encoding="utf-8").splitlines()]
-            (raw / "spdx.jsonl").write_text(
+            (raw / f"{name}.jsonl").write_text(
                 "".join(json.dumps({"text": r["text"], "id": r["id"]}) + "\n" for r in rows), encoding="utf-8"
             )
         prepare([raw], corpus)

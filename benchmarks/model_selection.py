@@ -921,7 +921,7 @@ def here_truth(ev: dict, work: Path):
         rows = [r for r in ev["rows"] if r["corpus"] == held and r.get("kind") == "classical"]
         for f in families:
             c = Cell(held, f, f"{budget_s / 60:.0f}m", step="bits", stage="validate")
-            rows.append(store.get(c.key) or store.put(c.key, measure(c, data, work, False)))
+            rows.append(run_cell(c, data, work, store, False))
         return ev | {"corpora": {held: ev["corpora"][held]}, "rows": rows}
 
     return truth
@@ -997,14 +997,14 @@ def validate_new(name: str, ev: dict, work: Path) -> list[dict]:
     data = setup_corpus(name, work)
     noise = float((ev.get("noise") or {}).get("bits_per_char", evmod.DEFAULT_RELATIVE_NOISE))
     fit = Cell(name, "ngram", "fit", "ngram", stage="validate")
-    ngram = (store.get(fit.key) or store.put(fit.key, measure(fit, data, work, False)))["bits_per_char"]
+    ngram = run_cell(fit, data, work, store, False)["bits_per_char"]
     rows = []
     for budget in NEW_BUDGETS:
         chosen, detail = recommend_on(name, ev, seconds(budget))
         truth = {"ngram": ngram}
         for f in sorted(set(detail.get("bits") or ()) | set(NEW_TRUTH)):
             c = Cell(name, f, budget, step="bits", stage="validate")
-            truth[f] = (store.get(c.key) or store.put(c.key, measure(c, data, work, False)))["bits_per_char"]
+            truth[f] = run_cell(c, data, work, store, False)["bits_per_char"]
         best = min(truth, key=lambda f: (truth[f], f))
         ok = chosen in truth and truth[chosen] <= truth[best] * (1 + noise)
         rows.append({"corpus": name, "budget": budget, "chosen": chosen, "best": best, "truth": truth,
