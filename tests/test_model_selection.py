@@ -82,8 +82,12 @@ def test_the_full_plan_with_every_family_fits_the_study_limit(tmp_path):
     text, total = ms.plan_text(cells, CellStore(tmp_path), False, [])
     assert total / 3600 <= ms.LIMIT_HOURS and "OVER" not in text
     assert {c.stage for c in cells} == {"curve", "long", "finetune"}
-    # the deep stages only where LONG_CORPORA says
-    assert {c.corpus for c in cells if c.stage != "curve"} == set(ms.LONG_CORPORA)
+    # the deep stages only where FINETUNE_CORPORA and LONG say, at LONG's budget
+    assert {c.corpus for c in cells if c.stage == "finetune"} == set(ms.FINETUNE_CORPORA)
+    for corpus in ms.CORPORA:
+        budget, n = ms.LONG.get(corpus, (None, 0))
+        long = [c for c in cells if c.corpus == corpus and c.stage == "long"]
+        assert len(long) == n and {c.budget for c in long} <= {budget}
     # every family at every curve budget on both corpora
     for f in families:
         for corpus in ms.CORPORA:
@@ -98,6 +102,16 @@ def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
                   "step": "train", "downstream": {"frozen-mean": {"mean": f1, "std": 0.01}}})  # fmt: skip
     cells = ms.plan(False, ["demo"], ["bert-mini", "gpt-mini", "albert-small", "llama-mini"], store)
     assert [c.family for c in cells if c.stage == "long"] == ["gpt-mini", "bert-mini", "albert-small"]
+
+
+def test_the_licences_long_stage_is_their_best_two_at_30_minutes_without_fine_tuning(tmp_path):
+    store = CellStore(tmp_path)
+    for fam, f1 in (("bert-mini", 0.6), ("gpt-mini", 0.7), ("albert-small", 0.5), ("llama-mini", 0.65)):
+        store.put(f"spdx--{fam}--{ms.BUDGETS[-1]}", {"corpus": "spdx", "family": fam, "budget": ms.BUDGETS[-1],
+                  "step": "train", "downstream": {"frozen-mean": {"mean": f1, "std": 0.01}}})  # fmt: skip
+    cells = ms.plan(False, ["spdx"], ["bert-mini", "gpt-mini", "albert-small", "llama-mini"], store)
+    assert [(c.family, c.budget) for c in cells if c.stage == "long"] == [("gpt-mini", "30m"), ("llama-mini", "30m")]
+    assert not [c for c in cells if c.stage == "finetune"]
 
 
 def test_the_evidence_keeps_cells_of_a_family_that_left_the_top(tmp_path):
