@@ -110,7 +110,10 @@ def test_the_licences_long_stage_is_their_best_two_at_30_minutes_without_fine_tu
         store.put(f"spdx--{fam}--{ms.BUDGETS[-1]}", {"corpus": "spdx", "family": fam, "budget": ms.BUDGETS[-1],
                   "step": "train", "downstream": {"frozen-mean": {"mean": f1, "std": 0.01}}})  # fmt: skip
     cells = ms.plan(False, ["spdx"], ["bert-mini", "gpt-mini", "albert-small", "llama-mini"], store)
-    assert [(c.family, c.budget) for c in cells if c.stage == "long"] == [("gpt-mini", "30m"), ("llama-mini", "30m")]
+    assert [(c.family, c.budget) for c in cells if c.stage == "long"] == [
+        ("gpt-mini", "30m"),
+        ("llama-mini", "30m"),
+    ]
     assert not [c for c in cells if c.stage == "finetune"]
 
 
