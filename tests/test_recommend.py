@@ -305,3 +305,23 @@ def test_the_written_config_continues_a_checkpoint_with_the_continue_recipe(tmp_
     cfg = cfgmod.load(RunConfig, path)
     assert cfg.model.init_from == str(ckpt) and cfg.train.lr == CONTINUE_RECIPE["lr"] < RunConfig().train.lr
     assert cfg.train.batch_size == (32 if explicit else CONTINUE_RECIPE["batch_size"])
+
+
+@pytest.mark.parametrize("evidence", [True, False])
+def test_the_alternative_mark_is_the_rules_of_thumb_s_only(corpus_dir, bert_tokenizer, tmp_path, evidence):
+    """ELECTRA is marked "alt." by the rules of thumb (Clark et al. 2020, not measured by them); where the
+    evidence decides, it has measured ELECTRA (the study: last on both corpora) and the mark would
+    contradict its table."""
+    from click.testing import CliRunner
+
+    from domainlm.cli import cli
+
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.66, "electra-small": 0.10}, tfidf=None)
+    args = ["recommend", str(corpus_dir), "--budget", "10m", "--tokenizer", str(bert_tokenizer), "--no-general",
+            "--candidates", "bert-tiny,electra-small", "--evidence", str(ev) if evidence else "none",
+            "--probe-steps", "1", "--seq-len", "32", "--batch-size", "2", "-o", str(tmp_path / "run.yaml")]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert ("decided by: evidence" in res.output) == evidence
+    row = next(line for line in res.output.splitlines() if "electra-small" in line and "│" in line)
+    assert ("alt." in row) != evidence, res.output

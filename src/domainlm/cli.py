@@ -573,7 +573,10 @@ def recommend(corpus: str, kw: dict) -> None:
     for col in cols:
         t.add_column(col, justify="left" if col in cols[:3] else "right", no_wrap=col in cols[:3])
     for c in rec.candidates:
-        mark = "chosen" if c is rec.choice else ("alt." if c.alternative else "")
+        # "alt." is the rules of thumb's (ELECTRA, Clark et al. 2020); where the evidence decided, its
+        # table ranks the measured families instead
+        alt = c.alternative and rec.basis == "rules of thumb"
+        mark = "chosen" if c is rec.choice else ("alt." if alt else "")
         t.add_row(
             mark,
             c.name,
