@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from domainlm.demo import N_EXAMPLES, answer_rank, cloze_examples, examples_right
+from domainlm.demo import (
+    HINT_SHARE,
+    N_EXAMPLES,
+    REFERENCE_TOKENS,
+    answer_rank,
+    budget_hint,
+    cloze_examples,
+    examples_right,
+)
 
 
 def _ex(answer: str, after: list[str]) -> dict:
@@ -28,6 +36,21 @@ def test_examples_right_counts_top1_and_top5():
     ]
     assert examples_right(shown) == {"top1": 1, "top5": 3, "shown": 4}
     assert examples_right([]) == {"top1": 0, "top5": 0, "shown": 0}
+
+
+def test_budget_hint_names_the_budget_that_buys_the_reference_tokens_here():
+    # an fp32-only AVX2 machine (RESULTS.md): 3 minutes trained 0.69M tokens at 4,026 tokens/s in 172.4 s
+    hint = budget_hint(694_272, 4026.0, 172.4, "3m")
+    assert hint is not None and "3m trained 0.69M tokens" in hint and "4,026 tokens/s" in hint
+    # 1.4M tokens at 4,026/s are 348 s of training, plus this run's 7.6 s of overhead: 5.9 -> 6 minutes
+    assert hint.endswith("domainlm demo --budget 6m")
+    # half the speed, twice the training time; the overhead is the run's own (a 10-minute run's)
+    assert budget_hint(1_000_000, 2013.0, 590.0, "10m").endswith("--budget 12m")
+    # the reference machine's run (the README: 1,336 steps of 1,024 tokens) gets no hint; nor at the edge
+    assert budget_hint(1336 * 1024, 7874.0, 173.8, "3m") is None
+    assert budget_hint(int(HINT_SHARE * REFERENCE_TOKENS), 7000.0, 170.0, "3m") is None
+    assert budget_hint(int(HINT_SHARE * REFERENCE_TOKENS) - 1, 7000.0, 170.0, "3m") is not None
+    assert budget_hint(0, 0.0, 0.0, "3m") is None  # a run that trained nothing has no speed to scale
 
 
 def test_cloze_examples_come_from_held_out_articles(tmp_path):

@@ -35,6 +35,10 @@ def test_demo_end_to_end_and_pipeline_parity(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert "before:" in res.stdout and "after:" in res.stdout
     assert re.search(r"held-out sentences filled right: \d+ of 8 at top-1, \d+ of 8 in the top 5", res.stdout)
+    # 20 s train far fewer tokens than the reference machine's 3 minutes: the demo says what budget would
+    assert re.search(
+        r"20s trained 0\.\d\dM tokens on this machine .* domainlm demo --budget \d+m", res.stdout
+    )
     model_dir = tmp_path / "demo" / "model"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "README.md"):
         assert (model_dir / name).is_file()

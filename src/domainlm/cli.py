@@ -744,6 +744,8 @@ def demo(kw: dict) -> None:
         f"\nheld-out sentences filled right: {right['top1']} of {right['shown']} at top-1, "
         f"{right['top5']} of {right['shown']} in the top 5"
     )
+    if res["hint"]:
+        out.print(f"\n{res['hint']}", markup=False)
     out.print(
         f"\nmodel folder: {res['model_dir']}  (loads with transformers.pipeline('fill-mask', model=...))"
     )
