@@ -72,6 +72,13 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.mlm_probability=0.5"],
     },
+    # whole-word masking (Devlin et al.'s 2019 BERT-wwm release; Cui et al. 2019): every piece of a word
+    # masked together, as the cloze probes mask whole words
+    "modernbert-mini wwm": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.whole_word_mask=true"],
+    },
     "modernbert-mini dropout0.1": {
         "preset": "modernbert-mini",
         "objective": "mlm",
