@@ -95,21 +95,24 @@ def test_the_full_plan_with_every_family_fits_the_study_limit(tmp_path):
             assert budgets == ({"fit"} if f == "ngram" else set(ms.BUDGETS))
 
 
-def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
+def _curve_store(tmp_path, corpus: str, frozen: dict[str, float]) -> CellStore:
+    """A store holding ``corpus``'s cells at the largest curve budget, each with its frozen macro-F1."""
     store = CellStore(tmp_path)
-    for fam, f1 in (("bert-mini", 0.6), ("gpt-mini", 0.7), ("albert-small", 0.5), ("llama-mini", 0.4)):
-        store.put(f"demo--{fam}--{ms.BUDGETS[-1]}", {"corpus": "demo", "family": fam, "budget": ms.BUDGETS[-1],
+    for fam, f1 in frozen.items():
+        store.put(f"{corpus}--{fam}--{ms.BUDGETS[-1]}", {"corpus": corpus, "family": fam, "budget": ms.BUDGETS[-1],
                   "step": "train", "downstream": {"frozen-mean": {"mean": f1, "std": 0.01}}})  # fmt: skip
-    cells = ms.plan(False, ["demo"], ["bert-mini", "gpt-mini", "albert-small", "llama-mini"], store)
+    return store
+
+
+def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
+    frozen = {"bert-mini": 0.6, "gpt-mini": 0.7, "albert-small": 0.5, "llama-mini": 0.4}
+    cells = ms.plan(False, ["demo"], list(frozen), _curve_store(tmp_path, "demo", frozen))
     assert [c.family for c in cells if c.stage == "long"] == ["gpt-mini", "bert-mini", "albert-small"]
 
 
 def test_the_licences_long_stage_is_their_best_two_at_30_minutes_without_fine_tuning(tmp_path):
-    store = CellStore(tmp_path)
-    for fam, f1 in (("bert-mini", 0.6), ("gpt-mini", 0.7), ("albert-small", 0.5), ("llama-mini", 0.65)):
-        store.put(f"spdx--{fam}--{ms.BUDGETS[-1]}", {"corpus": "spdx", "family": fam, "budget": ms.BUDGETS[-1],
-                  "step": "train", "downstream": {"frozen-mean": {"mean": f1, "std": 0.01}}})  # fmt: skip
-    cells = ms.plan(False, ["spdx"], ["bert-mini", "gpt-mini", "albert-small", "llama-mini"], store)
+    frozen = {"bert-mini": 0.6, "gpt-mini": 0.7, "albert-small": 0.5, "llama-mini": 0.65}
+    cells = ms.plan(False, ["spdx"], list(frozen), _curve_store(tmp_path, "spdx", frozen))
     assert [(c.family, c.budget) for c in cells if c.stage == "long"] == [
         ("gpt-mini", "30m"),
         ("llama-mini", "30m"),
