@@ -90,15 +90,15 @@ LIMIT_HOURS = 8.5
 OTHER_LIMIT, LOAD_LIMIT = 0.1, 0.5
 BUDGETS = ["2m", "6m"]
 # the deep stages, each on the best families by frozen macro-F1 at the largest curve budget.
-# finetune: full fine-tuning of the TOP best, on FINETUNE_CORPORA only: on the SPDX licences full
-# fine-tuning of MiniLM alone took 33 minutes of wall time and scored below its own frozen embeddings and
-# TF-IDF (downstream, RESULTS.md: 0.704 vs 0.715 and 0.729), so three of them there (~1.5 h) would answer a
-# settled question at a quarter of the issue's "about 6" hours.
+# finetune: full fine-tuning of the TOP best, on FINETUNE_CORPORA. The licences' three came last (seventh
+# share, ~1.5 h): downstream had measured MiniLM's alone there (0.704, below its frozen embeddings and
+# TF-IDF), and the issue asks for the top three of the study; their curve runs were gone with the
+# sessions that measured them, so each is pretrained again first (run_cell, ``pretrained_here``).
 # long: corpus -> (budget, how many of the best). The constitution's causal models reach their best
 # held-out loss after about a minute and ModernBERT's saturates by 6 (fourth share), so 10 minutes says
 # all a longer run would; on the licences every family was still improving at 6 minutes (kept step = last
 # step), so the issue's 30 minutes goes there, for the best two (the best generator is one of them)
-FINETUNE_CORPORA, TOP = ["demo"], 3
+FINETUNE_CORPORA, TOP = ["demo", "spdx"], 3
 LONG = {"demo": ("10m", 3), "spdx": ("30m", 2)}
 QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
 CORPORA = ["demo", "spdx"]
@@ -531,16 +531,31 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
     """The stored result of ``c``, or run it (each step its own process) and store it at once.
 
     A fine-tuning cell needs its curve cell's run folder. When a session before this one measured the
-    curve cell, the folder is gone with that session's machine: the curve cell is measured again here
-    (its stored result replaced, marked ``remeasured_for``; git keeps the old one), so the model
-    fine-tuned is the one its row describes."""
+    curve cell, the folder is gone with that session's machine: the curve cell's pretraining is run again
+    here, with the same command, and evaluated (no frozen embeddings or latency: the fine-tuning needs
+    the model only). Its training and held-out fields go into the fine-tuning cell as ``pretrained_here``,
+    so a reader sees how close the model fine-tuned is to the published row; the curve cell's stored
+    result is left as it is (the published rows, and what quotes them, stay)."""
     got = store.get(c.key)
     if got is not None:
         return got
+    again = None
     if c.step == "finetune" and not (run_dir_of(c, work) / "model" / "config.json").is_file():
-        curve = Cell(c.corpus, c.family, c.budget)
-        store.put(curve.key, measure(curve, data, work, quick) | {"remeasured_for": c.key})
-    return store.put(c.key, measure(c, data, work, quick))
+        again = pretrain_again(c, data, work, quick)
+    cell = measure(c, data, work, quick)
+    return store.put(c.key, cell | ({"pretrained_here": again} if again else {}))
+
+
+def pretrain_again(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    """The curve cell of fine-tuning cell ``c`` pretrained and evaluated again into its run folder: the
+    fields a curve cell stores for them, with the wall and CPU seconds it took (the study's cost)."""
+    curve, t0 = Cell(c.corpus, c.family, c.budget), time.perf_counter()
+    train, ev_step, fields = pretrain_evaluate(curve, data, run_dir_of(c, work), quick)
+    return fields | {
+        "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict()},
+        "cpu_s": round(train.cpu_s + ev_step.cpu_s, 1),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
 
 
 def measure(c: Cell, data: dict, work: Path, quick: bool) -> dict:

@@ -37,37 +37,42 @@ def test_a_finished_cell_is_not_rerun(tmp_path, monkeypatch):
     assert calls == ["demo--gpt-mini--2m", "demo--gpt-mini--6m"]
 
 
-def test_fine_tuning_without_its_run_folder_measures_the_curve_cell_again(tmp_path, monkeypatch):
-    """A curve cell stored by an earlier session has no run folder here: fine-tuning it measures the curve
-    cell again first (replacing its stored result), instead of storing the fine-tuning's error."""
+def test_fine_tuning_without_its_run_folder_pretrains_again_and_leaves_the_curve_row(tmp_path, monkeypatch):
+    """A curve cell stored by an earlier session has no run folder here: fine-tuning it pretrains that
+    cell again first (instead of storing the fine-tuning's error), records that model's fields in the
+    fine-tuning cell, and leaves the stored (published) curve cell as it was."""
     calls = []
 
-    def fake_train(c, data, work, quick):
-        calls.append(c.key)
-        model = ms.run_dir_of(c, work) / "model"
-        model.mkdir(parents=True, exist_ok=True)
-        (model / "config.json").write_text("{}")
-        return {"bits_per_char": 1.5, "cpu_s": 1.0}
+    def fake_pretrain_evaluate(c, data, run_dir, quick):
+        calls.append(("pretrain", c.key))
+        (run_dir / "model").mkdir(parents=True, exist_ok=True)
+        (run_dir / "model" / "config.json").write_text("{}")
+        step = ms.Step(0, 2.0, 2.0, 10.0, "")
+        return step, step, {"bits_per_char": 1.5, "tokens": 1000}
 
     def fake_finetune(c, data, work, quick):
-        calls.append(c.key)
+        calls.append(("finetune", c.key))
         assert (ms.run_dir_of(c, work) / "model" / "config.json").is_file()
         return {"downstream": {"finetune-full": {"mean": 0.5}}, "cpu_s": 1.0}
 
-    monkeypatch.setitem(ms.STEPS, "train", fake_train)
+    monkeypatch.setattr(ms, "pretrain_evaluate", fake_pretrain_evaluate)
     monkeypatch.setitem(ms.STEPS, "finetune", fake_finetune)
     store = CellStore(tmp_path / "cells")
-    store.put("demo--bert-mini--6m", {"bits_per_char": 9.9, "corpus": "demo", "family": "bert-mini"})
+    stored = {"bits_per_char": 9.9, "corpus": "demo", "family": "bert-mini"}
+    store.put("demo--bert-mini--6m", dict(stored))
     ft = ms.Cell("demo", "bert-mini", "6m", "finetune", "finetune")
-    ms.run_cell(ft, _data(), tmp_path, store, quick=True)
-    assert calls == ["demo--bert-mini--6m", "demo--bert-mini--6m--finetune"]
-    curve = store.get("demo--bert-mini--6m")
-    assert curve["bits_per_char"] == 1.5 and curve["remeasured_for"] == ft.key
-    # the folder is there now: the next fine-tuning cell of that run does not train again
+    cell = ms.run_cell(ft, _data(), tmp_path, store, quick=True)
+    assert calls == [("pretrain", "demo--bert-mini--6m"), ("finetune", ft.key)]
+    assert {k: v for k, v in store.get("demo--bert-mini--6m").items() if k in stored} == stored
+    again = cell["pretrained_here"]
+    assert again["bits_per_char"] == 1.5 and again["tokens"] == 1000 and again["cpu_s"] == 4.0
+    assert cell["cpu_s"] == 1.0  # the row's CPU minutes count the fine-tuning only, not the re-pretraining
+    assert store.get(ft.key)["pretrained_here"] == again
+    # the folder is there now: the next fine-tuning cell of that run does not pretrain again
     calls.clear()
     store.path(ft.key).unlink()
-    ms.run_cell(ft, _data(), tmp_path, store, quick=True)
-    assert calls == ["demo--bert-mini--6m--finetune"]
+    assert "pretrained_here" not in ms.run_cell(ft, _data(), tmp_path, store, quick=True)
+    assert calls == [("finetune", ft.key)]
 
 
 def test_the_quick_plan_is_under_three_minutes(tmp_path):
