@@ -4,6 +4,7 @@
     python benchmarks/time_to_quality.py --quick    # smoke: 20-second budgets, demo corpus, < 3 min idle
     python benchmarks/time_to_quality.py --corpora demo --settings modernbert-mini,bert-mini@1e-3 --budgets 3m
     python benchmarks/time_to_quality.py --report   # the table, plot and RESULT of every stored cell
+    python benchmarks/time_to_quality.py --corpora demo --settings modernbert-mini,"modernbert-mini wwm" --budgets 1.4Mtok
 
 Each cell is one (corpus, setting, budget): `domainlm pretrain` in its own process, then
 `domainlm evaluate` in another, on the corpus's one tokenizer and the evaluation's fixed masks (15%,
@@ -30,6 +31,13 @@ beside an interpolated Kneser-Ney 5-gram with the same tokenizer (fitted once pe
 split, scored on the first 10,000 validation tokens, 3,000 with --quick: NLTK's scorer is slow; the
 neural perplexity covers up to 512 validation blocks).
 
+Budgets are wall clock (``1m``, ``3m``: what a user's run buys on this machine) or tokens (``700ktok``,
+``1.4Mtok``: `--max-tokens`, the schedule sized to them, a 2-hour clock only as a cap). A token budget
+trains every setting on exactly the same tokens whatever the machine's speed that minute, so two recipe
+levers can be told apart by less than the 6-7% a shared VM's speed drifts between cells; and it stands
+for another machine's minutes (1.4M tokens: what the brief's bf16 machine trains in the demo's 3).
+Token cells are listed in the table and drawn as bars (quality at those tokens), not on the minute lines.
+
 Writes ``WORK/time_to_quality.md`` (the table) and ``WORK/time_to_quality.png`` (accuracy against
 minutes, one line per setting) and prints the table, then one ``RESULT`` line.
 """
@@ -39,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -162,6 +171,35 @@ def seconds(budget: str) -> float:
     return parse_duration(budget)
 
 
+# a token budget's wall clock: only a cap (the schedule follows the tokens)
+TOKEN_CAP = "2h"
+
+
+def budget_tokens(budget: str) -> int | None:
+    """The tokens of a token budget (``700ktok``, ``1.4Mtok``, ``50000tok``); None for a duration."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kM]?)tok", budget)
+    return None if m is None else round(float(m[1]) * {"": 1, "k": 1_000, "M": 1_000_000}[m[2]])
+
+
+def budget_order(budget: str) -> tuple[int, float]:
+    """Durations first, shortest first; then token budgets, smallest first."""
+    n = budget_tokens(budget)
+    return (0, seconds(budget)) if n is None else (1, float(n))
+
+
+def check_budget(budget: str) -> str:
+    if budget_tokens(budget) is None:
+        from domainlm.errors import UserError
+
+        try:
+            seconds(budget)
+        except UserError:
+            raise SystemExit(
+                f"--budgets: '{budget}' is neither a duration (1m, 3m, 90s) nor a token count (700ktok, 1.4Mtok)"
+            ) from None
+    return budget
+
+
 # ----------------------------------------------------------------------------------------------------
 # data: one corpus folder, one tokenizer and one probe file per corpus (built once, reused)
 
@@ -187,13 +225,17 @@ def _run(cmd: list[str]) -> str:
 
 def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
     if setting.get("trainer"):
+        if budget_tokens(budget) is not None:
+            raise SystemExit(f"the Trainer's setting takes a duration, not the token budget '{budget}'")
         _run([sys.executable, __file__, "--worker", json.dumps({"data": _str(data), "setting": setting,
               "budget": budget, "run_dir": str(run_dir)})])  # fmt: skip
         return
     sets = [f"speed.threads={THREADS}", "train.eval_every=1h", "train.checkpoint_every=1h", *setting["sets"]]
     cmd = [sys.executable, "-m", "domainlm.cli", "pretrain", str(data["corpus"])]
     cmd += ["--tokenizer", str(data["tokenizer"]), "--preset", setting["preset"]]
-    cmd += ["--objective", setting["objective"], "--budget", budget, "--name", run_dir.name]
+    tokens = budget_tokens(budget)
+    limit = ["--budget", budget] if tokens is None else ["--max-tokens", str(tokens), "--budget", TOKEN_CAP]
+    cmd += ["--objective", setting["objective"], *limit, "--name", run_dir.name]
     cmd += ["--runs-dir", str(run_dir.parent), "--resume", "never"]
     for s in sets:
         cmd += ["--set", s]
@@ -243,7 +285,9 @@ def run_cell(
         "objective": setting["objective"],
         "sets": setting["sets"],
         "budget": budget,
-        "minutes": seconds(budget) / 60,
+        # a token budget's cell: the minutes it took (its place on no minute line; budget_tokens says so)
+        "minutes": seconds(budget) / 60 if budget_tokens(budget) is None else summary["train_seconds"] / 60,
+        "max_tokens": budget_tokens(budget),
         "tokens": summary["tokens"],
         "tokens_per_s": summary["tokens_per_s"],
         "train_seconds": summary["train_seconds"],
@@ -425,8 +469,13 @@ def plot(cells: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     corpora = sorted({c["corpus"] for c in cells})
-    fig, axes = plt.subplots(2, len(corpora), figsize=(6.5 * len(corpora), 8), squeeze=False)
+    fixed = [c for c in cells if c.get("max_tokens")]
+    cells = [c for c in cells if not c.get("max_tokens")]
+    rows = 3 if fixed else 2
+    fig, axes = plt.subplots(rows, len(corpora), figsize=(6.5 * len(corpora), 4 * rows), squeeze=False)
     for j, corpus in enumerate(corpora):
+        if fixed:
+            _token_bars(axes[2][j], [c for c in fixed if c["corpus"] == corpus], corpus)
         for i, (metric, label) in enumerate(
             (("accuracy", "held-out masked accuracy"), ("perplexity", "perplexity / token"))
         ):
@@ -455,9 +504,32 @@ def plot(cells: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _token_bars(ax, cells: list[dict], corpus: str) -> None:
+    """Masked accuracy (or perplexity) of each token-budget cell: one bar per setting and budget."""
+    cells = sorted(cells, key=lambda c: (budget_order(c["budget"]), c["setting"]))
+    metric = "accuracy" if any(c["accuracy"] is not None for c in cells) else "perplexity"
+    cells = [c for c in cells if c[metric] is not None]
+    labels = [f"{c['setting']} @ {c['budget']}" for c in cells]
+    values = [c[metric] * (100 if metric == "accuracy" else 1) for c in cells]
+    ax.barh(range(len(cells)), values, color="tab:blue")
+    ax.set_yticks(range(len(cells)), labels, fontsize=7)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
+    ax.set_xlabel("held-out masked accuracy (%)" if metric == "accuracy" else "perplexity / token")
+    ax.set_title(f"{corpus}: at fixed token budgets (the same tokens for every setting)")
+    ax.grid(alpha=0.3, axis="x")
+
+
 def summary(cells: list[dict]) -> dict:
     """The RESULT ratios: the default at 3 minutes, minutes to the Trainer's 10-minute accuracy, CLM vs n-gram."""
     out: dict = {}
+    fixed = [c for c in cells if c.get("max_tokens")]
+    cells = [c for c in cells if not c.get("max_tokens")]  # the targets are wall-clock budgets
+    for c in fixed:  # a token budget's setting against the default's, on the same tokens
+        tag = c["setting"].replace(" ", "_")
+        if c["accuracy"] is not None:
+            out[f"{c['corpus']}_{tag}_acc_{c['budget']}"] = round(c["accuracy"], 4)
 
     def get(corpus, name, budget):
         return next(
@@ -496,7 +568,11 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-ttq"), help="scratch folder (cells resume)")
     ap.add_argument("--corpora", default=None, help="comma list of: demo, spdx")
     ap.add_argument("--settings", default=None, help=f"comma list of: {', '.join(SETTINGS)}")
-    ap.add_argument("--budgets", default=None, help="comma list of durations (default 1m,3m,10m)")
+    ap.add_argument(
+        "--budgets",
+        default=None,
+        help="comma list of durations or token counts (default 1m,3m,10m; e.g. 1.4Mtok)",
+    )
     ap.add_argument(
         "--report", action="store_true", help="table, plot and RESULT of the stored cells; trains nothing"
     )
@@ -517,7 +593,9 @@ def main() -> None:
         raise SystemExit("--machine only names whose cells --report reads; a run measures this machine")
     cells_dir = Path(a.cells) if a.cells else work / "cells" if a.quick else CELLS / (a.machine or machine)
     corpora = a.corpora.split(",") if a.corpora else list(plan)
-    budgets = a.budgets.split(",") if a.budgets else (["20s"] if a.quick else BUDGETS)
+    budgets = (
+        [check_budget(b) for b in a.budgets.split(",")] if a.budgets else (["20s"] if a.quick else BUDGETS)
+    )
     for c in corpora:
         if c not in ("demo", "spdx"):
             raise SystemExit(f"unknown corpus '{c}'; use demo, spdx")
@@ -534,7 +612,7 @@ def main() -> None:
         names = a.settings.split(",") if a.settings else plan.get(corpus, FULL[corpus])
         for name in names:
             extra = [] if (a.quick or a.budgets) else EXTRA_BUDGETS.get(name, [])
-            for budget in sorted(budgets + extra, key=seconds):
+            for budget in sorted(budgets + extra, key=budget_order):
                 c = run_cell(work, cells_dir, corpus, data, name, budget, 3000 if a.quick else 10000, machine)
                 cells.append(c)
                 acc = _pct(c["accuracy"]) if c["accuracy"] is not None else f"ppl {c['perplexity']:.2f}"
@@ -543,7 +621,9 @@ def main() -> None:
         stored = [json.loads(p.read_text()) for p in sorted(cells_dir.glob("*--*--*.json"))]
         wanted = a.settings.split(",") if a.settings else list(SETTINGS)
         cells = [c for c in stored if c["corpus"] in corpora and c["setting"] in wanted]
-        cells.sort(key=lambda c: (corpora.index(c["corpus"]), wanted.index(c["setting"]), c["minutes"]))
+        cells.sort(
+            key=lambda c: (corpora.index(c["corpus"]), wanted.index(c["setting"]), budget_order(c["budget"]))
+        )
     if not cells:
         raise SystemExit(f"no cells stored in {_shown(cells_dir)} for {','.join(corpora)}")
     text = table(cells)

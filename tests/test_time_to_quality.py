@@ -1,0 +1,75 @@
+"""benchmarks/time_to_quality.py: token budgets (the same tokens for every setting, whatever the speed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import time_to_quality as ttq  # noqa: E402
+
+
+def test_token_budgets_parse_and_durations_are_not_tokens():
+    assert ttq.budget_tokens("1.4Mtok") == 1_400_000
+    assert ttq.budget_tokens("700ktok") == 700_000
+    assert ttq.budget_tokens("50000tok") == 50_000
+    assert ttq.budget_tokens("3m") is None and ttq.budget_tokens("1.4M") is None
+    assert sorted(["1.4Mtok", "10m", "700ktok", "1m"], key=ttq.budget_order) == [
+        "1m",
+        "10m",
+        "700ktok",
+        "1.4Mtok",
+    ]
+
+
+def test_a_budget_that_is_neither_names_the_flag():
+    with pytest.raises(SystemExit, match="--budgets: '3 min' is neither"):
+        ttq.check_budget("3 min")
+    assert ttq.check_budget("90s") == "90s" and ttq.check_budget("1.4Mtok") == "1.4Mtok"
+
+
+def _train_cmd(monkeypatch, budget: str, setting: dict) -> list[str]:
+    seen = []
+    monkeypatch.setattr(ttq, "_run", lambda cmd: seen.append(cmd) or "")
+    data = {"corpus": Path("c"), "tokenizer": Path("t"), "probes": Path("p")}
+    ttq.train_cell(data, setting, budget, Path("runs") / "x")
+    return seen[0]
+
+
+def test_a_token_budget_trains_exactly_those_tokens_with_the_clock_only_as_a_cap(monkeypatch):
+    cmd = _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["modernbert-mini"])
+    assert cmd[cmd.index("--max-tokens") + 1] == "1400000"
+    assert cmd[cmd.index("--budget") + 1] == ttq.TOKEN_CAP
+    cmd = _train_cmd(monkeypatch, "3m", ttq.SETTINGS["modernbert-mini"])
+    assert "--max-tokens" not in cmd and cmd[cmd.index("--budget") + 1] == "3m"
+    with pytest.raises(SystemExit, match="Trainer"):
+        _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["trainer modernbert-mini"])
+
+
+def _cell(setting: str, budget: str, acc: float, minutes: float) -> dict:
+    return {"corpus": "demo", "setting": setting, "budget": budget, "minutes": minutes, "accuracy": acc,
+            "max_tokens": ttq.budget_tokens(budget), "probe_top5": 0.5, "probe_top1": 0.4, "objective": "mlm",
+            "perplexity": None, "ngram_perplexity": None, "tokens": 1000, "tokens_per_s": 10.0}  # fmt: skip
+
+
+def test_token_cells_stay_out_of_the_wall_clock_targets_and_are_drawn_as_bars(tmp_path):
+    cells = [
+        _cell("modernbert-mini", "3m", 0.46, 3.0),
+        _cell("modernbert-mini", "1.4Mtok", 0.56, 5.5),  # more minutes than the 3m cell: not the target
+        _cell("modernbert-mini wwm", "1.4Mtok", 0.52, 5.6),
+    ]
+    res = ttq.summary(cells)
+    assert res["demo_acc_3m"] == 0.46 and res["demo_probe_top5_3m"] == 0.5
+    assert (
+        res["demo_modernbert-mini_acc_1.4Mtok"] == 0.56
+        and res["demo_modernbert-mini_wwm_acc_1.4Mtok"] == 0.52
+    )
+    only_tokens = ttq.summary(cells[1:])
+    assert not any(k.startswith("demo_acc_") for k in only_tokens)  # no wall-clock target from token cells
+    ttq.plot(cells, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    assert "| 1.4Mtok |" in ttq.table(cells)
+    json.dumps(res)
