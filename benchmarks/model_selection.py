@@ -150,8 +150,8 @@ OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = {"demo": 150.0, "spdx": 330.0}, 40.0, 60
 # curve run gone with an earlier session is pretrained again first: PRETRAIN_AGAIN_S beyond its budget
 # (start-up, save, evaluate), counted in every estimate (conservative)
 MINILM_SPDX_S = 9300.0
-FINETUNE_S = {"demo": 390.0, "spdx": MINILM_SPDX_S / 3.0}
 FINETUNE_FACTOR = {"minilm-continued": 3.0}
+FINETUNE_S = {"demo": 390.0, "spdx": MINILM_SPDX_S / FINETUNE_FACTOR["minilm-continued"]}
 PRETRAIN_AGAIN_S = {"demo": 60.0, "spdx": 120.0}
 SETUP_S = {"demo": 40.0, "spdx": 60.0}
 # validation interval of every pretrain step: what `domainlm pretrain` does by default, so train.keep_best
@@ -520,8 +520,14 @@ def bits_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     """A curve cell's pretrain and evaluate steps only (held-out bits per character, no downstream or
     latency): ``--validate --truth-here``'s measurement of a held-out corpus on this machine."""
     run_dir = work / "validate-runs" / c.key
-    train, ev_step, fields = pretrain_evaluate(c, data, run_dir, quick)
+    fields = pretrained(c, data, run_dir, quick)
     shutil.rmtree(run_dir, ignore_errors=True)
+    return fields
+
+
+def pretrained(c: Cell, data: dict, run_dir: Path, quick: bool) -> dict:
+    """`pretrain_evaluate` of ``c`` into ``run_dir``: its fields, with the two steps' cost."""
+    train, ev_step, fields = pretrain_evaluate(c, data, run_dir, quick)
     return fields | {
         "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict()},
         "cpu_s": round(train.cpu_s + ev_step.cpu_s, 1),
@@ -558,13 +564,9 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
 def pretrain_again(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     """The curve cell of fine-tuning cell ``c`` pretrained and evaluated again into its run folder: the
     fields a curve cell stores for them, with the wall and CPU seconds it took (the study's cost)."""
-    curve, t0 = Cell(c.corpus, c.family, c.budget), time.perf_counter()
-    train, ev_step, fields = pretrain_evaluate(curve, data, run_dir_of(c, work), quick)
-    return fields | {
-        "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict()},
-        "cpu_s": round(train.cpu_s + ev_step.cpu_s, 1),
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
+    t0 = time.perf_counter()
+    fields = pretrained(Cell(c.corpus, c.family, c.budget), data, run_dir_of(c, work), quick)
+    return fields | {"wall_s": round(time.perf_counter() - t0, 1)}
 
 
 def measure(c: Cell, data: dict, work: Path, quick: bool) -> dict:

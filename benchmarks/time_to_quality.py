@@ -526,7 +526,7 @@ def summary(cells: list[dict]) -> dict:
     out: dict = {}
     fixed = [c for c in cells if c.get("max_tokens")]
     cells = [c for c in cells if not c.get("max_tokens")]  # the targets are wall-clock budgets
-    for c in fixed:  # a token budget's setting against the default's, on the same tokens
+    for c in fixed:  # each setting's accuracy at a token budget (compare them on the same tokens)
         tag = c["setting"].replace(" ", "_")
         if c["accuracy"] is not None:
             out[f"{c['corpus']}_{tag}_acc_{c['budget']}"] = round(c["accuracy"], 4)
