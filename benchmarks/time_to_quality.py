@@ -101,6 +101,13 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.adam_beta2=0.95"],
     },
+    # weight decay 0.1 (GPT-3, Brown et al. 2020; Llama, Touvron et al. 2023) against the default 0.01
+    # (BERT, RoBERTa): a budget of ~20 passes over a small corpus may want the stronger regulariser
+    "modernbert-mini wd0.1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.weight_decay=0.1"],
+    },
     "modernbert-mini dropout0.1": {
         "preset": "modernbert-mini",
         "objective": "mlm",
