@@ -129,6 +129,18 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.batch_size=4"],
     },
+    # a second seed (initialisation and training masks; the evaluation's masks stay fixed), to see how
+    # much of a lever's difference the seed alone makes
+    "modernbert-mini seed1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.seed=1"],
+    },
+    "modernbert-mini batch4 seed1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=4", "train.seed=1"],
+    },
     "modernbert-mini batch8 mask15": {
         "preset": "modernbert-mini",
         "objective": "mlm",
