@@ -251,6 +251,32 @@ def test_cli_methods_flag_prints_the_leaderboard(tiny_encoder, data, tmp_path, c
     assert e.value.code == 2 and "tfidf+svm" in capsys.readouterr().err
 
 
+def test_cli_leaderboard_only_ranks_the_methods_and_leaves_the_model_folder_alone(
+    tiny_encoder, data, tmp_path
+):
+    from click.testing import CliRunner
+
+    from domainlm.cli import app
+
+    out = tmp_path / "o"
+    earlier = out / "model" / "domainlm_method.json"  # a model an earlier run shipped
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text('{"method": "earlier"}')
+    args = ["finetune", str(tiny_encoder), str(data), "--methods", "tfidf+svm,tfidf+lr", "--folds", "2"]
+    r = CliRunner().invoke(app, [*args, "-o", str(out), "--leaderboard-only"])
+    assert r.exit_code == 0, r.output
+    assert "no model refit or saved (--leaderboard-only)" in r.output and "shipped" not in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {row["method"] for row in metrics["leaderboard"]} == {"tfidf+svm", "tfidf+lr"}
+    assert metrics["winner"] in {"tfidf+svm", "tfidf+lr"} and metrics["shipped"] is None
+    assert sorted(p.name for p in (out / "model").iterdir()) == ["domainlm_method.json"]
+    assert earlier.read_text() == '{"method": "earlier"}'
+    # the default still ships the winner there
+    r = CliRunner().invoke(app, [*args, "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "shipped: " in r.output and earlier.read_text() != '{"method": "earlier"}'
+
+
 # ----------------------------------------------------------------------------------------------------
 # windows pooled per document; TensorBoard
 

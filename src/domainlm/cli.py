@@ -210,6 +210,7 @@ SPECS: dict[str, Spec] = {
             Flag("budget"),
             Flag("output", "-o"),
             Flag("methods"),
+            Flag("save_model", off="--leaderboard-only"),
         ),
         FinetuneConfig,
         FinetuneOptions,
@@ -707,10 +708,13 @@ def finetune(model: str, data: str, kw: dict) -> None:
     out.print(t)
     if res.best_config:
         out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
-    out.print(f"winner: {res.winner}; shipped: {res.shipped}")
-    hf = (res.model_dir / "config.json").is_file()
-    how = "transformers.pipeline('text-classification', model=...)" if hf else "domainlm serve / export"
-    out.print(f"model: {res.model_dir}  (loads with {how})")
+    if kw["save_model"]:
+        out.print(f"winner: {res.winner}; shipped: {res.shipped}")
+        hf = (res.model_dir / "config.json").is_file()
+        how = "transformers.pipeline('text-classification', model=...)" if hf else "domainlm serve / export"
+        out.print(f"model: {res.model_dir}  (loads with {how})")
+    else:
+        out.print(f"winner: {res.winner}; no model refit or saved (--leaderboard-only)")
     out.print(
         f"report: {res.output / 'metrics.json'}, {res.output / 'leaderboard.png'}, {res.output / 'errors.jsonl'}, "
         f"{res.output / 'confusion.png'}"

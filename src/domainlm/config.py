@@ -480,6 +480,11 @@ class FinetuneOptions(Section):
     output: str | None = Field(
         None, description="output folder (default: RUN/classifier, or DATA's folder/classifier)"
     )
+    save_model: bool = Field(
+        True,
+        description="refit the winner on every document and save it to OUT/model; --leaderboard-only "
+        "stops after the leaderboard and its reports (OUT/model, if any, is left as it was)",
+    )
 
 
 class RecommendConfig(Section):

@@ -2,7 +2,7 @@
 
     domainlm finetune RUN_OR_MODEL DATA --text-field text --label-field label [--multi-label]
                       [--methods auto|tfidf+svm,frozen-mean,...] --mode head|full --folds 5
-                      --search 20 --budget 10m -o OUT
+                      --search 20 --budget 10m -o OUT [--leaderboard-only]
 
 DATA is CSV, JSONL or Parquet. RUN_OR_MODEL is a run folder (its ``model/`` is used) or any local Hugging
 Face model folder: the encoder of the neural methods. Splits are by document (exact duplicate texts stay
@@ -11,7 +11,8 @@ in one fold), stratified, fixed by the seed (``domainlm.classify.data``).
 - ``--methods auto|LIST``: every method (``domainlm.classify.methods.METHODS``) runs on the same folds;
   the leaderboard (``domainlm.classify.leaderboard``, its docstring states the winner rule) is printed,
   written to ``metrics.json`` and plotted to ``leaderboard.png``; the winner is refit on every document
-  and saved to ``OUT/model``.
+  and saved to ``OUT/model`` (not with ``--leaderboard-only``: the comparison without its last, whole-data
+  fit, which costs about a fold's training more).
 - without ``--methods``: fine-tuning in ``--mode`` beside TF-IDF + LR and TF-IDF + linear SVM (as
   before); the fine-tuned model is refit on every document and saved, whatever wins.
 
@@ -151,6 +152,8 @@ def finetune(
         rows if cfg.methods is not None else [next(r for r in rows if r["method"] == m.name) for m in chosen]
     )
     report = _report(ds, cfg, model_dir, splits, chosen, runs, table, winner, ship, bf16)
+    if not save_model:  # --leaderboard-only: the out-of-fold reports are still the would-be shipped method's
+        report["shipped"] = None
     _write_diagnostics(ds, y, runs[ship], cfg, out)
     (out / "metrics.json").write_text(json.dumps(report, indent=2))
     lb.plot(rows, out / "leaderboard.png", f"{len(splits)}-fold leaderboard, {len(ds.texts)} documents")
