@@ -232,6 +232,12 @@ def test_recommend_says_classical_when_tfidf_is_within_noise(corpus_dir, bert_to
     ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.50}, tfidf=0.70)
     rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="classify", labelled=labelled)
     assert rec.classical == "tfidf+svm" and "is ahead of" in " ".join(rec.reasons)
+    assert "For search or embeddings" not in " ".join(rec.reasons)  # classify: the verdict is the task's
+    # --task encoder (classification or search): the verdict is said to be classification's
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder")
+    text = " ".join(rec.reasons)
+    assert rec.classical == "tfidf+svm" and "for classification, a classical classifier is the better buy" in text
+    assert "For search or embeddings the study has no classical measurement" in text
 
 
 def test_without_evidence_every_reason_is_marked_a_rule_of_thumb(corpus_dir, bert_tokenizer, tmp_path):

@@ -376,6 +376,11 @@ def _classical_reason(look: evmod.Lookup, best: evmod.Entry, task: str, labelled
             "measures it against the neural methods on your own folds and ships the winner; pretraining "
             "may not be worth its time"
         )
+        if task == "encoder":  # the study judges encoders by classification; a search index has no TF-IDF row
+            then = (
+                f"for classification, {then}. For search or embeddings the study has no classical "
+                "measurement: the encoder is the choice there"
+            )
     return (
         f"classical: {_fmt(cl, look)} {how} the best neural family ({_fmt(best, look)}): {then}. "
         f"The run config trains {best.family}, the best neural family, should you want one"
