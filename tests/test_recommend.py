@@ -236,7 +236,10 @@ def test_recommend_says_classical_when_tfidf_is_within_noise(corpus_dir, bert_to
     # --task encoder (classification or search): the verdict is said to be classification's
     rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder")
     text = " ".join(rec.reasons)
-    assert rec.classical == "tfidf+svm" and "for classification, a classical classifier is the better buy" in text
+    assert (
+        rec.classical == "tfidf+svm"
+        and "for classification, a classical classifier is the better buy" in text
+    )
     assert "For search or embeddings the study has no classical measurement" in text
 
 
