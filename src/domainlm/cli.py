@@ -708,7 +708,7 @@ def finetune(model: str, data: str, kw: dict) -> None:
     out.print(t)
     if res.best_config:
         out.print(f"best configuration: {res.best_config} -> {res.output / 'best_config.json'}")
-    if kw["save_model"]:
+    if res.shipped:
         out.print(f"winner: {res.winner}; shipped: {res.shipped}")
         hf = (res.model_dir / "config.json").is_file()
         how = "transformers.pipeline('text-classification', model=...)" if hf else "domainlm serve / export"

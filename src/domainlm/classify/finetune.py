@@ -59,7 +59,7 @@ class FinetuneResult:
     best_config: dict | None = None
     per_fold: dict = field(default_factory=dict)
     winner: str = ""
-    shipped: str = ""
+    shipped: str | None = ""  # None with save_model=False (--leaderboard-only): nothing was saved
 
 
 def resolve_model_dir(model: str | Path) -> Path:
@@ -166,8 +166,9 @@ def finetune(
 
         write_classifier_card(out / "model", report)
     per_fold = {name: r.per_fold for name, r in runs.items()}
+    shipped = report["shipped"]
     return FinetuneResult(
-        out, out / "model", table, len(splits), report["config"], best_config, per_fold, winner, ship
+        out, out / "model", table, len(splits), report["config"], best_config, per_fold, winner, shipped
     )
 
 
