@@ -48,6 +48,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -161,6 +162,39 @@ SETTINGS: dict[str, dict] = {
         "objective": "mlm",
         "sets": ["train.batch_size=32"],
     },
+    # speed.compile: the encoder's layers compiled (regional compilation). "compile" cells start from a
+    # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
+    # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)
+    "modernbert-mini compile": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["speed.compile=true"],
+        "compile_cache": "warm",
+    },
+    "modernbert-mini compile cold": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["speed.compile=true"],
+        "compile_cache": "cold",
+    },
+    "modernbert-mini compile seed1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["speed.compile=true", "train.seed=1"],
+        "compile_cache": "warm",
+    },
+    "modernbert-mini batch4 compile": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=4", "speed.compile=true"],
+        "compile_cache": "warm",
+    },
+    "modernbert-mini batch4 compile seed1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["train.batch_size=4", "speed.compile=true", "train.seed=1"],
+        "compile_cache": "warm",
+    },
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
     # train.keep_best at work: validation every 15 s, model/ from the lowest held-out loss
@@ -234,8 +268,8 @@ def setup_corpus(name: str, work: Path) -> dict:
 # one cell: train in a child process, evaluate in another
 
 
-def _run(cmd: list[str]) -> str:
-    p = subprocess.run(cmd, env=_cells.child_env(THREADS), capture_output=True, text=True)
+def _run(cmd: list[str], env: dict | None = None) -> str:
+    p = subprocess.run(cmd, env=_cells.child_env(THREADS) | (env or {}), capture_output=True, text=True)
     if p.returncode != 0:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-6000:])
         raise SystemExit(f"failed: {' '.join(cmd[:6])} ...")
@@ -258,7 +292,23 @@ def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
     cmd += ["--runs-dir", str(run_dir.parent), "--resume", "never"]
     for s in sets:
         cmd += ["--set", s]
-    _run(cmd)
+    _run(cmd, compile_cache(setting, run_dir, cmd))
+
+
+def compile_cache(setting: dict, run_dir: Path, cmd: list[str]) -> dict:
+    """The environment of a compiled cell: its own inductor/Triton cache, emptied ("cold"), or warmed
+    by an untimed 3-step run of the same command ("warm"). {} for an eager cell."""
+    state = setting.get("compile_cache")
+    if state is None:
+        return {}
+    cache = run_dir.parent.parent / "compile-cache" / run_dir.name
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
+    if state == "warm":
+        warm = run_dir.with_name(run_dir.name + "-warmup")
+        _run([*cmd[: cmd.index("--name")], "--max-steps", "3", "--name", warm.name,
+              *cmd[cmd.index("--name") + 2 :]], env)  # fmt: skip
+    return env
 
 
 def evaluate_cell(data: dict, setting: dict, run_dir: Path, ngram_file: Path, ngram_tokens: int) -> dict:
@@ -303,6 +353,7 @@ def run_cell(
         "preset": setting["preset"],
         "objective": setting["objective"],
         "sets": setting["sets"],
+        "compile_cache": setting.get("compile_cache"),
         "budget": budget,
         # a token budget's cell: the minutes it took (its place on no minute line; budget_tokens says so)
         "minutes": seconds(budget) / 60 if budget_tokens(budget) is None else summary["train_seconds"] / 60,
