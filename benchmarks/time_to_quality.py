@@ -183,6 +183,18 @@ SETTINGS: dict[str, dict] = {
         "sets": ["speed.compile=true", "train.seed=1"],
         "compile_cache": "warm",
     },
+    "modernbert-mini compile seed2": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["speed.compile=true", "train.seed=2"],
+        "compile_cache": "warm",
+    },
+    "modernbert-mini compile seed3": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "sets": ["speed.compile=true", "train.seed=3"],
+        "compile_cache": "warm",
+    },
     "modernbert-mini batch4 compile": {
         "preset": "modernbert-mini",
         "objective": "mlm",
@@ -296,11 +308,10 @@ def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
 
 
 def compile_cache(setting: dict, run_dir: Path, cmd: list[str]) -> dict:
-    """The environment of a compiled cell: its own inductor/Triton cache, emptied ("cold"), or warmed
-    by an untimed 3-step run of the same command ("warm"). {} for an eager cell."""
-    state = setting.get("compile_cache")
-    if state is None:
-        return {}
+    """The environment of a cell: its own torch compile cache, empty ("cold", unless the setting says
+    otherwise: a run that compiles, as speed.compile=auto does at 5 minutes or more, pays its compile as
+    a machine's first run would), or warmed by an untimed 3-step run of the same command ("warm")."""
+    state = setting.get("compile_cache", "cold")
     cache = run_dir.parent.parent / "compile-cache" / run_dir.name
     shutil.rmtree(cache, ignore_errors=True)
     env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
@@ -353,7 +364,7 @@ def run_cell(
         "preset": setting["preset"],
         "objective": setting["objective"],
         "sets": setting["sets"],
-        "compile_cache": setting.get("compile_cache"),
+        "compile_cache": setting.get("compile_cache", "cold"),
         "budget": budget,
         # a token budget's cell: the minutes it took (its place on no minute line; budget_tokens says so)
         "minutes": seconds(budget) / 60 if budget_tokens(budget) is None else summary["train_seconds"] / 60,

@@ -31,12 +31,34 @@ def test_a_budget_that_is_neither_names_the_flag():
     assert ttq.check_budget("90s") == "90s" and ttq.check_budget("1.4Mtok") == "1.4Mtok"
 
 
-def _train_cmd(monkeypatch, budget: str, setting: dict) -> list[str]:
+def _train_cmds(monkeypatch, budget: str, setting: dict, runs: Path = Path("runs")) -> list[tuple]:
     seen = []
-    monkeypatch.setattr(ttq, "_run", lambda cmd: seen.append(cmd) or "")
+    monkeypatch.setattr(ttq, "_run", lambda cmd, env=None: seen.append((cmd, env)) or "")
     data = {"corpus": Path("c"), "tokenizer": Path("t"), "probes": Path("p")}
-    ttq.train_cell(data, setting, budget, Path("runs") / "x")
-    return seen[0]
+    ttq.train_cell(data, setting, budget, runs / "x")
+    return seen
+
+
+def _train_cmd(monkeypatch, budget: str, setting: dict) -> list[str]:
+    return _train_cmds(monkeypatch, budget, setting)[-1][0]
+
+
+def test_every_cell_compiles_into_its_own_cache_cold_unless_warmed_by_an_untimed_run(monkeypatch, tmp_path):
+    stale = tmp_path / "compile-cache" / "x" / "inductor" / "old-kernel"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("from an earlier cell")
+    (cold,) = _train_cmds(monkeypatch, "2m", ttq.SETTINGS["modernbert-mini"], tmp_path / "runs")
+    assert cold[1]["TORCHINDUCTOR_CACHE_DIR"] == str(stale.parent)
+    assert not stale.exists()  # emptied: the default's compile (auto, 5 minutes or more) is a first run's
+
+    warmup, timed = _train_cmds(monkeypatch, "2m", ttq.SETTINGS["modernbert-mini compile"], tmp_path / "runs")
+    assert warmup[1] == timed[1] == cold[1]  # the same cache: the timed run reads what the warm-up wrote
+    assert warmup[0][warmup[0].index("--max-steps") + 1] == "3" and "--max-steps" not in timed[0]
+    assert (
+        warmup[0][warmup[0].index("--name") + 1] == "x-warmup"
+        and timed[0][timed[0].index("--name") + 1] == "x"
+    )
+    assert "speed.compile=true" in warmup[0] and "speed.compile=true" in timed[0]
 
 
 def test_a_token_budget_trains_exactly_those_tokens_with_the_clock_only_as_a_cap(monkeypatch):

@@ -206,13 +206,17 @@ class SpeedConfig(Section):
     )
     sparse_prediction: bool = Field(True, description="MLM vocabulary projection on masked tokens only")
     attention: Literal["eager", "sdpa"] = Field("eager", description="attention implementation")
-    compile: bool = Field(False, description="torch.compile the model")
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="torch.compile the model's layers; auto = on where the compile pays for itself: one "
+        "CPU process stopped by a wall-clock budget of 5 minutes or more (no max_steps / max_tokens)",
+    )
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
 
-    @field_validator("bf16", mode="before")
+    @field_validator("bf16", "compile", mode="before")
     @classmethod
     def _yaml_booleans(cls, v: Any) -> Any:
-        # YAML reads `--set speed.bf16=off` as False and `on` as True
+        # YAML reads `--set speed.bf16=off` as False and `on` as True (and `compile=true` means on)
         return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 

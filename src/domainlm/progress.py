@@ -39,7 +39,8 @@ class RichReporter:
     def _pretrain_bar(self, info: dict) -> Progress:
         self.console.print(
             f"model: {info['family']} {info['objective']}, {info['params'] / 1e6:.1f}M parameters; "
-            f"bf16 {'on' if info['bf16'] else 'off'}; {info['threads']} threads; "
+            f"bf16 {'on' if info['bf16'] else 'off'}; {'compiled; ' if info.get('compiled') else ''}"
+            f"{info['threads']} threads; "
             f"{info['tokens_per_step']:,} tokens/step; budget {info['budget_s']:.0f} s"
         )
         bar = Progress(

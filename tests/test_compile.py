@@ -1,0 +1,124 @@
+"""`speed.compile`: regional compilation (`pretrain.loop.compile_blocks`).
+
+The fast tests check which modules are compiled (nothing runs, so nothing compiles). The slow one trains
+a tiny ModernBERT compiled: kill -9 and resume give the uninterrupted run's losses, and its losses follow
+the eager run's.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from domainlm.config import RunConfig
+from domainlm.pretrain import presets
+from domainlm.pretrain.loop import AUTO_COMPILE_S, compile_blocks, compile_wanted, pretrain
+from tests.conftest import kill_after_checkpoint
+
+TINY = {"num_hidden_layers": 3, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 48}
+
+
+def _compiled(m: torch.nn.Module) -> bool:
+    return m._compiled_call_impl is not None
+
+
+def test_each_encoder_layer_is_compiled_in_place_and_the_rest_stays_eager():
+    specials = {"pad": 0, "cls": 1, "sep": 2, "mask": 3, "bos": None, "eos": None}
+    model = presets.build("modernbert-mini", "mlm", 120, 64, specials, overrides=TINY).model
+    names = list(model.state_dict())
+
+    assert compile_blocks(model) is model
+    layers = list(model.model.layers)
+    assert len(layers) == 3 and all(_compiled(layer) for layer in layers)
+    inside = {id(m) for layer in layers for m in layer.modules()}
+    eager = [m for m in model.modules() if id(m) not in inside]
+    assert eager and not any(_compiled(m) for m in eager)  # embeddings, final norm, head, decoder
+    assert list(model.state_dict()) == names  # checkpoints and the saved model keep their names
+
+
+def test_a_list_inside_a_block_is_compiled_with_its_block():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parts = torch.nn.ModuleList([torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)])
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ModuleList([Block(), Block()]))
+    compile_blocks(model)
+    blocks = list(model[1])
+    assert all(_compiled(b) for b in blocks)
+    assert not any(_compiled(p) for b in blocks for p in b.parts)
+    assert not _compiled(model[0])
+
+
+def test_a_model_without_repeated_blocks_is_compiled_whole():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    out = compile_blocks(model)
+    assert out is not model and out._orig_mod is model  # torch.compile's wrapper
+
+
+CPU, GPU = SimpleNamespace(type="cpu"), SimpleNamespace(type="cuda")
+
+
+@pytest.mark.parametrize(
+    "speed, train, world, device, want",
+    [
+        ({}, {"budget": "5m"}, 1, CPU, True),  # the default is auto
+        ({}, {"budget": "30m"}, 1, CPU, True),
+        ({}, {"budget": "4m59s"}, 1, CPU, False),  # too short to pay for a cold compile
+        ({}, {"budget": "3m"}, 1, CPU, False),  # the demo
+        ({}, {"budget": "30m", "max_steps": 10}, 1, CPU, False),  # a step count stops it: tests, probes
+        ({}, {"budget": "30m", "max_tokens": 10_000}, 1, CPU, False),
+        ({}, {"budget": "30m"}, 2, CPU, False),  # torchrun: not measured, left eager
+        ({}, {"budget": "30m"}, 1, GPU, False),
+        ({"compile": True}, {"budget": "1m", "max_steps": 10}, 2, GPU, True),  # YAML's true is on
+        ({"compile": "off"}, {"budget": "1h"}, 1, CPU, False),
+    ],
+)
+def test_speed_compile_resolves_auto_from_the_config_alone(speed, train, world, device, want):
+    cfg = RunConfig(speed=speed, train=train)
+    assert compile_wanted(cfg, SimpleNamespace(world=world, device=device)) is want
+    assert AUTO_COMPILE_S == 300.0
+
+
+@pytest.mark.slow  # compiles a tiny model in three processes: ~1-2 minutes on a 2-core machine
+def test_a_compiled_run_resumes_exactly_and_follows_the_eager_run(corpus_dir, bert_tokenizer, tmp_path):
+    sets = [
+        "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}",
+        "speed.threads=1",
+        "speed.bf16=off",
+        "train.eval_batches=1",
+        "train.log_every=1",
+        "train.checkpoint_every=0s",
+        "train.keep_checkpoints=20",
+    ]
+    kw = dict(
+        corpus=str(corpus_dir),
+        tokenizer=str(bert_tokenizer),
+        preset="modernbert-mini",
+        objective="mlm",
+        budget="10m",
+        max_steps=8,
+        runs_dir=str(tmp_path),
+        seq_len=32,
+        batch_size=4,
+        lr=3e-3,
+        overrides=[*sets, "speed.compile=true"],
+    )
+    ref = pretrain(**kw, name="ref")
+    kill_after_checkpoint(kw, "cut", 3)
+    resumed = pretrain(**kw, name="cut", resume="must")
+    eager = pretrain(**(kw | {"overrides": sets}), name="eager")
+
+    def losses(run):
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+    a, b, e = losses(ref.run_dir), losses(resumed.run_dir), losses(eager.run_dir)
+    assert sorted(a) == sorted(b) == sorted(e) == list(range(1, 9))
+    for step in a:
+        assert b[step] == a[step], step  # compiled kernels: bitwise the same after the resume
+        assert a[step] == pytest.approx(e[step], rel=1e-3), step  # fused kernels round differently
+    assert resumed.validation["loss"] == ref.validation["loss"]
