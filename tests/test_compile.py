@@ -122,3 +122,44 @@ def test_a_compiled_run_resumes_exactly_and_follows_the_eager_run(corpus_dir, be
         assert b[step] == a[step], step  # compiled kernels: bitwise the same after the resume
         assert a[step] == pytest.approx(e[step], rel=1e-3), step  # fused kernels round differently
     assert resumed.validation["loss"] == ref.validation["loss"]
+
+
+def test_the_compile_in_the_first_step_is_setup_and_leaves_the_warm_up_to_the_steps(
+    corpus_dir, bert_tokenizer, tmp_path, monkeypatch
+):
+    """A cold compile takes ~30 s of the first step. Counted by the schedule's clock, it would pass the
+    whole warm-up before the second step. Here a 3 s sleep stands in for it (nothing is compiled)."""
+    import time as time_mod
+
+    from domainlm.pretrain import loop
+
+    first = []
+
+    def slow_first_step(run, state, lr, real=loop.train_step):
+        if not first:
+            first.append(lr)
+            time_mod.sleep(3.0)
+        return real(run, state, lr)
+
+    monkeypatch.setattr(loop, "compile_blocks", lambda module: module)
+    monkeypatch.setattr(loop, "train_step", slow_first_step)
+    sets = ["speed.compile=on", "speed.threads=1", "speed.bf16=off", "train.log_every=1"]
+    sets += ["train.eval_batches=1", "train.warmup=0.2", "train.reserve_fixed_s=0"]
+    res = pretrain(
+        corpus=str(corpus_dir),
+        tokenizer=str(bert_tokenizer),
+        preset="bert-tiny",
+        objective="mlm",
+        budget="10s",
+        name="timed",
+        runs_dir=str(tmp_path),
+        seq_len=32,
+        batch_size=4,
+        lr=1e-3,
+        overrides=sets,
+    )
+    rows = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    assert res.steps > 10 and lrs[2] < 0.2e-3  # step 2 is still early in the warm-up
+    assert max(lrs.values()) > 0.9e-3  # and the warm-up does reach the peak, later
+    assert res.seconds < 11.0  # the budget paid for the first step: the run still ended at its 10 s

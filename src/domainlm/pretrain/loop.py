@@ -869,6 +869,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
         train_budget_s = first_validation(run, state, t_start)
         reporter.start(start_info(run, state))
         clock, window = Clock(state.elapsed), Window(time.perf_counter())
+        compiling = compile_wanted(cfg, dist_)  # torch.compile runs inside this process's first step
         last_eval = last_ckpt = time.perf_counter()
         with StopSignal() as stop:
             while True:
@@ -879,8 +880,14 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
                     break
                 # train step, at the learning rate of the fraction of the budget used
                 lr = lr_now(run, state, elapsed, train_budget_s)
+                t_step = time.perf_counter()
                 loss, stats = train_step(run, state, lr)
                 now = time.perf_counter()
+                if compiling:  # the compile is setup, as the model's build was: the budget pays for it,
+                    # the schedule does not (a cold compile would otherwise spend the whole warm-up)
+                    compiling, spent = False, now - t_step
+                    clock.start += spent
+                    train_budget_s = max(1.0, train_budget_s - spent)
                 state.elapsed = clock.elapsed(now)
                 # log: a row of the window's mean loss and tokens/s when due
                 progress = min(1.0, progress_of(run, state, state.elapsed, train_budget_s))
