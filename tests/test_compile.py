@@ -30,7 +30,7 @@ def test_each_encoder_layer_is_compiled_in_place_and_the_rest_stays_eager():
     model = presets.build("modernbert-mini", "mlm", 120, 64, specials, overrides=TINY).model
     names = list(model.state_dict())
 
-    assert compile_blocks(model) is model
+    assert compile_blocks(model) == (model, True)
     layers = list(model.model.layers)
     assert len(layers) == 3 and all(_compiled(layer) for layer in layers)
     inside = {id(m) for layer in layers for m in layer.modules()}
@@ -53,10 +53,12 @@ def test_a_list_inside_a_block_is_compiled_with_its_block():
     assert not _compiled(model[0])
 
 
-def test_a_model_without_repeated_blocks_is_compiled_whole():
+def test_a_model_without_repeated_blocks_is_compiled_whole_only_when_asked():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    out = compile_blocks(model)
-    assert out is not model and out._orig_mod is model  # torch.compile's wrapper
+    out, compiled = compile_blocks(model)
+    assert compiled and out is not model and out._orig_mod is model  # torch.compile's wrapper
+    # speed.compile=auto (whole=False) leaves it eager: only models with repeated layers were measured
+    assert compile_blocks(model, whole=False) == (model, False)
 
 
 CPU, GPU = SimpleNamespace(type="cpu"), SimpleNamespace(type="cuda")
@@ -141,7 +143,7 @@ def test_the_compile_in_the_first_step_is_setup_and_leaves_the_warm_up_to_the_st
             time_mod.sleep(3.0)
         return real(run, state, lr)
 
-    monkeypatch.setattr(loop, "compile_blocks", lambda module: module)
+    monkeypatch.setattr(loop, "compile_blocks", lambda module, whole: (module, True))
     monkeypatch.setattr(loop, "train_step", slow_first_step)
     sets = ["speed.compile=on", "speed.threads=1", "speed.bf16=off", "train.log_every=1"]
     sets += ["train.eval_batches=1", "train.warmup=0.2", "train.reserve_fixed_s=0"]

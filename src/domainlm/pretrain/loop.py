@@ -156,6 +156,7 @@ class Run:
     opt: Any = None
     module: Any = None  # objective.module as trained: wrapped by DDP and/or torch.compile
     ddp: Any = None  # the DDP wrapper (None alone): its no_sync() skips the all-reduce of accumulation steps
+    compiled: bool = False  # speed.compile: torch.compile runs in this process's first step
     log: MetricsLog | None = None
 
     @property
@@ -450,7 +451,8 @@ def make_optimizer(model, t):
 
 
 def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
-    """(module to train, DDP wrapper or None): the objective's module under DDP and/or torch.compile."""
+    """(module to train, DDP wrapper or None, compiled?): the objective's module under DDP and/or
+    torch.compile (speed.compile: ``on`` compiles any model; ``auto`` only one with repeated layers)."""
     import torch
 
     ddp, module = None, objective.module
@@ -458,9 +460,10 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
         device = dist_.device
         ids = [device.index] if device.type == "cuda" else None
         ddp = module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
-    if compile_wanted(cfg, dist_):
-        module = compile_blocks(module)
-    return module, ddp
+    compiled = compile_wanted(cfg, dist_)
+    if compiled:
+        module, compiled = compile_blocks(module, whole=cfg.speed.compile == "on")
+    return module, ddp, compiled
 
 
 # speed.compile=auto compiles a budget of at least this many seconds. RESULTS.md (time_to_quality,
@@ -482,8 +485,9 @@ def compile_wanted(cfg: RunConfig, dist_: Dist) -> bool:
     return single_cpu and timed_only and parse_duration(t.budget) >= AUTO_COMPILE_S
 
 
-def compile_blocks(module):
-    """torch.compile a model's repeated blocks in place (regional compilation), else the whole module.
+def compile_blocks(module, whole: bool = True) -> tuple[Any, bool]:
+    """torch.compile a model's repeated blocks in place (regional compilation), else the whole module
+    (``whole``) or nothing -> (the module to call, compiled?).
 
     A transformer is a stack of identical layers: compiling one layer's code once and reusing it for
     the others cuts the cold compile several times against compiling the whole model (PyTorch's recipe
@@ -501,11 +505,11 @@ def compile_blocks(module):
             if id(m) not in inside:
                 blocks += list(m)
                 inside |= {id(x) for b in m for x in b.modules()}
-    if not blocks:
-        return torch.compile(module)
+    if not blocks:  # the LSTM/GRU baseline: compiled whole only when asked for (speed.compile=on)
+        return (torch.compile(module), True) if whole else (module, False)
     for block in blocks:
         block.compile()
-    return module
+    return module, True
 
 
 def resume_state(cfg: RunConfig, resume: str, model, opt, dist_: Dist, reporter: Reporter) -> State:
@@ -819,7 +823,7 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
         "kept_step": kept["step"] if kept else state.step,  # train.keep_best: the step model/ holds
         "last_validation": last,  # of the last step (the checkpoint's)
         "bf16": run.bf16,
-        "compiled": compile_wanted(run.cfg, run.dist),
+        "compiled": run.compiled,
         "threads": run.threads,
         "device": str(dist_.device),
         "world_size": dist_.world,
@@ -863,13 +867,14 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
         run.opt = make_optimizer(run.model, cfg.train)
         # resume: the newest valid checkpoint's weights, optimizer state and counters (or a fresh start)
         state = resume_state(cfg, resume, run.model, run.opt, dist_, reporter)
-        run.module, run.ddp = wrap_module(run.objective, cfg, dist_)  # after the load: DDP syncs from rank 0
+        # after the load: DDP syncs from rank 0
+        run.module, run.ddp, run.compiled = wrap_module(run.objective, cfg, dist_)
         run.log = MetricsLog(cfg.run_dir, state.step, cfg.train.tensorboard, dist_.main)
         # validate before training: the step-0 row, and the time the final evaluation will need measured
         train_budget_s = first_validation(run, state, t_start)
         reporter.start(start_info(run, state))
         clock, window = Clock(state.elapsed), Window(time.perf_counter())
-        compiling = compile_wanted(cfg, dist_)  # torch.compile runs inside this process's first step
+        compiling = run.compiled  # torch.compile runs inside this process's first step
         last_eval = last_ckpt = time.perf_counter()
         with StopSignal() as stop:
             while True:
@@ -919,7 +924,7 @@ def start_info(run: Run, state: State) -> dict:
         "budget_s": parse_duration(run.cfg.train.budget),
         "params": run.n_params,
         "bf16": run.bf16,
-        "compiled": compile_wanted(run.cfg, run.dist),
+        "compiled": run.compiled,
         "threads": run.threads,
         "family": run.family,
         "objective": run.cfg.model.objective,
