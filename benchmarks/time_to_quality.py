@@ -59,159 +59,63 @@ import _cells
 ROOT = _cells.ROOT
 THREADS = 2
 
+
+def _modernbert(*sets: str, cache: str | None = None) -> dict:
+    """A modernbert-mini masked-LM setting: ``--set`` overrides on top of its recipe; ``cache="warm"``: an
+    untimed run fills its compile cache first (compile_cache)."""
+    return {"preset": "modernbert-mini", "objective": "mlm", "sets": list(sets)} | (
+        {"compile_cache": cache} if cache else {}
+    )
+
+
 # name -> how to train it: a preset and objective, and `--set` overrides on top of the preset's recipe
 SETTINGS: dict[str, dict] = {
-    "modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "sets": []},
+    "modernbert-mini": _modernbert(),
     "bert-mini@1e-3": {
         "preset": "bert-mini",
         "objective": "mlm",
         "sets": ["train.lr=1e-3", "train.warmup=0.06", "train.mlm_probability=0.15"],
     },
-    "modernbert-mini mask15": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.mlm_probability=0.15"],
-    },
-    "modernbert-mini mask30": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.mlm_probability=0.3"],
-    },
-    "modernbert-mini mask50": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.mlm_probability=0.5"],
-    },
+    "modernbert-mini mask15": _modernbert("train.mlm_probability=0.15"),
+    "modernbert-mini mask30": _modernbert("train.mlm_probability=0.3"),
+    "modernbert-mini mask50": _modernbert("train.mlm_probability=0.5"),
     # whole-word masking (Devlin et al.'s 2019 BERT-wwm release; Cui et al. 2019): every piece of a word
     # masked together, as the cloze probes mask whole words
-    "modernbert-mini wwm": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.whole_word_mask=true"],
-    },
+    "modernbert-mini wwm": _modernbert("train.whole_word_mask=true"),
     # Adam's beta2 (the default 0.98 is RoBERTa's, for batches of 8k sequences): Porian et al. 2024
     # ("Resolving Discrepancies in Compute-Optimal Scaling of Language Models") found a higher beta2
     # (0.99-0.999) matters at small batch sizes, and the recipe's batch is 8 sequences
-    "modernbert-mini beta2-0.999": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.adam_beta2=0.999"],
-    },
-    "modernbert-mini beta2-0.95": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.adam_beta2=0.95"],
-    },
+    "modernbert-mini beta2-0.999": _modernbert("train.adam_beta2=0.999"),
+    "modernbert-mini beta2-0.95": _modernbert("train.adam_beta2=0.95"),
     # weight decay 0.1 (GPT-3, Brown et al. 2020; Llama, Touvron et al. 2023) against the default 0.01
     # (BERT, RoBERTa): a budget of ~20 passes over a small corpus may want the stronger regulariser
-    "modernbert-mini wd0.1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.weight_decay=0.1"],
-    },
-    "modernbert-mini dropout0.1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["model.dropout=0.1"],
-    },
-    "modernbert-mini lr2e-3": {"preset": "modernbert-mini", "objective": "mlm", "sets": ["train.lr=2e-3"]},
-    "modernbert-mini batch16": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=16"],
-    },
-    "modernbert-mini batch8": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=8"],
-    },
-    "modernbert-mini batch4": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=4"],
-    },
+    "modernbert-mini wd0.1": _modernbert("train.weight_decay=0.1"),
+    "modernbert-mini dropout0.1": _modernbert("model.dropout=0.1"),
+    "modernbert-mini lr2e-3": _modernbert("train.lr=2e-3"),
+    "modernbert-mini batch16": _modernbert("train.batch_size=16"),
+    "modernbert-mini batch8": _modernbert("train.batch_size=8"),
+    "modernbert-mini batch4": _modernbert("train.batch_size=4"),
     # a second seed (initialisation and training masks; the evaluation's masks stay fixed), to see how
     # much of a lever's difference the seed alone makes
-    "modernbert-mini seed1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.seed=1"],
-    },
-    "modernbert-mini batch4 seed1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=4", "train.seed=1"],
-    },
-    "modernbert-mini batch8 mask15": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=8", "train.mlm_probability=0.15"],
-    },
-    "modernbert-mini batch8 lr2e-3": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=8", "train.lr=2e-3"],
-    },
-    "modernbert-mini batch8 dropout0.1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=8", "model.dropout=0.1"],
-    },
-    "modernbert-mini batch32": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=32"],
-    },
+    "modernbert-mini seed1": _modernbert("train.seed=1"),
+    "modernbert-mini batch4 seed1": _modernbert("train.batch_size=4", "train.seed=1"),
+    "modernbert-mini batch8 mask15": _modernbert("train.batch_size=8", "train.mlm_probability=0.15"),
+    "modernbert-mini batch8 lr2e-3": _modernbert("train.batch_size=8", "train.lr=2e-3"),
+    "modernbert-mini batch8 dropout0.1": _modernbert("train.batch_size=8", "model.dropout=0.1"),
+    "modernbert-mini batch32": _modernbert("train.batch_size=32"),
     # speed.compile: the encoder's layers compiled (regional compilation). "compile" cells start from a
     # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
     # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)
-    "modernbert-mini eager": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["speed.compile=off"],
-    },
-    "modernbert-mini compile": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["speed.compile=true"],
-        "compile_cache": "warm",
-    },
-    "modernbert-mini compile cold": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["speed.compile=true"],
-        "compile_cache": "cold",
-    },
-    "modernbert-mini compile seed1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["speed.compile=true", "train.seed=1"],
-        "compile_cache": "warm",
-    },
-    "modernbert-mini compile seed2": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["speed.compile=true", "train.seed=2"],
-        "compile_cache": "warm",
-    },
-    "modernbert-mini compile seed3": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["speed.compile=true", "train.seed=3"],
-        "compile_cache": "warm",
-    },
-    "modernbert-mini batch4 compile": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=4", "speed.compile=true"],
-        "compile_cache": "warm",
-    },
-    "modernbert-mini batch4 compile seed1": {
-        "preset": "modernbert-mini",
-        "objective": "mlm",
-        "sets": ["train.batch_size=4", "speed.compile=true", "train.seed=1"],
-        "compile_cache": "warm",
-    },
+    "modernbert-mini eager": _modernbert("speed.compile=off"),
+    "modernbert-mini compile": _modernbert("speed.compile=true", cache="warm"),
+    "modernbert-mini compile cold": _modernbert("speed.compile=true", cache="cold"),
+    "modernbert-mini compile seed1": _modernbert("speed.compile=true", "train.seed=1", cache="warm"),
+    "modernbert-mini compile seed2": _modernbert("speed.compile=true", "train.seed=2", cache="warm"),
+    "modernbert-mini compile seed3": _modernbert("speed.compile=true", "train.seed=3", cache="warm"),
+    "modernbert-mini batch4 compile": _modernbert("train.batch_size=4", "speed.compile=true", cache="warm"),
+    "modernbert-mini batch4 compile seed1": _modernbert(
+        "train.batch_size=4", "speed.compile=true", "train.seed=1", cache="warm"
+    ),
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
     # train.keep_best at work: validation every 15 s, model/ from the lowest held-out loss

@@ -7,7 +7,6 @@ the eager run's.
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pytest
@@ -16,7 +15,8 @@ import torch
 from domainlm.config import RunConfig
 from domainlm.pretrain import presets
 from domainlm.pretrain.loop import AUTO_COMPILE_S, compile_blocks, compile_wanted, pretrain
-from tests.conftest import kill_after_checkpoint
+from tests.conftest import kill_after_checkpoint, metric_rows
+from tests.test_modernbert import SETS as MODERNBERT_SETS  # tiny ModernBERT, one thread, fp32
 
 TINY = {"num_hidden_layers": 3, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 48}
 
@@ -85,40 +85,29 @@ def test_speed_compile_resolves_auto_from_the_config_alone(speed, train, world, 
     assert AUTO_COMPILE_S == 300.0
 
 
+def _tiny_run(corpus_dir, bert_tokenizer, tmp_path, **kw) -> dict:
+    """pretrain()'s arguments for a tiny masked-LM run: 32-token rows, batch 4, into tmp_path."""
+    base = dict(
+        corpus=str(corpus_dir), tokenizer=str(bert_tokenizer), objective="mlm", runs_dir=str(tmp_path)
+    )
+    return base | dict(seq_len=32, batch_size=4) | kw
+
+
+def _losses(run_dir) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in metric_rows(run_dir) if "loss" in r}
+
+
 @pytest.mark.slow  # compiles a tiny model in three processes: ~1-2 minutes on a 2-core machine
 def test_a_compiled_run_resumes_exactly_and_follows_the_eager_run(corpus_dir, bert_tokenizer, tmp_path):
-    sets = [
-        "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}",
-        "speed.threads=1",
-        "speed.bf16=off",
-        "train.eval_batches=1",
-        "train.log_every=1",
-        "train.checkpoint_every=0s",
-        "train.keep_checkpoints=20",
-    ]
-    kw = dict(
-        corpus=str(corpus_dir),
-        tokenizer=str(bert_tokenizer),
-        preset="modernbert-mini",
-        objective="mlm",
-        budget="10m",
-        max_steps=8,
-        runs_dir=str(tmp_path),
-        seq_len=32,
-        batch_size=4,
-        lr=3e-3,
-        overrides=[*sets, "speed.compile=true"],
-    )
+    sets = [*MODERNBERT_SETS, "train.checkpoint_every=0s", "train.keep_checkpoints=20"]
+    kw = _tiny_run(corpus_dir, bert_tokenizer, tmp_path, preset="modernbert-mini", budget="10m", max_steps=8)
+    kw |= dict(lr=3e-3, overrides=[*sets, "speed.compile=true"])
     ref = pretrain(**kw, name="ref")
     kill_after_checkpoint(kw, "cut", 3)
     resumed = pretrain(**kw, name="cut", resume="must")
     eager = pretrain(**(kw | {"overrides": sets}), name="eager")
 
-    def losses(run):
-        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-        return {r["step"]: r["loss"] for r in rows if "loss" in r}
-
-    a, b, e = losses(ref.run_dir), losses(resumed.run_dir), losses(eager.run_dir)
+    a, b, e = _losses(ref.run_dir), _losses(resumed.run_dir), _losses(eager.run_dir)
     assert sorted(a) == sorted(b) == sorted(e) == list(range(1, 9))
     for step in a:
         assert b[step] == a[step], step  # compiled kernels: bitwise the same after the resume
@@ -147,21 +136,9 @@ def test_the_compile_in_the_first_step_is_setup_and_leaves_the_warm_up_to_the_st
     monkeypatch.setattr(loop, "train_step", slow_first_step)
     sets = ["speed.compile=on", "speed.threads=1", "speed.bf16=off", "train.log_every=1"]
     sets += ["train.eval_batches=1", "train.warmup=0.2", "train.reserve_fixed_s=0"]
-    res = pretrain(
-        corpus=str(corpus_dir),
-        tokenizer=str(bert_tokenizer),
-        preset="bert-tiny",
-        objective="mlm",
-        budget="10s",
-        name="timed",
-        runs_dir=str(tmp_path),
-        seq_len=32,
-        batch_size=4,
-        lr=1e-3,
-        overrides=sets,
-    )
-    rows = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
-    lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
+    kw = _tiny_run(corpus_dir, bert_tokenizer, tmp_path, preset="bert-tiny", budget="10s", lr=1e-3)
+    res = pretrain(**kw, name="timed", overrides=sets)
+    lrs = {r["step"]: r["lr"] for r in metric_rows(res.run_dir) if "lr" in r}
     assert res.steps > 10 and lrs[2] < 0.2e-3  # step 2 is still early in the warm-up
     assert max(lrs.values()) > 0.9e-3  # and the warm-up does reach the peak, later
     assert res.seconds < 11.0  # the budget paid for the first step: the run still ended at its 10 s
