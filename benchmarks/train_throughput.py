@@ -210,6 +210,7 @@ def worker_domainlm(a) -> dict:
     sets = [
         f"speed.threads={THREADS}",
         f"speed.bf16={a.bf16}",
+        f"speed.compile={a.speed_compile or 'off'}",  # a step count: auto would be off too
         "train.eval_batches=2",
         "train.eval_every=10h",
         "train.checkpoint_every=10h",
@@ -314,6 +315,12 @@ def main() -> None:
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-train"), help="scratch folder")
     ap.add_argument("--skip-quality", action="store_true", help="throughput only")
     ap.add_argument(
+        "--compiled",
+        action="store_true",
+        help="domainlm's side with speed.compile=on (its layers compiled; the first steps, which compile, "
+        "are among those dropped); the Trainer's side as always",
+    )
+    ap.add_argument(
         "--rounds", type=int, default=0, help="interleaved rounds per side (default 2 MLM / 1 CLM)"
     )
     ap.add_argument(
@@ -333,8 +340,8 @@ def main() -> None:
     )
     ap.add_argument("--quality-preset", default="bert-small", help="architecture of the quality comparison")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    for k in ("corpus", "tokenizer", "objective", "tag", "preset", "bf16"):
-        ap.add_argument(f"--{k}", default=None, help=argparse.SUPPRESS)
+    for k in ("corpus", "tokenizer", "objective", "tag", "preset", "bf16", "speed_compile"):
+        ap.add_argument(f"--{k.replace('_', '-')}", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--eval-batches", type=int, default=0, help=argparse.SUPPRESS)
@@ -413,6 +420,7 @@ def main() -> None:
                     steps=steps[objective],
                     tag=f"tp{r}-{cases[objective][1]}",
                     bf16="auto",
+                    **({"speed_compile": "on"} if side == "domainlm" and a.compiled else {}),
                 )
                 res[side].append(out)
                 print(f"  {objective} {side} round {r}: {steady_tps(out, warm):,.0f} tokens/s", flush=True)
@@ -433,7 +441,7 @@ def main() -> None:
                     "ratio": med[side] / med["trainer"],
                 }
             )
-        ratios[f"{objective}_speedup"] = med["domainlm"] / med["trainer"]
+        ratios[f"{objective}_speedup{'_compiled' if a.compiled else ''}"] = med["domainlm"] / med["trainer"]
 
     if rows:
         print(
