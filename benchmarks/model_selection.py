@@ -367,8 +367,8 @@ def pretrain_cmd(
     cmd += ["--name", run_dir.name, "--runs-dir", str(run_dir.parent), "--resume", "never"]
     cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
     # speed.compile=off: the study's curves were measured eager, and a cell stays comparable with them
-    sets = (f"speed.threads={THREADS}", f"train.eval_every={EVAL_EVERY}", "train.checkpoint_every=1h")
-    for s in (*sets, "speed.compile=off"):
+    for s in (f"speed.threads={THREADS}", f"train.eval_every={EVAL_EVERY}", "train.checkpoint_every=1h",
+              "speed.compile=off"):  # fmt: skip
         cmd += ["--set", s]
     return cmd
 

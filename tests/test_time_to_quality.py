@@ -31,7 +31,7 @@ def test_a_budget_that_is_neither_names_the_flag():
     assert ttq.check_budget("90s") == "90s" and ttq.check_budget("1.4Mtok") == "1.4Mtok"
 
 
-def _train_cmds(monkeypatch, budget: str, setting: dict, runs: Path = Path("runs")) -> list[tuple]:
+def _train_cmds(monkeypatch, budget: str, setting: dict, runs: Path) -> list[tuple]:
     seen = []
     monkeypatch.setattr(ttq, "_run", lambda cmd, env=None: seen.append((cmd, env)) or "")
     data = {"corpus": Path("c"), "tokenizer": Path("t"), "probes": Path("p")}
@@ -39,8 +39,8 @@ def _train_cmds(monkeypatch, budget: str, setting: dict, runs: Path = Path("runs
     return seen
 
 
-def _train_cmd(monkeypatch, budget: str, setting: dict) -> list[str]:
-    return _train_cmds(monkeypatch, budget, setting)[-1][0]
+def _train_cmd(monkeypatch, budget: str, setting: dict, runs: Path) -> list[str]:
+    return _train_cmds(monkeypatch, budget, setting, runs)[-1][0]  # the cell's cache lies beside runs
 
 
 def test_every_cell_compiles_into_its_own_cache_cold_unless_warmed_by_an_untimed_run(monkeypatch, tmp_path):
@@ -61,14 +61,14 @@ def test_every_cell_compiles_into_its_own_cache_cold_unless_warmed_by_an_untimed
     assert "speed.compile=true" in warmup[0] and "speed.compile=true" in timed[0]
 
 
-def test_a_token_budget_trains_exactly_those_tokens_with_the_clock_only_as_a_cap(monkeypatch):
-    cmd = _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["modernbert-mini"])
+def test_a_token_budget_trains_exactly_those_tokens_with_the_clock_only_as_a_cap(monkeypatch, tmp_path):
+    cmd = _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["modernbert-mini"], tmp_path)
     assert cmd[cmd.index("--max-tokens") + 1] == "1400000"
     assert cmd[cmd.index("--budget") + 1] == ttq.TOKEN_CAP
-    cmd = _train_cmd(monkeypatch, "3m", ttq.SETTINGS["modernbert-mini"])
+    cmd = _train_cmd(monkeypatch, "3m", ttq.SETTINGS["modernbert-mini"], tmp_path)
     assert "--max-tokens" not in cmd and cmd[cmd.index("--budget") + 1] == "3m"
     with pytest.raises(SystemExit, match="Trainer"):
-        _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["trainer modernbert-mini"])
+        _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["trainer modernbert-mini"], tmp_path)
 
 
 def _cell(setting: str, budget: str, acc: float, minutes: float) -> dict:

@@ -208,8 +208,9 @@ class SpeedConfig(Section):
     attention: Literal["eager", "sdpa"] = Field("eager", description="attention implementation")
     compile: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="torch.compile the model's layers; auto = on where the compile pays for itself: one "
-        "CPU process stopped by a wall-clock budget of 5 minutes or more (no max_steps / max_tokens)",
+        description="torch.compile the model's layers; auto = on where the compile pays for itself: a "
+        "model with repeated layers, one CPU process, stopped by a wall-clock budget of 5 minutes or more "
+        "(no max_steps / max_tokens)",
     )
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
 

@@ -467,9 +467,9 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
 
 
 # speed.compile=auto compiles a budget of at least this many seconds. RESULTS.md (time_to_quality,
-# compile): modernbert-mini's first compiled run on a machine spends ~30 s of its budget compiling, and
-# then trains ~17% more tokens per second; at 3 minutes that is a draw with eager (58.0% against 58.3%),
-# at 10 minutes a gain. Later runs read the compile cache and pay ~1-3 s.
+# compile): modernbert-mini's first compiled run on a machine spends ~15-30 s of its budget compiling,
+# then each step is 12-22% shorter; at 2 and 3 minutes that is a draw with eager (58.0% against 58.3% at
+# 3), at 5 a gain (62.9% against 61.5%, the same session). Later runs read the compile cache: ~1-3 s.
 AUTO_COMPILE_S = 300.0
 
 
