@@ -113,6 +113,14 @@ class TrainConfig(Section):
     mlm_probability: float = Field(
         0.15, gt=0, lt=1, description="share of tokens masked (BERT, Devlin et al. 2019: 0.15)"
     )
+    mlm_probability_end: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="masking rate at the end of the budget: the rate falls linearly from mlm_probability to "
+        "it over the budget, as the learning rate decays (Ankner et al. 2023, 'Dynamic Masking Rate Schedules "
+        "for MLM Pretraining': 30% -> 15% beat a constant rate). None: constant",
+    )
     whole_word_mask: bool = Field(False, description="mask all pieces of a word together")
     seed: int = Field(0, description="seed of initialisation, masks and sampling")
     eval_every: str = Field("1m", description="wall-clock interval between validation evaluations")

@@ -157,6 +157,7 @@ class Run:
     module: Any = None  # objective.module as trained: wrapped by DDP and/or torch.compile
     ddp: Any = None  # the DDP wrapper (None alone): its no_sync() skips the all-reduce of accumulation steps
     compiled: bool = False  # speed.compile: torch.compile runs in this process's first step
+    mask_spec: Any = None  # the objective's masking; the loop sets its rate each step (train.mlm_probability_end)
     log: MetricsLog | None = None
 
     @property
@@ -569,6 +570,14 @@ def lr_now(run: Run, state: State, elapsed: float, train_budget_s: float) -> flo
     return lr_at(progress_of(run, state, elapsed, train_budget_s), t.lr, t.warmup, t.min_lr_ratio)
 
 
+def mask_rate_at(progress: float, start: float, end: float | None) -> float:
+    """The masking rate at ``progress`` in [0, 1]: ``start`` throughout, or linear from ``start`` to ``end``."""
+    if end is None:
+        return start
+    p = min(max(progress, 0.0), 1.0)
+    return start + (end - start) * p
+
+
 def stop_reason(
     run: Run, state: State, elapsed: float, train_budget_s: float, stop: StopSignal
 ) -> str | None:
@@ -862,7 +871,9 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
         run.tok, run.train_blocks, run.val_blocks = setup_data(cfg, objective_cls, resume, dist_, reporter)
         # model: from the preset or --init-from, built from the seed on the CPU, then moved to the device
         run.model, run.family = setup_model(cfg, run.tok, objective_cls, dist_.device, reporter)
-        run.objective = objective_cls(objective_setup(cfg, run.tok, run.model, run.family))
+        setup = objective_setup(cfg, run.tok, run.model, run.family)
+        run.objective = objective_cls(setup)
+        run.mask_spec = setup.mask_spec
         # optimizer: AdamW, no decay on biases and norms
         run.opt = make_optimizer(run.model, cfg.train)
         # resume: the newest valid checkpoint's weights, optimizer state and counters (or a fresh start)
@@ -885,6 +896,12 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
                     break
                 # train step, at the learning rate of the fraction of the budget used
                 lr = lr_now(run, state, elapsed, train_budget_s)
+                if run.mask_spec is not None:  # the masking rate of the same fraction (a schedule, or fixed)
+                    run.mask_spec.probability = mask_rate_at(
+                        progress_of(run, state, elapsed, train_budget_s),
+                        cfg.train.mlm_probability,
+                        cfg.train.mlm_probability_end,
+                    )
                 t_step = time.perf_counter()
                 loss, stats = train_step(run, state, lr)
                 now = time.perf_counter()
