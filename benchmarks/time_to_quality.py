@@ -91,7 +91,7 @@ SETTINGS: dict[str, dict] = {
     # (BERT, RoBERTa): a budget of ~20 passes over a small corpus may want the stronger regulariser
     "modernbert-mini wd0.1": _modernbert("train.weight_decay=0.1"),
     "modernbert-mini dropout0.1": _modernbert("model.dropout=0.1"),
-    # a masking rate that falls over the budget (Ankner et al. 2023, "Dynamic Masking Rate Schedules for MLM
+    # a masking rate that falls over the budget (Ankner et al., EACL 2024, "Dynamic Masking Rate Schedules for MLM
     # Pretraining": 30% -> 15% beat constant rates for BERT): early steps learn from many masked tokens,
     # the last ones from the evaluation's 15%
     "modernbert-mini mask40to15": _modernbert("train.mlm_probability_end=0.15"),
@@ -115,6 +115,9 @@ SETTINGS: dict[str, dict] = {
     # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
     # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)
     "modernbert-mini eager": _modernbert("speed.compile=off"),
+    # the default (speed.compile=auto) on a machine that has compiled the model before: auto compiles
+    "modernbert-mini warm": _modernbert(cache="warm"),
+    "modernbert-mini warm seed1": _modernbert("train.seed=1", cache="warm"),
     "modernbert-mini compile": _modernbert("speed.compile=true", cache="warm"),
     "modernbert-mini compile cold": _modernbert("speed.compile=true", cache="cold"),
     "modernbert-mini compile seed1": _modernbert("speed.compile=true", "train.seed=1", cache="warm"),
@@ -227,15 +230,17 @@ def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
 def compile_cache(setting: dict, run_dir: Path, cmd: list[str]) -> dict:
     """The environment of a cell: its own torch compile cache, empty ("cold", unless the setting says
     otherwise: a run that compiles, as speed.compile=auto does at 5 minutes or more, pays its compile as
-    a machine's first run would), or warmed by an untimed 3-step run of the same command ("warm")."""
+    a machine's first run would), or warmed by an untimed 3-step run of the same command, compiled
+    ("warm": any later run; auto then compiles a budget of any length)."""
     state = setting.get("compile_cache", "cold")
     cache = run_dir.parent.parent / "compile-cache" / run_dir.name
     shutil.rmtree(cache, ignore_errors=True)
     env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
     if state == "warm":
         warm = run_dir.with_name(run_dir.name + "-warmup")
+        # compile on, last: the default (auto) leaves a 3-step run eager and would warm nothing
         _run([*cmd[: cmd.index("--name")], "--max-steps", "3", "--name", warm.name,
-              *cmd[cmd.index("--name") + 2 :]], env)  # fmt: skip
+              *cmd[cmd.index("--name") + 2 :], "--set", "speed.compile=on"], env)  # fmt: skip
     return env
 
 

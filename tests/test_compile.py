@@ -65,24 +65,54 @@ CPU, GPU = SimpleNamespace(type="cpu"), SimpleNamespace(type="cuda")
 
 
 @pytest.mark.parametrize(
-    "speed, train, world, device, want",
+    "speed, train, world, device, warm, want",
     [
-        ({}, {"budget": "5m"}, 1, CPU, True),  # the default is auto
-        ({}, {"budget": "30m"}, 1, CPU, True),
-        ({}, {"budget": "4m59s"}, 1, CPU, False),  # too short to pay for a cold compile
-        ({}, {"budget": "3m"}, 1, CPU, False),  # the demo
-        ({}, {"budget": "30m", "max_steps": 10}, 1, CPU, False),  # a step count stops it: tests, probes
-        ({}, {"budget": "30m", "max_tokens": 10_000}, 1, CPU, False),
-        ({}, {"budget": "30m"}, 2, CPU, False),  # torchrun: not measured, left eager
-        ({}, {"budget": "30m"}, 1, GPU, False),
-        ({"compile": True}, {"budget": "1m", "max_steps": 10}, 2, GPU, True),  # YAML's true is on
-        ({"compile": "off"}, {"budget": "1h"}, 1, CPU, False),
+        ({}, {"budget": "5m"}, 1, CPU, False, True),  # the default is auto
+        ({}, {"budget": "30m"}, 1, CPU, False, True),
+        ({}, {"budget": "4m59s"}, 1, CPU, False, False),  # too short to pay for a cold compile
+        ({}, {"budget": "3m"}, 1, CPU, False, False),  # the demo, on a machine's first run
+        ({}, {"budget": "3m"}, 1, CPU, True, True),  # the demo again: the cache holds the model's code
+        ({}, {"budget": "30s"}, 1, CPU, True, True),
+        ({}, {"budget": "30m", "max_steps": 10}, 1, CPU, False, False),  # a step count stops it: tests
+        ({}, {"budget": "30m", "max_steps": 10}, 1, CPU, True, False),
+        ({}, {"budget": "30m", "max_tokens": 10_000}, 1, CPU, False, False),
+        ({}, {"budget": "30m"}, 2, CPU, True, False),  # torchrun: not measured, left eager
+        ({}, {"budget": "30m"}, 1, GPU, True, False),
+        ({"compile": True}, {"budget": "1m", "max_steps": 10}, 2, GPU, False, True),  # YAML's true is on
+        ({"compile": "off"}, {"budget": "1h"}, 1, CPU, True, False),
     ],
 )
-def test_speed_compile_resolves_auto_from_the_config_alone(speed, train, world, device, want):
+def test_speed_compile_resolves_auto_from_the_config_and_the_cache(speed, train, world, device, warm, want):
     cfg = RunConfig(speed=speed, train=train)
-    assert compile_wanted(cfg, SimpleNamespace(world=world, device=device)) is want
+    assert compile_wanted(cfg, SimpleNamespace(world=world, device=device), warm=warm) is want
     assert AUTO_COMPILE_S == 300.0
+
+
+def test_a_compiled_run_marks_the_cache_warm_for_the_same_model_only(
+    corpus_dir, bert_tokenizer, tmp_path, monkeypatch
+):
+    """The marker is written after a compiled run's first step, inside the compile cache's folder, and
+    names the model and batch shape: the next short run of the same model compiles, another shape does
+    not. (compile_blocks is stubbed: nothing is compiled.)"""
+    import json
+
+    from domainlm.pretrain import loop
+
+    def compiled(res) -> bool:
+        return json.loads((res.run_dir / "train_summary.json").read_text())["compiled"]
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.setattr(loop, "compile_blocks", lambda module, whole: (module, True))
+    sets = ["speed.threads=1", "speed.bf16=off", "train.eval_batches=1", "train.reserve_fixed_s=0"]
+    kw = _tiny_run(corpus_dir, bert_tokenizer, tmp_path, preset="bert-tiny", budget="4s", overrides=sets)
+    steps = kw | {"max_steps": 2}
+    assert not compiled(pretrain(**steps, name="steps"))  # auto with a step count: eager
+    assert not compiled(pretrain(**kw, name="cold"))  # auto at 4 s: eager, the cache is cold
+    assert not (tmp_path / "inductor" / "domainlm-compiled").exists()  # no marker of eager runs
+    assert compiled(pretrain(**(steps | {"overrides": [*sets, "speed.compile=on"]}), name="warmer"))
+    assert len(list((tmp_path / "inductor" / "domainlm-compiled").iterdir())) == 1
+    assert compiled(pretrain(**kw, name="warm"))  # the same model and shape: auto compiles 4 s
+    assert not compiled(pretrain(**(kw | {"batch_size": 2}), name="other"))  # another shape: cold
 
 
 def _tiny_run(corpus_dir, bert_tokenizer, tmp_path, **kw) -> dict:

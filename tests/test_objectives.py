@@ -311,3 +311,42 @@ def test_an_unknown_objective_lists_the_registered_ones(corpus_dir, tmp_path):
 
     with pytest.raises(UserError, match="unknown objective 'mln'.*clm, electra, mlm"):
         tiny_pretrain(corpus_dir, tmp_path, objective="mln")
+
+
+def test_mask_rate_falls_linearly_with_the_budget_only_when_asked():
+    from domainlm.pretrain.loop import mask_rate_at
+
+    assert [mask_rate_at(p, 0.4, 0.15) for p in (0.0, 0.5, 1.0, 1.5)] == pytest.approx(
+        [0.4, 0.275, 0.15, 0.15]
+    )
+    assert mask_rate_at(0.7, 0.4, None) == 0.4
+
+
+def test_a_masking_rate_schedule_reaches_the_masks_the_loop_trains_on(
+    corpus_dir, bert_tokenizer, tmp_path, monkeypatch
+):
+    """train.mlm_probability_end: the share of masked tokens falls step by step from the start rate to the
+    end rate (the schedule follows max_steps, as the learning rate does); without it the rate stays put."""
+    from domainlm.pretrain import objectives
+
+    real, shares = objectives.MLM.batch, []
+
+    def recording(self, ids, indices):
+        batch = real(self, ids, indices)
+        shares.append(batch.count / ids.numel())
+        return batch
+
+    monkeypatch.setattr(objectives.MLM, "batch", recording)
+    kw = dict(tokenizer=bert_tokenizer, max_steps=10, batch_size=8, lr=1e-3)
+    sets = ["speed.threads=1", "train.mlm_probability=0.6"]
+    tiny_pretrain(
+        corpus_dir, tmp_path, **kw, name="falls", overrides=[*sets, "train.mlm_probability_end=0.05"]
+    )
+    falling, shares[:] = shares[:], []
+    tiny_pretrain(corpus_dir, tmp_path, **kw, name="fixed", overrides=sets)
+    assert len(falling) == len(shares) == 10
+    # rate 0.6 at step 1, 0.105 at step 10 (progress 0.9); the share is a little lower ([CLS] and [SEP]
+    # are never masked) and noisy (256 tokens a step)
+    assert falling[0] > 0.4 and falling[-1] < 0.2
+    assert falling[0] > falling[4] > falling[-1]
+    assert min(shares) > 0.4  # the constant rate

@@ -60,6 +60,10 @@ def test_every_cell_compiles_into_its_own_cache_cold_unless_warmed_by_an_untimed
     )
     assert "speed.compile=true" in warmup[0] and "speed.compile=true" in timed[0]
 
+    # the default warmed: its warm-up compiles (auto would not, with a step count); the timed run is auto
+    warmup, timed = _train_cmds(monkeypatch, "2m", ttq.SETTINGS["modernbert-mini warm"], tmp_path / "runs")
+    assert warmup[0][-2:] == ["--set", "speed.compile=on"] and "speed.compile=on" not in timed[0]
+
 
 def test_a_token_budget_trains_exactly_those_tokens_with_the_clock_only_as_a_cap(monkeypatch, tmp_path):
     cmd = _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["modernbert-mini"], tmp_path)

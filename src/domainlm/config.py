@@ -118,7 +118,7 @@ class TrainConfig(Section):
         gt=0,
         lt=1,
         description="masking rate at the end of the budget: the rate falls linearly from mlm_probability to "
-        "it over the budget, as the learning rate decays (Ankner et al. 2023, 'Dynamic Masking Rate Schedules "
+        "it over the budget, as the learning rate decays (Ankner et al., EACL 2024, 'Dynamic Masking Rate Schedules "
         "for MLM Pretraining': 30% -> 15% beat a constant rate). None: constant",
     )
     whole_word_mask: bool = Field(False, description="mask all pieces of a word together")

@@ -157,7 +157,7 @@ class Run:
     module: Any = None  # objective.module as trained: wrapped by DDP and/or torch.compile
     ddp: Any = None  # the DDP wrapper (None alone): its no_sync() skips the all-reduce of accumulation steps
     compiled: bool = False  # speed.compile: torch.compile runs in this process's first step
-    mask_spec: Any = None  # the objective's masking; the loop sets its rate each step (train.mlm_probability_end)
+    mask_spec: Any = None  # the objective's masking: the loop sets its rate (train.mlm_probability_end)
     log: MetricsLog | None = None
 
     @property
@@ -461,7 +461,10 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
         device = dist_.device
         ids = [device.index] if device.type == "cuda" else None
         ddp = module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
-    compiled = compile_wanted(cfg, dist_)
+    # auto also compiles a short budget when this machine has compiled the same model before (warm cache)
+    key = compile_key(cfg, objective.module, dist_.device)
+    warm = cfg.speed.compile == "auto" and compile_cache_warm(key)
+    compiled = compile_wanted(cfg, dist_, warm=warm)
     if compiled:
         module, compiled = compile_blocks(module, whole=cfg.speed.compile == "on")
     return module, ddp, compiled
@@ -470,20 +473,69 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
 # speed.compile=auto compiles a budget of at least this many seconds. RESULTS.md (time_to_quality,
 # compile): modernbert-mini's first compiled run on a machine spends ~15-30 s of its budget compiling,
 # then each step is 12-22% shorter; at 2 and 3 minutes that is a draw with eager (58.0% against 58.3% at
-# 3), at 5 a gain (62.9% against 61.5%, the same session). Later runs read the compile cache: ~1-3 s.
+# 3), at 5 a gain (62.9% against 61.5%, the same session). Later runs read the compile cache: ~1-3 s,
+# and then a compiled 2-minute run gains too (55.2% against eager's 52.7%), so auto also compiles any
+# budget once this machine has compiled the same model and batch shape (compile_cache_warm).
 AUTO_COMPILE_S = 300.0
 
 
-def compile_wanted(cfg: RunConfig, dist_: Dist) -> bool:
-    """speed.compile resolved: on / off, or auto = one CPU process whose only stop is a wall-clock budget
-    of AUTO_COMPILE_S or more. A function of the config: a resumed run decides as it did at the start.
+def compile_wanted(cfg: RunConfig, dist_: Dist, warm: bool = False) -> bool:
+    """speed.compile resolved: on / off, or auto = one CPU process whose only stop is a wall-clock budget,
+    of AUTO_COMPILE_S or more, or of any length when the compile cache is ``warm`` for this model. A run
+    that resumes decides as it did at the start, unless another run compiled the same model in between.
     (auto leaves GPUs and torchrun eager: compile has been measured on the CPU only.)"""
     mode, t = cfg.speed.compile, cfg.train
     if mode != "auto":
         return mode == "on"
     timed_only = not t.max_steps and not t.max_tokens
     single_cpu = dist_.world == 1 and dist_.device.type == "cpu"
-    return single_cpu and timed_only and parse_duration(t.budget) >= AUTO_COMPILE_S
+    return single_cpu and timed_only and (warm or parse_duration(t.budget) >= AUTO_COMPILE_S)
+
+
+def compile_key(cfg: RunConfig, module, device) -> str:
+    """What torch's compile cache holds code for: the torch and transformers versions, the device, the
+    model's code and configuration (every module's class and the config's numbers, not its weights), the
+    batch shape and the autocast."""
+    import hashlib
+    import platform
+
+    import torch
+    import transformers
+
+    model_cfg = getattr(getattr(module, "model", module), "config", None)
+    parts = [
+        f"torch {torch.__version__} transformers {transformers.__version__}",
+        f"{platform.machine()} {device.type}",
+        model_cfg.to_json_string(use_diff=False) if hasattr(model_cfg, "to_json_string") else "",
+        ",".join(sorted({type(m).__qualname__ for m in module.modules()})),
+        f"{cfg.train.batch_size}x{cfg.train.seq_len} bf16={cfg.speed.bf16} sparse={cfg.speed.sparse_prediction}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _compiled_marker(key: str) -> Path:
+    """A file beside torch's compile cache saying it holds this model's code. It lives inside the cache
+    folder (TORCHINDUCTOR_CACHE_DIR, else the system's temporary folder), so it goes when the cache goes."""
+    import os
+
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    return Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or default_cache_dir()) / "domainlm-compiled" / key
+
+
+def compile_cache_warm(key: str) -> bool:
+    try:
+        return _compiled_marker(key).is_file()
+    except Exception:  # no inductor, or a cache folder that cannot be read: treat as cold
+        return False
+
+
+def note_compiled(key: str) -> None:
+    """After a run's first compiled step: this machine's compile cache now holds the model's code."""
+    with contextlib.suppress(OSError):
+        marker = _compiled_marker(key)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + "\n")
 
 
 def compile_blocks(module, whole: bool = True) -> tuple[Any, bool]:
@@ -908,6 +960,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
                 if compiling:  # the compile is setup, as the model's build was: the budget pays for it,
                     # the schedule does not (a cold compile would otherwise spend the whole warm-up)
                     compiling, spent = False, now - t_step
+                    note_compiled(compile_key(cfg, run.objective.module, dist_.device))
                     clock.start += spent
                     train_budget_s = max(1.0, train_budget_s - spent)
                 state.elapsed = clock.elapsed(now)
