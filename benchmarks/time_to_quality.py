@@ -115,11 +115,13 @@ SETTINGS: dict[str, dict] = {
     # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
     # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)
     "modernbert-mini eager": _modernbert("speed.compile=off"),
+    "modernbert-mini eager seed1": _modernbert("speed.compile=off", "train.seed=1"),
     # the default (speed.compile=auto) on a machine that has compiled the model before: auto compiles
     "modernbert-mini warm": _modernbert(cache="warm"),
     "modernbert-mini warm seed1": _modernbert("train.seed=1", cache="warm"),
     "modernbert-mini compile": _modernbert("speed.compile=true", cache="warm"),
     "modernbert-mini compile cold": _modernbert("speed.compile=true", cache="cold"),
+    "modernbert-mini compile cold seed1": _modernbert("speed.compile=true", "train.seed=1", cache="cold"),
     "modernbert-mini compile seed1": _modernbert("speed.compile=true", "train.seed=1", cache="warm"),
     "modernbert-mini compile seed2": _modernbert("speed.compile=true", "train.seed=2", cache="warm"),
     "modernbert-mini compile seed3": _modernbert("speed.compile=true", "train.seed=3", cache="warm"),
@@ -229,7 +231,7 @@ def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
 
 def compile_cache(setting: dict, run_dir: Path, cmd: list[str]) -> dict:
     """The environment of a cell: its own torch compile cache, empty ("cold", unless the setting says
-    otherwise: a run that compiles, as speed.compile=auto does at 5 minutes or more, pays its compile as
+    otherwise: a run that compiles, as speed.compile=auto does at 3 minutes or more, pays its compile as
     a machine's first run would), or warmed by an untimed 3-step run of the same command, compiled
     ("warm": any later run; auto then compiles a budget of any length)."""
     state = setting.get("compile_cache", "cold")

@@ -49,7 +49,7 @@ def test_every_cell_compiles_into_its_own_cache_cold_unless_warmed_by_an_untimed
     stale.write_text("from an earlier cell")
     (cold,) = _train_cmds(monkeypatch, "2m", ttq.SETTINGS["modernbert-mini"], tmp_path / "runs")
     assert cold[1]["TORCHINDUCTOR_CACHE_DIR"] == str(stale.parent)
-    assert not stale.exists()  # emptied: the default's compile (auto, 5 minutes or more) is a first run's
+    assert not stale.exists()  # emptied: the default's compile (auto, 3 minutes or more) is a first run's
 
     warmup, timed = _train_cmds(monkeypatch, "2m", ttq.SETTINGS["modernbert-mini compile"], tmp_path / "runs")
     assert warmup[1] == timed[1] == cold[1]  # the same cache: the timed run reads what the warm-up wrote
