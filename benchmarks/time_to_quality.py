@@ -477,7 +477,7 @@ def plot(cells: list[dict], path: Path) -> None:
     fixed = [c for c in cells if c.get("max_tokens")]
     cells = [c for c in cells if not c.get("max_tokens")]
     rows = 3 if fixed else 2
-    fig, axes = plt.subplots(rows, len(corpora), figsize=(6.5 * len(corpora), 4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, len(corpora), figsize=(9 * len(corpora), 4.5 * rows), squeeze=False)
     for j, corpus in enumerate(corpora):
         if fixed:
             _token_bars(axes[2][j], [c for c in fixed if c["corpus"] == corpus], corpus)
@@ -492,8 +492,8 @@ def plot(cells: list[dict], path: Path) -> None:
                     if c["corpus"] == corpus and c["setting"] == name and c[metric] is not None
                 )
                 if pts:
-                    # tab20 and four markers: every setting its own colour-and-marker pair
-                    style = {"color": plt.cm.tab20(k % 20), "marker": "osD^"[k % 4], "lw": 1.5}
+                    # tab20 and nine markers: every setting its own colour-and-marker pair (180 of them)
+                    style = {"color": plt.cm.tab20(k % 20), "marker": "osD^v<>ph"[k % 9], "lw": 1.5}
                     ax.plot(*zip(*pts, strict=True), "-", label=name, **style)
             ng = [c["ngram_perplexity"] for c in cells if c["corpus"] == corpus and c["ngram_perplexity"]]
             if metric == "perplexity" and ng:
@@ -502,8 +502,8 @@ def plot(cells: list[dict], path: Path) -> None:
             ax.set_title(f"{corpus}: {label}")
             ax.set_xlabel("wall-clock minutes")
             ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize=7)
+            if ax.lines:  # beside the axes: the settings are many, and their points fill the plot
+                ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -471,12 +471,12 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
 
 
 # speed.compile=auto compiles a budget of at least this many seconds. RESULTS.md (time_to_quality,
-# compile; demo corpus, two seeds each, the same session): modernbert-mini's first compiled run on a
-# machine spends ~15-30 s of its budget compiling, then each step is 12-22% shorter. At 3 minutes that
-# already pays, 59.6% against eager's 57.5%; at 2 it does not (50.7-51.0% against 52.7%). Later runs read
-# the compile cache (~1-3 s), and then a compiled 2-minute run gains too (54.9% over six seeds against
-# 52.7%), so auto also compiles any budget once this machine has compiled the same model and batch shape
-# (compile_cache_warm).
+# compile; demo corpus): modernbert-mini's first compiled run on a machine spends ~15-40 s of its budget
+# compiling, then each step is 12-22% shorter. At 3 minutes that is a draw or a small gain (58.8% over
+# three cold cells against eager's 58.0% over four) and it fills the cache for every later run; at 2 it
+# loses (50.9% against 52.7%). Later runs read the compile cache (~1-3 s), and then a compiled run gains
+# at any budget (2 minutes: 54.9% over six seeds against 52.7%; 3: 60.0% over two), so auto also compiles
+# any budget once this machine has compiled the same model and batch shape (compile_cache_warm).
 AUTO_COMPILE_S = 180.0
 
 
