@@ -119,6 +119,8 @@ SETTINGS: dict[str, dict] = {
     # the default (speed.compile=auto) on a machine that has compiled the model before: auto compiles
     "modernbert-mini warm": _modernbert(cache="warm"),
     "modernbert-mini warm seed1": _modernbert("train.seed=1", cache="warm"),
+    "modernbert-mini warm seed2": _modernbert("train.seed=2", cache="warm"),
+    "modernbert-mini warm seed3": _modernbert("train.seed=3", cache="warm"),
     "modernbert-mini compile": _modernbert("speed.compile=true", cache="warm"),
     "modernbert-mini compile cold": _modernbert("speed.compile=true", cache="cold"),
     "modernbert-mini compile cold seed1": _modernbert("speed.compile=true", "train.seed=1", cache="cold"),
@@ -128,6 +130,12 @@ SETTINGS: dict[str, dict] = {
     "modernbert-mini batch4 compile": _modernbert("train.batch_size=4", "speed.compile=true", cache="warm"),
     "modernbert-mini batch4 compile seed1": _modernbert(
         "train.batch_size=4", "speed.compile=true", "train.seed=1", cache="warm"
+    ),
+    "modernbert-mini batch4 compile seed2": _modernbert(
+        "train.batch_size=4", "speed.compile=true", "train.seed=2", cache="warm"
+    ),
+    "modernbert-mini batch4 compile seed3": _modernbert(
+        "train.batch_size=4", "speed.compile=true", "train.seed=3", cache="warm"
     ),
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
