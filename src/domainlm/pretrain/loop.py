@@ -472,11 +472,12 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
 
 # speed.compile=auto compiles a budget of at least this many seconds. RESULTS.md (time_to_quality,
 # compile; demo corpus): modernbert-mini's first compiled run on a machine spends ~15-40 s of its budget
-# compiling, then each step is 12-22% shorter. At 3 minutes that is a draw or a small gain (58.8% over
-# three cold cells against eager's 58.0% over four) and it fills the cache for every later run; at 2 it
-# loses (50.9% against 52.7%). Later runs read the compile cache (~1-3 s), and then a compiled run gains
-# at any budget (2 minutes: 54.9% over six seeds against 52.7%; 3: 60.0% over two), so auto also compiles
-# any budget once this machine has compiled the same model and batch shape (compile_cache_warm).
+# compiling, then each step is 12-22% shorter (per token it learns as eager does). At 3 minutes that is a
+# draw or a small gain (58.8% over three cold cells against eager's 58.0% over four) and it fills the
+# cache for every later run; at 2 it loses (50.9% against 52.7%). Later runs read the compile cache (~1-3
+# s), and then a compiled run gains at any budget (2 minutes: 54.6% over eight seeds against 52.7%; 3:
+# 60.0% over two), so auto also compiles any budget once this machine has compiled the same model and
+# batch shape (compile_cache_warm).
 AUTO_COMPILE_S = 180.0
 
 
