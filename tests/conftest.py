@@ -13,6 +13,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_compile_cache(tmp_path_factory):
+    """torch's compile cache, and domainlm's markers in it, in a folder of this test session: a marker
+    left by another run would make speed.compile=auto compile a test's short budget (compile_cache_warm),
+    and a test's compiled run would warm the user's own cache."""
+    old = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor"))
+    yield
+    if old is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = old
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SPDX = SHARED / "data" / "spdx-licenses.jsonl"
 

@@ -103,14 +103,14 @@ def test_a_compiled_run_marks_the_cache_warm_for_the_same_model_only(
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     monkeypatch.setattr(loop, "compile_blocks", lambda module, whole: (module, True))
     sets = ["speed.threads=1", "speed.bf16=off", "train.eval_batches=1", "train.reserve_fixed_s=0"]
-    kw = _tiny_run(corpus_dir, bert_tokenizer, tmp_path, preset="bert-tiny", budget="4s", overrides=sets)
+    kw = _tiny_run(corpus_dir, bert_tokenizer, tmp_path, preset="bert-tiny", budget="2s", overrides=sets)
     steps = kw | {"max_steps": 2}
     assert not compiled(pretrain(**steps, name="steps"))  # auto with a step count: eager
-    assert not compiled(pretrain(**kw, name="cold"))  # auto at 4 s: eager, the cache is cold
+    assert not compiled(pretrain(**kw, name="cold"))  # auto at 2 s: eager, the cache is cold
     assert not (tmp_path / "inductor" / "domainlm-compiled").exists()  # no marker of eager runs
     assert compiled(pretrain(**(steps | {"overrides": [*sets, "speed.compile=on"]}), name="warmer"))
     assert len(list((tmp_path / "inductor" / "domainlm-compiled").iterdir())) == 1
-    assert compiled(pretrain(**kw, name="warm"))  # the same model and shape: auto compiles 4 s
+    assert compiled(pretrain(**kw, name="warm"))  # the same model and shape: auto compiles 2 s
     assert not compiled(pretrain(**(kw | {"batch_size": 2}), name="other"))  # another shape: cold
 
 
