@@ -526,6 +526,7 @@ def _compiled_marker(key: str) -> Path:
 
 
 def compile_cache_warm(key: str) -> bool:
+    """Has a compiled run of this key (compile_key) finished its first step on this machine?"""
     try:
         return _compiled_marker(key).is_file()
     except Exception:  # no inductor, or a cache folder that cannot be read: treat as cold
