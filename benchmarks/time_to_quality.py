@@ -138,6 +138,13 @@ SETTINGS: dict[str, dict] = {
         "train.batch_size=4", "speed.compile=true", "train.seed=3", cache="warm"
     ),
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
+    # the Trainer on batch 4's recipe: the fair reference for domainlm's batch-4 cells
+    "trainer modernbert-mini batch4": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "trainer": True,
+        "sets": ["train.batch_size=4"],
+    },
     "llama-mini clm": {"preset": "llama-mini", "objective": "clm", "sets": []},
     # train.keep_best at work: validation every 15 s, model/ from the lowest held-out loss
     "llama-mini clm keep-best": {
