@@ -68,6 +68,12 @@ def _modernbert(*sets: str, cache: str | None = None) -> dict:
     )
 
 
+def _seeds(name: str, *sets: str, cache: str | None = None) -> dict:
+    """``name seed1`` to ``name seed3``: the setting ``name`` with train.seed=N, to see how much of a
+    difference the seed alone makes."""
+    return {f"{name} seed{n}": _modernbert(*sets, f"train.seed={n}", cache=cache) for n in (1, 2, 3)}
+
+
 # name -> how to train it: a preset and objective, and `--set` overrides on top of the preset's recipe
 SETTINGS: dict[str, dict] = {
     "modernbert-mini": _modernbert(),
@@ -118,25 +124,13 @@ SETTINGS: dict[str, dict] = {
     "modernbert-mini eager seed1": _modernbert("speed.compile=off", "train.seed=1"),
     # the default (speed.compile=auto) on a machine that has compiled the model before: auto compiles
     "modernbert-mini warm": _modernbert(cache="warm"),
-    "modernbert-mini warm seed1": _modernbert("train.seed=1", cache="warm"),
-    "modernbert-mini warm seed2": _modernbert("train.seed=2", cache="warm"),
-    "modernbert-mini warm seed3": _modernbert("train.seed=3", cache="warm"),
+    **_seeds("modernbert-mini warm", cache="warm"),
     "modernbert-mini compile": _modernbert("speed.compile=true", cache="warm"),
     "modernbert-mini compile cold": _modernbert("speed.compile=true", cache="cold"),
     "modernbert-mini compile cold seed1": _modernbert("speed.compile=true", "train.seed=1", cache="cold"),
-    "modernbert-mini compile seed1": _modernbert("speed.compile=true", "train.seed=1", cache="warm"),
-    "modernbert-mini compile seed2": _modernbert("speed.compile=true", "train.seed=2", cache="warm"),
-    "modernbert-mini compile seed3": _modernbert("speed.compile=true", "train.seed=3", cache="warm"),
+    **_seeds("modernbert-mini compile", "speed.compile=true", cache="warm"),
     "modernbert-mini batch4 compile": _modernbert("train.batch_size=4", "speed.compile=true", cache="warm"),
-    "modernbert-mini batch4 compile seed1": _modernbert(
-        "train.batch_size=4", "speed.compile=true", "train.seed=1", cache="warm"
-    ),
-    "modernbert-mini batch4 compile seed2": _modernbert(
-        "train.batch_size=4", "speed.compile=true", "train.seed=2", cache="warm"
-    ),
-    "modernbert-mini batch4 compile seed3": _modernbert(
-        "train.batch_size=4", "speed.compile=true", "train.seed=3", cache="warm"
-    ),
+    **_seeds("modernbert-mini batch4 compile", "train.batch_size=4", "speed.compile=true", cache="warm"),
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
     # the Trainer on batch 4's recipe: the fair reference for domainlm's batch-4 cells
     "trainer modernbert-mini batch4": {

@@ -462,8 +462,9 @@ def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
         ids = [device.index] if device.type == "cuda" else None
         ddp = module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
     # auto also compiles a short budget when this machine has compiled the same model before (warm cache)
-    key = compile_key(cfg, objective.module, dist_.device)
-    warm = cfg.speed.compile == "auto" and compile_cache_warm(key)
+    warm = cfg.speed.compile == "auto" and compile_cache_warm(
+        compile_key(cfg, objective.module, dist_.device)
+    )  # (on/off: no key to look for)
     compiled = compile_wanted(cfg, dist_, warm=warm)
     if compiled:
         module, compiled = compile_blocks(module, whole=cfg.speed.compile == "on")
@@ -618,11 +619,6 @@ def progress_of(run: Run, state: State, elapsed: float, train_budget_s: float) -
     if t.max_tokens:
         return state.tokens / t.max_tokens
     return elapsed / train_budget_s
-
-
-def lr_now(run: Run, state: State, elapsed: float, train_budget_s: float) -> float:
-    t = run.cfg.train
-    return lr_at(progress_of(run, state, elapsed, train_budget_s), t.lr, t.warmup, t.min_lr_ratio)
 
 
 def mask_rate_at(progress: float, start: float, end: float | None) -> float:
@@ -916,6 +912,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     from domainlm.pretrain.presets import with_recipe
 
     cfg = with_recipe(cfg)  # the preset's measured lr / warm-up / masking rate, where the user set none
+    t = cfg.train
     objective_cls = check_inputs(cfg, resume)
     with distributed.session(cfg.speed.device) as dist_, _reporting(reporter, dist_) as reporter:
         t_start = time.perf_counter()
@@ -949,14 +946,11 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
                 stopped_by = stop_reason(run, state, elapsed, train_budget_s, stop)
                 if stopped_by:
                     break
-                # train step, at the learning rate of the fraction of the budget used
-                lr = lr_now(run, state, elapsed, train_budget_s)
-                if run.mask_spec is not None:  # the masking rate of the same fraction (a schedule, or fixed)
-                    run.mask_spec.probability = mask_rate_at(
-                        progress_of(run, state, elapsed, train_budget_s),
-                        cfg.train.mlm_probability,
-                        cfg.train.mlm_probability_end,
-                    )
+                # train step, at the learning rate (and masking rate) of the fraction of the budget used
+                done = progress_of(run, state, elapsed, train_budget_s)
+                lr = lr_at(done, t.lr, t.warmup, t.min_lr_ratio)
+                if t.mlm_probability_end is not None and run.mask_spec is not None:
+                    run.mask_spec.probability = mask_rate_at(done, t.mlm_probability, t.mlm_probability_end)
                 t_step = time.perf_counter()
                 loss, stats = train_step(run, state, lr)
                 now = time.perf_counter()
