@@ -106,6 +106,13 @@ SETTINGS: dict[str, dict] = {
     # no gradient clipping (RoBERTa's fairseq recipe); at 1.0 the norm is clipped on 98-100% of steps
     "modernbert-mini noclip": _modernbert("train.grad_clip=0"),
     "modernbert-mini lr2e-3": _modernbert("train.lr=2e-3"),
+    # the peak learning rate either side of 1e-3 at equal tokens: batch 4 learns more per token than batch 8
+    # (more steps), so the step size may be what batch 8 lacks
+    "modernbert-mini lr1.4e-3": _modernbert("train.lr=1.4e-3"),
+    "modernbert-mini lr1.4e-3 seed1": _modernbert("train.lr=1.4e-3", "train.seed=1"),
+    "modernbert-mini lr7e-4": _modernbert("train.lr=7e-4"),
+    "modernbert-mini lr1.7e-3": _modernbert("train.lr=1.7e-3"),
+    "modernbert-mini lr2e-3 seed1": _modernbert("train.lr=2e-3", "train.seed=1"),
     "modernbert-mini batch16": _modernbert("train.batch_size=16"),
     "modernbert-mini batch8": _modernbert("train.batch_size=8"),
     "modernbert-mini batch4": _modernbert("train.batch_size=4"),

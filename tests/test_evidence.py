@@ -116,3 +116,19 @@ def test_the_other_corpora_verdicts_show_where_the_choice_depends_on_the_corpus(
     assert large.corpus == "large" and large.budget_s == 600 and evmod.verdict(large) == "bert-mini"
     classify = evmod.lookup(EV, 100_000, 600, "classify")
     assert [evmod.verdict(o) for o in evmod.elsewhere(EV, classify, "classify")] == ["bert-mini"]
+
+
+def test_the_evidence_sentence_names_a_shared_method_once_and_no_family_twice():
+    from domainlm.recommend import evidence_sentence
+
+    look = evmod.lookup(EV, 100_000, 600, "classify")
+    said = evidence_sentence(look, 100_000, "test")
+    assert "tfidf+svm 0.650 ± 0.020," in said or said.endswith("tfidf+svm 0.650 ± 0.020")
+    assert "(tfidf+svm)" not in said  # the classical method is its family's name
+    assert said.count("frozen-mean") == 1 and "(the neural families by frozen-mean)" in said
+    # a family measured by another method keeps its own tag, and none is shared
+    mixed = synthetic(EV["rows"] + [row("small", "gpt-mini", 600, f1=0.55)])
+    mixed["rows"][-1]["downstream"] = {"finetune-full": {"mean": 0.55, "std": 0.02, "folds": 5}}
+    said = evidence_sentence(evmod.lookup(mixed, 100_000, 600, "classify"), 100_000, "test")
+    assert "gpt-mini 0.550 ± 0.020 (finetune-full)" in said and "modernbert-mini 0.700 ± 0.020 (frozen-mean)" in said
+    assert "the neural families by" not in said

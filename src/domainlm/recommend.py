@@ -259,17 +259,29 @@ def _size(chars: float) -> str:
     return f"{chars / 1e6:.1f} MB" if chars >= 1e5 else f"{chars / 1e3:.0f} kB"
 
 
-def _fmt(e: evmod.Entry, look: evmod.Lookup) -> str:
+def _method(e: evmod.Entry, look: evmod.Lookup) -> str | None:
+    """How an entry's score was measured (frozen-mean, full fine-tuning), where that is not its name."""
+    if not e.method or e.method == e.family or look.metric == "bits_per_char":
+        return None
+    return e.method
+
+
+def _fmt(e: evmod.Entry, look: evmod.Lookup, method: bool = True) -> str:
     name = "the 5-gram" if e.family == "ngram" else e.family
     spread = f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else ""
-    how = f" ({e.method})" if e.method and look.metric != "bits_per_char" else ""
+    how = f" ({_method(e, look)})" if method and _method(e, look) else ""
     return f"{name} {e.value:.3f}{spread}{how}"
 
 
 def evidence_sentence(look: evmod.Lookup, characters: int, study: str) -> str:
-    """'on a 0.5 MB corpus at 10 minutes, A reached X, B Y, the 5-gram Z' with its conditions."""
+    """'on a 0.5 MB corpus at 10 minutes, A reached X, B Y, the 5-gram Z' with its conditions. A method
+    that every measured neural family shares is named once, not after each of them."""
     c = look.corpus_info
-    measured = ", ".join(_fmt(e, look) for e in look.entries)
+    methods = {_method(e, look) for e in look.entries} - {None}
+    shared = methods.pop() if len(methods) == 1 else None
+    measured = ", ".join(_fmt(e, look, method=shared is None) for e in look.entries)
+    if shared:
+        measured += f" (the neural families by {shared})"
     far = []
     if look.corpus_distance > FAR:
         far.append(f"the study corpus is {math.exp(look.corpus_distance):.1f}x from this one in size")
