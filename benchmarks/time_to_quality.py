@@ -139,6 +139,13 @@ SETTINGS: dict[str, dict] = {
     "modernbert-mini batch4 compile": _modernbert("train.batch_size=4", "speed.compile=true", cache="warm"),
     **_seeds("modernbert-mini batch4 compile", "train.batch_size=4", "speed.compile=true", cache="warm"),
     "trainer modernbert-mini": {"preset": "modernbert-mini", "objective": "mlm", "trainer": True, "sets": []},
+    # the Trainer on the recipe's earlier lr: at 1.4e-3 it learns less in 10 minutes (48.6% against 55.5%)
+    "trainer modernbert-mini lr1e-3": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "trainer": True,
+        "sets": ["train.lr=1e-3"],
+    },
     # the Trainer on batch 4's recipe: the fair reference for domainlm's batch-4 cells
     "trainer modernbert-mini batch4": {
         "preset": "modernbert-mini",
@@ -156,6 +163,7 @@ SETTINGS: dict[str, dict] = {
     "gpt-mini clm": {"preset": "gpt-mini", "objective": "clm", "sets": []},
 }
 DEFAULT = "modernbert-mini"
+TRAINER = "trainer modernbert-mini"  # the Trainer settings on the default's model
 FULL = {
     "demo": list(SETTINGS),
     "spdx": [DEFAULT, "bert-mini@1e-3", "trainer modernbert-mini", "llama-mini clm"],
@@ -565,15 +573,35 @@ def summary(cells: list[dict]) -> dict:
             out[f"{corpus}_acc_{d3['budget']}"] = round(d3["accuracy"], 4)
             if d3["probe_top5"] is not None:
                 out[f"{corpus}_probe_top5_{d3['budget']}"] = round(d3["probe_top5"], 4)
-        t10 = get(corpus, "trainer modernbert-mini", "10m")
+        # the Trainer's best 10 minutes on the default's model, whatever its recipe (lr, batch): the target
+        # is the strongest baseline measured, not the one on the default's current recipe
+        trainers = [
+            c
+            for c in cells
+            if c["corpus"] == corpus and c["setting"].startswith(TRAINER) and c["budget"] == "10m"
+        ]
+        t10 = max(trainers, key=lambda c: c["accuracy"], default=None)
         if t10:
             out[f"{corpus}_trainer_acc_10m"] = round(t10["accuracy"], 4)
+            out[f"{corpus}_trainer_setting"] = t10["setting"].replace(" ", "_")
             hits = sorted(
                 c["minutes"]
                 for c in cells
                 if c["corpus"] == corpus and c["setting"] == DEFAULT and c["accuracy"] >= t10["accuracy"]
             )
             out[f"{corpus}_minutes_to_trainer_10m"] = hits[0] if hits else "none"
+            # the default once the machine's compile cache holds the model (any run after its first
+            # compiled one): the mean over the `warm` seeds at each budget
+            warm: dict[float, list[float]] = {}
+            for c in cells:
+                if c["corpus"] == corpus and re.fullmatch(rf"{DEFAULT} warm( seed\d+)?", c["setting"]):
+                    warm.setdefault(c["minutes"], []).append(c["accuracy"])
+            for m, accs in sorted(warm.items()):
+                out[f"{corpus}_warm_acc_{m:g}m"] = round(sum(accs) / len(accs), 4)
+                out[f"{corpus}_warm_seeds_{m:g}m"] = len(accs)
+            hits = [m for m, accs in sorted(warm.items()) if sum(accs) / len(accs) >= t10["accuracy"]]
+            if warm:
+                out[f"{corpus}_minutes_to_trainer_10m_warm"] = hits[0] if hits else "none"
         longest = max((c["minutes"] for c in cells if c["corpus"] == corpus), default=0)
         for c in cells:
             if c["corpus"] == corpus and c["objective"] == "clm" and c["minutes"] == min(10, longest):

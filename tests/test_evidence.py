@@ -130,5 +130,8 @@ def test_the_evidence_sentence_names_a_shared_method_once_and_no_family_twice():
     mixed = synthetic(EV["rows"] + [row("small", "gpt-mini", 600, f1=0.55)])
     mixed["rows"][-1]["downstream"] = {"finetune-full": {"mean": 0.55, "std": 0.02, "folds": 5}}
     said = evidence_sentence(evmod.lookup(mixed, 100_000, 600, "classify"), 100_000, "test")
-    assert "gpt-mini 0.550 ± 0.020 (finetune-full)" in said and "modernbert-mini 0.700 ± 0.020 (frozen-mean)" in said
+    assert (
+        "gpt-mini 0.550 ± 0.020 (finetune-full)" in said
+        and "modernbert-mini 0.700 ± 0.020 (frozen-mean)" in said
+    )
     assert "the neural families by" not in said

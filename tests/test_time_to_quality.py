@@ -99,3 +99,37 @@ def test_token_cells_stay_out_of_the_wall_clock_targets_and_are_drawn_as_bars(tm
     assert (tmp_path / "p.png").stat().st_size > 10_000
     assert "| 1.4Mtok |" in ttq.table(cells)
     json.dumps(res)
+
+
+def test_the_trainer_target_is_the_best_trainer_cell_on_the_default_model():
+    cells = [
+        _cell("modernbert-mini", "2m", 0.56, 2.0),
+        _cell("modernbert-mini", "3m", 0.59, 3.0),
+        _cell("trainer modernbert-mini", "10m", 0.49, 10.0),  # the default's recipe
+        _cell("trainer modernbert-mini lr1e-3", "10m", 0.555, 10.0),  # an earlier recipe: stronger
+        _cell("trainer modernbert-mini batch4", "10m", 0.51, 10.0),
+    ]
+    res = ttq.summary(cells)
+    assert (
+        res["demo_trainer_acc_10m"] == 0.555
+        and res["demo_trainer_setting"] == "trainer_modernbert-mini_lr1e-3"
+    )
+    assert res["demo_minutes_to_trainer_10m"] == 2.0
+    res = ttq.summary([c for c in cells if c["minutes"] != 2.0])
+    assert res["demo_minutes_to_trainer_10m"] == 3.0
+
+
+def test_the_warm_default_is_judged_on_its_mean_over_seeds():
+    cells = [
+        _cell("modernbert-mini", "2m", 0.54, 2.0),  # a machine's first 2-minute run (eager)
+        _cell("modernbert-mini", "3m", 0.59, 3.0),
+        _cell("modernbert-mini warm", "2m", 0.58, 2.0),
+        _cell("modernbert-mini warm seed1", "2m", 0.54, 2.0),
+        _cell("trainer modernbert-mini", "10m", 0.555, 10.0),
+    ]
+    res = ttq.summary(cells)
+    assert res["demo_minutes_to_trainer_10m"] == 3.0
+    assert res["demo_warm_acc_2m"] == 0.56 and res["demo_warm_seeds_2m"] == 2
+    assert res["demo_minutes_to_trainer_10m_warm"] == 2.0
+    cells[3]["accuracy"] = 0.52  # the mean falls under the Trainer's 55.5%
+    assert ttq.summary(cells)["demo_minutes_to_trainer_10m_warm"] == "none"
