@@ -120,6 +120,12 @@ SETTINGS: dict[str, dict] = {
     # much of a lever's difference the seed alone makes
     "modernbert-mini seed1": _modernbert("train.seed=1"),
     "modernbert-mini batch4 seed1": _modernbert("train.batch_size=4", "train.seed=1"),
+    # batch 4's cells above ran on the earlier recipe lr, 1e-3; these on lr 1.4e-3 (the recipe's since
+    # 2026-12-06 20:36): whether the two levers (more steps, a larger step) add up
+    "modernbert-mini batch4 lr1.4e-3": _modernbert("train.batch_size=4", "train.lr=1.4e-3"),
+    "modernbert-mini batch4 lr1.4e-3 seed1": _modernbert(
+        "train.batch_size=4", "train.lr=1.4e-3", "train.seed=1"
+    ),
     "modernbert-mini batch8 mask15": _modernbert("train.batch_size=8", "train.mlm_probability=0.15"),
     "modernbert-mini batch8 lr2e-3": _modernbert("train.batch_size=8", "train.lr=2e-3"),
     "modernbert-mini batch8 dropout0.1": _modernbert("train.batch_size=8", "model.dropout=0.1"),
