@@ -152,6 +152,13 @@ SETTINGS: dict[str, dict] = {
         "trainer": True,
         "sets": ["train.lr=1e-3"],
     },
+    # a second seed of the strongest Trainer cell: how much of its 55.5% is the seed
+    "trainer modernbert-mini lr1e-3 seed1": {
+        "preset": "modernbert-mini",
+        "objective": "mlm",
+        "trainer": True,
+        "sets": ["train.lr=1e-3", "train.seed=1"],
+    },
     # the Trainer on batch 4's recipe: the fair reference for domainlm's batch-4 cells
     "trainer modernbert-mini batch4": {
         "preset": "modernbert-mini",
@@ -392,7 +399,7 @@ def worker_trainer(spec: dict) -> None:
     hf_cfg = presets.make_config(
         setting["preset"], len(tok), max(seq, 512), special_ids(tok), attention="sdpa"
     )
-    torch.manual_seed(0)
+    torch.manual_seed(cfg.train.seed)  # train.seed: initialisation and the collator's masks, as domainlm's
     model = presets.model_class(presets.family_of(setting["preset"]), "mlm")(hf_cfg)
 
     texts = [d["text"] for d in read_documents(data["corpus"], "train")]
@@ -426,7 +433,7 @@ def worker_trainer(spec: dict) -> None:
     probe = Clock(None)
     _trainer(model, ds, collator, cfg, run_dir / "probe", 6, [probe]).train()
     step_s = (probe.ends[-1] - probe.ends[1]) / (len(probe.ends) - 2)
-    torch.manual_seed(0)
+    torch.manual_seed(cfg.train.seed)
     model = presets.model_class(presets.family_of(setting["preset"]), "mlm")(hf_cfg)
     steps = max(10, int(budget_s / step_s))
     clock = Clock(budget_s)
@@ -464,7 +471,7 @@ def _trainer(model, ds, collator, cfg, out: Path, steps: int, callbacks):
         save_strategy="no",
         logging_strategy="no",
         dataloader_num_workers=0,
-        seed=0,
+        seed=cfg.train.seed,
         disable_tqdm=True,
     )
     return transformers.Trainer(
