@@ -269,7 +269,8 @@ def _method(e: evmod.Entry, look: evmod.Lookup) -> str | None:
 def _fmt(e: evmod.Entry, look: evmod.Lookup, method: bool = True) -> str:
     name = "the 5-gram" if e.family == "ngram" else e.family
     spread = f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else ""
-    how = f" ({_method(e, look)})" if method and _method(e, look) else ""
+    how = _method(e, look) if method else None
+    how = f" ({how})" if how else ""
     return f"{name} {e.value:.3f}{spread}{how}"
 
 
