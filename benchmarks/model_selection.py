@@ -468,8 +468,19 @@ def pretrain_evaluate(c: Cell, data: dict, run_dir: Path, quick: bool) -> tuple[
         "last_step": summary.get("steps"),
         "train_seconds": summary.get("train_seconds"),
         "peak_rss_mb": train.peak_rss_mb,
+        "recipe": run_recipe(run_dir),
         **{k: ev.get(k) for k in ("bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top1", "probe_top5", "perplexity", "intrinsic")},
     }  # fmt: skip
+
+
+def run_recipe(run_dir: Path) -> dict:
+    """The recipe a run trained with, as its config.yaml resolved it (a preset's measured lr, batch,
+    masking rate...): a row says which recipe its numbers are of when a preset's recipe changes."""
+    from domainlm.config import read_run_config
+    from domainlm.pretrain.presets import RECIPE_KEYS
+
+    t = read_run_config(run_dir).train
+    return {k: getattr(t, k) for k in RECIPE_KEYS}
 
 
 def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
@@ -652,7 +663,7 @@ def restore(ev: dict, store: CellStore, source: str) -> list[str]:
         down = dict(r.get("downstream") or {})
         if step == "train":
             down |= tfidf.get(c.corpus, {})
-        cell = {k: r.get(k) for k in ROW_KEYS} | {
+        cell = {k: r.get(k) for k in ROW_KEYS} | _recipe_of(r) | {
             "budget": c.budget, "step": step, "stage": "curve", "downstream": down,
             "machine": (ev.get("machines") or {}).get(c.corpus, ev.get("machine")),
             "versions": ev.get("versions"), "corpus_facts": ev["corpora"][c.corpus], "quick": False,
@@ -789,7 +800,7 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
                 rows[key]["downstream"] |= down
                 rows[key]["cpu_s"] = round(rows[key]["cpu_s"] + c["cpu_s"], 1)
             continue
-        rows[key] = {k: c.get(k) for k in ROW_KEYS} | {"downstream": down}
+        rows[key] = {k: c.get(k) for k in ROW_KEYS} | {"downstream": down} | _recipe_of(c)
     out = list(rows.values())
     for corpus, s in tfidf.items():
         out.append({"corpus": corpus, "family": "tfidf+svm", "kind": "classical", "tasks": ["classify"],
@@ -811,6 +822,11 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
 ROW_KEYS = ("corpus", "family", "kind", "preset", "objective", "init_from", "tasks", "budget_s", "cpu_s",
             "bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top5", "parameters", "tokens_per_s",
             "probe_tokens_per_s", "peak_rss_mb", "latency_ms", "load")  # fmt: skip
+
+
+def _recipe_of(cell: dict) -> dict:
+    """``{"recipe": ...}`` where the cell recorded its run's recipe (cells since 2026-12-06), else nothing."""
+    return {"recipe": cell["recipe"]} if cell.get("recipe") else {}
 
 
 def _num(x, fmt: str) -> str:
@@ -1216,6 +1232,7 @@ def main() -> None:
             break
         cells = again
     ev = evidence(done + unplanned(store, corpora, done), load_limit=LOAD_LIMIT if a.publish else None)
+    work.mkdir(parents=True, exist_ok=True)  # a publish from stored cells alone set nothing up in it
     (work / "model_selection.json").write_text(json.dumps(ev, indent=2))
     (work / "model_selection.md").write_text(table(ev) + "\n")
     plot(ev, work / "model_selection.png")

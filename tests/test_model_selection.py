@@ -376,3 +376,27 @@ def test_a_corpus_curve_from_two_machines_is_refused_and_can_be_set_aside(tmp_pa
     assert ms.set_aside(store, "a", here) == ["a--bert-mini--2m"]
     assert ms.other_machines(store, "a", here) == set() and store.get("b--bert-mini--2m") is not None
     assert (tmp_path / "cells" / "other-machines" / "amd-epyc-2c-avx2" / "a--bert-mini--2m.json").is_file()
+
+
+def test_a_cell_records_its_runs_recipe_and_the_evidence_row_carries_it(tmp_path):
+    from domainlm.config import RunConfig, dump
+    from domainlm.pretrain.presets import with_recipe
+
+    # the run folder's config.yaml, resolved as `domainlm pretrain` writes it: the preset's recipe applied
+    cfg = with_recipe(RunConfig.model_validate({"model": {"preset": "modernbert-mini", "objective": "mlm"}}))
+    dump(cfg, tmp_path / "config.yaml")
+    recipe = ms.run_recipe(tmp_path)
+    assert recipe["lr"] == cfg.train.lr and recipe["batch_size"] == cfg.train.batch_size
+    assert recipe["mlm_probability"] == cfg.train.mlm_probability and recipe["seq_len"] == cfg.train.seq_len
+    down = {"frozen-mean": {"mean": 0.5, "std": 0.05, "folds": 5}}
+    with_recipe_cell = _cell("a", "modernbert-mini", "2m", downstream=down, recipe=recipe)
+    older = _cell("a", "bert-mini", "2m", downstream=down)  # stored before cells recorded a recipe
+    ev = ms.evidence([with_recipe_cell, older])
+    rows = {r["family"]: r for r in ev["rows"]}
+    assert rows["modernbert-mini"]["recipe"] == recipe and "recipe" not in rows["bert-mini"]
+    # restore turns the row back into a cell that keeps it
+    ev |= {"machines": {}, "machine": {"cores": 2}, "versions": {}}
+    store = CellStore(tmp_path / "cells")
+    ms.restore(ev, store, "test")
+    assert store.get("a--modernbert-mini--2m")["recipe"] == recipe
+    assert "recipe" not in store.get("a--bert-mini--2m")

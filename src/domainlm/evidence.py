@@ -36,7 +36,9 @@ Format (``format_version`` 1)::
                "cpu_s": 361.0, "bits_per_char": null, "pppl_bits_per_char": 1.9, "accuracy": 0.31,
                "probe_top5": 0.4, "downstream": {"frozen-mean": {"mean": 0.6, "std": 0.04, "folds": 5}},
                "parameters": N, "tokens_per_s": N, "probe_tokens_per_s": N, "peak_rss_mb": N,
-               "latency_ms": N, "load": [0.1, 0.3]}, ...]}
+               "latency_ms": N, "load": [0.1, 0.3],
+               "recipe": {"lr": 0.0014, "batch_size": 8, ...} (optional: the run's resolved recipe, in rows
+                         measured since 2026-12-06)}, ...]}
 """
 
 from __future__ import annotations
