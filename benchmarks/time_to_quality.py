@@ -58,6 +58,8 @@ import _cells
 
 ROOT = _cells.ROOT
 THREADS = 2
+# the Trainer baseline masks at its collator's documented default, whatever the preset's recipe says
+TRAINER_MLM_PROBABILITY = 0.15
 
 
 def _modernbert(*sets: str, cache: str | None = None) -> dict:
@@ -316,6 +318,7 @@ def run_cell(
         "preset": setting["preset"],
         "objective": setting["objective"],
         "sets": setting["sets"],
+        "recipe": cell_recipe(run_dir, setting),
         "compile_cache": setting.get("compile_cache", "cold"),
         "budget": budget,
         # a token budget's cell: the minutes it took (its place on no minute line; budget_tokens says so)
@@ -342,6 +345,18 @@ def run_cell(
     tmp.write_text(json.dumps(cell, indent=2))
     tmp.replace(path)  # a cell file is complete or absent
     return cell
+
+
+def cell_recipe(run_dir: Path, setting: dict) -> dict:
+    """The recipe the cell trained with, as its run's config.yaml resolved it (the preset's recipe under
+    the setting's overrides): a stored cell says which lr it is of after a preset's recipe changes. The
+    Trainer's masking rate is its collator's (TRAINER_MLM_PROBABILITY), not the config's."""
+    from domainlm.config import read_run_config
+    from domainlm.pretrain.presets import RECIPE_KEYS
+
+    t = read_run_config(run_dir).train
+    recipe = {k: getattr(t, k) for k in RECIPE_KEYS}
+    return recipe | ({"mlm_probability": TRAINER_MLM_PROBABILITY} if setting.get("trainer") else {})
 
 
 def _shown(p: Path) -> str:
@@ -404,7 +419,9 @@ def worker_trainer(spec: dict) -> None:
         return {k: [v[i : i + seq] for i in range(0, n, seq)] for k, v in cat.items()}
 
     ds = ds.map(group_texts, batched=True)
-    collator = transformers.DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
+    collator = transformers.DataCollatorForLanguageModeling(
+        tok, mlm=True, mlm_probability=TRAINER_MLM_PROBABILITY
+    )
 
     class Clock(transformers.TrainerCallback):
         """Step end times; stops the run at ``limit`` seconds after it began (None: never)."""
@@ -480,15 +497,18 @@ def _pct(x) -> str:
 
 def table(cells: list[dict]) -> str:
     lines = [
-        "| corpus | setting | budget | tokens | tokens/s | masked acc | probe top-1 | probe top-5 "
+        "| corpus | setting | lr | budget | tokens | tokens/s | masked acc | probe top-1 | probe top-5 "
         "| perplexity | 5-gram perplexity |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         ppl = "-" if c["perplexity"] is None else f"{c['perplexity']:.2f}"
         ng = "-" if c["ngram_perplexity"] is None else f"{c['ngram_perplexity']:.2f}"
+        # the peak lr the cell trained at; "-": stored before cells recorded their recipe
+        lr = (c.get("recipe") or {}).get("lr")
+        lr = "-" if lr is None else f"{lr:g}"
         lines.append(
-            f"| {c['corpus']} | {c['setting']} | {c['budget']} | {c['tokens']:,} | {c['tokens_per_s']:,.0f} | "
+            f"| {c['corpus']} | {c['setting']} | {lr} | {c['budget']} | {c['tokens']:,} | {c['tokens_per_s']:,.0f} | "
             f"{_pct(c['accuracy'])} | {_pct(c['probe_top1'])} | {_pct(c['probe_top5'])} | {ppl} | {ng} |"
         )
     return "\n".join(lines)
@@ -554,11 +574,28 @@ def _token_bars(ax, cells: list[dict], corpus: str) -> None:
     ax.grid(alpha=0.3, axis="x")
 
 
+def on_recipe(cell: dict) -> bool:
+    """Whether ``cell`` trained at its preset's current recipe: a default cell measured before the recipe
+    changed (its recorded lr another) is history, not the default. A cell stored without its recipe
+    counts (stores before 2026-12-07 and other machines' did not record it)."""
+    from domainlm.pretrain.presets import recipe_of
+
+    rec = cell.get("recipe")
+    return not rec or all(rec[k] == v for k, v in recipe_of(cell["preset"]).items() if k in rec)
+
+
 def summary(cells: list[dict]) -> dict:
-    """The RESULT ratios: the default at 3 minutes, minutes to the Trainer's 10-minute accuracy, CLM vs n-gram."""
+    """The RESULT ratios: the default at 3 minutes, minutes to the Trainer's 10-minute accuracy, CLM vs n-gram.
+    The default's cells (and its warm seeds) count only on the preset's current recipe (on_recipe)."""
     out: dict = {}
     fixed = [c for c in cells if c.get("max_tokens")]
-    cells = [c for c in cells if not c.get("max_tokens")]  # the targets are wall-clock budgets
+    # the targets are wall-clock budgets, the default's on its current recipe
+    cells = [
+        c
+        for c in cells
+        if not c.get("max_tokens")
+        and (not re.fullmatch(rf"{DEFAULT}( warm)?( seed\d+)?", c["setting"]) or on_recipe(c))
+    ]
     for c in fixed:  # each setting's accuracy at a token budget (compare them on the same tokens)
         tag = c["setting"].replace(" ", "_")
         if c["accuracy"] is not None:

@@ -133,3 +133,44 @@ def test_the_warm_default_is_judged_on_its_mean_over_seeds():
     assert res["demo_minutes_to_trainer_10m_warm"] == 2.0
     cells[3]["accuracy"] = 0.52  # the mean falls under the Trainer's 55.5%
     assert ttq.summary(cells)["demo_minutes_to_trainer_10m_warm"] == "none"
+
+
+def test_a_cell_records_the_recipe_it_trained_at_and_the_table_shows_its_lr(tmp_path):
+    from domainlm.config import RunConfig, dump
+    from domainlm.pretrain.presets import recipe_of, with_recipe
+
+    # the run's config.yaml as `domainlm pretrain` writes it: the preset's recipe under the setting's --set
+    cfg = RunConfig.model_validate({"model": {"preset": "modernbert-mini"}, "train": {"batch_size": 4}})
+    dump(with_recipe(cfg), tmp_path / "config.yaml")
+    recipe = ttq.cell_recipe(tmp_path, ttq.SETTINGS["modernbert-mini"])
+    assert recipe["lr"] == recipe_of("modernbert-mini")["lr"] and recipe["batch_size"] == 4
+    assert recipe["mlm_probability"] == recipe_of("modernbert-mini")["mlm_probability"]
+    # the Trainer's masks are its collator's, whatever the config says
+    trainer = ttq.cell_recipe(tmp_path, ttq.SETTINGS["trainer modernbert-mini"])
+    assert trainer["mlm_probability"] == ttq.TRAINER_MLM_PROBABILITY != recipe["mlm_probability"]
+    text = ttq.table([_cell("modernbert-mini", "2m", 0.5, 2.0) | {"recipe": {"lr": 1e-3}},
+                      _cell("modernbert-mini", "3m", 0.5, 3.0)])  # fmt: skip
+    assert "| modernbert-mini | 0.001 | 2m |" in text and "| modernbert-mini | - | 3m |" in text
+
+
+def test_the_defaults_cells_of_an_earlier_recipe_are_history_not_the_default():
+    from domainlm.pretrain.presets import recipe_of
+
+    now = recipe_of("modernbert-mini")
+    before = now | {"lr": now["lr"] / 2}
+
+    def cell(setting, budget, acc, minutes, recipe):
+        return _cell(setting, budget, acc, minutes) | {"preset": "modernbert-mini", "recipe": recipe}
+
+    cells = [
+        cell("modernbert-mini", "3m", 0.55, 3.0, now),
+        cell("modernbert-mini", "2m", 0.60, 2.0, before),  # a better number, at the old recipe
+        cell("modernbert-mini warm", "3m", 0.58, 3.0, before),
+        cell("modernbert-mini warm seed1", "3m", 0.56, 3.0, now),
+        _cell("modernbert-mini warm seed2", "3m", 0.54, 3.0) | {"preset": "modernbert-mini"},  # unrecorded
+        _cell("trainer modernbert-mini lr1e-3", "10m", 0.57, 10.0) | {"preset": "modernbert-mini"},
+    ]
+    res = ttq.summary(cells)
+    assert res["demo_acc_3m"] == 0.55 and res["demo_minutes_to_trainer_10m"] == "none"
+    assert res["demo_warm_seeds_3m"] == 2 and res["demo_warm_acc_3m"] == 0.55
+    assert ttq.on_recipe(cells[0]) and not ttq.on_recipe(cells[1]) and ttq.on_recipe(cells[4])
