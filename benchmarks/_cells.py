@@ -100,6 +100,17 @@ def study_probes(name: str, corpus: Path, tok: Path, base: Path) -> Path:
     return probes
 
 
+def run_recipe(run_dir: Path) -> dict:
+    """The recipe a run trained with, as its config.yaml resolved it (the preset's measured lr, warm-up,
+    masking rate, sequence, batch, weight decay under any --set): a stored cell says which recipe its
+    numbers are of after a preset's recipe changes."""
+    from domainlm.config import read_run_config
+    from domainlm.pretrain.presets import RECIPE_KEYS
+
+    t = read_run_config(run_dir).train
+    return {k: getattr(t, k) for k in RECIPE_KEYS}
+
+
 def child_env(threads: int) -> dict:
     """The environment of every child: fixed threads, offline, this checkout's src first."""
     return dict(

@@ -468,19 +468,9 @@ def pretrain_evaluate(c: Cell, data: dict, run_dir: Path, quick: bool) -> tuple[
         "last_step": summary.get("steps"),
         "train_seconds": summary.get("train_seconds"),
         "peak_rss_mb": train.peak_rss_mb,
-        "recipe": run_recipe(run_dir),
+        "recipe": _cells.run_recipe(run_dir),
         **{k: ev.get(k) for k in ("bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top1", "probe_top5", "perplexity", "intrinsic")},
     }  # fmt: skip
-
-
-def run_recipe(run_dir: Path) -> dict:
-    """The recipe a run trained with, as its config.yaml resolved it (a preset's measured lr, batch,
-    masking rate...): a row says which recipe its numbers are of when a preset's recipe changes."""
-    from domainlm.config import read_run_config
-    from domainlm.pretrain.presets import RECIPE_KEYS
-
-    t = read_run_config(run_dir).train
-    return {k: getattr(t, k) for k in RECIPE_KEYS}
 
 
 def train_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:

@@ -351,12 +351,8 @@ def cell_recipe(run_dir: Path, setting: dict) -> dict:
     """The recipe the cell trained with, as its run's config.yaml resolved it (the preset's recipe under
     the setting's overrides): a stored cell says which lr it is of after a preset's recipe changes. The
     Trainer's masking rate is its collator's (TRAINER_MLM_PROBABILITY), not the config's."""
-    from domainlm.config import read_run_config
-    from domainlm.pretrain.presets import RECIPE_KEYS
-
-    t = read_run_config(run_dir).train
-    recipe = {k: getattr(t, k) for k in RECIPE_KEYS}
-    return recipe | ({"mlm_probability": TRAINER_MLM_PROBABILITY} if setting.get("trainer") else {})
+    trainer = {"mlm_probability": TRAINER_MLM_PROBABILITY} if setting.get("trainer") else {}
+    return _cells.run_recipe(run_dir) | trainer
 
 
 def _shown(p: Path) -> str:

@@ -385,7 +385,7 @@ def test_a_cell_records_its_runs_recipe_and_the_evidence_row_carries_it(tmp_path
     # the run folder's config.yaml, resolved as `domainlm pretrain` writes it: the preset's recipe applied
     cfg = with_recipe(RunConfig.model_validate({"model": {"preset": "modernbert-mini", "objective": "mlm"}}))
     dump(cfg, tmp_path / "config.yaml")
-    recipe = ms.run_recipe(tmp_path)
+    recipe = ms._cells.run_recipe(tmp_path)
     assert recipe["lr"] == cfg.train.lr and recipe["batch_size"] == cfg.train.batch_size
     assert recipe["mlm_probability"] == cfg.train.mlm_probability and recipe["seq_len"] == cfg.train.seq_len
     down = {"frozen-mean": {"mean": 0.5, "std": 0.05, "folds": 5}}
