@@ -124,14 +124,15 @@ def test_the_evidence_sentence_names_a_shared_method_once_and_no_family_twice():
     look = evmod.lookup(EV, 100_000, 600, "classify")
     said = evidence_sentence(look, 100_000, "test")
     assert "tfidf+svm 0.650 ± 0.020," in said or said.endswith("tfidf+svm 0.650 ± 0.020")
-    assert "(tfidf+svm)" not in said  # the classical method is its family's name
+    assert "(tfidf+svm)" not in said and "by tfidf+svm" not in said  # the classical method is its family's name
     assert said.count("frozen-mean") == 1 and "(the neural families by frozen-mean)" in said
     # a family measured by another method keeps its own tag, and none is shared
     mixed = synthetic(EV["rows"] + [row("small", "gpt-mini", 600, f1=0.55)])
     mixed["rows"][-1]["downstream"] = {"finetune-full": {"mean": 0.55, "std": 0.02, "folds": 5}}
     said = evidence_sentence(evmod.lookup(mixed, 100_000, 600, "classify"), 100_000, "test")
     assert (
-        "gpt-mini 0.550 ± 0.020 (finetune-full)" in said
-        and "modernbert-mini 0.700 ± 0.020 (frozen-mean)" in said
+        "gpt-mini 0.550 ± 0.020 by finetune-full" in said
+        and "modernbert-mini 0.700 ± 0.020 by frozen-mean" in said
     )
+    assert "((" not in said and "))" not in said
     assert "the neural families by" not in said

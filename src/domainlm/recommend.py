@@ -270,7 +270,7 @@ def _fmt(e: evmod.Entry, look: evmod.Lookup, method: bool = True) -> str:
     name = "the 5-gram" if e.family == "ngram" else e.family
     spread = f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else ""
     how = _method(e, look) if method else None
-    how = f" ({how})" if how else ""
+    how = f" by {how}" if how else ""  # "by", not brackets: _fmt is often quoted inside brackets
     return f"{name} {e.value:.3f}{spread}{how}"
 
 
