@@ -124,7 +124,8 @@ def test_the_evidence_sentence_names_a_shared_method_once_and_no_family_twice():
     look = evmod.lookup(EV, 100_000, 600, "classify")
     said = evidence_sentence(look, 100_000, "test")
     assert "tfidf+svm 0.650 ± 0.020," in said or said.endswith("tfidf+svm 0.650 ± 0.020")
-    assert "(tfidf+svm)" not in said and "by tfidf+svm" not in said  # the classical method is its family's name
+    # the classical method is its family's name: not repeated
+    assert "(tfidf+svm)" not in said and "by tfidf+svm" not in said
     assert said.count("frozen-mean") == 1 and "(the neural families by frozen-mean)" in said
     # a family measured by another method keeps its own tag, and none is shared
     mixed = synthetic(EV["rows"] + [row("small", "gpt-mini", 600, f1=0.55)])
