@@ -1025,6 +1025,7 @@ def screen_measure(work: Path, store: Path):
                 "machine": machine_facts(),
                 "reasons": rec.reasons,
             }
+            store.parent.mkdir(parents=True, exist_ok=True)  # a machine tag's first screen
             store.write_text(json.dumps(done, indent=2))
         return done[key]["chosen"], done[key]
 
