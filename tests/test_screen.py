@@ -246,3 +246,26 @@ def test_a_real_data_limited_screen_stops_each_family_at_its_bottom(corpus_dir, 
     s = scrmod.run_screen(corpus_dir, tok, [cand], scrmod.screen_plan("auto", 180.0, 500.0))
     assert s.patience == scrmod.PATIENCE and s.stopped_by["gpt-mini"] == "patience"
     assert 0 < s.best_s["gpt-mini"] < 180 and 0 < s.bits["gpt-mini"] < 20
+
+
+def test_a_budget_that_measured_one_causal_family_races_the_next_best_of_the_budget_beside_it():
+    from domainlm import evidence as evmod
+    from domainlm.recommend import Candidate, screen_candidates
+
+    ev = _ev(1000, corpora=("near",))
+    ev["rows"].append(_row("near", "gpt-mini", 1800.0, 1.0))  # a long stage: the best family alone
+    cands = [
+        Candidate(p, "scratch", "clm", 4_000_000, 5000.0, "domain", 1.3, preset=p)
+        for p in CURVES["near"]
+        if p
+    ]
+    look = evmod.lookup(ev, 1000, 1800, "generator")
+    assert look.budget_s == 1800.0 and [e.family for e in look.entries if not e.classical] == ["gpt-mini"]
+    raced, note = screen_candidates(look, cands, ev)
+    assert [c.name for c in raced] == ["gpt-mini", "llama-mini"]
+    assert "measure 1 causal family" in note and "llama-mini (the next best at 6 min)" in note
+    # without the evidence (or where the budget measured two) the race is the look's alone
+    assert [c.name for c in screen_candidates(look, cands)[0]] == ["gpt-mini"]
+    six = evmod.lookup(ev, 1000, 360, "generator")
+    raced, note = screen_candidates(six, cands, ev)
+    assert [c.name for c in raced] == ["llama-mini", "gpt-mini"] and note is None

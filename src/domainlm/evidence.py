@@ -177,6 +177,24 @@ def noise_rule(noise: dict, metric: str) -> str:
     return "within noise: a gap of at most two standard errors over folds, 2 sqrt((s_a^2 + s_b^2) / k)"
 
 
+def entries_near(ev: dict, look: Lookup) -> list[tuple[float, list[Entry]]]:
+    """(budget, its entries) for ``look``'s corpus and task at every measured budget, ``look``'s own first,
+    then the nearest on a log scale: a stage that measured only the best few families at one budget (the
+    study's long stage) leaves the others to the budgets beside it."""
+    budgets = {
+        float(r["budget_s"])
+        for r in ev["rows"]
+        if r["corpus"] == look.corpus and r.get("budget_s") and value_of(r, _task_of(look)) is not None
+    }
+    x = math.log(max(1.0, look.budget_s))
+    order = sorted(budgets, key=lambda b: (b != look.budget_s, round(abs(x - math.log(b)), 9), b))
+    return [(b, _entries(ev, look.corpus, b, _task_of(look), look.higher_is_better)) for b in order]
+
+
+def _task_of(look: Lookup) -> str:
+    return next(t for t, (metric, _, _) in TASK_METRICS.items() if metric == look.metric)
+
+
 def _entries(ev: dict, corpus: str, budget_s: float, task: str, higher: bool) -> list[Entry]:
     out = []
     for r in ev["rows"]:

@@ -400,15 +400,36 @@ def _classical_reason(look: evmod.Lookup, best: evmod.Entry, task: str, labelled
     )
 
 
-def screen_candidates(look: evmod.Lookup, cands: list[Candidate]) -> list[Candidate]:
-    """The measured causal candidates of the evidence's best neural families at ``look``, best first (at
-    most ``screen.SCREEN_FAMILIES``): what the screen races against the 5-gram."""
+def screen_candidates(
+    look: evmod.Lookup, cands: list[Candidate], ev: dict | None = None
+) -> tuple[list[Candidate], str | None]:
+    """(the causal candidates the screen races against the 5-gram, a reason when some came from another
+    budget): the evidence's best measured causal families at ``look``, best first, at most
+    ``screen.SCREEN_FAMILIES``. When ``look``'s budget measured fewer (the study's long stage trains only
+    its best few), the next best at the nearest other budgets of the same corpus fill the race: a race of
+    one family cannot choose between families (measured: on the bf16 machine the constitution held out
+    mapped 6 minutes to the licences' 30, where GPT-2 is the one causal row, and the screen raced it alone
+    while Llama was the constitution's best; RESULTS.md, model_selection, eighth share)."""
     out: list[Candidate] = []
-    for e in look.entries:
-        c = None if e.classical else _matching(e, cands)
-        if c is not None and c.kind == "scratch" and c.objective == "clm" and c not in out:
-            out.append(c)
-    return out[: scrmod.SCREEN_FAMILIES]
+    filled: list[str] = []
+    for budget, entries in evmod.entries_near(ev, look) if ev else [(look.budget_s, look.entries)]:
+        for e in entries:
+            c = None if e.classical else _matching(e, cands)
+            if c is None or c.kind != "scratch" or c.objective != "clm" or c in out:
+                continue
+            if len(out) < scrmod.SCREEN_FAMILIES:
+                out.append(c)
+                if budget != look.budget_s:
+                    filled.append(f"{c.name} (the next best at {_duration(budget)})")
+        if len(out) >= scrmod.SCREEN_FAMILIES:
+            break
+    note = (
+        f"the {_duration(look.budget_s)} rows measure {len(out) - len(filled)} causal "
+        f"famil{'y' if len(out) - len(filled) == 1 else 'ies'}; the race adds {', '.join(filled)}"
+        if filled
+        else None
+    )
+    return out, note
 
 
 def decide_from_screen(
@@ -912,14 +933,16 @@ def choose(
                 f"{_duration(rec.budget_s * rec.speed_ratio)} of the study's",
             )
         wanted = task == "generator" and screener is not None and screen != "off"
-        raced = screen_candidates(look, rec.candidates) if wanted and choice is not None else []
+        raced, filled = (
+            screen_candidates(look, rec.candidates, ev) if wanted and choice is not None else ([], None)
+        )
         if raced:
             keep = 1 + (rec.speed_ratio is not None)  # the evidence sentence and the speed ratio
             plan = scrmod.screen_plan(screen, rec.budget_s, max(c.epochs for c in raced))
             rec.screen = screener(raced, plan)
             choice, screened, rec.classical = decide_from_screen(rec, ev, look, rec.screen, raced)
             other = disagreement(ev, look, task, screened=True)
-            reasons = reasons[:keep] + ([other] if other else []) + screened
+            reasons = reasons[:keep] + ([other] if other else []) + ([filled] if filled else []) + screened
     if choice is not None:
         rec.choice, rec.lookup = choice, look
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
