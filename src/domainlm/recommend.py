@@ -21,7 +21,8 @@ It measures, looks the measured study up, and writes the chosen run as a config 
 4. A screen on this corpus (``--task generator``; ``domainlm.screen``): the study's corpora disagree for
    a generator (the 5-gram wins on the formulaic licences, the causal transformers on the constitution),
    so corpus size cannot decide; the evidence's two best causal families train on this corpus and race
-   the 5-gram on the same held-out documents. A run that passes over the corpus at most 4 times is
+   the 5-gram on the same held-out documents (where the looked-up budget measured only one, the next best
+   of the nearest other budget joins it). A run that passes over the corpus at most 4 times is
    limited by compute: each family trains 2 minutes, and its bits per character, carried to the run's
    budget by the study's own curves, choose. A run that passes more often is limited by its data: each
    family trains with the run's budget until its held-out loss stops falling, and that bottom chooses
