@@ -98,6 +98,7 @@ class Lookup:
     classical_better: bool
     noise_rule: str
     noise: dict  # the evidence's per-metric relative noise (single-run metrics)
+    task: str  # what was looked up: encoder | generator | classify
 
 
 def load(path: str | Path | None = None) -> dict | None:
@@ -143,8 +144,9 @@ def nearest_corpus(ev: dict, characters: int) -> tuple[str, float]:
     return name, abs(x - math.log(sizes[name]))
 
 
-def nearest_budget(ev: dict, corpus: str, budget_s: float, task: str) -> tuple[float, float] | None:
-    """(measured budget nearest to ``budget_s`` on a log scale for ``task`` on ``corpus``, the distance)."""
+def budgets_by_distance(ev: dict, corpus: str, budget_s: float, task: str) -> list[tuple[float, float]]:
+    """(measured budget, its distance to ``budget_s`` on a log scale) for ``task`` on ``corpus``, nearest
+    first (a tie goes to the smaller budget)."""
     budgets = {
         float(r["budget_s"])
         for r in ev["rows"]
@@ -153,11 +155,14 @@ def nearest_budget(ev: dict, corpus: str, budget_s: float, task: str) -> tuple[f
         and task in r.get("tasks", ())
         and value_of(r, task) is not None
     }
-    if not budgets:
-        return None
     x = math.log(max(1.0, budget_s))
-    b = min(budgets, key=lambda b: (round(abs(x - math.log(b)), 9), b))
-    return b, abs(x - math.log(b))
+    return sorted(((b, abs(x - math.log(b))) for b in budgets), key=lambda bd: (round(bd[1], 9), bd[0]))
+
+
+def nearest_budget(ev: dict, corpus: str, budget_s: float, task: str) -> tuple[float, float] | None:
+    """(measured budget nearest to ``budget_s`` on a log scale for ``task`` on ``corpus``, the distance)."""
+    near = budgets_by_distance(ev, corpus, budget_s, task)
+    return near[0] if near else None
 
 
 def within_noise(best: Entry, other: Entry, noise: dict, metric: str) -> bool:
@@ -178,21 +183,11 @@ def noise_rule(noise: dict, metric: str) -> str:
 
 
 def entries_near(ev: dict, look: Lookup) -> list[tuple[float, list[Entry]]]:
-    """(budget, its entries) for ``look``'s corpus and task at every measured budget, ``look``'s own first,
-    then the nearest on a log scale: a stage that measured only the best few families at one budget (the
+    """(budget, its entries) for ``look``'s corpus and task at every measured budget, nearest to ``look``'s
+    first (its own, distance 0): a stage that measured only the best few families at one budget (the
     study's long stage) leaves the others to the budgets beside it."""
-    budgets = {
-        float(r["budget_s"])
-        for r in ev["rows"]
-        if r["corpus"] == look.corpus and r.get("budget_s") and value_of(r, _task_of(look)) is not None
-    }
-    x = math.log(max(1.0, look.budget_s))
-    order = sorted(budgets, key=lambda b: (b != look.budget_s, round(abs(x - math.log(b)), 9), b))
-    return [(b, _entries(ev, look.corpus, b, _task_of(look), look.higher_is_better)) for b in order]
-
-
-def _task_of(look: Lookup) -> str:
-    return next(t for t, (metric, _, _) in TASK_METRICS.items() if metric == look.metric)
+    near = budgets_by_distance(ev, look.corpus, look.budget_s, look.task)
+    return [(b, _entries(ev, look.corpus, b, look.task, look.higher_is_better)) for b, _ in near]
 
 
 def _entries(ev: dict, corpus: str, budget_s: float, task: str, higher: bool) -> list[Entry]:
@@ -243,6 +238,7 @@ def lookup(ev: dict, characters: int, budget_s: float, task: str) -> Lookup | No
         better,
         noise_rule(noise, metric),
         noise,
+        task,
     )
 
 

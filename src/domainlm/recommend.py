@@ -418,11 +418,12 @@ def screen_candidates(
             c = None if e.classical else _matching(e, cands)
             if c is None or c.kind != "scratch" or c.objective != "clm" or c in out:
                 continue
-            if len(out) < scrmod.SCREEN_FAMILIES:
-                out.append(c)
-                if budget != look.budget_s:
-                    filled.append(f"{c.name} (the next best at {_duration(budget)})")
-        if len(out) >= scrmod.SCREEN_FAMILIES:
+            out.append(c)
+            if budget != look.budget_s:
+                filled.append(f"{c.name} (the next best at {_duration(budget)})")
+            if len(out) == scrmod.SCREEN_FAMILIES:
+                break
+        if len(out) == scrmod.SCREEN_FAMILIES:
             break
     note = (
         f"the {_duration(look.budget_s)} rows measure {len(out) - len(filled)} causal "
