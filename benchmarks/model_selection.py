@@ -36,7 +36,9 @@ machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice th
 1. ``curve``: every family at ``BUDGETS`` on both corpora, plus the n-gram;
 2. ``finetune``: full fine-tuning (``finetune-full``) of the ``TOP`` best (frozen macro-F1 at the largest
    curve budget) on ``FINETUNE_CORPORA`` from their curve runs (a run folder a later session lacks is
-   trained again first);
+   trained again first). Fine-tuning runs for epochs, not minutes, so its cell may run on a machine other
+   than its curve's: the model is then pretrained again to the curve cell's tokens (``--max-tokens``),
+   not its minutes, and that cell does not count as the corpus's curve;
 3. ``long``: the best few again at a longer budget, per corpus (``LONG``: 10 minutes for the
    constitution's best three, 30 minutes for the licences' best two).
 
@@ -90,15 +92,15 @@ LIMIT_HOURS = 8.5
 OTHER_LIMIT, LOAD_LIMIT = 0.1, 0.5
 BUDGETS = ["2m", "6m"]
 # the deep stages, each on the best families by frozen macro-F1 at the largest curve budget.
-# finetune: full fine-tuning of the TOP best, on FINETUNE_CORPORA. On the licences it was tried (seventh
-# share): MiniLM's 5 folds alone took 2 h of wall time (0.699 ± 0.122 macro-F1, against its frozen 0.670
-# and TF-IDF's 0.729; not stored, the session ended during the refit) and the three would add ~4.7 h, over
-# LIMIT_HOURS; the constitution's three are measured.
+# finetune: full fine-tuning of the TOP best, on FINETUNE_CORPORA. On the licences' AVX2 machine MiniLM's
+# 5 folds alone took 2 h of wall time (seventh share; not stored, the session ended during the refit), so
+# the licences' three run on a bf16 machine, each model pretrained again there to its curve cell's tokens
+# (ninth share).
 # long: corpus -> (budget, how many of the best). The constitution's causal models reach their best
 # held-out loss after about a minute and ModernBERT's saturates by 6 (fourth share), so 10 minutes says
 # all a longer run would; on the licences every family was still improving at 6 minutes (kept step = last
 # step), so the issue's 30 minutes goes there, for the best two (the best generator is one of them)
-FINETUNE_CORPORA, TOP = ["demo"], 3
+FINETUNE_CORPORA, TOP = ["demo", "spdx"], 3
 LONG = {"demo": ("10m", 3), "spdx": ("30m", 2)}
 QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
 CORPORA = ["demo", "spdx"]
@@ -159,6 +161,8 @@ SETUP_S = {"demo": 40.0, "spdx": 60.0}
 # 14:00 UTC validated only at the end (eval_every 1h) and ship the last step: their `eval_every` is absent
 # (RESULTS.md, model_selection, "keep_best in the study")
 EVAL_EVERY = "1m"
+# the clock's cap on a run pretrained to a token count (a fine-tuning cell's model on another machine)
+TOKEN_CAP = "2h"
 
 
 def seconds(budget: str) -> float:
@@ -350,8 +354,15 @@ def _cli(*args: str) -> list[str]:
 
 
 def pretrain_cmd(
-    data: dict, family: str, budget: str, run_dir: Path, tokenizer: Path | None = None
+    data: dict,
+    family: str,
+    budget: str,
+    run_dir: Path,
+    tokenizer: Path | None = None,
+    max_tokens: int | None = None,
 ) -> list[str]:
+    """`domainlm pretrain` of ``family`` for ``budget`` (``"fit"``: one step), or to ``max_tokens``
+    (the schedule sized to them; ``TOKEN_CAP`` only caps the clock)."""
 
     spec = FAMILIES[family]
     cmd = _cli("pretrain", str(data["corpus"]), "--objective", spec["objective"])
@@ -365,7 +376,10 @@ def pretrain_cmd(
         tok = tokenizer or tokenizer_for(data, spec["preset"])
         cmd += ["--preset", spec["preset"], "--tokenizer", str(tok)]
     cmd += ["--name", run_dir.name, "--runs-dir", str(run_dir.parent), "--resume", "never"]
-    cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
+    if max_tokens:
+        cmd += ["--max-tokens", str(max_tokens), "--budget", TOKEN_CAP]
+    else:
+        cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
     # speed.compile=off: the study's curves were measured eager, and a cell stays comparable with them
     for s in (f"speed.threads={THREADS}", f"train.eval_every={EVAL_EVERY}", "train.checkpoint_every=1h",
               "speed.compile=off"):  # fmt: skip
@@ -449,11 +463,14 @@ def electra_pair(run_dir: Path):
     return ElectraPair(ElectraForMaskedLM.from_pretrained(str(gen_dir), local_files_only=True), disc).eval()
 
 
-def pretrain_evaluate(c: Cell, data: dict, run_dir: Path, quick: bool) -> tuple[Step, Step, dict]:
-    """`domainlm pretrain` of ``c`` into a fresh ``run_dir`` (a cell without a stored result starts
-    afresh), then `domainlm evaluate`: (the two steps, the cell's training and held-out fields)."""
+def pretrain_evaluate(
+    c: Cell, data: dict, run_dir: Path, quick: bool, max_tokens: int | None = None
+) -> tuple[Step, Step, dict]:
+    """`domainlm pretrain` of ``c`` (to ``max_tokens`` when given) into a fresh ``run_dir`` (a cell
+    without a stored result starts afresh), then `domainlm evaluate`: (the two steps, the cell's training
+    and held-out fields)."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
+    train = run_step(pretrain_cmd(data, c.family, c.budget, run_dir, max_tokens=max_tokens), THREADS)
     ev_cmd = _cli("evaluate", str(run_dir), "--max-docs", "3" if quick else "10")
     if FAMILIES[c.family]["kind"] == "masked":
         ev_cmd += ["--probes", str(data["probes"])]
@@ -529,9 +546,9 @@ def bits_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
     return fields
 
 
-def pretrained(c: Cell, data: dict, run_dir: Path, quick: bool) -> dict:
+def pretrained(c: Cell, data: dict, run_dir: Path, quick: bool, max_tokens: int | None = None) -> dict:
     """`pretrain_evaluate` of ``c`` into ``run_dir``: its fields, with the two steps' cost."""
-    train, ev_step, fields = pretrain_evaluate(c, data, run_dir, quick)
+    train, ev_step, fields = pretrain_evaluate(c, data, run_dir, quick, max_tokens)
     return fields | {
         "steps": {"pretrain": train.as_dict(), "evaluate": ev_step.as_dict()},
         "cpu_s": round(train.cpu_s + ev_step.cpu_s, 1),
@@ -554,23 +571,52 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
     here, with the same command, and evaluated (no frozen embeddings or latency: the fine-tuning needs
     the model only). Its training and held-out fields go into the fine-tuning cell as ``pretrained_here``,
     so a reader sees how close the model fine-tuned is to the published row; the curve cell's stored
-    result is left as it is (the published rows, and what quotes them, stay)."""
+    result is left as it is (the published rows, and what quotes them, stay).
+
+    When another machine measured the curve cell, its minutes here would train a different model: it is
+    pretrained again to the curve cell's tokens instead (``tokens_to_match``), whatever folder is here."""
     got = store.get(c.key)
     if got is not None:
         return got
-    again = None
-    if c.step == "finetune" and not (run_dir_of(c, work) / "model" / "config.json").is_file():
-        again = pretrain_again(c, data, work, quick)
+    again, match = None, tokens_to_match(c, store, machine_tag(machine_facts()))
+    if c.step == "finetune" and (match or not (run_dir_of(c, work) / "model" / "config.json").is_file()):
+        again = pretrain_again(c, data, work, quick, match)
     cell = measure(c, data, work, quick)
     return store.put(c.key, cell | ({"pretrained_here": again} if again else {}))
 
 
-def pretrain_again(c: Cell, data: dict, work: Path, quick: bool) -> dict:
-    """The curve cell of fine-tuning cell ``c`` pretrained and evaluated again into its run folder: the
-    fields a curve cell stores for them, with the wall and CPU seconds it took (the study's cost)."""
+def tokens_to_match(c: Cell, store: CellStore, here: str) -> int | None:
+    """For a fine-tuning cell whose curve cell another machine measured, the tokens that cell trained:
+    its model is pretrained again here to them, not to its minutes (fine-tuning itself runs for epochs, so
+    its result does not depend on the machine's speed). None when the curve cell is this machine's."""
+    curve = store.get(Cell(c.corpus, c.family, c.budget).key)
+    if c.step != "finetune" or not (curve or {}).get("machine") or machine_tag(curve["machine"]) == here:
+        return None  # (a curve cell that records no machine is taken as this one's, as before)
+    if not curve.get("tokens"):
+        raise SystemExit(
+            f"{c.key}: its curve cell was measured on {machine_tag(curve.get('machine'))} and records no "
+            f"tokens to pretrain again to here ({here}). Fine-tune it on that machine"
+        )
+    return int(curve["tokens"])
+
+
+def token_matched(cell: dict) -> bool:
+    """A fine-tuning cell whose model was pretrained again to its curve cell's tokens (``tokens_to_match``):
+    measured on a machine that is not its corpus's curve machine, and allowed to be."""
+    return cell.get("step") == "finetune" and bool((cell.get("pretrained_here") or {}).get("max_tokens"))
+
+
+def pretrain_again(c: Cell, data: dict, work: Path, quick: bool, max_tokens: int | None = None) -> dict:
+    """The curve cell of fine-tuning cell ``c`` pretrained and evaluated again into its run folder (to
+    ``max_tokens`` when given, else for its budget): the fields a curve cell stores for them, with the
+    wall and CPU seconds it took (the study's cost)."""
     t0 = time.perf_counter()
-    fields = pretrained(Cell(c.corpus, c.family, c.budget), data, run_dir_of(c, work), quick)
-    return fields | {"wall_s": round(time.perf_counter() - t0, 1)}
+    fields = pretrained(Cell(c.corpus, c.family, c.budget), data, run_dir_of(c, work), quick, max_tokens)
+    return (
+        fields
+        | {"wall_s": round(time.perf_counter() - t0, 1)}
+        | ({"max_tokens": max_tokens} if max_tokens else {})
+    )
 
 
 def measure(c: Cell, data: dict, work: Path, quick: bool) -> dict:
@@ -610,9 +656,12 @@ def budget_name(budget_s: float | None) -> str:
 
 
 def machines_by_corpus(cells: list[dict]) -> dict[str, dict[str, list[str]]]:
-    """corpus -> machine tag -> the cells ("family/budget") measured on that machine."""
+    """corpus -> machine tag -> the cells ("family/budget") measured on that machine (a token-matched
+    fine-tuning cell is not the curve's and is left out)."""
     by: dict[str, dict[str, list[str]]] = {}
     for c in cells:
+        if token_matched(c):
+            continue
         by.setdefault(c["corpus"], {}).setdefault(machine_tag(c.get("machine")), []).append(
             f"{c['family']}/{c['budget']}"
         )
@@ -755,7 +804,8 @@ def one_machine_per_corpus(cells: list[dict]) -> dict[str, dict]:
     compares budgets on one machine: a 6-minute cell on a twice-faster machine is a 12-minute cell)."""
     facts: dict[str, dict] = {}
     for c in cells:
-        facts.setdefault(c["corpus"], c.get("machine") or {})
+        if not token_matched(c):
+            facts.setdefault(c["corpus"], c.get("machine") or {})
     for corpus, tags in machines_by_corpus(cells).items():
         if len(tags) > 1:
             said = "; ".join(
@@ -1206,7 +1256,7 @@ def main() -> None:
                 deferred += 1
                 seen.add(c.key)
                 continue  # left for the next run (it resumes)
-            if store.get(c.key) is None:
+            if store.get(c.key) is None and c.step != "finetune":  # fine-tuning: tokens_to_match
                 others = other_machines(store, c.corpus, here)
                 if others:
                     raise SystemExit(

@@ -43,7 +43,7 @@ def test_fine_tuning_without_its_run_folder_pretrains_again_and_leaves_the_curve
     fine-tuning cell, and leaves the stored (published) curve cell as it was."""
     calls = []
 
-    def fake_pretrain_evaluate(c, data, run_dir, quick):
+    def fake_pretrain_evaluate(c, data, run_dir, quick, max_tokens=None):
         calls.append(("pretrain", c.key))
         (run_dir / "model").mkdir(parents=True, exist_ok=True)
         (run_dir / "model" / "config.json").write_text("{}")
@@ -73,6 +73,53 @@ def test_fine_tuning_without_its_run_folder_pretrains_again_and_leaves_the_curve
     store.path(ft.key).unlink()
     assert "pretrained_here" not in ms.run_cell(ft, _data(), tmp_path, store, quick=True)
     assert calls == [("finetune", ft.key)]
+
+
+def test_fine_tuning_a_curve_from_another_machine_pretrains_again_to_its_tokens(tmp_path, monkeypatch):
+    """The curve cell was measured on another machine: its minutes here would train a different model, so
+    the fine-tuning cell pretrains it again to the curve cell's tokens (even over a folder that is here),
+    and that cell is exempt from the one-machine rule of the corpus's curve."""
+    from _cells import machine_facts, machine_tag
+
+    here = machine_facts()
+    other = {"cpu": "Other CPU", "cores": 64, "bf16": False, "flags": ["avx2"]}
+    assert machine_tag(other) != machine_tag(here)
+    asked = []
+
+    def fake_pretrain_evaluate(c, data, run_dir, quick, max_tokens=None):
+        asked.append(max_tokens)
+        (run_dir / "model").mkdir(parents=True, exist_ok=True)
+        (run_dir / "model" / "config.json").write_text("{}")
+        step = ms.Step(0, 2.0, 2.0, 10.0, "")
+        return step, step, {"tokens": max_tokens}
+
+    monkeypatch.setattr(ms, "pretrain_evaluate", fake_pretrain_evaluate)
+    monkeypatch.setitem(ms.STEPS, "finetune", lambda c, d, w, q: {"downstream": {}, "cpu_s": 1.0})
+    store = CellStore(tmp_path / "cells")
+    down = {"frozen-mean": {"mean": 0.5, "std": 0.01, "folds": 5}}
+    curve = _cell("a", "gpt-mini", "6m", downstream=down, machine=other, tokens=348160)
+    store.put("a--gpt-mini--6m", curve)
+    (ms.run_dir_of(ms.Cell("a", "gpt-mini", "6m"), tmp_path) / "model").mkdir(parents=True)
+    (ms.run_dir_of(ms.Cell("a", "gpt-mini", "6m"), tmp_path) / "model" / "config.json").write_text("{}")
+    ft = ms.Cell("a", "gpt-mini", "6m", "finetune", "finetune")
+    cell = ms.run_cell(ft, _data(), tmp_path, store, quick=True)
+    assert asked == [348160] and cell["pretrained_here"]["max_tokens"] == 348160
+    assert ms.token_matched(cell) and machine_tag(cell["machine"]) == machine_tag(here)
+    # the corpus's curve stays one machine's: the evidence takes it, and records the curve's machine
+    ev = ms.evidence([curve, cell | {"load": [0.0, 0.0], "other_cpu_s": 0.0}])
+    assert machine_tag(ev["machines"]["a"]) == machine_tag(other)
+    assert ms.other_machines(store, "a", machine_tag(other)) == set()
+    # a fine-tuning cell pretrained for its minutes on another machine is still refused
+    with pytest.raises(SystemExit, match="cells from 2 machines"):
+        ms.evidence([curve, cell | {"pretrained_here": {"tokens": 1}}])
+    # without the curve cell's tokens there is nothing to match: a clear refusal
+    store.put("a--gpt-mini--6m", curve | {"tokens": None})
+    store.path(ft.key).unlink()
+    with pytest.raises(SystemExit, match="records no tokens"):
+        ms.run_cell(ft, _data(), tmp_path, store, quick=True)
+    # a curve cell of this machine: no token matching, the folder here is fine-tuned as it is
+    store.put("a--gpt-mini--6m", curve | {"machine": here})
+    assert "pretrained_here" not in ms.run_cell(ft, _data(), tmp_path, store, quick=True)
 
 
 def test_the_quick_plan_is_under_three_minutes(tmp_path):
