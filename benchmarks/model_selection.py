@@ -81,11 +81,13 @@ import _cells
 from _cells import ROOT, CellStore, Contention, Step, load_average, machine_facts, machine_tag, run_step
 
 THREADS = 2
-# the study's budget, idle-machine wall-clock hours: issue 14 asks for "about 6", and for 30 minutes for
-# the best few. The cells stored before the licences' 30-minute stage took 5.7 h (RESULTS.md, fifth
-# share); that stage adds about 1.2 h. Estimated from scratch (the overheads measured on SPDX, whose
-# frozen-embedding step reads 538k tokens per cell, and on an AVX2 machine; less with bf16): 8.3 h
-LIMIT_HOURS = 8.5
+# the study's budget, idle-machine wall-clock hours. Issue 14 asks for "about 6", and for 30 minutes for
+# the best few and full fine-tuning of the top three; those stages do not fit in 6. The cells stored
+# before the licences' 30-minute stage took 5.7 h (RESULTS.md, fifth share); that stage adds about 1.2 h
+# and the licences' fine-tuning 1.9 h (ninth share, bf16). Estimated from scratch (the overheads measured
+# on SPDX, whose frozen-embedding step reads 538k tokens per cell, on an AVX2 machine): 9.9 h. This limit
+# stops the study growing past that; it is not the issue's 6 hours, which the study does not meet
+LIMIT_HOURS = 10.0
 # a cell is not published when other processes used more than OTHER_LIMIT cores on average while it ran
 # (_cells.Contention); cells stored without that measure: when the 1-minute load average exceeded the
 # cell's own THREADS by more than LOAD_LIMIT
@@ -146,12 +148,12 @@ FAMILIES: dict[str, dict] = {
 OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = {"demo": 150.0, "spdx": 330.0}, 40.0, 60.0
 # a fine-tuning cell (`finetune-full` at its defaults, 5 folds) of a from-scratch family, and MiniLM's
 # factor: measured on the demo (bf16 machine) 354 s modernbert-mini, 426 s llama-mini, 1,182 s
-# minilm-continued (each with `finetune`'s refit of the winner on all documents); on SPDX (AVX2, seventh
-# share) MiniLM's 5 folds took 7,400 s before the refit, which the study never read and now skips
-# (`--leaderboard-only`): MINILM_SPDX_S; the small ones scaled from it by the demo's ratio until measured. A
-# curve run gone with an earlier session is pretrained again first: PRETRAIN_AGAIN_S beyond its budget
-# (start-up, save, evaluate), counted in every estimate (conservative)
-MINILM_SPDX_S = 7400.0
+# minilm-continued (each with `finetune`'s refit of the winner on all documents); on SPDX MiniLM's 5 folds
+# took 7,400 s on the AVX2 machine (seventh share) and 3,915 s on the bf16 one (ninth share, where the
+# licences' fine-tuning runs; `--leaderboard-only`, no refit): MINILM_SPDX_S; gpt-mini's 1,399 s there (a
+# factor 2.8, the demo's 3.0 kept). A curve run gone with an earlier session is pretrained again first: PRETRAIN_AGAIN_S
+# beyond its budget (start-up, save, evaluate), counted in every estimate (conservative)
+MINILM_SPDX_S = 3915.0
 FINETUNE_FACTOR = {"minilm-continued": 3.0}
 FINETUNE_S = {"demo": 390.0, "spdx": MINILM_SPDX_S / FINETUNE_FACTOR["minilm-continued"]}
 PRETRAIN_AGAIN_S = {"demo": 60.0, "spdx": 120.0}

@@ -162,14 +162,18 @@ def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
     assert [c.family for c in cells if c.stage == "long"] == ["gpt-mini", "bert-mini", "albert-small"]
 
 
-def test_the_licences_long_stage_is_their_best_two_at_30_minutes_without_fine_tuning(tmp_path):
+def test_the_licences_long_stage_is_their_best_two_at_30_minutes_and_their_best_three_are_fine_tuned(tmp_path):
     frozen = {"bert-mini": 0.6, "gpt-mini": 0.7, "albert-small": 0.5, "llama-mini": 0.65}
     cells = ms.plan(False, ["spdx"], list(frozen), _curve_store(tmp_path, "spdx", frozen))
     assert [(c.family, c.budget) for c in cells if c.stage == "long"] == [
         ("gpt-mini", "30m"),
         ("llama-mini", "30m"),
     ]
-    assert not [c for c in cells if c.stage == "finetune"]
+    assert [c.key for c in cells if c.stage == "finetune"] == [
+        "spdx--gpt-mini--6m--finetune",
+        "spdx--llama-mini--6m--finetune",
+        "spdx--bert-mini--6m--finetune",
+    ]
 
 
 def test_the_evidence_keeps_cells_of_a_family_that_left_the_top(tmp_path):
