@@ -84,7 +84,7 @@ THREADS = 2
 # the study's budget, idle-machine wall-clock hours. Issue 14 asks for "about 6", and for 30 minutes for
 # the best few and full fine-tuning of the top three; those stages do not fit in 6. The cells stored
 # before the licences' 30-minute stage took 5.7 h (RESULTS.md, fifth share); that stage adds about 1.2 h
-# and the licences' fine-tuning 1.9 h (ninth share, bf16). Estimated from scratch (the overheads measured
+# and the licences' fine-tuning 2.0 h (ninth share, bf16). Estimated from scratch (the overheads measured
 # on SPDX, whose frozen-embedding step reads 538k tokens per cell, on an AVX2 machine): 9.9 h. This limit
 # stops the study growing past that; it is not the issue's 6 hours, which the study does not meet
 LIMIT_HOURS = 10.0
