@@ -162,7 +162,7 @@ def test_the_long_stage_names_the_best_families_once_the_curve_exists(tmp_path):
     assert [c.family for c in cells if c.stage == "long"] == ["gpt-mini", "bert-mini", "albert-small"]
 
 
-def test_the_licences_long_stage_is_their_best_two_at_30_minutes_and_their_best_three_are_fine_tuned(tmp_path):
+def test_the_licences_best_two_go_to_30_minutes_and_their_best_three_are_fine_tuned(tmp_path):
     frozen = {"bert-mini": 0.6, "gpt-mini": 0.7, "albert-small": 0.5, "llama-mini": 0.65}
     cells = ms.plan(False, ["spdx"], list(frozen), _curve_store(tmp_path, "spdx", frozen))
     assert [(c.family, c.budget) for c in cells if c.stage == "long"] == [
