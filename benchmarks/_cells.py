@@ -111,6 +111,16 @@ def run_recipe(run_dir: Path) -> dict:
     return {k: getattr(t, k) for k in RECIPE_KEYS}
 
 
+# a token budget's wall clock: only a cap (the schedule follows the tokens)
+TOKEN_CAP = "2h"
+
+
+def token_limit(tokens: int) -> list[str]:
+    """`domainlm pretrain`'s flags for a run trained to ``tokens``: the schedule sized to them, the clock
+    only capped (``TOKEN_CAP``)."""
+    return ["--max-tokens", str(tokens), "--budget", TOKEN_CAP]
+
+
 def child_env(threads: int) -> dict:
     """The environment of every child: fixed threads, offline, this checkout's src first."""
     return dict(

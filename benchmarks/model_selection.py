@@ -163,8 +163,6 @@ SETUP_S = {"demo": 40.0, "spdx": 60.0}
 # 14:00 UTC validated only at the end (eval_every 1h) and ship the last step: their `eval_every` is absent
 # (RESULTS.md, model_selection, "keep_best in the study")
 EVAL_EVERY = "1m"
-# the clock's cap on a run pretrained to a token count (a fine-tuning cell's model on another machine)
-TOKEN_CAP = "2h"
 
 
 def seconds(budget: str) -> float:
@@ -364,7 +362,7 @@ def pretrain_cmd(
     max_tokens: int | None = None,
 ) -> list[str]:
     """`domainlm pretrain` of ``family`` for ``budget`` (``"fit"``: one step), or to ``max_tokens``
-    (the schedule sized to them; ``TOKEN_CAP`` only caps the clock)."""
+    (``_cells.token_limit``)."""
 
     spec = FAMILIES[family]
     cmd = _cli("pretrain", str(data["corpus"]), "--objective", spec["objective"])
@@ -379,7 +377,7 @@ def pretrain_cmd(
         cmd += ["--preset", spec["preset"], "--tokenizer", str(tok)]
     cmd += ["--name", run_dir.name, "--runs-dir", str(run_dir.parent), "--resume", "never"]
     if max_tokens:
-        cmd += ["--max-tokens", str(max_tokens), "--budget", TOKEN_CAP]
+        cmd += _cells.token_limit(max_tokens)
     else:
         cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
     # speed.compile=off: the study's curves were measured eager, and a cell stays comparable with them
@@ -580,19 +578,21 @@ def run_cell(c: Cell, data: dict, work: Path, store: CellStore, quick: bool) -> 
     got = store.get(c.key)
     if got is not None:
         return got
-    again, match = None, tokens_to_match(c, store, machine_tag(machine_facts()))
-    if c.step == "finetune" and (match or not (run_dir_of(c, work) / "model" / "config.json").is_file()):
-        again = pretrain_again(c, data, work, quick, match)
+    again = None
+    if c.step == "finetune":
+        match = tokens_to_match(c, store, machine_tag(machine_facts()))
+        if match or not (run_dir_of(c, work) / "model" / "config.json").is_file():
+            again = pretrain_again(c, data, work, quick, match)
     cell = measure(c, data, work, quick)
     return store.put(c.key, cell | ({"pretrained_here": again} if again else {}))
 
 
 def tokens_to_match(c: Cell, store: CellStore, here: str) -> int | None:
-    """For a fine-tuning cell whose curve cell another machine measured, the tokens that cell trained:
+    """For fine-tuning cell ``c`` whose curve cell another machine measured, the tokens that cell trained:
     its model is pretrained again here to them, not to its minutes (fine-tuning itself runs for epochs, so
     its result does not depend on the machine's speed). None when the curve cell is this machine's."""
     curve = store.get(Cell(c.corpus, c.family, c.budget).key)
-    if c.step != "finetune" or not (curve or {}).get("machine") or machine_tag(curve["machine"]) == here:
+    if not (curve or {}).get("machine") or machine_tag(curve["machine"]) == here:
         return None  # (a curve cell that records no machine is taken as this one's, as before)
     if not curve.get("tokens"):
         raise SystemExit(

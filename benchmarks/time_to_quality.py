@@ -188,10 +188,6 @@ def seconds(budget: str) -> float:
     return parse_duration(budget)
 
 
-# a token budget's wall clock: only a cap (the schedule follows the tokens)
-TOKEN_CAP = "2h"
-
-
 def budget_tokens(budget: str) -> int | None:
     """The tokens of a token budget (``700ktok``, ``1.4Mtok``, ``50000tok``); None for a duration."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([kM]?)tok", budget)
@@ -251,7 +247,7 @@ def train_cell(data: dict, setting: dict, budget: str, run_dir: Path) -> None:
     cmd = [sys.executable, "-m", "domainlm.cli", "pretrain", str(data["corpus"])]
     cmd += ["--tokenizer", str(data["tokenizer"]), "--preset", setting["preset"]]
     tokens = budget_tokens(budget)
-    limit = ["--budget", budget] if tokens is None else ["--max-tokens", str(tokens), "--budget", TOKEN_CAP]
+    limit = ["--budget", budget] if tokens is None else _cells.token_limit(tokens)
     cmd += ["--objective", setting["objective"], *limit, "--name", run_dir.name]
     cmd += ["--runs-dir", str(run_dir.parent), "--resume", "never"]
     for s in sets:

@@ -104,6 +104,11 @@ def test_fine_tuning_a_curve_from_another_machine_pretrains_again_to_its_tokens(
     ft = ms.Cell("a", "gpt-mini", "6m", "finetune", "finetune")
     cell = ms.run_cell(ft, _data(), tmp_path, store, quick=True)
     assert asked == [348160] and cell["pretrained_here"]["max_tokens"] == 348160
+    # the command trains to those tokens, not for the curve cell's minutes
+    cmd = ms.pretrain_cmd(
+        {"corpus": "c"}, "gpt-mini", "6m", tmp_path / "r", tmp_path / "tok", max_tokens=348160
+    )
+    assert cmd[cmd.index("--max-tokens") + 1] == "348160" and "6m" not in cmd
     assert ms.token_matched(cell) and machine_tag(cell["machine"]) == machine_tag(here)
     # the corpus's curve stays one machine's: the evidence takes it, and records the curve's machine
     ev = ms.evidence([curve, cell | {"load": [0.0, 0.0], "other_cpu_s": 0.0}])

@@ -68,7 +68,7 @@ def test_every_cell_compiles_into_its_own_cache_cold_unless_warmed_by_an_untimed
 def test_a_token_budget_trains_exactly_those_tokens_with_the_clock_only_as_a_cap(monkeypatch, tmp_path):
     cmd = _train_cmd(monkeypatch, "1.4Mtok", ttq.SETTINGS["modernbert-mini"], tmp_path)
     assert cmd[cmd.index("--max-tokens") + 1] == "1400000"
-    assert cmd[cmd.index("--budget") + 1] == ttq.TOKEN_CAP
+    assert cmd[cmd.index("--budget") + 1] == ttq._cells.TOKEN_CAP
     cmd = _train_cmd(monkeypatch, "3m", ttq.SETTINGS["modernbert-mini"], tmp_path)
     assert "--max-tokens" not in cmd and cmd[cmd.index("--budget") + 1] == "3m"
     with pytest.raises(SystemExit, match="Trainer"):
