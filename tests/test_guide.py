@@ -191,6 +191,9 @@ SHORTER = {
     "pretrain": [("--budget 10m", "--budget 15s")],
     "pretrain-gpt": [("--budget 5m", "--budget 15s")],
     "evaluate": [("--max-docs 10", "--max-docs 1")],
+    # the generator screen at its own budget (auto: to the bottom on this data-limited corpus) took 438 of
+    # this test's 557 s; a short cap runs the same real screen (tests/test_screen.py runs one to its bottom)
+    "recommend-gpt": [("--budget 5m", "--budget 5m --screen 10s")],
     "evaluate-gpt": [("--ngram-tokens 10000", "--ngram-tokens 300"), ("--max-docs 10", "--max-docs 1")],
     "finetune": [("--methods auto --folds 5", "--methods tfidf+svm,frozen-mean --folds 2")],
     "search": [("--search 6 --budget 5m", "--search 2 --budget 30s")],
@@ -218,6 +221,8 @@ def test_guide_core_sequence_runs(tmp_path):
 
     assert (tmp_path / "corpus" / "documents.jsonl").is_file()
     assert (tmp_path / "tok" / "tokenizer.json").is_file()
+    gen = (tmp_path / "run-gpt.yaml").read_text()
+    assert "# screened on this corpus: " in gen and "\n  preset: " in gen  # the real screen ran, and chose
     for run in ("law", "law-gpt"):
         assert (tmp_path / "runs" / run / "model" / "model.safetensors").is_file()
     ev = json.loads((tmp_path / "runs" / "law" / "eval.json").read_text())

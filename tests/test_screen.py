@@ -199,6 +199,19 @@ def test_a_run_limited_by_its_data_is_screened_to_each_familys_bottom(
     assert "up to 600 s each, stopped when held-out loss stopped falling" in table and "45 s" in table
 
 
+def test_a_screen_capped_by_the_flag_says_so_not_that_it_had_the_runs_budget(
+    corpus_dir, bert_tokenizer, tmp_path, fake_screen
+):
+    calls, _ = fake_screen
+    rec = _gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir)), screen="10s")
+    assert calls == [(["llama-mini", "gpt-mini"], 10.0, scrmod.PATIENCE)]
+    text = "\n".join(rec.reasons)
+    assert "for at most 10 s (--screen caps the run's 10m)" in text
+    assert "training each for --screen's 10 s or until" in text and "this run's" not in text
+    full = "\n".join(_gen(corpus_dir, bert_tokenizer, tmp_path, _ev(_chars(corpus_dir))).reasons)
+    assert "with this run's budget" in full and "for this run's 10 min or until" in full
+
+
 def test_cli_prints_the_screen_and_rejects_a_bad_screen_value(
     corpus_dir, bert_tokenizer, tmp_path, fake_screen, compute_limited
 ):

@@ -456,9 +456,9 @@ def decide_from_screen(
     noise = float((look.noise or {}).get("bits_per_char", evmod.DEFAULT_RELATIVE_NOISE))
     best, classical = scrmod.decide(screen, rec.projections, noise)
     measured = ", ".join(f"{n} {b:.3f}" for n, b in screen.bits.items())
+    whose = "this run's" if screen.budget_s >= rec.budget_s else "--screen's"
     how_long = (
-        f"training each for this run's {_duration(screen.budget_s)} or until its held-out loss stopped "
-        "falling"
+        f"training each for {whose} {_duration(screen.budget_s)} or until its held-out loss stopped falling"
         if screen.patience
         else f"{_duration(screen.budget_s)} of training each"
     )
@@ -502,6 +502,11 @@ def decide_from_screen(
 def regime_reason(rec: Recommendation, raced: list[Candidate], screen: scrmod.Screen) -> str:
     """Why the screen was as long as it was: the run's passes over the corpus (screen.py's regime rule)."""
     epochs = max(c.epochs for c in raced)
+    how_long = (
+        "with this run's budget"
+        if screen.budget_s >= rec.budget_s
+        else f"for at most {_duration(screen.budget_s)} (--screen caps the run's {rec.budget})"
+    )
     passes = (
         f"this {rec.budget} run would pass over the corpus about {epochs:.1f} times at the measured speed "
         f"({max(c.corpus_tokens for c in raced) / 1e6:,.2f}M training tokens)"
@@ -512,7 +517,7 @@ def regime_reason(rec: Recommendation, raced: list[Candidate], screen: scrmod.Sc
             "than new (Muennighoff et al. 2023). Such a run is limited by its data: held-out loss bottoms "
             "out and keep_best ships that bottom, which the first minutes do not predict (measured on the "
             "constitution: GPT-2 leads after 2 minutes, Llama's bottom is 4% lower). So each family trains "
-            f"with this run's budget, validated every {_duration(parse_duration(scrmod.PATIENCE_EVERY))}, "
+            f"{how_long}, validated every {_duration(parse_duration(scrmod.PATIENCE_EVERY))}, "
             "and stops after "
             f"{screen.patience} validations without a lower loss"
         )
