@@ -60,6 +60,10 @@ ROOT = _cells.ROOT
 THREADS = 2
 # the Trainer baseline masks at its collator's documented default, whatever the preset's recipe says
 TRAINER_MLM_PROBABILITY = 0.15
+# every masked-LM cell is scored on the same held-out blocks: 128 blocks of 128 tokens (the recipe's 16
+# validation batches of 8), whatever sequence length and batch the cell trained at (`evaluate --seq-len`)
+EVAL_SEQ_LEN = 128
+EVAL_BLOCKS = 128
 
 
 def _modernbert(*sets: str, cache: str | None = None) -> dict:
@@ -138,6 +142,13 @@ SETTINGS: dict[str, dict] = {
     "modernbert-mini batch8 lr2e-3": _modernbert("train.batch_size=8", "train.lr=2e-3"),
     "modernbert-mini batch8 dropout0.1": _modernbert("train.batch_size=8", "model.dropout=0.1"),
     "modernbert-mini batch32": _modernbert("train.batch_size=32"),
+    # sequence length at the same 1,024 tokens per step (issue #12's lever "sequence length and batch size,
+    # in tokens per step"): 64 tokens costs less attention per token and gives each block less context;
+    # 256, more. Scored on the same 128-token blocks as every cell (same_blocks)
+    "modernbert-mini seq64": _modernbert("train.seq_len=64", "train.batch_size=16"),
+    "modernbert-mini seq64 seed1": _modernbert("train.seq_len=64", "train.batch_size=16", "train.seed=1"),
+    "modernbert-mini seq256": _modernbert("train.seq_len=256", "train.batch_size=4"),
+    "modernbert-mini seq256 seed1": _modernbert("train.seq_len=256", "train.batch_size=4", "train.seed=1"),
     # speed.compile: the encoder's layers compiled (regional compilation). "compile" cells start from a
     # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
     # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)
@@ -280,7 +291,7 @@ def evaluate_cell(data: dict, setting: dict, run_dir: Path, ngram_file: Path, ng
     if fit_ngram:
         cmd += ["--baseline", "ngram", "--ngram-tokens", str(ngram_tokens)]
     elif setting["objective"] != "clm":
-        cmd += ["--probes", str(data["probes"])]
+        cmd += ["--probes", str(data["probes"]), *same_blocks(run_dir)]
     _run(cmd)
     ev = json.loads((run_dir / "eval.json").read_text())
     if fit_ngram:
@@ -288,6 +299,17 @@ def evaluate_cell(data: dict, setting: dict, run_dir: Path, ngram_file: Path, ng
     if setting["objective"] == "clm":
         ev["baseline"] = {"ngram": json.loads(ngram_file.read_text())}
     return ev
+
+
+def same_blocks(run_dir: Path) -> list[str]:
+    """`evaluate` flags that score a masked-LM run on EVAL_BLOCKS blocks of EVAL_SEQ_LEN tokens, as every
+    other cell (the defaults follow the run's own sequence length and batch)."""
+    import yaml
+
+    batch = int(yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["batch_size"])
+    if EVAL_BLOCKS % batch:
+        raise SystemExit(f"{run_dir.name}: batch {batch} does not divide the {EVAL_BLOCKS} evaluation blocks")
+    return ["--seq-len", str(EVAL_SEQ_LEN), "--eval-batches", str(EVAL_BLOCKS // batch)]
 
 
 def run_cell(

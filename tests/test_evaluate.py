@@ -243,6 +243,26 @@ def test_cli_evaluate_prints_side_by_side(mlm_run):
     assert "masked accuracy" in r.output and "2-gram KN" in r.output and "eval.json" in r.output
 
 
+def test_seq_len_scores_every_run_on_blocks_of_that_length(mlm_run):
+    """--seq-len: the blocks are that long, whatever the run trained at (32 here), and eval.json says so;
+    a length past the model's positions is refused with the flag named."""
+    from click.testing import CliRunner
+
+    from domainlm.cli import app
+
+    own = evaluate([mlm_run], eval_batches=1, max_docs=0)[str(mlm_run)]
+    short = evaluate([mlm_run], eval_batches=1, max_docs=0, seq_len=16)[str(mlm_run)]
+    assert own["seq_len"] == 32 and short["seq_len"] == 16
+    # one batch of 8 blocks: half the tokens, so about half the 15% masks
+    assert 0 < short["masked_tokens"] < own["masked_tokens"]
+    r = CliRunner().invoke(app, ["evaluate", str(mlm_run), "--eval-batches", "1", "--max-docs", "0",
+                                 "--seq-len", "16"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((mlm_run / "eval.json").read_text())["masked_tokens"] == short["masked_tokens"]
+    with pytest.raises(UserError, match="--seq-len 100000 is longer than the model's"):
+        evaluate([mlm_run], eval_batches=1, max_docs=0, seq_len=100_000)
+
+
 def test_unknown_baseline_is_a_user_error(mlm_run):
     with pytest.raises(UserError, match="unknown baseline 'kenlm'"):
         evaluate([mlm_run], baseline="kenlm")

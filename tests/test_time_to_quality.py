@@ -174,3 +174,23 @@ def test_the_defaults_cells_of_an_earlier_recipe_are_history_not_the_default():
     assert res["demo_acc_3m"] == 0.55 and res["demo_minutes_to_trainer_10m"] == "none"
     assert res["demo_warm_seeds_3m"] == 2 and res["demo_warm_acc_3m"] == 0.55
     assert ttq.on_recipe(cells[0]) and not ttq.on_recipe(cells[1]) and ttq.on_recipe(cells[4])
+
+
+@pytest.mark.parametrize(("batch", "batches"), [(8, "16"), (16, "8"), (4, "32")])
+def test_every_masked_cell_is_scored_on_the_same_blocks_whatever_it_trained_at(
+    monkeypatch, tmp_path, batch, batches
+):
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"train:\n  seq_len: 64\n  batch_size: {batch}\n")
+    (run / "eval.json").write_text(json.dumps({"accuracy": 0.5}))
+    cmds = []
+    monkeypatch.setattr(ttq, "_run", lambda cmd, env=None: cmds.append(cmd) or "")
+    data = {"probes": tmp_path / "probes.jsonl"}
+    ttq.evaluate_cell(data, ttq.SETTINGS["modernbert-mini seq64"], run, tmp_path / "ngram.json", 100)
+    (cmd,) = cmds
+    assert cmd[cmd.index("--seq-len") + 1] == str(ttq.EVAL_SEQ_LEN) == "128"
+    assert cmd[cmd.index("--eval-batches") + 1] == batches  # 128 blocks in every cell
+    (run / "config.yaml").write_text("train:\n  batch_size: 5\n")
+    with pytest.raises(SystemExit, match="batch 5 does not divide"):
+        ttq.evaluate_cell(data, ttq.SETTINGS["modernbert-mini"], run, tmp_path / "ngram.json", 100)

@@ -195,6 +195,7 @@ SPECS: dict[str, Spec] = {
             Flag("ngram_order"),
             Flag("ngram_tokens"),
             Flag("pppl_tokens"),
+            Flag("seq_len"),
         ),
         options=EvaluateConfig,
     ),

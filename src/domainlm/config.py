@@ -576,6 +576,12 @@ class EvaluateConfig(Section):
     pppl_tokens: int = Field(
         4096, ge=1, description="at most this many tokens scored by pseudo-perplexity (one forward pass each)"
     )
+    seq_len: int | None = Field(
+        None,
+        ge=8,
+        description="tokens per evaluation block (default: the run's train.seq_len); runs trained at "
+        "different lengths compare on the same blocks",
+    )
 
 
 class ExportConfig(Section):

@@ -313,13 +313,16 @@ def evaluate(
     ngram_order: int = 5,
     ngram_tokens: int = 200_000,
     pppl_tokens: int = 4096,
+    seq_len: int | None = None,
 ) -> dict[str, dict]:
     """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
 
     ``baseline="ngram"`` adds a Kneser-Ney ``ngram_order``-gram on the run's tokens (scored on the first
     ``ngram_tokens`` validation tokens) under the key ``"baseline"``. ``probes`` is a shipped set name or
     a JSONL path. ``max_docs`` caps the documents scored per character (0: skip it), ``pppl_tokens`` the
-    tokens pseudo-perplexity scores in them (each is one forward pass).
+    tokens pseudo-perplexity scores in them (each is one forward pass). ``seq_len`` sets the tokens per
+    block (default: each run's ``train.seq_len``), so runs trained at different lengths are scored on the
+    same blocks.
     """
     if not runs:
         raise UserError("no run given", "Pass one or more run folders: domainlm evaluate runs/NAME")
@@ -329,13 +332,26 @@ def evaluate(
     ngram_cache: dict[str, dict] = {}  # tokenizer hash -> n-gram result (runs sharing a tokenizer share it)
     out: dict[str, dict] = {}
     for run in map(Path, runs):
-        result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs, pppl_tokens)
+        result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs, pppl_tokens, seq_len)
         if baseline == "ngram":
             ngram = ngram_baseline(run, data, ngram_order, ngram_tokens, ngram_cache, max_docs)
             result["baseline"] = {"ngram": ngram}
         (run / "eval.json").write_text(json.dumps(result, indent=2))
         out[str(run)] = result
     return out
+
+
+def checked_seq_len(run: Path, seq_len: int) -> int:
+    """``seq_len`` if the run's model has positions for it; a clear refusal if not."""
+    cfg_file = run / "model" / "config.json"
+    model_cfg = json.loads(cfg_file.read_text()) if cfg_file.is_file() else {}
+    limit = model_cfg.get("max_position_embeddings") or model_cfg.get("n_positions")
+    if limit and seq_len > limit:
+        raise UserError(
+            f"'{run}': --seq-len {seq_len} is longer than the model's {limit} positions",
+            f"Pass --seq-len {limit} or less",
+        )
+    return seq_len
 
 
 @dataclass
@@ -351,7 +367,7 @@ class EvalData:
     words_per_token: float
 
 
-def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
+def eval_data(run: Path, cfg, tok, objective: str, seq_len: int | None = None) -> EvalData:
     from domainlm.pretrain.objectives import OBJECTIVES, MaskSpec
     from domainlm.tokens.blocks import Blocks, block_spec, separator_id
     from domainlm.tokens.encode import encode_split
@@ -359,10 +375,11 @@ def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
     layout = resolve("objective", objective, OBJECTIVES).block_layout
     split, sep = "validation", separator_id(layout, tok)
     shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
-    if len(shard.tokens) < cfg.train.seq_len:
+    seq_len = seq_len or cfg.train.seq_len
+    if len(shard.tokens) < seq_len:
         split = "train"
         shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
-    blocks = Blocks(shard, block_spec(layout, tok, cfg.train.seq_len), 0, shuffle=False)
+    blocks = Blocks(shard, block_spec(layout, tok, seq_len), 0, shuffle=False)
     specials = [
         i
         for i in {tok.cls_token_id, tok.sep_token_id, tok.pad_token_id, tok.bos_token_id, tok.eos_token_id}
@@ -375,7 +392,13 @@ def eval_data(run: Path, cfg, tok, objective: str) -> EvalData:
 
 
 def evaluate_run(
-    run: Path, eval_batches: int | None, probe_path, probe_set, max_docs: int, pppl_tokens: int | None = None
+    run: Path,
+    eval_batches: int | None,
+    probe_path,
+    probe_set,
+    max_docs: int,
+    pppl_tokens: int | None = None,
+    seq_len: int | None = None,
 ):
     """(eval.json's content, the data it was measured on) for one run folder."""
     import contextlib
@@ -390,7 +413,8 @@ def evaluate_run(
     t0 = time.perf_counter()
     tok = load_tokenizer(run / "model")
     objective = _objective_of(run, cfg)
-    data = eval_data(run, cfg, tok, objective)
+    seq_len = checked_seq_len(run, seq_len or cfg.train.seq_len)
+    data = eval_data(run, cfg, tok, objective, seq_len)
     bf16 = machine.resolve_bf16(cfg.speed.bf16)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     n_batches = eval_batches or cfg.train.eval_batches
@@ -402,6 +426,7 @@ def evaluate_run(
         "mask_seed": EVAL_SEED,
         "bf16": bf16,
         "words_per_token": data.words_per_token,
+        "seq_len": seq_len,
     }
     with torch.no_grad(), ctx:
         score = electra_scores if objective == "electra" else lm_scores
@@ -410,7 +435,7 @@ def evaluate_run(
         result["intrinsic"] = INTRINSIC.get(objective) or NOT_COMPARABLE
         if model is not None and max_docs > 0:
             texts = first_texts(cfg.corpus, data.split, max_docs)
-            result |= document_scores(model, tok, objective, texts, cfg.train.seq_len, pppl_tokens)
+            result |= document_scores(model, tok, objective, texts, seq_len, pppl_tokens)
         if model is not None and probe_set is not None and objective in PROBED:
             result |= probe_metrics(model, tok, PROBED[objective], probe_set)
             # a shipped set by its name (no path of this machine in eval.json), else the file as given
