@@ -147,10 +147,10 @@ SETTINGS: dict[str, dict] = {
     # 256, more. Scored on the same 128-token blocks as every cell (same_blocks)
     # the warm-up's share of the schedule (the recipe's 6%: RoBERTa-large's 30k of 500k steps; never swept here):
     # issue #12's lever "learning rate and warm-up per preset"
-    "modernbert-mini warmup2%": _modernbert("train.warmup=0.02"),
-    "modernbert-mini warmup2% seed1": _modernbert("train.warmup=0.02", "train.seed=1"),
-    "modernbert-mini warmup15%": _modernbert("train.warmup=0.15"),
-    "modernbert-mini warmup15% seed1": _modernbert("train.warmup=0.15", "train.seed=1"),
+    "modernbert-mini warmup0.02": _modernbert("train.warmup=0.02"),
+    "modernbert-mini warmup0.02 seed1": _modernbert("train.warmup=0.02", "train.seed=1"),
+    "modernbert-mini warmup0.15": _modernbert("train.warmup=0.15"),
+    "modernbert-mini warmup0.15 seed1": _modernbert("train.warmup=0.15", "train.seed=1"),
     "modernbert-mini seq64": _modernbert("train.seq_len=64", "train.batch_size=16"),
     "modernbert-mini seq64 seed1": _modernbert("train.seq_len=64", "train.batch_size=16", "train.seed=1"),
     "modernbert-mini seq256": _modernbert("train.seq_len=256", "train.batch_size=4"),
