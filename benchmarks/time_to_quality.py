@@ -572,6 +572,8 @@ def plot(cells: list[dict], path: Path) -> None:
             ax.grid(alpha=0.3)
             if ax.lines:  # beside the axes: the settings are many, and their points fill the plot
                 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+            else:
+                _empty(ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -582,6 +584,10 @@ def _token_bars(ax, cells: list[dict], corpus: str) -> None:
     cells = sorted(cells, key=lambda c: (budget_order(c["budget"]), c["setting"]))
     metric = "accuracy" if any(c["accuracy"] is not None for c in cells) else "perplexity"
     cells = [c for c in cells if c[metric] is not None]
+    ax.set_title(f"{corpus}: at fixed token budgets (the same tokens for every setting)")
+    if not cells:
+        _empty(ax)
+        return
     labels = [f"{c['setting']} @ {c['budget']}" for c in cells]
     values = [c[metric] * (100 if metric == "accuracy" else 1) for c in cells]
     ax.barh(range(len(cells)), values, color="tab:blue")
@@ -590,8 +596,15 @@ def _token_bars(ax, cells: list[dict], corpus: str) -> None:
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
     ax.set_xlabel("held-out masked accuracy (%)" if metric == "accuracy" else "perplexity / token")
-    ax.set_title(f"{corpus}: at fixed token budgets (the same tokens for every setting)")
     ax.grid(alpha=0.3, axis="x")
+
+
+def _empty(ax) -> None:
+    """A panel with nothing measured says so, instead of showing empty axes."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, "no cells of this kind stored", ha="center", va="center", transform=ax.transAxes,
+            color="grey")  # fmt: skip
 
 
 def on_recipe(cell: dict) -> bool:

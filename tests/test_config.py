@@ -50,6 +50,10 @@ def test_bad_value_names_the_field():
         cfgmod.load(PrepareConfig, None, ["split=[0.5,0.5,0.5]"])
     with pytest.raises(UserError, match="duration"):
         cfgmod.load(RunConfig, None, ["train.budget=soon"])
+    # a check across the config (a model validator) has no field location; its message names the field
+    with pytest.raises(UserError) as e:
+        cfgmod.load(RunConfig, None, name="law 50%")
+    assert "for ''" not in str(e.value) and "name 'law 50%' must be letters, digits" in str(e.value)
 
 
 def test_dump_is_complete_and_reloads(tmp_path):

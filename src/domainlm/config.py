@@ -365,7 +365,9 @@ def build(cls: type[C], *layers: tuple[str, dict | None]) -> C:
         loc = ".".join(str(x) for x in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         sources = " + ".join(s for s, layer in layers if layer) or "defaults"
-        raise UserError(f"invalid config value for '{loc}' ({sources}): {msg}", "Fix that value") from None
+        # a check of the whole config (a model validator) has no location: its message names the field
+        where = f" for '{loc}'" if loc else ""
+        raise UserError(f"invalid config value{where} ({sources}): {msg}", "Fix that value") from None
 
 
 def load(cls: type[C], config: str | Path | None = None, sets: list[str] | None = None, **flags: Any) -> C:
