@@ -842,7 +842,7 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
                 rows[key]["downstream"] |= down
                 rows[key]["cpu_s"] = round(rows[key]["cpu_s"] + c["cpu_s"], 1)
             continue
-        rows[key] = {k: c.get(k) for k in ROW_KEYS} | {"downstream": down} | _recipe_of(c)
+        rows[key] = {k: c.get(k) for k in ROW_KEYS} | {"downstream": down} | _recipe_of(c) | _train_cpu(c)
     out = list(rows.values())
     for corpus, s in tfidf.items():
         out.append({"corpus": corpus, "family": "tfidf+svm", "kind": "classical", "tasks": ["classify"],
@@ -864,6 +864,14 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
 ROW_KEYS = ("corpus", "family", "kind", "preset", "objective", "init_from", "tasks", "budget_s", "cpu_s",
             "bits_per_char", "pppl_bits_per_char", "accuracy", "probe_top5", "parameters", "tokens_per_s",
             "probe_tokens_per_s", "peak_rss_mb", "latency_ms", "load")  # fmt: skip
+
+
+def _train_cpu(cell: dict) -> dict:
+    """``{"pretrain_cpu_s": ...}``: what making the row's model cost, its pretraining run's CPU seconds (the
+    row's ``cpu_s`` is all the study spent on it: evaluation, classifiers and fine-tuning too). Cells
+    restored from the first published evidence kept only that total, and get nothing."""
+    step = (cell.get("steps") or {}).get("pretrain") or {}
+    return {"pretrain_cpu_s": round(step["cpu_s"], 1)} if step.get("cpu_s") is not None else {}
 
 
 def _recipe_of(cell: dict) -> dict:

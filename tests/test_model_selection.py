@@ -217,12 +217,15 @@ def test_evidence_from_cells_merges_finetune_and_refuses_loaded_cells():
         "tfidf+svm": {"mean": 0.7, "std": 0.02, "folds": 5},
     }
     cells = [
-        _cell("a", "bert-mini", "2m", downstream=down),
+        _cell("a", "bert-mini", "2m", downstream=down, steps={"pretrain": {"cpu_s": 60.0}}),
         _cell("a", "bert-mini", "2m", step="finetune", downstream={"finetune-full": {"mean": 0.75, "std": 0.03, "folds": 5}}),
     ]  # fmt: skip
     ev = ms.evidence(cells)
     bert = next(r for r in ev["rows"] if r["family"] == "bert-mini")
     assert set(bert["downstream"]) == {"frozen-mean", "finetune-full"} and bert["cpu_s"] == 200.0
+    assert bert["pretrain_cpu_s"] == 60.0  # what the model cost to make, apart from the study's spending
+    restored = ms.evidence([_cell("a", "bert-mini", "2m", downstream=down)])  # a total only: no pretrain step
+    assert "pretrain_cpu_s" not in next(r for r in restored["rows"] if r["family"] == "bert-mini")
     tfidf = next(r for r in ev["rows"] if r["family"] == "tfidf+svm")
     assert tfidf["kind"] == "classical" and tfidf["budget_s"] is None
     assert "| a | bert-mini | 2 min |" in ms.table(ev)

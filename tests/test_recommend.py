@@ -168,7 +168,7 @@ def _evidence(tmp_path, corpus_dir, frozen: dict[str, float], tfidf: float | Non
     chars = read_stats(corpus_dir)["characters"]["train"]
     rows = [
         {"corpus": "near", "family": p, "kind": "masked", "preset": p, "objective": "mlm", "init_from": None,
-         "tasks": ["encoder", "classify"], "budget_s": budget_s, "cpu_s": 2 * budget_s, "parameters": 1_000_000,
+         "tasks": ["encoder", "classify"], "budget_s": budget_s, "cpu_s": 5 * budget_s, "pretrain_cpu_s": 1.5 * budget_s, "parameters": 1_000_000,
          "downstream": {"frozen-mean": {"mean": f1, "std": 0.02, "folds": 5}}}
         for p, f1 in frozen.items()
     ]  # fmt: skip
@@ -279,6 +279,9 @@ def test_cli_prints_the_evidence_table_and_the_classical_verdict(corpus_dir, ber
     assert res.exit_code == 0, res.output
     assert "measured on the study corpus 'near' at 10 min" in res.output
     assert "decided by: evidence; the better buy: tfidf+svm (classical)" in res.output
+    # the CPU a model cost to make (its pretraining's 900 s), not all the study spent on its row (3,000 s)
+    row = next(line for line in res.output.splitlines() if "bert-tiny" in line and "0.660" in line)
+    assert "train CPU min" in res.output and "15.0" in row and "50.0" not in row
 
 
 @pytest.mark.parametrize("explicit", [frozenset(), frozenset({"batch_size"})])

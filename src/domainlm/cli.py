@@ -614,7 +614,8 @@ def evidence_table(rec) -> Table:
         f"({look.metric}, {'higher' if look.higher_is_better else 'lower'} is better)",
         padding=(0, 1),
     )
-    for col in ("family", "kind", look.metric, "± (folds)", "CPU min", "params"):
+    # train CPU min: the pretraining run that made the model (not the study's evaluation and classifiers)
+    for col in ("family", "kind", look.metric, "± (folds)", "train CPU min", "params"):
         t.add_column(col, justify="left" if col in ("family", "kind") else "right", no_wrap=True)
     for e in look.entries:
         r = e.row
@@ -623,7 +624,7 @@ def evidence_table(rec) -> Table:
             e.kind,
             f"{e.value:.3f}",
             f"{e.std:.3f} ({e.folds})" if e.std is not None and e.folds > 1 else "-",
-            f"{r['cpu_s'] / 60:.1f}" if r.get("cpu_s") else "-",
+            f"{r['pretrain_cpu_s'] / 60:.1f}" if r.get("pretrain_cpu_s") else "-",
             f"{r['parameters'] / 1e6:.1f}M" if r.get("parameters") else "-",
         )
     return t

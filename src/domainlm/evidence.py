@@ -33,7 +33,9 @@ Format (``format_version`` 1)::
      "rows": [{"corpus": "demo", "family": "bert-mini", "kind": "masked" | "generative" | "classical",
                "preset": "bert-mini" | null, "objective": "mlm" | null, "init_from": "general" | null,
                "tasks": ["encoder", "classify"], "budget_s": 180 | null (classical: trained to the end),
-               "cpu_s": 361.0, "bits_per_char": null, "pppl_bits_per_char": 1.9, "accuracy": 0.31,
+               "cpu_s": 361.0 (all the study spent on the row: pretraining, evaluation, classifiers,
+                        fine-tuning), "pretrain_cpu_s": 230.0 (optional: the pretraining run alone, what
+                        the model costs to make), "bits_per_char": null, "pppl_bits_per_char": 1.9, "accuracy": 0.31,
                "probe_top5": 0.4, "downstream": {"frozen-mean": {"mean": 0.6, "std": 0.04, "folds": 5}},
                "parameters": N, "tokens_per_s": N, "probe_tokens_per_s": N, "peak_rss_mb": N,
                "latency_ms": N, "load": [0.1, 0.3],
