@@ -710,6 +710,8 @@ def restore(ev: dict, store: CellStore, source: str) -> list[str]:
             "versions": ev.get("versions"), "corpus_facts": ev["corpora"][c.corpus], "quick": False,
             "restored_from": source,
         }  # fmt: skip
+        if r.get("pretrain_cpu_s") is not None:  # the pretraining step's CPU, where the row had it
+            cell["steps"] = {"pretrain": {"cpu_s": r["pretrain_cpu_s"]}}
         store.put(c.key, cell)
         written.append(c.key)
     return written
