@@ -23,3 +23,16 @@ def test_tiny_mlm_learns_and_writes_run_folder(corpus_dir, bert_tokenizer, tmp_p
     ):
         assert (res.run_dir / name).exists(), name
     assert list((res.run_dir / "checkpoints").glob("step-*/COMPLETE"))
+
+
+def test_a_budget_bounds_the_whole_run_setup_evaluation_and_save_included(
+    corpus_dir, bert_tokenizer, tmp_path
+):
+    """--budget is the run's wall clock, not its training's: train_summary.json's wall_seconds (from the
+    start to the model saved) stays within it, and training had most of what the run used."""
+    import json
+
+    res = tiny_pretrain(corpus_dir, tmp_path, tokenizer=bert_tokenizer, max_steps=None, budget="6s")
+    summary = json.loads((res.run_dir / "train_summary.json").read_text())
+    assert res.stopped_by == "budget" and summary["stopped_by"] == "budget"
+    assert 0.5 * summary["wall_seconds"] < summary["train_seconds"] < summary["wall_seconds"] <= 6.5, summary

@@ -877,6 +877,9 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
         "steps": state.step,
         "tokens": state.tokens,
         "train_seconds": round(state.elapsed, 2),
+        # the budget's wall clock used: from the run's start (after imports) to its model saved, setup,
+        # compile, validations and save included; train.budget bounds it, train.reserve_* keep the end
+        "wall_seconds": round(seconds, 2),
         "tokens_per_s": round(tps, 1),
         "stopped_by": stopped_by,
         "validation": final,  # of the weights in model/
