@@ -886,7 +886,7 @@ def _num(x, fmt: str) -> str:
 
 
 def table(ev: dict) -> str:
-    head = ("| corpus | family | budget | CPU min | bits/char | pseudo-LL bits/char | masked acc | probe top-5 | "
+    head = ("| corpus | family | budget | train CPU min | study CPU min | bits/char | pseudo-LL bits/char | masked acc | probe top-5 | "
             "frozen F1 | full FT F1 | TF-IDF+SVM F1 | params | train tok/s | peak RSS MB | latency ms | load |")  # fmt: skip
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in sorted(ev["rows"], key=lambda r: (r["corpus"], r["family"], r.get("budget_s") or 0)):
@@ -894,8 +894,9 @@ def table(ev: dict) -> str:
         f1 = {m: f"{s['mean']:.3f} ± {s.get('std', 0):.3f}" for m, s in d.items()}
         budget = "fit" if r.get("budget_s") is None else f"{r['budget_s'] / 60:.0f} min"
         cpu = None if r.get("cpu_s") is None else r["cpu_s"] / 60
+        train_cpu = None if r.get("pretrain_cpu_s") is None else r["pretrain_cpu_s"] / 60
         lines.append(
-            f"| {r['corpus']} | {r['family']} | {budget} | {_num(cpu, '.1f')} | {_num(r.get('bits_per_char'), '.3f')} | "
+            f"| {r['corpus']} | {r['family']} | {budget} | {_num(train_cpu, '.1f')} | {_num(cpu, '.1f')} | {_num(r.get('bits_per_char'), '.3f')} | "
             f"{_num(r.get('pppl_bits_per_char'), '.3f')} | {_num(r.get('accuracy'), '.1%')} | {_num(r.get('probe_top5'), '.0%')} | "
             f"{f1.get('frozen-mean', '-')} | {f1.get('finetune-full', '-')} | {f1.get('tfidf+svm', '-')} | "
             f"{'-' if not r.get('parameters') else format(r['parameters'] / 1e6, '.1f') + 'M'} | {_num(r.get('tokens_per_s'), ',.0f')} | "

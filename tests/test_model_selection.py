@@ -228,7 +228,7 @@ def test_evidence_from_cells_merges_finetune_and_refuses_loaded_cells():
     assert "pretrain_cpu_s" not in next(r for r in restored["rows"] if r["family"] == "bert-mini")
     tfidf = next(r for r in ev["rows"] if r["family"] == "tfidf+svm")
     assert tfidf["kind"] == "classical" and tfidf["budget_s"] is None
-    assert "| a | bert-mini | 2 min |" in ms.table(ev)
+    assert "| a | bert-mini | 2 min | 1.0 | 3.3 |" in ms.table(ev)  # train CPU min, then the study's
     # the cell's own 2 threads raise the load average to ~2: that alone is no contention
     assert ms.evidence([_cell("a", "bert-mini", "2m", load=(1.8, 2.1), downstream=down)])["rows"]
     with pytest.raises(SystemExit, match="under load"):
