@@ -553,12 +553,13 @@ def plot(cells: list[dict], path: Path) -> None:
             (("accuracy", "held-out masked accuracy"), ("perplexity", "perplexity / token"))
         ):
             ax = axes[i][j]
-            for k, name in enumerate(SETTINGS):
-                pts = sorted(
-                    (c["minutes"], c[metric])
-                    for c in cells
-                    if c["corpus"] == corpus and c["setting"] == name and c[metric] is not None
-                )
+            here = [c for c in cells if c["corpus"] == corpus and c[metric] is not None]
+            order = {name: k for k, name in enumerate(SETTINGS)}
+            names = sorted(
+                {shown_name(c) for c in here}, key=lambda n: (order.get(n.split(" (lr ")[0], 999), n)
+            )
+            for k, name in enumerate(names):
+                pts = sorted((c["minutes"], c[metric]) for c in here if shown_name(c) == name)
                 if pts:
                     # tab20 and nine markers: every setting its own colour-and-marker pair (180 of them)
                     style = {"color": plt.cm.tab20(k % 20), "marker": "osD^v<>ph"[k % 9], "lw": 1.5}
@@ -588,7 +589,7 @@ def _token_bars(ax, cells: list[dict], corpus: str) -> None:
     if not cells:
         _empty(ax)
         return
-    labels = [f"{c['setting']} @ {c['budget']}" for c in cells]
+    labels = [f"{shown_name(c)} @ {c['budget']}" for c in cells]
     values = [c[metric] * (100 if metric == "accuracy" else 1) for c in cells]
     ax.barh(range(len(cells)), values, color="tab:blue")
     ax.set_yticks(range(len(cells)), labels, fontsize=7)
@@ -605,6 +606,20 @@ def _empty(ax) -> None:
     ax.set_yticks([])
     ax.text(0.5, 0.5, "no cells of this kind stored", ha="center", va="center", transform=ax.transAxes,
             color="grey")  # fmt: skip
+
+
+def shown_name(cell: dict) -> str:
+    """The setting as the plot labels it: with the lr it trained at where that is not its preset's current
+    recipe's and the setting does not set one (a cell of an earlier recipe), so that one line or bar never
+    mixes two learning rates under one name."""
+    from domainlm.pretrain.presets import recipe_of
+
+    lr = (cell.get("recipe") or {}).get("lr")
+    now = recipe_of(cell.get("preset") or "").get("lr")
+    named = any(s.startswith("train.lr=") for s in cell.get("sets") or [])
+    if lr is None or now is None or lr == now or named:
+        return cell["setting"]
+    return f"{cell['setting']} (lr {lr:g})"
 
 
 def on_recipe(cell: dict) -> bool:

@@ -194,3 +194,16 @@ def test_every_masked_cell_is_scored_on_the_same_blocks_whatever_it_trained_at(
     (run / "config.yaml").write_text("train:\n  batch_size: 5\n")
     with pytest.raises(SystemExit, match="batch 5 does not divide"):
         ttq.evaluate_cell(data, ttq.SETTINGS["modernbert-mini"], run, tmp_path / "ngram.json", 100)
+
+
+def test_a_cell_of_an_earlier_lr_is_labelled_with_it_and_never_shares_a_line_with_the_recipe():
+    from domainlm.pretrain.presets import recipe_of
+
+    now = recipe_of("modernbert-mini")["lr"]
+    base = {"setting": "modernbert-mini", "preset": "modernbert-mini", "sets": []}
+    assert ttq.shown_name(base | {"recipe": {"lr": now}}) == "modernbert-mini"
+    assert ttq.shown_name(base) == "modernbert-mini"  # stored without its recipe: as it was
+    assert ttq.shown_name(base | {"recipe": {"lr": 1e-3}}) == "modernbert-mini (lr 0.001)"
+    # a setting that sets its own lr is named by it already
+    named = {"setting": "modernbert-mini lr2e-3", "preset": "modernbert-mini", "sets": ["train.lr=2e-3"]}
+    assert ttq.shown_name(named | {"recipe": {"lr": 2e-3}}) == "modernbert-mini lr2e-3"
