@@ -142,15 +142,15 @@ SETTINGS: dict[str, dict] = {
     "modernbert-mini batch8 lr2e-3": _modernbert("train.batch_size=8", "train.lr=2e-3"),
     "modernbert-mini batch8 dropout0.1": _modernbert("train.batch_size=8", "model.dropout=0.1"),
     "modernbert-mini batch32": _modernbert("train.batch_size=32"),
-    # sequence length at the same 1,024 tokens per step (issue #12's lever "sequence length and batch size,
-    # in tokens per step"): 64 tokens costs less attention per token and gives each block less context;
-    # 256, more. Scored on the same 128-token blocks as every cell (same_blocks)
     # the warm-up's share of the schedule (the recipe's 6%: RoBERTa-large's 30k of 500k steps; never swept here):
     # issue #12's lever "learning rate and warm-up per preset"
     "modernbert-mini warmup0.02": _modernbert("train.warmup=0.02"),
     "modernbert-mini warmup0.02 seed1": _modernbert("train.warmup=0.02", "train.seed=1"),
     "modernbert-mini warmup0.15": _modernbert("train.warmup=0.15"),
     "modernbert-mini warmup0.15 seed1": _modernbert("train.warmup=0.15", "train.seed=1"),
+    # sequence length at the same 1,024 tokens per step (issue #12's lever "sequence length and batch size,
+    # in tokens per step"): 64 tokens costs less attention per token and gives each block less context;
+    # 256, more. Scored on the same 128-token blocks as every cell (same_blocks)
     "modernbert-mini seq64": _modernbert("train.seq_len=64", "train.batch_size=16"),
     "modernbert-mini seq64 seed1": _modernbert("train.seq_len=64", "train.batch_size=16", "train.seed=1"),
     "modernbert-mini seq256": _modernbert("train.seq_len=256", "train.batch_size=4"),
@@ -310,9 +310,7 @@ def evaluate_cell(data: dict, setting: dict, run_dir: Path, ngram_file: Path, ng
 def same_blocks(run_dir: Path) -> list[str]:
     """`evaluate` flags that score a masked-LM run on EVAL_BLOCKS blocks of EVAL_SEQ_LEN tokens, as every
     other cell (the defaults follow the run's own sequence length and batch)."""
-    import yaml
-
-    batch = int(yaml.safe_load((run_dir / "config.yaml").read_text())["train"]["batch_size"])
+    batch = _cells.run_recipe(run_dir)["batch_size"]
     if EVAL_BLOCKS % batch:
         raise SystemExit(f"{run_dir.name}: batch {batch} does not divide the {EVAL_BLOCKS} evaluation blocks")
     return ["--seq-len", str(EVAL_SEQ_LEN), "--eval-batches", str(EVAL_BLOCKS // batch)]
@@ -545,6 +543,7 @@ def plot(cells: list[dict], path: Path) -> None:
     fixed = [c for c in cells if c.get("max_tokens")]
     cells = [c for c in cells if not c.get("max_tokens")]
     rows = 3 if fixed else 2
+    order = {name: k for k, name in enumerate(SETTINGS)}
     fig, axes = plt.subplots(rows, len(corpora), figsize=(9 * len(corpora), 4.5 * rows), squeeze=False)
     for j, corpus in enumerate(corpora):
         if fixed:
@@ -553,17 +552,16 @@ def plot(cells: list[dict], path: Path) -> None:
             (("accuracy", "held-out masked accuracy"), ("perplexity", "perplexity / token"))
         ):
             ax = axes[i][j]
-            here = [c for c in cells if c["corpus"] == corpus and c[metric] is not None]
-            order = {name: k for k, name in enumerate(SETTINGS)}
-            names = sorted(
-                {shown_name(c) for c in here}, key=lambda n: (order.get(n.split(" (lr ")[0], 999), n)
-            )
-            for k, name in enumerate(names):
-                pts = sorted((c["minutes"], c[metric]) for c in here if shown_name(c) == name)
-                if pts:
-                    # tab20 and nine markers: every setting its own colour-and-marker pair (180 of them)
-                    style = {"color": plt.cm.tab20(k % 20), "marker": "osD^v<>ph"[k % 9], "lw": 1.5}
-                    ax.plot(*zip(*pts, strict=True), "-", label=name, **style)
+            lines: dict[
+                str, list
+            ] = {}  # label -> points, in SETTINGS' order (an earlier lr after its setting)
+            for c in sorted(cells, key=lambda c: (order.get(c["setting"], len(order)), shown_name(c))):
+                if c["corpus"] == corpus and c[metric] is not None:
+                    lines.setdefault(shown_name(c), []).append((c["minutes"], c[metric]))
+            for k, (name, pts) in enumerate(lines.items()):
+                # tab20 and nine markers: every setting its own colour-and-marker pair (180 of them)
+                style = {"color": plt.cm.tab20(k % 20), "marker": "osD^v<>ph"[k % 9], "lw": 1.5}
+                ax.plot(*zip(*sorted(pts), strict=True), "-", label=name, **style)
             ng = [c["ngram_perplexity"] for c in cells if c["corpus"] == corpus and c["ngram_perplexity"]]
             if metric == "perplexity" and ng:
                 ax.axhline(ng[0], ls="--", color="grey", label="Kneser-Ney 5-gram")

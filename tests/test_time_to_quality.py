@@ -180,9 +180,17 @@ def test_the_defaults_cells_of_an_earlier_recipe_are_history_not_the_default():
 def test_every_masked_cell_is_scored_on_the_same_blocks_whatever_it_trained_at(
     monkeypatch, tmp_path, batch, batches
 ):
+    from domainlm.config import RunConfig, dump
+
+    def config(**train):  # the run's config.yaml as `domainlm pretrain` writes it
+        dump(
+            RunConfig.model_validate({"model": {"preset": "modernbert-mini"}, "train": train}),
+            run / "config.yaml",
+        )
+
     run = tmp_path / "runs" / "x"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(f"train:\n  seq_len: 64\n  batch_size: {batch}\n")
+    config(seq_len=64, batch_size=batch)
     (run / "eval.json").write_text(json.dumps({"accuracy": 0.5}))
     cmds = []
     monkeypatch.setattr(ttq, "_run", lambda cmd, env=None: cmds.append(cmd) or "")
@@ -191,7 +199,7 @@ def test_every_masked_cell_is_scored_on_the_same_blocks_whatever_it_trained_at(
     (cmd,) = cmds
     assert cmd[cmd.index("--seq-len") + 1] == str(ttq.EVAL_SEQ_LEN) == "128"
     assert cmd[cmd.index("--eval-batches") + 1] == batches  # 128 blocks in every cell
-    (run / "config.yaml").write_text("train:\n  batch_size: 5\n")
+    config(batch_size=5)
     with pytest.raises(SystemExit, match="batch 5 does not divide"):
         ttq.evaluate_cell(data, ttq.SETTINGS["modernbert-mini"], run, tmp_path / "ngram.json", 100)
 

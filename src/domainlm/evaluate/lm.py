@@ -367,7 +367,7 @@ class EvalData:
     words_per_token: float
 
 
-def eval_data(run: Path, cfg, tok, objective: str, seq_len: int | None = None) -> EvalData:
+def eval_data(run: Path, cfg, tok, objective: str, seq_len: int) -> EvalData:
     from domainlm.pretrain.objectives import OBJECTIVES, MaskSpec
     from domainlm.tokens.blocks import Blocks, block_spec, separator_id
     from domainlm.tokens.encode import encode_split
@@ -375,7 +375,6 @@ def eval_data(run: Path, cfg, tok, objective: str, seq_len: int | None = None) -
     layout = resolve("objective", objective, OBJECTIVES).block_layout
     split, sep = "validation", separator_id(layout, tok)
     shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
-    seq_len = seq_len or cfg.train.seq_len
     if len(shard.tokens) < seq_len:
         split = "train"
         shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
