@@ -155,6 +155,15 @@ SETTINGS: dict[str, dict] = {
     "modernbert-mini seq64 seed1": _modernbert("train.seq_len=64", "train.batch_size=16", "train.seed=1"),
     "modernbert-mini seq256": _modernbert("train.seq_len=256", "train.batch_size=4"),
     "modernbert-mini seq256 seed1": _modernbert("train.seq_len=256", "train.batch_size=4", "train.seed=1"),
+    # train.optimizer=muon: Muon (Jordan et al. 2024) on the hidden matrices, AdamW on the rest, at the
+    # recipe's lr (Muon's update scaled to AdamW's RMS, Liu et al. 2025); its authors and Moonshot report
+    # ~2x AdamW's learning per token on large models and batches. At equal tokens it shows how much more
+    # it learns per token, at equal minutes ("warm") whether that pays for its Newton-Schulz iterations
+    "modernbert-mini muon": _modernbert("train.optimizer=muon"),
+    "modernbert-mini muon seed1": _modernbert("train.optimizer=muon", "train.seed=1"),
+    "modernbert-mini muon batch16": _modernbert("train.optimizer=muon", "train.batch_size=16"),
+    "modernbert-mini muon batch32": _modernbert("train.optimizer=muon", "train.batch_size=32"),
+    "modernbert-mini muon warm": _modernbert("train.optimizer=muon", cache="warm"),
     # speed.compile: the encoder's layers compiled (regional compilation). "compile" cells start from a
     # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
     # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)

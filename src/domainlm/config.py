@@ -147,6 +147,15 @@ class TrainConfig(Section):
         "than the best so far: the held-out loss has bottomed out, as it does after a few passes over a "
         "small corpus; model/ ships that best (needs keep_best). None: train to the budget",
     )
+    optimizer: Literal["adamw", "muon"] = Field(
+        "adamw",
+        description="adamw: AdamW on every parameter; muon: Muon (Jordan et al. 2024) on the hidden weight "
+        "matrices, AdamW on embeddings, head, norms and biases, at the same lr (Muon's update scaled to "
+        "AdamW's RMS, Liu et al. 2025). Measured on 2 CPU cores (RESULTS.md, time_to_quality): Muon learns "
+        "more per token, but its Newton-Schulz iterations make each small step about twice as long, so it "
+        "loses at equal wall clock there; it is for larger batches and models, and for GPUs",
+    )
+    muon_momentum: float = Field(0.95, ge=0, lt=1, description="Muon's Nesterov momentum (its authors' 0.95)")
     adam_beta1: float = Field(0.9, ge=0, lt=1, description="AdamW beta1 (Adam's default, Kingma & Ba 2015)")
     adam_beta2: float = Field(
         0.98,

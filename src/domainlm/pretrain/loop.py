@@ -428,29 +428,6 @@ def objective_setup(cfg: RunConfig, tok, model, family: str) -> Setup:
     return Setup(model, family, spec, starts, cfg.speed.sparse_prediction, cfg.train.seed, tok)
 
 
-def _param_groups(model, weight_decay: float):
-    decay, no_decay = [], []
-    for n, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "norm" in n.lower() or n.endswith(".bias") else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def make_optimizer(model, t):
-    """AdamW with no weight decay on biases and norms; betas and eps from the config (RoBERTa's)."""
-    import torch
-
-    # fused AdamW (one kernel over all parameters; CPU support since torch 2.4) saves memory passes
-    return torch.optim.AdamW(
-        _param_groups(model, t.weight_decay),
-        lr=t.lr,
-        betas=(t.adam_beta1, t.adam_beta2),
-        eps=t.adam_eps,
-        fused=True,
-    )
-
-
 def wrap_module(objective: Objective, cfg: RunConfig, dist_: Dist):
     """(module to train, DDP wrapper or None, compiled?): the objective's module under DDP and/or
     torch.compile (speed.compile: ``on`` compiles any model; ``auto`` only one with repeated layers)."""
@@ -912,6 +889,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
     import torch
 
     from domainlm import machine
+    from domainlm.pretrain.optim import make_optimizer
     from domainlm.pretrain.presets import with_recipe
 
     cfg = with_recipe(cfg)  # the preset's measured lr / warm-up / masking rate, where the user set none
@@ -929,7 +907,7 @@ def fit(cfg: RunConfig, resume: str = "auto", reporter: Reporter | None = None) 
         setup = objective_setup(cfg, run.tok, run.model, run.family)
         run.objective = objective_cls(setup)
         run.mask_spec = setup.mask_spec
-        # optimizer: AdamW, no decay on biases and norms
+        # optimizer: AdamW, no decay on biases and norms (or Muon on the hidden matrices: optim.py)
         run.opt = make_optimizer(run.model, cfg.train)
         # resume: the newest valid checkpoint's weights, optimizer state and counters (or a fresh start)
         state = resume_state(cfg, resume, run.model, run.opt, dist_, reporter)
