@@ -34,20 +34,24 @@ def _losses(run_dir: Path) -> dict[int, float]:
     return out
 
 
-# preset -> extra overrides (ModernBERT shrunk to a tiny shape; its code paths stay the same)
-PRESETS = {
-    "bert-tiny": [],
-    "modernbert-mini": [
-        "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}"
-    ],
+TINY_MODERNBERT = (
+    "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}"
+)
+# case -> (preset, extra overrides) (ModernBERT shrunk to a tiny shape; its code paths stay the same)
+CASES = {
+    "bert-tiny": ("bert-tiny", []),
+    "modernbert-mini": ("modernbert-mini", [TINY_MODERNBERT]),
+    # Muon orthogonalises each process's all-reduced gradient: the same update as one process's
+    "modernbert-mini muon": ("modernbert-mini", [TINY_MODERNBERT, "train.optimizer=muon"]),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("case", list(CASES))
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(
-    preset, corpus_dir, bert_tokenizer, tmp_path
+    case, corpus_dir, bert_tokenizer, tmp_path
 ):
+    preset, extra = CASES[case]
     common = dict(
         corpus=str(corpus_dir),
         tokenizer=str(bert_tokenizer),
@@ -58,7 +62,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(
         runs_dir=str(tmp_path),
         seq_len=32,
         lr=3e-3,
-        overrides=SETS + PRESETS[preset],
+        overrides=SETS + extra,
     )
     single = pretrain(**common, name="single", batch_size=8)
 
