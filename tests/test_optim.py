@@ -63,3 +63,18 @@ def test_the_pair_state_dict_round_trips_into_a_fresh_pair():
         for pid in sa:
             for k, v in sa[pid].items():
                 assert torch.equal(torch.as_tensor(v), torch.as_tensor(sb[pid][k])), (pid, k)
+
+
+def test_every_lookup_table_and_bias_stays_with_adamw_in_every_family():
+    """GPT-2's position table (wpe), T5's relative-position buckets and XLNet's (heads, head_dim) biases
+    are 2-D but not hidden matrices."""
+    specials = {"pad": 0, "cls": 1, "sep": 2, "mask": 3, "bos": 4, "eos": 5}
+    for preset, objective in [("gpt-mini", "clm"), ("t5-mini", "span"), ("xlnet-mini", "plm")]:
+        model = presets.build(preset, objective, 200, 64, specials).model
+        muon, _ = make_optimizer(model, TrainConfig(optimizer="muon")).parts
+        in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+        tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+        assert tables and not tables & in_muon, preset
+        named = dict(model.named_parameters())
+        assert not [n for n, p in named.items() if id(p) in in_muon and n.endswith("bias")], preset
+        assert in_muon, preset

@@ -106,7 +106,9 @@ class TrainConfig(Section):
     batch_size: int = Field(32, ge=1, description="sequences per micro-batch (per process)")
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     lr: float = Field(1e-3, gt=0, description="peak learning rate")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (decoupled)")
+    weight_decay: float = Field(
+        0.01, ge=0, description="weight decay (decoupled; AdamW's, and Muon's with train.optimizer=muon)"
+    )
     warmup: float = Field(0.06, ge=0, lt=1, description="warm-up, as a fraction of the budget")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="final lr as a fraction of the peak")
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm (0: off)")

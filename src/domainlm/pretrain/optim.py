@@ -31,7 +31,8 @@ def make_optimizer(model: torch.nn.Module, t) -> Any:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if t.optimizer == "muon":
         outside = _embedding_params(model)
-        hidden = [(n, p) for n, p in named if p.ndim == 2 and id(p) not in outside]
+        # (XLNet's r_w_bias and kin are (heads, head_dim) biases, not matrices)
+        hidden = [(n, p) for n, p in named if p.ndim == 2 and id(p) not in outside and not n.endswith("bias")]
         chosen = {id(p) for _, p in hidden}
         rest = [(n, p) for n, p in named if id(p) not in chosen]
         muon = torch.optim.Muon(
@@ -60,9 +61,11 @@ def _adamw(named: list[tuple[str, torch.nn.Parameter]], t) -> torch.optim.AdamW:
 
 
 def _embedding_params(model: torch.nn.Module) -> set[int]:
-    """ids of the input and output embeddings of every (sub)model, and of any parameter named as an
-    embedding: vocabulary-sized lookups and heads are not hidden layers, and Muon is not for them."""
+    """ids of every lookup table (``nn.Embedding``: tokens, positions, GPT-2's ``wpe``, T5's relative
+    position buckets), of the input and output embeddings of every (sub)model, and of any parameter named
+    as an embedding: lookups and vocabulary heads are not hidden layers, and Muon is not for them."""
     ids = {id(p) for n, p in model.named_parameters() if "embed" in n.lower()}
+    ids |= {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     for m in model.modules():
         for get in ("get_input_embeddings", "get_output_embeddings"):
             fn = getattr(m, get, None)
