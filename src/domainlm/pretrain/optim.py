@@ -14,7 +14,7 @@ iterations (~14 GFLOP a step, as much arithmetic as the forward and backward pas
 1,024 tokens) make each step 1.7x as long on 2 CPU cores. So on the constitution it scores 48.4% against
 57.0% in 2 minutes, 61.7% against 62.0% in 5, and 64.0% against 62.2% in 10: once AdamW's many passes over
 a small corpus stop lowering the held-out loss, the better step is worth more than the extra steps (on
-the seven times larger licences, 10 minutes are level: 59.8% against 59.5%). A
+the seven times larger licences, 10 minutes are level: 59.4% against 59.5%). A
 larger batch spreads the iterations' cost but takes Muon's gain with it (batch 16: 52.4% against AdamW's
 53.1% at equal tokens). The default stays ``adamw`` (one switch-over point, few seeds).
 """
