@@ -160,11 +160,11 @@ SETTINGS: dict[str, dict] = {
     # ~2x AdamW's learning per token on large models and batches. At equal tokens it shows how much more
     # it learns per token, at equal minutes ("warm") whether that pays for its Newton-Schulz iterations
     "modernbert-mini muon": _modernbert("train.optimizer=muon"),
-    "modernbert-mini muon seed1": _modernbert("train.optimizer=muon", "train.seed=1"),
+    **_seeds("modernbert-mini muon", "train.optimizer=muon"),
     "modernbert-mini muon batch16": _modernbert("train.optimizer=muon", "train.batch_size=16"),
     "modernbert-mini muon batch32": _modernbert("train.optimizer=muon", "train.batch_size=32"),
     "modernbert-mini muon warm": _modernbert("train.optimizer=muon", cache="warm"),
-    "modernbert-mini muon warm seed1": _modernbert("train.optimizer=muon", "train.seed=1", cache="warm"),
+    **_seeds("modernbert-mini muon warm", "train.optimizer=muon", cache="warm"),
     # speed.compile: the encoder's layers compiled (regional compilation). "compile" cells start from a
     # warm compile cache (an untimed 3-step run of the same command first: any run after the machine's
     # first); "cold" cells from an empty one (a machine's first compiled run pays the compile in its budget)

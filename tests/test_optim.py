@@ -11,17 +11,11 @@ import torch
 from domainlm.config import TrainConfig
 from domainlm.pretrain import checkpoint, presets
 from domainlm.pretrain.optim import MuonWithAdamW, make_optimizer
-from tests.test_modernbert import TINY
-
-
-def _tiny(preset: str = "modernbert-mini", objective: str = "mlm"):
-    torch.manual_seed(0)
-    specials = {"pad": 0, "cls": 1, "sep": 2, "mask": 3, "bos": None, "eos": None}
-    return presets.build(preset, objective, 120, 64, specials, overrides=TINY).model
+from tests.test_modernbert import _tiny_mlm
 
 
 def test_muon_takes_the_hidden_matrices_and_adamw_the_embeddings_head_norms_and_biases():
-    model = _tiny()
+    model = _tiny_mlm()
     opt = make_optimizer(model, TrainConfig(optimizer="muon"))
     assert isinstance(opt, MuonWithAdamW)
     muon, adamw = opt.parts
@@ -42,7 +36,7 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_embeddings_head_norms_and_
 
 
 def test_the_pair_state_dict_round_trips_into_a_fresh_pair():
-    model = _tiny()
+    model = _tiny_mlm()
     t = TrainConfig(optimizer="muon")
     opt = make_optimizer(model, t)
     ids = torch.randint(4, 120, (2, 16))
