@@ -1,4 +1,5 @@
-"""train.keep_best: model/ holds the weights of the lowest validation loss, the checkpoint the last step's,
+"""train.keep_best: model/ holds the weights of the best validation (the lowest loss, or with
+train.keep_best_metric=accuracy the highest masked accuracy), the checkpoint the last step's,
 and a resumed run keeps the same best as one uninterrupted run. train.patience stops at the bottom."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from safetensors.torch import load_file
 
 from domainlm.errors import UserError
 from domainlm.pretrain import checkpoint
-from domainlm.pretrain.loop import pretrain
+from domainlm.pretrain.loop import best_by, pretrain
 from tests.conftest import kill_after_checkpoint
 
 TINY_YAML = (
@@ -126,3 +127,33 @@ def test_patience_needs_keep_best(corpus_dir, bert_tokenizer, tmp_path):
     extra = ["train.patience=2", "train.keep_best=false"]
     with pytest.raises(UserError, match="train.patience"):
         pretrain(**_kw(corpus_dir, bert_tokenizer, tmp_path, 12, extra), name="bad")
+
+
+def test_best_by_accuracy_takes_the_higher_accuracy_then_the_lower_loss_and_falls_back_to_the_loss():
+    best = {"loss": 2.0, "accuracy": 0.60}
+    assert best_by("accuracy", {"loss": 2.5, "accuracy": 0.62}, best)  # more accurate, though a higher loss
+    assert not best_by("loss", {"loss": 2.5, "accuracy": 0.62}, best)
+    assert not best_by("accuracy", {"loss": 1.5, "accuracy": 0.59}, best)
+    assert best_by("accuracy", {"loss": 1.9, "accuracy": 0.60}, best)  # a tie goes to the lower loss
+    assert not best_by("accuracy", dict(best), best)  # an equal validation keeps the earlier one
+    assert best_by("accuracy", {"loss": 1.9}, best) and not best_by("accuracy", {"loss": 2.1}, best)
+
+
+def _val_rows(run_dir) -> dict[int, dict]:
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if "val_loss" in r and r["step"] > 0}
+
+
+def test_keep_best_metric_accuracy_ships_the_most_accurate_validation(corpus_dir, bert_tokenizer, tmp_path):
+    # lr 0.03: the held-out loss is lowest early while the accuracy peaks later (the case the setting is for)
+    kw = _kw(corpus_dir, bert_tokenizer, tmp_path, 12, ["train.keep_best_metric=accuracy"]) | {"lr": 0.03}
+    res = pretrain(**kw, name="acc")
+    val = _val_rows(res.run_dir)
+    assert sorted(val) == list(range(1, 13))
+    # the first step with the highest (accuracy, -loss), and the step the loss would keep
+    expected = max(sorted(val), key=lambda s: (val[s]["val_accuracy"], -val[s]["val_loss"], -s))
+    by_loss = min(sorted(val), key=lambda s: val[s]["val_loss"])
+    assert expected != by_loss, f"loss and accuracy agree in this run, so it tests nothing: {val}"
+    summary = json.loads((res.run_dir / "train_summary.json").read_text())
+    assert summary["kept_step"] == expected
+    assert summary["validation"]["accuracy"] == val[expected]["val_accuracy"] == res.validation["accuracy"]

@@ -132,8 +132,8 @@ class State:
     tokens: int = 0
     elapsed: float = 0.0  # seconds trained, summed over every process lifetime of the run
     history: list[dict] = field(default_factory=list)  # every metrics row so far
-    # train.keep_best: the validation with the lowest loss so far (step, tokens, loss, metrics) and its
-    # weights (checkpoint.weights), saved in every checkpoint
+    # train.keep_best: the best validation so far by train.keep_best_metric (step, tokens, loss, metrics)
+    # and its weights (checkpoint.weights), saved in every checkpoint
     best: dict | None = None
     best_weights: Any = None
 
@@ -625,7 +625,7 @@ def stop_reason(
 
 
 def validations_since_best(state: State) -> int:
-    """train.patience: the periodic validations after the one with the lowest loss (0 before any)."""
+    """train.patience: the periodic validations after the best one (0 before any)."""
     if state.best is None:
         return 0
     return sum(1 for h in state.history if "val_loss" in h and h["step"] > state.best["step"])
@@ -675,14 +675,23 @@ def record_validation(run: Run, state: State, metrics: dict, elapsed: float, rep
     record(run, state, row | {f"val_{k}": v for k, v in metrics.items()}, report)
 
 
+def best_by(metric: str, new: dict, best: dict) -> bool:
+    """train.keep_best_metric: whether validation ``new`` beats ``best``. ``accuracy``: the higher masked
+    accuracy, ties to the lower loss; the loss alone where either validation reports no accuracy."""
+    if metric == "accuracy" and new.get("accuracy") is not None and best.get("accuracy") is not None:
+        return (new["accuracy"], -new["loss"]) > (best["accuracy"], -best["loss"])
+    return new["loss"] < best["loss"]
+
+
 def note_best(run: Run, state: State, metrics: dict) -> None:
-    """train.keep_best: remember this validation's weights if its loss is the lowest so far (rank 0)."""
+    """train.keep_best: remember this validation's weights if it is the best so far (rank 0), by
+    train.keep_best_metric."""
     from domainlm.pretrain import checkpoint
 
-    loss = metrics.get("loss")
-    if not run.cfg.train.keep_best or loss is None or state.step == 0:
+    t, loss = run.cfg.train, metrics.get("loss")
+    if not t.keep_best or loss is None or state.step == 0:
         return
-    if state.best is None or loss < state.best["loss"]:
+    if state.best is None or best_by(t.keep_best_metric, metrics, state.best["metrics"]):
         state.best = {"step": state.step, "tokens": state.tokens, "loss": loss, "metrics": metrics}
         state.best_weights = checkpoint.weights(run.model)
 
@@ -820,6 +829,21 @@ def finish_training(run: Run, state: State, stopped_by: str) -> dict:
     return final
 
 
+def kept_message(metric: str, step: int, kept: dict, last_step: int, last: dict) -> str:
+    """The line that says which step model/ holds, and by which measure (train.keep_best_metric)."""
+    nan = float("nan")
+    if metric == "accuracy" and kept.get("accuracy") is not None and last.get("accuracy") is not None:
+        return (
+            f"model/ holds step {step} (validation accuracy {kept['accuracy']:.1%}, loss {kept['loss']:.3f}), "
+            f"the most accurate; the last step {last_step} had {last['accuracy']:.1%}, loss "
+            f"{last.get('loss', nan):.3f} (train.keep_best=false keeps the last)"
+        )
+    return (
+        f"model/ holds step {step} (validation loss {kept['loss']:.3f}), the lowest; the last step "
+        f"{last_step} had {last.get('loss', nan):.3f} (train.keep_best=false keeps the last)"
+    )
+
+
 def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: float) -> PretrainResult:
     """Rank 0 writes model/ (HF layout + card), loss.png and train_summary.json; the others wait."""
     from domainlm import machine
@@ -839,8 +863,7 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
         checkpoint.load_weights(run.model, state.best_weights)
         final, kept = state.best["metrics"], {k: state.best[k] for k in ("step", "tokens", "loss")}
         run.reporter.message(
-            f"model/ holds step {kept['step']} (validation loss {kept['loss']:.3f}), the lowest; the last "
-            f"step {state.step} had {last.get('loss', float('nan')):.3f} (train.keep_best=false keeps the last)"
+            kept_message(run.cfg.train.keep_best_metric, kept["step"], final, state.step, last)
         )
     model_dir = save_model(
         run.model, run.tok, run_dir, run.cfg, summary | {"validation": final, "stopped_by": stopped_by}
