@@ -337,3 +337,33 @@ def test_the_alternative_mark_is_the_rules_of_thumb_s_only(corpus_dir, bert_toke
     assert ("decided by: evidence" in res.output) == evidence
     row = next(line for line in res.output.splitlines() if "electra-small" in line and "│" in line)
     assert ("alt." in row) != evidence, res.output
+
+
+@pytest.mark.parametrize(
+    ("objective", "epochs", "noted"), [("mlm", 94.0, True), ("mlm", 20.0, False), ("clm", 94.0, False)]
+)
+def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metric(objective, epochs, noted):
+    """Where the evidence chooses a masked LM whose run passes the corpus more often than the constitution's
+    loss bottom (~27 passes, RESULTS.md guide 2026-12-07), the reasons carry that measurement and name
+    train.keep_best_metric=accuracy; shorter runs and causal models get no such note (keep_best by loss is
+    right for them)."""
+    from domainlm.recommend import MLM_LOSS_BOTTOM_PASSES, Recommendation, choose
+
+    c = Candidate(
+        "modernbert-mini", "scratch", objective, 3_400_000, 13_000.0, "domain", 1.2, preset="modernbert-mini"
+    )
+    c.corpus_tokens, c.epochs = 75_000, epochs
+    c.budget_tokens = int(epochs * c.corpus_tokens)
+    row = {"corpus": "near", "family": "modernbert-mini", "kind": "masked", "preset": "modernbert-mini",
+           "objective": objective, "init_from": None, "tasks": ["encoder", "classify"], "budget_s": 600.0,
+           "cpu_s": 3000.0, "pretrain_cpu_s": 900.0, "parameters": 3_400_000,
+           "downstream": {"frozen-mean": {"mean": 0.5, "std": 0.02, "folds": 5}}}  # fmt: skip
+    ev = {"format_version": 1, "study": "synthetic", "written": "test",
+          "corpora": {"near": {"characters": 400_000, "documents": 60}}, "rows": [row]}  # fmt: skip
+    rec = Recommendation(c, [c], [], {"characters": 400_000}, {}, 600.0, 540.0)
+    choose(rec, ev, "encoder", None)
+    said = [r for r in rec.reasons if "train.keep_best_metric=accuracy" in r]
+    assert rec.basis == "evidence" and rec.choice is c and bool(said) == noted
+    if noted:
+        assert said[0].startswith("measured") and f"{epochs:.0f} times" in said[0]
+        assert f"~{MLM_LOSS_BOTTOM_PASSES:.0f} passes" in said[0]
