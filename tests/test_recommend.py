@@ -347,7 +347,7 @@ def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metri
     loss bottom (~27 passes, RESULTS.md guide 2026-12-07), the reasons carry that measurement and name
     train.keep_best_metric=accuracy; shorter runs and causal models get no such note (keep_best by loss is
     right for them)."""
-    from domainlm.recommend import MLM_LOSS_BOTTOM_PASSES, Recommendation, choose
+    from domainlm.recommend import MLM_LOSS_BOTTOM_PASSES, Recommendation, choose, keep_best_reason
 
     c = Candidate(
         "modernbert-mini", "scratch", objective, 3_400_000, 13_000.0, "domain", 1.2, preset="modernbert-mini"
@@ -367,3 +367,5 @@ def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metri
     if noted:
         assert said[0].startswith("measured") and f"{epochs:.0f} times" in said[0]
         assert f"~{MLM_LOSS_BOTTOM_PASSES:.0f} passes" in said[0]
+        # measured on models trained from scratch; the continued MiniLM's loss was still falling
+        assert keep_best_reason(dataclasses.replace(c, kind="continue")) == []
