@@ -324,11 +324,14 @@ def fig_pretrain(work: Path, out: Path) -> None:
     a2 = a.twinx()
     lines += a2.plot(*zip(*loss, strict=True), "s--", color="#c63", label="loss, nats per token (right axis)")
     a2.set_ylabel("held-out loss")
+    from domainlm.config import read_run_config
+
     kept = json.loads((law / "train_summary.json").read_text()).get("kept_step")
+    by = {"loss": "lowest loss", "accuracy": "most accurate"}[read_run_config(law).train.keep_best_metric]
     rows = [json.loads(line) for line in (law / "metrics.jsonl").read_text().splitlines() if line.strip()]
     at = [r["elapsed"] / 60 for r in rows if r.get("step") == kept and "val_loss" in r]
     if at:
-        lines.append(a.axvline(at[0], color="grey", ls=":", label=f"model/ ships step {kept} (lowest loss)"))
+        lines.append(a.axvline(at[0], color="grey", ls=":", label=f"model/ ships step {kept} ({by})"))
     a.legend(handles=lines, loc="center right", fontsize=8)
     pts = _curve(work / "runs" / "law-gpt", "val_loss")
     b.plot(*zip(*pts, strict=True), "o-", label="llama-mini (causal LM)")
