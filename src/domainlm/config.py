@@ -152,7 +152,7 @@ class TrainConfig(Section):
         "two seeds (RESULTS.md, guide, 2026-12-07): the loss kept a step from minute 2.5-3, whose masked "
         "accuracy on the test split was 6-7.6 points below the last step's and whose frozen-embedding "
         "macro-F1 was 0.07 lower, with a pseudo-log-likelihood 5-8% better; on the Python reference 4.3 "
-        "points and 1.5%",
+        "points and 1.5% in one seed, the same step in the other",
     )
     patience: int | None = Field(
         None,
