@@ -160,14 +160,16 @@ def test_bad_inputs_are_named(tmp_path, corpus_dir):
 # with evidence: a synthetic study file written in the test (no measured numbers ship with the tests)
 
 
-def _evidence(tmp_path, corpus_dir, frozen: dict[str, float], tfidf: float | None, budget_s=600.0):
+def _evidence(
+    tmp_path, corpus_dir, frozen: dict[str, float], tfidf: float | None, budget_s=600.0, objective="mlm"
+):
     import json
 
     from domainlm.corpus.prepare import read_stats
 
     chars = read_stats(corpus_dir)["characters"]["train"]
     rows = [
-        {"corpus": "near", "family": p, "kind": "masked", "preset": p, "objective": "mlm", "init_from": None,
+        {"corpus": "near", "family": p, "kind": "masked", "preset": p, "objective": objective, "init_from": None,
          "tasks": ["encoder", "classify"], "budget_s": budget_s, "cpu_s": 5 * budget_s, "pretrain_cpu_s": 1.5 * budget_s, "parameters": 1_000_000,
          "downstream": {"frozen-mean": {"mean": f1, "std": 0.02, "folds": 5}}}
         for p, f1 in frozen.items()
@@ -342,11 +344,16 @@ def test_the_alternative_mark_is_the_rules_of_thumb_s_only(corpus_dir, bert_toke
 @pytest.mark.parametrize(
     ("objective", "epochs", "noted"), [("mlm", 94.0, True), ("mlm", 20.0, False), ("clm", 94.0, False)]
 )
-def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metric(objective, epochs, noted):
+def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metric(
+    objective, epochs, noted, corpus_dir, tmp_path
+):
     """Where the evidence chooses a masked LM whose run passes the corpus more often than the constitution's
     loss bottom (~27 passes, RESULTS.md guide 2026-12-07), the reasons carry that measurement and name
     train.keep_best_metric=accuracy; shorter runs and causal models get no such note (keep_best by loss is
     right for them)."""
+    import json
+
+    from domainlm.corpus.prepare import read_stats
     from domainlm.recommend import MLM_LOSS_BOTTOM_PASSES, Recommendation, choose, keep_best_reason
 
     c = Candidate(
@@ -354,13 +361,11 @@ def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metri
     )
     c.corpus_tokens, c.epochs = 75_000, epochs
     c.budget_tokens = int(epochs * c.corpus_tokens)
-    row = {"corpus": "near", "family": "modernbert-mini", "kind": "masked", "preset": "modernbert-mini",
-           "objective": objective, "init_from": None, "tasks": ["encoder", "classify"], "budget_s": 600.0,
-           "cpu_s": 3000.0, "pretrain_cpu_s": 900.0, "parameters": 3_400_000,
-           "downstream": {"frozen-mean": {"mean": 0.5, "std": 0.02, "folds": 5}}}  # fmt: skip
-    ev = {"format_version": 1, "study": "synthetic", "written": "test",
-          "corpora": {"near": {"characters": 400_000, "documents": 60}}, "rows": [row]}  # fmt: skip
-    rec = Recommendation(c, [c], [], {"characters": 400_000}, {}, 600.0, 540.0)
+    ev = json.loads(
+        _evidence(tmp_path, corpus_dir, {"modernbert-mini": 0.5}, None, objective=objective).read_text()
+    )
+    chars = read_stats(corpus_dir)["characters"]["train"]
+    rec = Recommendation(c, [c], [], {"characters": chars}, {}, 600.0, 540.0)
     choose(rec, ev, "encoder", None)
     said = [r for r in rec.reasons if "train.keep_best_metric=accuracy" in r]
     assert rec.basis == "evidence" and rec.choice is c and bool(said) == noted

@@ -675,10 +675,16 @@ def record_validation(run: Run, state: State, metrics: dict, elapsed: float, rep
     record(run, state, row | {f"val_{k}": v for k, v in metrics.items()}, report)
 
 
+def by_accuracy(metric: str, *validations: dict) -> bool:
+    """train.keep_best_metric: whether ``validations`` are compared by masked accuracy (the setting says
+    so and every one of them reports it) rather than by loss."""
+    return metric == "accuracy" and all(v.get("accuracy") is not None for v in validations)
+
+
 def best_by(metric: str, new: dict, best: dict) -> bool:
     """train.keep_best_metric: whether validation ``new`` beats ``best``. ``accuracy``: the higher masked
     accuracy, ties to the lower loss; the loss alone where either validation reports no accuracy."""
-    if metric == "accuracy" and new.get("accuracy") is not None and best.get("accuracy") is not None:
+    if by_accuracy(metric, new, best):
         return (new["accuracy"], -new["loss"]) > (best["accuracy"], -best["loss"])
     return new["loss"] < best["loss"]
 
@@ -832,7 +838,7 @@ def finish_training(run: Run, state: State, stopped_by: str) -> dict:
 def kept_message(metric: str, step: int, kept: dict, last_step: int, last: dict) -> str:
     """The line that says which step model/ holds, and by which measure (train.keep_best_metric)."""
     nan = float("nan")
-    if metric == "accuracy" and kept.get("accuracy") is not None and last.get("accuracy") is not None:
+    if by_accuracy(metric, kept, last):
         return (
             f"model/ holds step {step} (validation accuracy {kept['accuracy']:.1%}, loss {kept['loss']:.3f}), "
             f"the most accurate; the last step {last_step} had {last['accuracy']:.1%}, loss "
