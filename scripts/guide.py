@@ -325,9 +325,13 @@ def fig_pretrain(work: Path, out: Path) -> None:
     lines += a2.plot(*zip(*loss, strict=True), "s--", color="#c63", label="loss, nats per token (right axis)")
     a2.set_ylabel("held-out loss")
     from domainlm.config import read_run_config
+    from domainlm.pretrain.loop import keep_best_by
 
     kept = json.loads((law / "train_summary.json").read_text()).get("kept_step")
-    by = {"loss": "lowest loss", "accuracy": "most accurate"}[read_run_config(law).train.keep_best_metric]
+    cfg = read_run_config(law)
+    by = {"loss": "lowest loss", "accuracy": "most accurate"}[
+        keep_best_by(cfg.train.keep_best_metric, cfg.model.objective)
+    ]
     rows = [json.loads(line) for line in (law / "metrics.jsonl").read_text().splitlines() if line.strip()]
     at = [r["elapsed"] / 60 for r in rows if r.get("step") == kept and "val_loss" in r]
     if at:

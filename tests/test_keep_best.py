@@ -1,6 +1,7 @@
-"""train.keep_best: model/ holds the weights of the best validation (the lowest loss, or with
-train.keep_best_metric=accuracy the highest masked accuracy), the checkpoint the last step's,
-and a resumed run keeps the same best as one uninterrupted run. train.patience stops at the bottom."""
+"""train.keep_best: model/ holds the weights of the best validation (the lowest loss, or the highest
+masked accuracy: train.keep_best_metric, whose default `auto` is the accuracy for a masked LM and the
+loss for the other objectives), the checkpoint the last step's, and a resumed run keeps the same best as
+one uninterrupted run. train.patience stops at the bottom."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from domainlm.config import TrainConfig
 from domainlm.errors import UserError
 from domainlm.pretrain import checkpoint
-from domainlm.pretrain.loop import best_by, pretrain
+from domainlm.pretrain.loop import best_by, keep_best_by, pretrain
 from tests.conftest import kill_after_checkpoint
 
 TINY_YAML = (
     "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}"
 )
-# validation after every step; a learning rate high enough that held-out loss rises again within 12 steps
+# validation after every step; a learning rate high enough that held-out loss rises again within 12 steps;
+# kept by the loss (these tests are about what keep_best does with its pick; which pick: the last ones)
 SETS = [
     TINY_YAML,
+    "train.keep_best_metric=loss",
     "speed.threads=1",
     "speed.bf16=off",
     "train.eval_batches=1",
@@ -144,9 +148,19 @@ def _val_rows(run_dir) -> dict[int, dict]:
     return {r["step"]: r for r in rows if "val_loss" in r and r["step"] > 0}
 
 
-def test_keep_best_metric_accuracy_ships_the_most_accurate_validation(corpus_dir, bert_tokenizer, tmp_path):
+def test_auto_is_the_accuracy_for_a_masked_lm_and_the_loss_for_the_others():
+    assert TrainConfig().keep_best_metric == "auto"
+    assert keep_best_by("auto", "mlm") == "accuracy"
+    assert [keep_best_by("auto", o) for o in ("clm", "electra", "plm", "span")] == ["loss"] * 4
+    assert keep_best_by("loss", "mlm") == "loss" and keep_best_by("accuracy", "clm") == "accuracy"
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "auto"])
+def test_keep_best_metric_accuracy_ships_the_most_accurate_validation(
+    corpus_dir, bert_tokenizer, tmp_path, metric
+):
     # lr 0.03: the held-out loss is lowest early while the accuracy peaks later (the case the setting is for)
-    kw = _kw(corpus_dir, bert_tokenizer, tmp_path, 12, ["train.keep_best_metric=accuracy"]) | {"lr": 0.03}
+    kw = _kw(corpus_dir, bert_tokenizer, tmp_path, 12, [f"train.keep_best_metric={metric}"]) | {"lr": 0.03}
     res = pretrain(**kw, name="acc")
     val = _val_rows(res.run_dir)
     assert sorted(val) == list(range(1, 13))

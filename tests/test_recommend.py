@@ -160,16 +160,14 @@ def test_bad_inputs_are_named(tmp_path, corpus_dir):
 # with evidence: a synthetic study file written in the test (no measured numbers ship with the tests)
 
 
-def _evidence(
-    tmp_path, corpus_dir, frozen: dict[str, float], tfidf: float | None, budget_s=600.0, objective="mlm"
-):
+def _evidence(tmp_path, corpus_dir, frozen: dict[str, float], tfidf: float | None, budget_s=600.0):
     import json
 
     from domainlm.corpus.prepare import read_stats
 
     chars = read_stats(corpus_dir)["characters"]["train"]
     rows = [
-        {"corpus": "near", "family": p, "kind": "masked", "preset": p, "objective": objective, "init_from": None,
+        {"corpus": "near", "family": p, "kind": "masked", "preset": p, "objective": "mlm", "init_from": None,
          "tasks": ["encoder", "classify"], "budget_s": budget_s, "cpu_s": 5 * budget_s, "pretrain_cpu_s": 1.5 * budget_s, "parameters": 1_000_000,
          "downstream": {"frozen-mean": {"mean": f1, "std": 0.02, "folds": 5}}}
         for p, f1 in frozen.items()
@@ -339,38 +337,3 @@ def test_the_alternative_mark_is_the_rules_of_thumb_s_only(corpus_dir, bert_toke
     assert ("decided by: evidence" in res.output) == evidence
     row = next(line for line in res.output.splitlines() if "electra-small" in line and "│" in line)
     assert ("alt." in row) != evidence, res.output
-
-
-@pytest.mark.parametrize(
-    ("objective", "epochs", "noted"), [("mlm", 94.0, True), ("mlm", 20.0, False), ("clm", 94.0, False)]
-)
-def test_a_masked_lm_past_its_measured_loss_bottom_is_told_about_keep_best_metric(
-    objective, epochs, noted, corpus_dir, tmp_path
-):
-    """Where the evidence chooses a masked LM whose run passes the corpus more often than the constitution's
-    loss bottom (~27 passes, RESULTS.md guide 2026-12-07), the reasons carry that measurement and name
-    train.keep_best_metric=accuracy; shorter runs and causal models get no such note (keep_best by loss is
-    right for them)."""
-    import json
-
-    from domainlm.corpus.prepare import read_stats
-    from domainlm.recommend import MLM_LOSS_BOTTOM_PASSES, Recommendation, choose, keep_best_reason
-
-    c = Candidate(
-        "modernbert-mini", "scratch", objective, 3_400_000, 13_000.0, "domain", 1.2, preset="modernbert-mini"
-    )
-    c.corpus_tokens, c.epochs = 75_000, epochs
-    c.budget_tokens = int(epochs * c.corpus_tokens)
-    ev = json.loads(
-        _evidence(tmp_path, corpus_dir, {"modernbert-mini": 0.5}, None, objective=objective).read_text()
-    )
-    chars = read_stats(corpus_dir)["characters"]["train"]
-    rec = Recommendation(c, [c], [], {"characters": chars}, {}, 600.0, 540.0)
-    choose(rec, ev, "encoder", None)
-    said = [r for r in rec.reasons if "train.keep_best_metric=accuracy" in r]
-    assert rec.basis == "evidence" and rec.choice is c and bool(said) == noted
-    if noted:
-        assert said[0].startswith("measured") and f"{epochs:.0f} times" in said[0]
-        assert f"~{MLM_LOSS_BOTTOM_PASSES:.0f} passes" in said[0]
-        # measured on models trained from scratch; the continued MiniLM's loss was still falling
-        assert keep_best_reason(dataclasses.replace(c, kind="continue")) == []

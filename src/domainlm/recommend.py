@@ -67,10 +67,6 @@ from domainlm.reporting import Quiet, Reporter
 
 TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022
 MAX_USEFUL_EPOCHS = 16.0  # Muennighoff et al. 2023
-# a masked LM's held-out loss bottomed out after 27 and 29 passes over the constitution (modernbert-mini,
-# 10 minutes, two seeds; RESULTS.md, guide, 2026-12-07), and the step train.keep_best kept by that loss
-# scored 5.9-7.6 points lower masked accuracy on the test split than the last step
-MLM_LOSS_BOTTOM_PASSES = 27.0
 FERTILITY_GAIN = 1.25  # general tokenizer's pieces per word / the domain tokenizer's, to favour scratch
 RESERVE_FRACTION, RESERVE_S = 0.10, 30.0  # start-up, evaluations and saves inside the budget
 # peak learning rates of the shipped configs (configs/): a pretrained model is adapted gently
@@ -221,21 +217,6 @@ def _epochs_reason(choice: Candidate) -> list[str]:
         f"tokens); past ~{MAX_USEFUL_EPOCHS:.0f} epochs repeated data adds little (Muennighoff et al. 2023). "
         f"{MAX_USEFUL_EPOCHS:.0f} epochs take about {_duration(enough_s)} of training at the measured speed: "
         "a budget about that long gets most of what this corpus can teach; more text would teach more"
-    ]
-
-
-def keep_best_reason(choice: Candidate) -> list[str]:
-    """A measured note when a masked LM trained from scratch would pass over the corpus past where its
-    held-out loss bottomed out on the constitution: train.keep_best by loss then ships an early step. (The
-    continued MiniLM's loss was still falling at 10 minutes there: measured for from-scratch models only.)"""
-    if choice.kind != "scratch" or choice.objective != "mlm" or choice.epochs <= MLM_LOSS_BOTTOM_PASSES:
-        return []
-    return [
-        f"measured (RESULTS.md, guide, 2026-12-07): {choice.name} would pass over the corpus "
-        f"{choice.epochs:.0f} times; on the constitution a masked LM's held-out loss bottomed out after "
-        f"~{MLM_LOSS_BOTTOM_PASSES:.0f} passes, and the step train.keep_best kept by that loss scored 5.9-7.6 "
-        "points lower masked accuracy on unseen text than the last step, and 0.07 lower frozen-embedding "
-        "macro-F1 (two seeds). For fill-mask or embeddings, add `--set train.keep_best_metric=accuracy`"
     ]
 
 
@@ -972,7 +953,7 @@ def choose(
     if choice is not None:
         rec.choice, rec.lookup = choice, look
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
-        rec.reasons = reasons + mark_rules(_epochs_reason(choice)) + keep_best_reason(choice)
+        rec.reasons = reasons + mark_rules(_epochs_reason(choice))
         return
     choice, rule_reasons = decide(rec.candidates)
     rec.choice = choice

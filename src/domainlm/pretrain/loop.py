@@ -675,9 +675,17 @@ def record_validation(run: Run, state: State, metrics: dict, elapsed: float, rep
     record(run, state, row | {f"val_{k}": v for k, v in metrics.items()}, report)
 
 
+def keep_best_by(metric: str, objective: str) -> str:
+    """train.keep_best_metric resolved for ``objective``: ``auto`` is the accuracy for a masked LM (what
+    fill-mask and its embeddings gain from; measured, RESULTS.md) and the loss for every other objective."""
+    if metric == "auto":
+        return "accuracy" if objective == "mlm" else "loss"
+    return metric
+
+
 def by_accuracy(metric: str, *validations: dict) -> bool:
-    """train.keep_best_metric: whether ``validations`` are compared by masked accuracy (the setting says
-    so and every one of them reports it) rather than by loss."""
+    """train.keep_best_metric (resolved by keep_best_by): whether ``validations`` are compared by masked
+    accuracy (the setting says so and every one of them reports it) rather than by loss."""
     return metric == "accuracy" and all(v.get("accuracy") is not None for v in validations)
 
 
@@ -697,7 +705,8 @@ def note_best(run: Run, state: State, metrics: dict) -> None:
     t, loss = run.cfg.train, metrics.get("loss")
     if not t.keep_best or loss is None or state.step == 0:
         return
-    if state.best is None or best_by(t.keep_best_metric, metrics, state.best["metrics"]):
+    metric = keep_best_by(t.keep_best_metric, run.cfg.model.objective)
+    if state.best is None or best_by(metric, metrics, state.best["metrics"]):
         state.best = {"step": state.step, "tokens": state.tokens, "loss": loss, "metrics": metrics}
         state.best_weights = checkpoint.weights(run.model)
 
@@ -869,7 +878,13 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
         checkpoint.load_weights(run.model, state.best_weights)
         final, kept = state.best["metrics"], {k: state.best[k] for k in ("step", "tokens", "loss")}
         run.reporter.message(
-            kept_message(run.cfg.train.keep_best_metric, kept["step"], final, state.step, last)
+            kept_message(
+                keep_best_by(run.cfg.train.keep_best_metric, run.cfg.model.objective),
+                kept["step"],
+                final,
+                state.step,
+                last,
+            )
         )
     model_dir = save_model(
         run.model, run.tok, run_dir, run.cfg, summary | {"validation": final, "stopped_by": stopped_by}
