@@ -877,15 +877,8 @@ def save_run(run: Run, state: State, stopped_by: str, final: dict, t_start: floa
 
         checkpoint.load_weights(run.model, state.best_weights)
         final, kept = state.best["metrics"], {k: state.best[k] for k in ("step", "tokens", "loss")}
-        run.reporter.message(
-            kept_message(
-                keep_best_by(run.cfg.train.keep_best_metric, run.cfg.model.objective),
-                kept["step"],
-                final,
-                state.step,
-                last,
-            )
-        )
+        metric = keep_best_by(run.cfg.train.keep_best_metric, run.cfg.model.objective)
+        run.reporter.message(kept_message(metric, kept["step"], final, state.step, last))
     model_dir = save_model(
         run.model, run.tok, run_dir, run.cfg, summary | {"validation": final, "stopped_by": stopped_by}
     )
