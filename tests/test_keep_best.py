@@ -21,7 +21,7 @@ TINY_YAML = (
     "model.overrides={num_hidden_layers: 2, hidden_size: 32, num_attention_heads: 2, intermediate_size: 48}"
 )
 # validation after every step; a learning rate high enough that held-out loss rises again within 12 steps;
-# kept by the loss (these tests are about what keep_best does with its pick; which pick: the last ones)
+# kept by the loss (these tests check what keep_best does with its pick; the last ones, which step it picks)
 SETS = [
     TINY_YAML,
     "train.keep_best_metric=loss",
