@@ -52,15 +52,14 @@ def setup(name: str, base: Path) -> dict:
         if not (corpus / "documents.jsonl").is_file():
             rows = [json.loads(x) for x in _cells.spdx_path().read_text(encoding="utf-8").splitlines()]
             keep = [r for r in rows if int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % 100 < 15]
-            raw = base / "raw"
-            raw.mkdir(parents=True, exist_ok=True)
-            (raw / "lic.jsonl").write_text(
-                "".join(json.dumps({"text": r["text"], "id": r["id"]}) + "\n" for r in keep), encoding="utf-8"
+            raw = downstream.write_jsonl(
+                base / "raw" / "lic.jsonl", [{"text": r["text"], "id": r["id"]} for r in keep]
             )
-            prepare([raw], corpus)
+            prepare([raw.parent], corpus)
     tok = _cells.study_tokenizer(corpus, base / "tok")
-    labelled = base / "labelled.jsonl"
-    labelled.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in task))
+    labelled = downstream.write_jsonl(
+        base / "labelled.jsonl", [{"text": r["text"], "label": r["label"]} for r in task]
+    )
     probes = _cells.study_probes(name, corpus, tok, base)
     return {"corpus": corpus, "tokenizer": tok, "labelled": labelled, "probes": probes}
 
@@ -115,6 +114,7 @@ def step_runs(run: Path, dump: Path, corpus_test: Path, out: Path) -> list[Path]
     from domainlm.pretrain.checkpoint import load_weights
 
     cfg = yaml.safe_load((run / "config.yaml").read_text()) | {"corpus": str(corpus_test.resolve())}
+    model = AutoModelForMaskedLM.from_pretrained(str(run / "model"))  # each step's weights go into it
     dirs = []
     for d in sorted(dump.glob("step-*")):
         tgt = out / d.name
@@ -124,7 +124,6 @@ def step_runs(run: Path, dump: Path, corpus_test: Path, out: Path) -> list[Path]
         shutil.rmtree(tgt, ignore_errors=True)
         tgt.mkdir(parents=True)
         (tgt / "config.yaml").write_text(yaml.safe_dump(cfg))
-        model = AutoModelForMaskedLM.from_pretrained(str(run / "model"))
         load_weights(
             model, (load_file(str(d / "model.safetensors")), json.loads((d / "aliases.json").read_text()))
         )
@@ -152,12 +151,22 @@ def rows_of(dirs: list[Path]) -> list[dict]:
             "test_loss": e["loss"], "test_accuracy": e["accuracy"], "test_pppl_bits_per_char": e.get("pppl_bits_per_char"),
             "probe_top1": e.get("probe_top1"), "probe_top5": e.get("probe_top5"), "frozen_mean": f1,
         })  # fmt: skip
-    trained = [r for r in rows if r["step"] > 0]
-    by_loss = min(trained, key=lambda r: r["val_loss"])["step"]
-    by_acc = max(trained, key=lambda r: (r["val_accuracy"], -r["val_loss"]))["step"]
+    picks = {m: kept_step(rows, m) for m in ("loss", "accuracy")}
     for r in rows:
-        r["kept_by"] = [m for m, s in (("loss", by_loss), ("accuracy", by_acc)) if s == r["step"]]
+        r["kept_by"] = [m for m, s in picks.items() if s == r["step"]]
     return rows
+
+
+def kept_step(rows: list[dict], metric: str) -> int:
+    """The step train.keep_best would keep by ``metric``: the loop's own comparison over its validations."""
+    from domainlm.pretrain.loop import best_by
+
+    best = None
+    for r in rows:
+        v = {"loss": r["val_loss"], "accuracy": r["val_accuracy"]}
+        if r["step"] > 0 and (best is None or best_by(metric, v, best[1])):
+            best = (r["step"], v)
+    return best[0]
 
 
 def table(rows: list[dict]) -> str:

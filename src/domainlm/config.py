@@ -140,9 +140,8 @@ class TrainConfig(Section):
         True,
         description="model/ holds the weights of the best validation (every eval_every and the final one; "
         "by train.keep_best_metric: a masked LM's highest accuracy, the others' lowest loss), not the last "
-        "step's: a budget of many "
-        "passes over a small corpus overfits (measured: benchmarks/RESULTS.md, time_to_quality); the "
-        "checkpoint keeps the last step, so a resume goes on",
+        "step's: a budget of many passes over a small corpus overfits (measured: benchmarks/RESULTS.md, "
+        "time_to_quality); the checkpoint keeps the last step, so a resume goes on",
     )
     keep_best_metric: Literal["auto", "loss", "accuracy"] = Field(
         "auto",
