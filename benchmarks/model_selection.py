@@ -33,6 +33,12 @@ Different corpora may come from different machines; the evidence records each (`
 
 Stages (``--plan`` prints them with estimates; the whole study is kept under ``LIMIT_HOURS`` of an idle
 machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice that in core-hours):
+0. ``untrained``: every encoder family (``tasks`` has "encoder") as its seed builds it, budget ``0m``
+   (`domainlm pretrain --max-steps 0`; MiniLM: the general checkpoint as installed, not continued), scored
+   by frozen embeddings alone (``untrained_cell``). A randomly initialised encoder's frozen features are
+   a strong floor (Wieting and Kiela 2019, "No Training Required"): the constitution's untrained
+   modernbert-mini beat its own 2-minute model (RESULTS.md, 2026-12-07 13:50). `recommend` reports a
+   pretrained encoder against it, and the plot starts each family's frozen-F1 line there;
 1. ``curve``: every family at ``BUDGETS`` on both corpora, plus the n-gram;
 2. ``finetune``: full fine-tuning (``finetune-full``) of the ``TOP`` best (frozen macro-F1 at the largest
    curve budget) on ``FINETUNE_CORPORA`` from their curve runs (a run folder a later session lacks is
@@ -85,9 +91,10 @@ THREADS = 2
 # the best few and full fine-tuning of the top three; those stages do not fit in 6. The cells stored
 # before the licences' 30-minute stage took 5.7 h (RESULTS.md, fifth share); that stage adds about 1.2 h
 # and the licences' fine-tuning 2.0 h (ninth share, bf16). Estimated from scratch (the overheads measured
-# on SPDX, whose frozen-embedding step reads 538k tokens per cell, on an AVX2 machine): 9.9 h. This limit
-# stops the study growing past that; it is not the issue's 6 hours, which the study does not meet
-LIMIT_HOURS = 10.0
+# on SPDX, whose frozen-embedding step reads 538k tokens per cell, on an AVX2 machine): 9.9 h; the untrained
+# stage (2026-12-07) adds about 0.6 h, 10.5 h in all. This limit stops the study growing past that; it is not
+# the issue's 6 hours, which the study does not meet
+LIMIT_HOURS = 11.0
 # a cell is not published when other processes used more than OTHER_LIMIT cores on average while it ran
 # (_cells.Contention); cells stored without that measure: when the 1-minute load average exceeded the
 # cell's own THREADS by more than LOAD_LIMIT
@@ -105,6 +112,8 @@ BUDGETS = ["2m", "6m"]
 FINETUNE_CORPORA, TOP = ["demo", "spdx"], 3
 LONG = {"demo": ("10m", 3), "spdx": ("30m", 2)}
 QUICK_BUDGET, QUICK_FAMILIES = "15s", ["ngram", "gpt-mini", "bert-mini"]
+# the untrained stage's budget: `pretrain --max-steps 0` (the model the seed builds, saved untrained)
+UNTRAINED = "0m"
 CORPORA = ["demo", "spdx"]
 # --validate-new: corpora in no study (a third kind of text), and the generator budgets checked on them
 NEW_CORPORA, NEW_BUDGETS = {"pydocs": "the Python language reference's topics (pydoc_data)"}, ["2m", "6m"]
@@ -158,6 +167,9 @@ FINETUNE_FACTOR = {"minilm-continued": 3.0}
 FINETUNE_S = {"demo": 390.0, "spdx": MINILM_SPDX_S / FINETUNE_FACTOR["minilm-continued"]}
 PRETRAIN_AGAIN_S = {"demo": 60.0, "spdx": 120.0}
 SETUP_S = {"demo": 40.0, "spdx": 60.0}
+# an untrained cell: the 0-step run's start-up and save, and frozen-mean over 5 folds (estimated from
+# the scratch measurement of 2026-12-07 13:50: about 1 minute on the constitution, 3 on the licences)
+UNTRAINED_S = {"demo": 75.0, "spdx": 200.0}
 # validation interval of every pretrain step: what `domainlm pretrain` does by default, so train.keep_best
 # ships the weights of the lowest held-out loss, as a user's run would. Cells stored before 2026-12-02
 # 14:00 UTC validated only at the end (eval_every 1h) and ship the last step: their `eval_every` is absent
@@ -188,6 +200,8 @@ class Cell:
     def estimate_s(self, quick: bool) -> float:
         if self.step == "ngram":
             return NGRAM_S / (4 if quick else 1)
+        if self.step == "untrained":
+            return UNTRAINED_S[self.corpus]
         if self.step == "finetune":
             again = seconds(self.budget) + PRETRAIN_AGAIN_S[self.corpus]
             return FINETUNE_S[self.corpus] * FINETUNE_FACTOR.get(self.family, 1.0) + again
@@ -242,6 +256,8 @@ def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore)
     for corpus in corpora:  # budget by budget: a session's share of the study compares every family
         cells += [Cell(corpus, f, "fit", "ngram") for f in families if f == "ngram"]
         cells += [Cell(corpus, f, b) for b in BUDGETS for f in families if f != "ngram"]
+        encoders = [f for f in families if "encoder" in FAMILIES[f]["tasks"]]
+        cells += [Cell(corpus, f, UNTRAINED, "untrained", "untrained") for f in encoders]
     done = store.all()
     for corpus in corpora:
         last = [c for c in cells if c.corpus == corpus and c.budget == BUDGETS[-1]]
@@ -378,6 +394,8 @@ def pretrain_cmd(
     cmd += ["--name", run_dir.name, "--runs-dir", str(run_dir.parent), "--resume", "never"]
     if max_tokens:
         cmd += _cells.token_limit(max_tokens)
+    elif budget == UNTRAINED:
+        cmd += ["--max-steps", "0"]
     else:
         cmd += ["--max-steps", "1"] if budget == "fit" else ["--budget", budget]
     # speed.compile=off: the study's curves were measured eager, and a cell stays comparable with them
@@ -555,7 +573,33 @@ def pretrained(c: Cell, data: dict, run_dir: Path, quick: bool, max_tokens: int 
     }
 
 
-STEPS = {"train": train_cell, "ngram": ngram_cell, "finetune": finetune_cell, "bits": bits_cell}
+def untrained_cell(c: Cell, data: dict, work: Path, quick: bool) -> dict:
+    """``c``'s family as its seed builds it (`pretrain --max-steps 0`; MiniLM: the general checkpoint as
+    installed), scored by frozen embeddings + LR alone on the study's folds: the floor its pretraining must
+    beat. Its held-out metrics are left out (an untrained LM's are those of a uniform guess) and so is the
+    latency (the trained rows', same architecture)."""
+    run_dir = run_dir_of(c, work)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    init = run_step(pretrain_cmd(data, c.family, c.budget, run_dir), THREADS)
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    if summary.get("steps") != 0:
+        raise SystemExit(f"{c.key}: the untrained run took {summary.get('steps')} steps, not 0")
+    down = downstream_step(
+        run_dir, data, "frozen-mean", QUICK_FOLDS if quick else FOLDS, run_dir / "classify"
+    )
+    return {
+        "parameters": summary.get("parameters"),
+        "kept_step": 0,
+        "last_step": 0,
+        "peak_rss_mb": init.peak_rss_mb,
+        "downstream": down,
+        "steps": {"init": init.as_dict()},
+        "cpu_s": round(init.cpu_s + float(down.get("cpu_s", 0.0)), 1),
+    }
+
+
+STEPS = {"train": train_cell, "ngram": ngram_cell, "finetune": finetune_cell, "bits": bits_cell,
+         "untrained": untrained_cell}  # fmt: skip
 
 
 def run_dir_of(c: Cell, work: Path) -> Path:
@@ -697,15 +741,16 @@ def restore(ev: dict, store: CellStore, source: str) -> list[str]:
     for r in ev["rows"]:
         if r["family"] == "tfidf+svm":
             continue
-        step = "ngram" if r["family"] == "ngram" else "train"
+        step = "ngram" if r["family"] == "ngram" else "untrained" if r.get("budget_s") == 0 else "train"
         c = Cell(r["corpus"], r["family"], budget_name(r.get("budget_s")), step)
         if store.get(c.key) is not None:
             continue
         down = dict(r.get("downstream") or {})
         if step == "train":
             down |= tfidf.get(c.corpus, {})
+        stage = {"train": "curve"}.get(step, step)
         cell = {k: r.get(k) for k in ROW_KEYS} | _recipe_of(r) | {
-            "budget": c.budget, "step": step, "stage": "curve", "downstream": down,
+            "budget": c.budget, "step": step, "stage": stage, "downstream": down,
             "machine": (ev.get("machines") or {}).get(c.corpus, ev.get("machine")),
             "versions": ev.get("versions"), "corpus_facts": ev["corpora"][c.corpus], "quick": False,
             "restored_from": source,
@@ -892,7 +937,13 @@ def table(ev: dict) -> str:
     for r in sorted(ev["rows"], key=lambda r: (r["corpus"], r["family"], r.get("budget_s") or 0)):
         d = r.get("downstream") or {}
         f1 = {m: f"{s['mean']:.3f} ± {s.get('std', 0):.3f}" for m, s in d.items()}
-        budget = "fit" if r.get("budget_s") is None else f"{r['budget_s'] / 60:.0f} min"
+        budget = (
+            "fit"
+            if r.get("budget_s") is None
+            else "untrained"
+            if r["budget_s"] == 0
+            else f"{r['budget_s'] / 60:.0f} min"
+        )
         cpu = None if r.get("cpu_s") is None else r["cpu_s"] / 60
         train_cpu = None if r.get("pretrain_cpu_s") is None else r["pretrain_cpu_s"] / 60
         lines.append(
@@ -935,13 +986,15 @@ def plot(ev: dict, path: Path) -> None:
                             v, ls="--", color=colours.get(fam, "grey"), label=f"{fam} (fitted in seconds)"
                         )
                     continue
+                # the untrained row (budget 0) starts the frozen-F1 line; its held-out bits are not measured
                 pts = sorted((r["budget_s"] * cores / 60, v) for r in mine
-                             if r.get("budget_s") and (v := _metric(r, metric)) is not None)  # fmt: skip
+                             if r.get("budget_s") is not None and (v := _metric(r, metric)) is not None)  # fmt: skip
                 if pts:
                     ax.plot(*zip(*pts, strict=True), "o-", label=fam, lw=1.5, color=colours.get(fam))
             size = ev["corpora"][corpus].get("characters", 0) / 1e6
             ax.set_title(f"{corpus} ({size:.1f} MB): {label}")
-            ax.set_xlabel(f"training CPU-minutes (wall-clock budget x {cores} cores)")
+            untrained = "; 0 = untrained" if metric == "frozen-mean" else ""
+            ax.set_xlabel(f"training CPU-minutes (wall-clock budget x {cores} cores{untrained})")
             ax.set_xlim(left=0)
             ax.grid(alpha=0.3)
             if ax.lines:

@@ -138,7 +138,14 @@ def test_the_full_plan_with_every_family_fits_the_study_limit(tmp_path):
     cells = ms.plan(False, ms.CORPORA, families, CellStore(tmp_path))
     text, total = ms.plan_text(cells, CellStore(tmp_path), False, [])
     assert total / 3600 <= ms.LIMIT_HOURS and "OVER" not in text
-    assert {c.stage for c in cells} == {"curve", "long", "finetune"}
+    assert {c.stage for c in cells} == {"untrained", "curve", "long", "finetune"}
+    # the untrained floor: every encoder family, on every corpus, at budget 0 (`pretrain --max-steps 0`)
+    encoders = {f for f in families if "encoder" in ms.FAMILIES[f]["tasks"]}
+    for corpus in ms.CORPORA:
+        untrained = [c for c in cells if c.corpus == corpus and c.stage == "untrained"]
+        assert {c.family for c in untrained} == encoders and {c.budget for c in untrained} == {ms.UNTRAINED}
+    cmd = ms.pretrain_cmd({"corpus": "c", "tokenizer": "t"}, "bert-mini", ms.UNTRAINED, Path("r"), Path("t"))
+    assert cmd[cmd.index("--max-steps") + 1] == "0" and "--budget" not in cmd
     # the deep stages only where FINETUNE_CORPORA and LONG say, at LONG's budget
     assert {c.corpus for c in cells if c.stage == "finetune"} == set(ms.FINETUNE_CORPORA)
     for corpus in ms.CORPORA:
@@ -409,7 +416,14 @@ def test_restore_turns_the_published_evidence_back_into_cells_that_rebuild_it(tm
 
 
 def test_budget_names_match_the_plans():
-    assert [ms.budget_name(b) for b in (None, 120.0, 360.0, 15.0)] == ["fit", "2m", "6m", "15s"]
+    assert [ms.budget_name(b) for b in (None, 0.0, 120.0, 360.0, 15.0)] == [
+        "fit",
+        ms.UNTRAINED,
+        "2m",
+        "6m",
+        "15s",
+    ]
+    assert ms.seconds(ms.UNTRAINED) == 0
 
 
 def test_a_corpus_curve_from_two_machines_is_refused_and_can_be_set_aside(tmp_path):

@@ -100,7 +100,12 @@ class TrainConfig(Section):
     """The optimisation (changes results). The schedule is defined on the fraction of the budget used."""
 
     budget: str = Field("3m", description="wall-clock budget: 90s, 10m, 2h, 1h30m")
-    max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
+    max_steps: int | None = Field(
+        None,
+        ge=0,
+        description="stop after this many optimizer steps; 0 writes the initialised model untrained (the floor "
+        "pretraining must beat)",
+    )
     max_tokens: int | None = Field(None, ge=1, description="stop after this many input tokens")
     seq_len: int = Field(128, ge=8, le=8192, description="tokens per training sequence")
     batch_size: int = Field(32, ge=1, description="sequences per micro-batch (per process)")

@@ -467,7 +467,7 @@ def compile_wanted(cfg: RunConfig, dist_: Dist, warm: bool = False) -> bool:
     mode, t = cfg.speed.compile, cfg.train
     if mode != "auto":
         return mode == "on"
-    timed_only = not t.max_steps and not t.max_tokens
+    timed_only = t.max_steps is None and not t.max_tokens
     single_cpu = dist_.world == 1 and dist_.device.type == "cpu"
     return single_cpu and timed_only and (warm or parse_duration(t.budget) >= AUTO_COMPILE_S)
 
@@ -591,8 +591,8 @@ def progress_of(run: Run, state: State, elapsed: float, train_budget_s: float) -
     """Fraction of the budget used. With max_steps/max_tokens the schedule follows them exactly
     (deterministic, resumable); the time budget then only stops the run."""
     t = run.cfg.train
-    if t.max_steps:
-        return state.step / t.max_steps
+    if t.max_steps is not None:
+        return state.step / max(1, t.max_steps)
     if t.max_tokens:
         return state.tokens / t.max_tokens
     return elapsed / train_budget_s
@@ -611,7 +611,7 @@ def stop_reason(
 ) -> str | None:
     """Why training stops now (None: it goes on); every process gets the same answer."""
     t, reason = run.cfg.train, None
-    if t.max_steps and state.step >= t.max_steps:
+    if t.max_steps is not None and state.step >= t.max_steps:
         reason = "max_steps"
     elif t.max_tokens and state.tokens >= t.max_tokens:
         reason = "max_tokens"
