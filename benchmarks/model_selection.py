@@ -28,7 +28,8 @@ after, the CPU time other processes took meanwhile, and the machine's flags. ``-
 for each row of the published evidence the store lacks (rows measured before cells were tracked),
 marked ``restored_from``. A corpus's curve comes from one machine (``_cells.machine_tag``: CPU, cores,
 vector unit, bf16): the study refuses to add a cell to a corpus whose stored cells another machine
-measured, and ``--set-aside CORPUS`` moves those to ``other-machines/TAG/`` to measure it all again.
+measured (``machine_free`` cells excepted: untrained, or fine-tuned to matched tokens), and
+``--set-aside CORPUS`` moves those to ``other-machines/TAG/`` to measure it all again.
 Different corpora may come from different machines; the evidence records each (``machines``).
 
 Stages (``--plan`` prints them with estimates; the whole study is kept under ``LIMIT_HOURS`` of an idle
@@ -652,6 +653,13 @@ def token_matched(cell: dict) -> bool:
     return cell.get("step") == "finetune" and bool((cell.get("pretrained_here") or {}).get("max_tokens"))
 
 
+def machine_free(cell: dict) -> bool:
+    """A cell whose result does not depend on the machine's speed, so it may come from a machine other than
+    its corpus's curve machine: a token-matched fine-tuning cell, or an untrained one (no training: the
+    seed's weights, the same on every machine)."""
+    return token_matched(cell) or cell.get("step") == "untrained"
+
+
 def pretrain_again(c: Cell, data: dict, work: Path, quick: bool, max_tokens: int | None = None) -> dict:
     """The curve cell of fine-tuning cell ``c`` pretrained and evaluated again into its run folder (to
     ``max_tokens`` when given, else for its budget): the fields a curve cell stores for them, with the
@@ -706,7 +714,7 @@ def machines_by_corpus(cells: list[dict]) -> dict[str, dict[str, list[str]]]:
     fine-tuning cell is not the curve's and is left out)."""
     by: dict[str, dict[str, list[str]]] = {}
     for c in cells:
-        if token_matched(c):
+        if machine_free(c):
             continue
         by.setdefault(c["corpus"], {}).setdefault(machine_tag(c.get("machine")), []).append(
             f"{c['family']}/{c['budget']}"
@@ -853,7 +861,7 @@ def one_machine_per_corpus(cells: list[dict]) -> dict[str, dict]:
     compares budgets on one machine: a 6-minute cell on a twice-faster machine is a 12-minute cell)."""
     facts: dict[str, dict] = {}
     for c in cells:
-        if not token_matched(c):
+        if not machine_free(c):
             facts.setdefault(c["corpus"], c.get("machine") or {})
     for corpus, tags in machines_by_corpus(cells).items():
         if len(tags) > 1:
@@ -1322,7 +1330,7 @@ def main() -> None:
                 deferred += 1
                 seen.add(c.key)
                 continue  # left for the next run (it resumes)
-            if store.get(c.key) is None and c.step != "finetune":  # fine-tuning: tokens_to_match
+            if store.get(c.key) is None and c.step not in ("finetune", "untrained"):  # machine_free
                 others = other_machines(store, c.corpus, here)
                 if others:
                     raise SystemExit(

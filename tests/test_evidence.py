@@ -137,3 +137,22 @@ def test_the_evidence_sentence_names_a_shared_method_once_and_no_family_twice():
     )
     assert "((" not in said and "))" not in said
     assert "the neural families by" not in said
+
+
+def test_untrained_rows_start_an_encoders_curve_and_are_never_a_lookups_entry():
+    ev = synthetic(
+        [*EV["rows"], row("small", "bert-mini", 0, f1=0.55), row("small", "modernbert-mini", 0, f1=0.9)]
+    )
+    # the nearest budget to 1 second is the smallest trained one, not the untrained row
+    assert evmod.nearest_budget(ev, "small", 1, "encoder")[0] == 120
+    look = evmod.lookup(ev, 100_000, 600, "encoder")
+    neural = [e for e in look.entries if not e.classical]
+    assert [e.family for e in neural] == ["modernbert-mini", "bert-mini"]  # 0.70, 0.60: not the 0.90
+    assert all(e.row["budget_s"] == 600 for e in neural)
+    assert [(b, e.value) for b, e in evmod.curve(ev, "small", "bert-mini", "encoder")] == [
+        (0.0, 0.55),
+        (120.0, 0.50),
+        (600.0, 0.60),
+    ]
+    # classify's value is a family's best method: an untrained row's frozen-mean is not on its curve
+    assert [b for b, _ in evmod.curve(ev, "small", "bert-mini", "classify")] == [120.0, 600.0]

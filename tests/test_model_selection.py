@@ -440,6 +440,10 @@ def test_a_corpus_curve_from_two_machines_is_refused_and_can_be_set_aside(tmp_pa
     # two corpora, each from its own machine: allowed, and each corpus's machine is recorded
     ev = ms.evidence([a, _cell("b", "bert-mini", "6m", downstream=down, machine=new)])
     assert ev["machines"]["a"]["bf16"] is False and ev["machines"]["b"]["bf16"] is True
+    # an untrained cell trains nothing, so its machine does not matter: it joins either corpus's curve
+    zero = _cell("a", "bert-mini", ms.UNTRAINED, downstream=down, machine=new, step="untrained")
+    ev = ms.evidence([a, zero])
+    assert ev["machines"]["a"]["bf16"] is False and len(ev["rows"]) == 2
     store = CellStore(tmp_path / "cells")
     store.put("a--bert-mini--2m", a)
     store.put("a--bert-mini--6m", b)

@@ -337,3 +337,42 @@ def test_the_alternative_mark_is_the_rules_of_thumb_s_only(corpus_dir, bert_toke
     assert ("decided by: evidence" in res.output) == evidence
     row = next(line for line in res.output.splitlines() if "electra-small" in line and "│" in line)
     assert ("alt." in row) != evidence, res.output
+
+
+def _with_curve(path, points: dict[float, float]):
+    """The evidence at ``path`` with bert-tiny's row replaced by one per budget in ``points`` (0: untrained)."""
+    import json
+
+    ev = json.loads(path.read_text())
+    tiny = next(r for r in ev["rows"] if r["family"] == "bert-tiny")
+    ev["rows"] = [r for r in ev["rows"] if r["family"] != "bert-tiny"]
+    for b, f1 in points.items():
+        ev["rows"].append(
+            tiny | {"budget_s": b, "downstream": {"frozen-mean": {"mean": f1, "std": 0.02, "folds": 5}}}
+        )
+    path.write_text(json.dumps(ev))
+    return path
+
+
+def test_a_measured_curve_replaces_the_epochs_rule_and_says_what_pretraining_beat(
+    corpus_dir, bert_tokenizer, tmp_path
+):
+    ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.80, "bert-mini": 0.60}, tfidf=None)
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder")
+    assert rec.choice.epochs > 16  # one measured budget: the rule of thumb speaks
+    assert any(r.startswith("rule of thumb") and "Muennighoff" in r for r in rec.reasons)
+    assert not any("measured curve" in r for r in rec.reasons)
+    # a curve (two budgets and the untrained model): measured, no rule; the floor beaten beyond noise
+    _with_curve(ev, {0.0: 0.50, 120.0: 0.70, 600.0: 0.80})
+    rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder")
+    assert rec.choice.preset == "bert-tiny" and not any("Muennighoff" in r for r in rec.reasons)
+    [curve] = [r for r in rec.reasons if r.startswith("measured curve")]
+    assert "bert-tiny on 'near'" in curve and "untrained 0.500 ± 0.020, 2 min 0.700" in curve
+    assert "still improving from 2 min to 10 min" in curve
+    assert any("lifted its frozen embeddings above bert-tiny untrained (0.800" in r for r in rec.reasons)
+    # the untrained model within noise of the pretrained one, and a flat curve: said plainly
+    _with_curve(ev, {0.0: 0.79, 120.0: 0.80, 600.0: 0.80})
+    text = " ".join(_rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder").reasons)
+    assert "from 2 min to 10 min within noise" in text
+    assert "pretraining bert-tiny for 10 min measured within noise of bert-tiny untrained" in text
+    assert "Wieting and Kiela 2019" in text

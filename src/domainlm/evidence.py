@@ -20,7 +20,9 @@ Lookup rule (stated, so a user can check it):
   uses the corrected paired t-test); a single-run metric (bits per character) is within noise when the
   gap is at most ``noise[metric]`` of the better value (relative; default ``DEFAULT_RELATIVE_NOISE``);
 - **classical**: the better buy when the best classical entry is ahead of the best neural one, or within
-  noise of it (a tie goes to the cheaper method, as in ``finetune --methods``).
+  noise of it (a tie goes to the cheaper method, as in ``finetune --methods``);
+- **untrained** rows (``budget_s`` 0: an encoder family as its seed builds it, or MiniLM as installed) are
+  never an entry of a lookup; ``curve`` reads them as the floor of a family's frozen-embedding curve.
 
 Format (``format_version`` 1)::
 
@@ -32,7 +34,8 @@ Format (``format_version`` 1)::
      "noise": {"bits_per_char": 0.01},
      "rows": [{"corpus": "demo", "family": "bert-mini", "kind": "masked" | "generative" | "classical",
                "preset": "bert-mini" | null, "objective": "mlm" | null, "init_from": "general" | null,
-               "tasks": ["encoder", "classify"], "budget_s": 180 | null (classical: trained to the end),
+               "tasks": ["encoder", "classify"], "budget_s": 180 | null (classical: trained to the end) | 0
+               (untrained: `pretrain --max-steps 0`, MiniLM as installed; frozen-mean only),
                "cpu_s": 361.0 (all the study spent on the row: pretraining, evaluation, classifiers,
                         fine-tuning), "pretrain_cpu_s": 230.0 (optional: the pretraining run alone, what
                         the model costs to make), "bits_per_char": null, "pppl_bits_per_char": 1.9, "accuracy": 0.31,
@@ -153,7 +156,7 @@ def budgets_by_distance(ev: dict, corpus: str, budget_s: float, task: str) -> li
         float(r["budget_s"])
         for r in ev["rows"]
         if r["corpus"] == corpus
-        and r.get("budget_s")
+        and r.get("budget_s")  # neither a classical fit (None) nor an untrained row (0)
         and task in r.get("tasks", ())
         and value_of(r, task) is not None
     }
@@ -205,6 +208,26 @@ def _entries(ev: dict, corpus: str, budget_s: float, task: str, higher: bool) ->
             out.append(Entry(r["family"], r.get("kind", ""), v[0], v[1], v[2], r, v[3]))
     out.sort(key=lambda e: (-e.value if higher else e.value, e.family))
     return out
+
+
+def untrained(row: dict) -> bool:
+    """Whether ``row`` is an untrained model (the study's untrained stage, ``budget_s`` 0)."""
+    return row.get("budget_s") == 0
+
+
+def curve(ev: dict, corpus: str, family: str, task: str) -> list[tuple[float, Entry]]:
+    """(budget in seconds, entry) of ``family`` on ``corpus`` for ``task``, smallest budget first; for
+    the encoder task the untrained row comes first (budget 0), where the study measured one."""
+    out = []
+    for r in ev["rows"]:
+        if r["corpus"] != corpus or r["family"] != family or r.get("budget_s") is None:
+            continue
+        if untrained(r) and task != "encoder":  # its frozen-mean is not the classify task's best method
+            continue
+        if task not in r.get("tasks", ()) or (v := value_of(r, task)) is None:
+            continue
+        out.append((float(r["budget_s"]), Entry(family, r.get("kind", ""), v[0], v[1], v[2], r, v[3])))
+    return sorted(out, key=lambda t: t[0])
 
 
 def lookup(ev: dict, characters: int, budget_s: float, task: str) -> Lookup | None:

