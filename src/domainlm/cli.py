@@ -694,7 +694,7 @@ def evaluate(runs: tuple[str, ...], kw: dict) -> None:
 def finetune(model: str, data: str, kw: dict) -> None:
     """Compare classifier methods on the same folds (--methods), or fine-tune beside TF-IDF; ship the winner.
 
-    MODEL: run folder (uses its model/) or a local HF model folder. DATA: CSV, JSONL or Parquet file with a text and a label per row."""
+    MODEL: run folder (uses its model/), a local HF model folder, or `general` (the installed MiniLM). DATA: CSV, JSONL or Parquet file with a text and a label per row."""
 
     from domainlm.classify.finetune import TABLE_COLUMNS, describe_table
     from domainlm.classify.finetune import finetune as run

@@ -341,6 +341,11 @@ def _matching(entry: evmod.Entry, cands: list[Candidate]) -> Candidate | None:
     return next((c for c in cands if _trains(entry.row, c)), None)
 
 
+def _val(e: evmod.Entry) -> str:
+    """An entry's value with its spread over folds, without its name."""
+    return f"{e.value:.3f}" + (f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else "")
+
+
 def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
     """The chosen family's measured curve on ``look``'s corpus, and for an encoder its frozen embeddings
     at ``look``'s budget against the untrained model's (the study's untrained stage: the same
@@ -356,10 +361,7 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
     general = points[0][1].row.get("init_from") == "general"
     floor_name = "as installed" if general else "untrained"
 
-    def val(e: evmod.Entry) -> str:
-        return f"{e.value:.3f}" + (f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else "")
-
-    said = ", ".join(f"{floor_name if b == 0 else _duration(b)} {val(e)}" for b, e in points)
+    said = ", ".join(f"{floor_name if b == 0 else _duration(b)} {_val(e)}" for b, e in points)
     (b1, e1), (b2, e2) = trained[-2:]
     better = e2.value > e1.value if look.higher_is_better else e2.value < e1.value
     if evmod.within_noise(e2, e1, look.noise, look.metric):
@@ -380,7 +382,7 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
         than = "the general checkpoint as installed" if general else f"{family} untrained"
         if at.value > floor.value and not evmod.within_noise(at, floor, look.noise, look.metric):
             reasons.append(
-                f"{what} lifted its frozen embeddings above {than} ({val(at)} against {val(floor)}), beyond noise"
+                f"{what} lifted its frozen embeddings above {than} ({_val(at)} against {_val(floor)}), beyond noise"
                 + (
                     ""
                     if general
@@ -390,7 +392,7 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
         else:
             how = "within noise of" if at.value > floor.value else "no better than"
             reasons.append(
-                f"for frozen embeddings, {what} measured {how} {than} ({val(at)} against {val(floor)}): "
+                f"for frozen embeddings, {what} measured {how} {than} ({_val(at)} against {_val(floor)}): "
                 + ("the general model's features served as well" if general else
                    "a randomly initialised encoder's frozen features are a strong baseline (Wieting and Kiela "
                    "2019, \"No Training Required\")")
@@ -398,6 +400,41 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
                 "better frozen features at this budget"
             )  # fmt: skip
     return reasons
+
+
+def untrained_reason(ev: dict, look: evmod.Lookup) -> str | None:
+    """For an encoder: when a model the study scored without pretraining (the general MiniLM as installed,
+    or a family untrained) has frozen embeddings ahead of the best pretrained family at ``look``, say so
+    (the best such one); None otherwise."""
+    best = look.best_neural
+    if look.task != "encoder" or best is None:
+        return None
+    floors = [
+        evmod.Entry(r["family"], r.get("kind", ""), *v[:3], r, v[3])
+        for r in ev["rows"]
+        if r["corpus"] == look.corpus and evmod.untrained(r) and (v := evmod.value_of(r, "encoder"))
+    ]
+    top = max(floors, key=lambda e: (e.value, e.family), default=None)
+    if top is None or top.value <= best.value:
+        return None
+    how = (
+        "ahead of, though within noise of,"
+        if evmod.within_noise(top, best, look.noise, look.metric)
+        else "ahead of"
+    )
+    if top.row.get("init_from") == "general":
+        return (
+            f"no pretraining: the general MiniLM as installed, not continued ({_val(top)}), is {how} "
+            f"the best pretrained family ({_fmt(best, look)}). For frozen embeddings (search, features for a "
+            "classifier) the installed model does as well with no training: `domainlm finetune general "
+            "LABELLED --methods auto` measures it on your labels"
+        )
+    return (
+        f"no pretraining: {top.family} untrained, its random weights ({_val(top)}), is {how} the best "
+        f"pretrained family ({_fmt(best, look)}): at this budget pretraining did not beat a randomly "
+        "initialised encoder's frozen features, a strong baseline (Wieting and Kiela 2019). A longer budget, "
+        "or a classical method for classification, is the better buy"
+    )
 
 
 def decide_from_evidence(
@@ -1015,8 +1052,10 @@ def choose(
     if choice is not None:
         rec.choice, rec.lookup = choice, look
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
-        measured = curve_reasons(ev, look, choice)  # the measured curve replaces the epochs rule of thumb
-        rec.reasons = reasons + measured + ([] if measured else mark_rules(_epochs_reason(choice)))
+        curve = curve_reasons(ev, look, choice)  # the measured curve replaces the epochs rule of thumb
+        floor = untrained_reason(ev, look)
+        rules = [] if curve else mark_rules(_epochs_reason(choice))
+        rec.reasons = reasons + curve + ([floor] if floor else []) + rules
         return
     choice, rule_reasons = decide(rec.candidates)
     rec.choice = choice
