@@ -147,8 +147,8 @@ def test_missing_argument_is_a_usage_error(capsys):
 def test_bad_values_of_typed_options_are_usage_errors(capsys):
     err = _usage_error(capsys, "tokenizer", "corpus", "--vocab-size", "many")
     assert "Invalid value for '--vocab-size'" in err and "'many'" in err
-    err = _usage_error(capsys, "pretrain", "corpus", "--max-steps", "0")  # the Field's ge=1, named by flag
-    assert "Invalid value for '--max-steps'" in err and "x>=1" in err
+    err = _usage_error(capsys, "pretrain", "corpus", "--max-steps", "-1")  # the Field's ge=0, named by flag
+    assert "Invalid value for '--max-steps'" in err and "x>=0" in err
     err = _usage_error(capsys, "export", "run", "--tolerance", "-1")
     assert "Invalid value for '--tolerance'" in err
 
