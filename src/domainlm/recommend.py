@@ -396,8 +396,8 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
                 + ("the general model's features served as well" if general else
                    "a randomly initialised encoder's frozen features are a strong baseline (Wieting and Kiela "
                    "2019, \"No Training Required\")")
-                + "; the pretraining buys the language model itself (fill-mask, fine-tuning), not measurably "
-                "better frozen features at this budget"
+                + "; at this budget the pretraining buys the language model itself (masked accuracy, fill-mask), "
+                "not measurably better frozen features"
             )  # fmt: skip
     return reasons
 
@@ -417,17 +417,14 @@ def untrained_reason(ev: dict, look: evmod.Lookup) -> str | None:
     top = max(floors, key=lambda e: (e.value, e.family), default=None)
     if top is None or top.value <= best.value:
         return None
-    how = (
-        "ahead of, though within noise of,"
-        if evmod.within_noise(top, best, look.noise, look.metric)
-        else "ahead of"
-    )
+    tied = evmod.within_noise(top, best, look.noise, look.metric)
+    how = "ahead of, though within noise of," if tied else "ahead of"
     if top.row.get("init_from") == "general":
         return (
             f"no pretraining: the general MiniLM as installed, not continued ({_val(top)}), is {how} "
             f"the best pretrained family ({_fmt(best, look)}). For frozen embeddings (search, features for a "
-            "classifier) the installed model does as well with no training: `domainlm finetune general "
-            "LABELLED --methods auto` measures it on your labels"
+            f"classifier) the installed model does {'as well' if tied else 'better'} with no training: "
+            "`domainlm finetune general LABELLED --methods auto` measures it on your labels"
         )
     return (
         f"no pretraining: {top.family} untrained, its random weights ({_val(top)}), is {how} the best "
