@@ -356,17 +356,20 @@ def _with_curve(path, points: dict[float, float]):
 
 
 def test_a_measured_curve_replaces_the_epochs_rule_and_says_what_pretraining_beat(
-    corpus_dir, bert_tokenizer, tmp_path
+    corpus_dir, bert_tokenizer, tmp_path, monkeypatch
 ):
+    import domainlm.recommend as recmod
+
+    # the epochs rule, whatever the probe measured here (it speaks past 16 epochs): a marker
+    monkeypatch.setattr(recmod, "_epochs_reason", lambda choice: ["EPOCHS RULE"])
     ev = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.80, "bert-mini": 0.60}, tfidf=None)
     rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder")
-    assert rec.choice.epochs > 16  # one measured budget: the rule of thumb speaks
-    assert any(r.startswith("rule of thumb") and "Muennighoff" in r for r in rec.reasons)
+    assert "rule of thumb (no measurement for this case): EPOCHS RULE" in rec.reasons  # one budget: no curve
     assert not any("measured curve" in r for r in rec.reasons)
     # a curve (two budgets and the untrained model): measured, no rule; the floor beaten beyond noise
     _with_curve(ev, {0.0: 0.50, 120.0: 0.70, 600.0: 0.80})
     rec = _rec(corpus_dir, bert_tokenizer, ev, tmp_path, task="encoder")
-    assert rec.choice.preset == "bert-tiny" and not any("Muennighoff" in r for r in rec.reasons)
+    assert rec.choice.preset == "bert-tiny" and not any("EPOCHS RULE" in r for r in rec.reasons)
     [curve] = [r for r in rec.reasons if r.startswith("measured curve")]
     assert "bert-tiny on 'near'" in curve and "untrained 0.500 ± 0.020, 2 min 0.700" in curve
     assert "still improving from 2 min to 10 min" in curve
@@ -419,3 +422,36 @@ def test_a_model_scored_without_pretraining_that_beats_every_pretrained_one_is_n
     # only an encoder is judged by frozen embeddings: for another task nothing is said
     assert untrained_reason(ev, rec.lookup) is not None
     assert untrained_reason(ev, dataclasses.replace(rec.lookup, task="classify")) is None
+
+
+def test_continued_pretrainings_curve_starts_from_the_checkpoint_as_installed():
+    """The continue candidate's curve: its budget-0 row is the general MiniLM as installed, and the floor
+    line compares continued pretraining with it (no random-init citation)."""
+    from domainlm import evidence as evmod
+    from domainlm.recommend import curve_reasons
+
+    def minilm(b, f1):
+        return {"corpus": "c", "family": "minilm-continued", "kind": "masked", "preset": None, "objective": "mlm",
+                "init_from": "general", "tasks": ["encoder", "classify"], "budget_s": b,
+                "downstream": {"frozen-mean": {"mean": f1, "std": 0.02, "folds": 5}}}  # fmt: skip
+
+    ev = {
+        "corpora": {"c": {"characters": 1000}},
+        "rows": [minilm(0, 0.70), minilm(120, 0.60), minilm(360, 0.62)],
+    }
+    look = evmod.lookup(ev, 1000, 360, "encoder")
+    cont = Candidate("continue gt", "continue", "mlm", 1, 1.0, "checkpoint", 1.0, init_from="general")
+    curve, floor = curve_reasons(ev, look, cont)
+    assert "minilm-continued on 'c' (frozen macro-F1): as installed 0.700 ± 0.020, 2 min 0.600" in curve
+    assert "from 2 min to 6 min within noise" in curve
+    assert (
+        "continued pretraining of the general MiniLM for 6 min measured no better than the general" in floor
+    )
+    assert "served as well" in floor and "Wieting" not in floor
+    # a scratch candidate the study has no rows of: no curve (the rule of thumb speaks instead)
+    assert (
+        curve_reasons(
+            ev, look, Candidate("bert-mini", "scratch", "mlm", 1, 1.0, "domain", 1.0, preset="bert-mini")
+        )
+        == []
+    )

@@ -81,4 +81,6 @@ def test_finetune_names_the_installed_general_checkpoint_general(monkeypatch, tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / "general" / "model").mkdir(parents=True)
     (tmp_path / "general" / "model" / "config.json").write_text("{}")
-    assert resolve_model_dir("general").resolve() == tmp_path / "general" / "model"  # a run folder called general
+    assert (
+        resolve_model_dir("general").resolve() == tmp_path / "general" / "model"
+    )  # a run folder called general

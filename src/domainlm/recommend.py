@@ -360,7 +360,6 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
         return []
     general = points[0][1].row.get("init_from") == "general"
     floor_name = "as installed" if general else "untrained"
-
     said = ", ".join(f"{floor_name if b == 0 else _duration(b)} {_val(e)}" for b, e in points)
     (b1, e1), (b2, e2) = trained[-2:]
     better = e2.value > e1.value if look.higher_is_better else e2.value < e1.value
@@ -375,7 +374,7 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
     if look.task == "encoder" and points[0][0] == 0 and at is not None:
         floor = points[0][1]
         what = (
-            f"continued pretraining of {family} for {_duration(look.budget_s)}"
+            f"continued pretraining of the general MiniLM for {_duration(look.budget_s)}"
             if general
             else f"pretraining {family} for {_duration(look.budget_s)}"
         )
