@@ -111,12 +111,13 @@ def test_fine_tuning_a_curve_from_another_machine_pretrains_again_to_its_tokens(
     assert cmd[cmd.index("--max-tokens") + 1] == "348160" and "6m" not in cmd
     assert ms.token_matched(cell) and machine_tag(cell["machine"]) == machine_tag(here)
     # the corpus's curve stays one machine's: the evidence takes it, and records the curve's machine
-    ev = ms.evidence([curve, cell | {"load": [0.0, 0.0], "other_cpu_s": 0.0}])
+    idle = {"load": [0.0, 0.0], "other_cpu_s": 0.0}  # the fake cell's contention is this test run's load
+    ev = ms.evidence([curve, cell | idle])
     assert machine_tag(ev["machines"]["a"]) == machine_tag(other)
     assert ms.other_machines(store, "a", machine_tag(other)) == set()
     # a fine-tuning cell pretrained for its minutes on another machine is still refused
     with pytest.raises(SystemExit, match="cells from 2 machines"):
-        ms.evidence([curve, cell | {"pretrained_here": {"tokens": 1}}])
+        ms.evidence([curve, cell | idle | {"pretrained_here": {"tokens": 1}}])
     # without the curve cell's tokens there is nothing to match: a clear refusal
     store.put("a--gpt-mini--6m", curve | {"tokens": None})
     store.path(ft.key).unlink()
