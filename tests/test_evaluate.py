@@ -355,3 +355,43 @@ def test_shipped_probes_come_from_the_demo_test_split(tmp_path):
     for line in probes:
         p = json.loads(line)
         assert p["text"].replace("[MASK]", p["answers"][0]) in test_text, p
+
+
+def test_split_test_scores_the_documents_keep_best_never_saw(
+    mlm_run, corpus_dir, bert_tokenizer, tmp_path, capsys
+):
+    """--split test: the test split's blocks, not validation's (eval.json and the table say which); a test
+    split under one block is refused, never quietly scored on the training split; an unknown split is named."""
+    from click.testing import CliRunner
+
+    from domainlm.cli import app
+
+    val = evaluate([mlm_run], eval_batches=1, max_docs=1)[str(mlm_run)]
+    test = evaluate([mlm_run], eval_batches=1, max_docs=1, split="test")[str(mlm_run)]
+    assert val["split"] == "validation" and test["split"] == "test"
+    assert test["loss"] != val["loss"] and test["pppl_word"] != val["pppl_word"]  # other documents
+    r = CliRunner().invoke(
+        app, ["evaluate", str(mlm_run), "--split", "test", "--eval-batches", "1", "--max-docs", "0"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "test split" in r.output and json.loads((mlm_run / "eval.json").read_text())["split"] == "test"
+    from domainlm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", str(mlm_run), "--split", "train"])
+    err = capsys.readouterr().err  # a Literal is checked by pydantic: one line naming the field and values
+    assert e.value.code == 2 and "'split'" in err and "'validation' or 'test'" in err
+    # a corpus whose test split is one short document: refused, with what to do
+    small = tmp_path / "corpus"
+    small.mkdir()
+    rows = [json.loads(x) for x in (corpus_dir / "documents.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r["split"] != "test"] + [
+        rows[0] | {"id": "t", "split": "test", "text": "Short."}
+    ]
+    (small / "documents.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    shutil.copy(corpus_dir / "stats.json", small / "stats.json")
+    run = tiny_pretrain(
+        small, tmp_path / "runs", tokenizer=bert_tokenizer, max_steps=0, name="untrained"
+    ).run_dir
+    with pytest.raises(UserError, match="test split has .* tokens, less than one block of 32"):
+        evaluate([run], eval_batches=1, max_docs=0, split="test")

@@ -188,6 +188,7 @@ SPECS: dict[str, Spec] = {
     "evaluate": Spec(
         "domainlm.evaluate.lm:evaluate",
         (
+            Flag("split"),
             Flag("eval_batches"),
             Flag("baseline"),
             Flag("probes"),
@@ -661,7 +662,7 @@ def screen_table(rec) -> Table:
 @command("evaluate")
 @click.argument("runs", nargs=-1, required=True)
 def evaluate(runs: tuple[str, ...], kw: dict) -> None:
-    """Evaluate runs on the validation split; print one side-by-side table; write eval.json in each run.
+    """Evaluate runs on a held-out split; print one side-by-side table; write eval.json in each run.
 
     RUNS: run folders to evaluate."""
 
@@ -671,7 +672,8 @@ def evaluate(runs: tuple[str, ...], kw: dict) -> None:
     out = console()
     res = run(runs=list(runs), **kw)
     headers, rows = side_by_side(res)
-    t = Table(title="evaluation (validation split, fixed masks)")
+    split = kw.get("split") or "validation"
+    t = Table(title=f"evaluation ({split} split, fixed masks)")
     for i, h in enumerate(headers):
         t.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
@@ -681,7 +683,7 @@ def evaluate(runs: tuple[str, ...], kw: dict) -> None:
         ng = r.get("baseline", {}).get("ngram")
         if ng:
             out.print(
-                f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} validation tokens "
+                f"n-gram: {ng['library']}, order {ng['order']}, scored {ng['tokens']:,} {split} tokens "
                 f"(KenLM's estimator needs Boost; see domainlm/evaluate/ngram.py)"
             )
             break

@@ -597,6 +597,11 @@ class RecommendOptions(Section):
 class EvaluateConfig(Section):
     """`domainlm evaluate`: what to measure beside the validation loss."""
 
+    split: Literal["validation", "test"] = Field(
+        "validation",
+        description="the held-out split scored: validation (the one train.keep_best chose the kept step "
+        "on) or test (seen neither by training nor by that choice)",
+    )
     eval_batches: int | None = Field(
         None, ge=1, description="validation batches (default: the run's train.eval_batches)"
     )

@@ -35,13 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm.corpus.documents import read_documents
-from domainlm.errors import UserError, resolve
+from domainlm.errors import UserError, resolve, unknown_name
 from domainlm.pretrain.metrics import EVAL_MASK_PROBABILITY, EVAL_SEED
 
 ASSETS = Path(__file__).parent.parent / "assets"
 # name -> shipped probe file
 PROBE_SETS: dict[str, Path] = {"constitution": ASSETS / "constitution_probes.jsonl"}
 BASELINES = {"ngram": "ngram", "none": None}
+SCORED_SPLITS = ("validation", "test")  # `evaluate --split`: prepare's held-out splits
 PROBE_MASK = "[MASK]"  # the placeholder in probe files, whatever the model's own mask token is
 # objective -> its number comparable across families (bits.py); objectives not here have none
 INTRINSIC: dict[str, str] = {
@@ -314,8 +315,10 @@ def evaluate(
     ngram_tokens: int = 200_000,
     pppl_tokens: int = 4096,
     seq_len: int | None = None,
+    split: str = "validation",
 ) -> dict[str, dict]:
-    """Evaluate each run's ``model/`` on its corpus's validation split; write ``eval.json`` in each.
+    """Evaluate each run's ``model/`` on its corpus's ``split`` (validation, or test: the split neither
+    training nor ``train.keep_best``'s choice of step has seen); write ``eval.json`` in each.
 
     ``baseline="ngram"`` adds a Kneser-Ney ``ngram_order``-gram on the run's tokens (scored on the first
     ``ngram_tokens`` validation tokens) under the key ``"baseline"``. ``probes`` is a shipped set name or
@@ -332,7 +335,9 @@ def evaluate(
     ngram_cache: dict[str, dict] = {}  # tokenizer hash -> n-gram result (runs sharing a tokenizer share it)
     out: dict[str, dict] = {}
     for run in map(Path, runs):
-        result, data = evaluate_run(run, eval_batches, probe_path, probe_set, max_docs, pppl_tokens, seq_len)
+        result, data = evaluate_run(
+            run, eval_batches, probe_path, probe_set, max_docs, pppl_tokens, seq_len, split
+        )
         if baseline == "ngram":
             ngram = ngram_baseline(run, data, ngram_order, ngram_tokens, ngram_cache, max_docs)
             result["baseline"] = {"ngram": ngram}
@@ -356,7 +361,7 @@ def checked_seq_len(run: Path, seq_len: int) -> int:
 
 @dataclass
 class EvalData:
-    """What a run is evaluated on: its validation split (train when that is under one block)."""
+    """What a run is evaluated on: the split asked for (validation: train when that is under one block)."""
 
     corpus: Path
     split: str
@@ -367,14 +372,21 @@ class EvalData:
     words_per_token: float
 
 
-def eval_data(run: Path, cfg, tok, objective: str, seq_len: int) -> EvalData:
+def eval_data(run: Path, cfg, tok, objective: str, seq_len: int, split: str = "validation") -> EvalData:
     from domainlm.pretrain.objectives import OBJECTIVES, MaskSpec
     from domainlm.tokens.blocks import Blocks, block_spec, separator_id
     from domainlm.tokens.encode import encode_split
 
     layout = resolve("objective", objective, OBJECTIVES).block_layout
-    split, sep = "validation", separator_id(layout, tok)
+    if split not in SCORED_SPLITS:
+        raise unknown_name("split", split, SCORED_SPLITS)
+    sep = separator_id(layout, tok)
     shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
+    if len(shard.tokens) < seq_len and split == "test":  # a test score is never quietly a train score
+        raise UserError(
+            f"'{cfg.corpus}': its test split has {len(shard.tokens)} tokens, less than one block of {seq_len}",
+            "Score the validation split (--split validation), or prepare a corpus with more test documents",
+        )
     if len(shard.tokens) < seq_len:
         split = "train"
         shard = encode_split(cfg.corpus, run / "tokenizer", split, sep)
@@ -398,6 +410,7 @@ def evaluate_run(
     max_docs: int,
     pppl_tokens: int | None = None,
     seq_len: int | None = None,
+    split: str = "validation",
 ):
     """(eval.json's content, the data it was measured on) for one run folder."""
     import contextlib
@@ -413,7 +426,7 @@ def evaluate_run(
     tok = load_tokenizer(run / "model")
     objective = _objective_of(run, cfg)
     seq_len = checked_seq_len(run, seq_len or cfg.train.seq_len)
-    data = eval_data(run, cfg, tok, objective, seq_len)
+    data = eval_data(run, cfg, tok, objective, seq_len, split)
     bf16 = machine.resolve_bf16(cfg.speed.bf16)
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     n_batches = eval_batches or cfg.train.eval_batches
