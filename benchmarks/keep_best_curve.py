@@ -8,9 +8,9 @@ one corpus and seed:
 1. ``domainlm pretrain`` of modernbert-mini for the budget, validated every minute, in a child process
    whose loop also saves the weights of every validation (``DUMP/step-N``: the exact step, not the
    nearest checkpoint);
-2. each saved step becomes a run folder whose corpus is a copy with the **test split** labelled as the
-   validation split, which neither training nor the choice of step saw;
-3. ``domainlm evaluate`` scores them all (masked accuracy on fixed masks, pseudo-log-likelihood bits per
+2. each saved step becomes a run folder (the run's config, tokenizer, and that step's weights);
+3. ``domainlm evaluate --split test`` scores them all on the **test split**, which neither training nor
+   the choice of step saw (masked accuracy on fixed masks, pseudo-log-likelihood bits per
    character, cloze probes) and ``domainlm finetune --methods frozen-mean --leaderboard-only`` their
    frozen embeddings on the corpus's labelled task (5 folds), as the study does;
 4. the table marks the step each metric would keep (from the validation split's numbers).
@@ -87,33 +87,13 @@ def worker_train(dump: Path, cli_args: list[str]) -> None:
     main(["pretrain", *cli_args])
 
 
-def test_split_copy(corpus: Path, out: Path) -> Path:
-    """A copy of ``corpus`` whose test documents are its validation split (and the other way round)."""
-    if out.is_dir():
-        return out
-    out.mkdir(parents=True)
-    for p in corpus.iterdir():
-        if p.name == "documents.jsonl":
-            rows = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines()]
-            for r in rows:
-                r["split"] = {"test": "validation", "validation": "test"}.get(r["split"], r["split"])
-            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-            (out / p.name).write_text(text, encoding="utf-8")
-        elif p.is_file() and p.suffix in (".json", ".yaml"):
-            shutil.copy(p, out / p.name)
-    return out
-
-
-def step_runs(run: Path, dump: Path, corpus_test: Path, out: Path) -> list[Path]:
-    """One run folder per saved step: the run's config (its corpus the test-split copy), tokenizer, and
-    ``model/`` with that step's weights."""
-    import yaml
+def step_runs(run: Path, dump: Path, out: Path) -> list[Path]:
+    """One run folder per saved step: the run's config, tokenizer, and ``model/`` with that step's weights."""
     from safetensors.torch import load_file
     from transformers import AutoModelForMaskedLM
 
     from domainlm.pretrain.checkpoint import load_weights
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text()) | {"corpus": str(corpus_test.resolve())}
     model = AutoModelForMaskedLM.from_pretrained(str(run / "model"))  # each step's weights go into it
     dirs = []
     for d in sorted(dump.glob("step-*")):
@@ -123,7 +103,7 @@ def step_runs(run: Path, dump: Path, corpus_test: Path, out: Path) -> list[Path]
             continue
         shutil.rmtree(tgt, ignore_errors=True)
         tgt.mkdir(parents=True)
-        (tgt / "config.yaml").write_text(yaml.safe_dump(cfg))
+        shutil.copy(run / "config.yaml", tgt / "config.yaml")
         load_weights(
             model, (load_file(str(d / "model.safetensors")), json.loads((d / "aliases.json").read_text()))
         )
@@ -209,11 +189,18 @@ def main() -> None:
                 "--budget", budget, "--name", name, "--runs-dir", str(base / "runs"), "--resume", "never",
                 "--set", f"train.seed={a.seed}", "--set", f"train.eval_every={every}"]  # fmt: skip
         subprocess.run([sys.executable, __file__, "--worker-train", str(dump), *args], check=True)
-    dirs = step_runs(
-        run, dump, test_split_copy(data["corpus"], base / "corpus-test"), base / f"scored-{name}"
-    )
+    dirs = step_runs(run, dump, base / f"scored-{name}")
     if not all((d / "eval.json").is_file() for d in dirs):
-        _domainlm("evaluate", *map(str, dirs), "--probes", str(data["probes"]), "--max-docs", "10")
+        _domainlm(
+            "evaluate",
+            *map(str, dirs),
+            "--split",
+            "test",
+            "--probes",
+            str(data["probes"]),
+            "--max-docs",
+            "10",
+        )
     for d in dirs:
         if not (d / "ft" / "metrics.json").is_file():
             _domainlm("finetune", str(d), str(data["labelled"]), "--methods", "frozen-mean",
