@@ -397,6 +397,7 @@ def test_a_model_scored_without_pretraining_that_beats_every_pretrained_one_is_n
     assert rec.choice.preset == "bert-tiny" and not any(
         "no pretraining" in r for r in rec.reasons
     )  # 0.65 < 0.70
+    assert rec.untrained is None
     ev["rows"][-1]["downstream"]["frozen-mean"]["mean"] = 0.72
     path.write_text(json.dumps(ev))
     rec = _rec(corpus_dir, bert_tokenizer, path, tmp_path, task="encoder")
@@ -419,6 +420,7 @@ def test_a_model_scored_without_pretraining_that_beats_every_pretrained_one_is_n
         "the general MiniLM as installed, not continued (0.900 ± 0.020), is ahead of the best" in why
         and "`domainlm finetune general LABELLED" in why
     )
+    assert rec.untrained.family == "minilm-continued" and rec.untrained.value == 0.90
     # only an encoder is judged by frozen embeddings: for another task nothing is said
     assert untrained_reason(ev, rec.lookup) is not None
     assert untrained_reason(ev, dataclasses.replace(rec.lookup, task="classify")) is None
@@ -455,3 +457,30 @@ def test_continued_pretrainings_curve_starts_from_the_checkpoint_as_installed():
         )
         == []
     )
+
+
+def test_cli_names_the_model_without_pretraining_in_the_verdict_and_the_table(
+    corpus_dir, bert_tokenizer, tmp_path
+):
+    import json
+
+    from click.testing import CliRunner
+
+    from domainlm.cli import cli
+
+    path = _evidence(tmp_path, corpus_dir, {"bert-tiny": 0.66}, tfidf=None)
+    ev = json.loads(path.read_text())
+    ev["rows"].append({"corpus": "near", "family": "minilm-continued", "kind": "masked", "preset": None,
+                       "objective": "mlm", "init_from": "general", "tasks": ["encoder", "classify"],
+                       "budget_s": 0.0, "parameters": 22_700_000,
+                       "downstream": {"frozen-mean": {"mean": 0.80, "std": 0.02, "folds": 5}}})  # fmt: skip
+    path.write_text(json.dumps(ev))
+    args = ["recommend", str(corpus_dir), "--budget", "10m", "--task", "encoder", "--tokenizer", str(bert_tokenizer),
+            "--no-general", "--evidence", str(path), "--probe-steps", "1", "--seq-len", "32", "--batch-size", "2",
+            "-o", str(tmp_path / "run.yaml")]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "for frozen embeddings: minilm-continued (as installed), no pretraining" in res.output
+    rows = [x for x in res.output.splitlines() if "│ masked" in x]  # the evidence table's rows
+    assert "(as installed)" in rows[0] and "0.800" in rows[0] and "22.7M" in rows[0]  # ranked first
+    assert rows[0].split("│")[5].strip() == "0" and "bert-tiny (chosen)" in rows[1]  # 0 CPU-minutes to make

@@ -598,9 +598,16 @@ def recommend(corpus: str, kw: dict) -> None:
     out.print(
         f"corpus: {rec.corpus['words']:,} training words; training time in the budget ~{rec.train_s:,.0f} s"
     )
+    from domainlm.recommend import untrained_name
+
     out.print(
         f"decided by: {rec.basis}"
         + (f"; the better buy: {rec.classical} (classical)" if rec.classical else "")
+        + (
+            f"; for frozen embeddings: {untrained_name(rec.untrained)}, no pretraining"
+            if rec.untrained
+            else ""
+        )
     )
     for r in rec.reasons:
         out.print(f"- {r}", markup=False)
@@ -618,14 +625,20 @@ def evidence_table(rec) -> Table:
     # train CPU min: the pretraining run that made the model (not the study's evaluation and classifiers)
     for col in ("family", "kind", look.metric, "± (folds)", "train CPU min", "params"):
         t.add_column(col, justify="left" if col in ("family", "kind") else "right", no_wrap=True)
-    for e in look.entries:
-        r = e.row
+    from domainlm.recommend import untrained_name
+
+    # a model the study scored without pretraining that beats every pretrained family joins the table
+    extra = [rec.untrained] if rec.untrained is not None else []
+    entries = sorted([*look.entries, *extra], key=lambda e: -e.value if look.higher_is_better else e.value)
+    for e in entries:
+        r, untrained = e.row, e is rec.untrained
+        chosen = r.get("preset") == rec.choice.preset and not e.classical and not untrained
         t.add_row(
-            e.family + (" (chosen)" if r.get("preset") == rec.choice.preset and not e.classical else ""),
+            untrained_name(e) if untrained else e.family + (" (chosen)" if chosen else ""),
             e.kind,
             f"{e.value:.3f}",
             f"{e.std:.3f} ({e.folds})" if e.std is not None and e.folds > 1 else "-",
-            f"{r['pretrain_cpu_s'] / 60:.1f}" if r.get("pretrain_cpu_s") else "-",
+            "0" if untrained else f"{r['pretrain_cpu_s'] / 60:.1f}" if r.get("pretrain_cpu_s") else "-",
             f"{r['parameters'] / 1e6:.1f}M" if r.get("parameters") else "-",
         )
     return t

@@ -131,6 +131,9 @@ class Recommendation:
     basis: str = "rules of thumb"  # "evidence" when the measured study decided
     lookup: evmod.Lookup | None = None  # what the evidence says at the nearest conditions
     classical: str | None = None  # the classical method that is the better buy, if the evidence says so
+    # --task encoder: the model the study scored without pretraining (MiniLM as installed, or a family
+    # untrained) when its frozen embeddings beat every pretrained family at the looked-up conditions
+    untrained: evmod.Entry | None = None
     speed_ratio: float | None = None  # this machine's probe tokens/s / the study machine's (median)
     screen: scrmod.Screen | None = None  # --task generator: the race measured on this corpus, if run
     projections: list[scrmod.Projection] = field(default_factory=list)  # the screen carried to the budget
@@ -401,10 +404,10 @@ def curve_reasons(ev: dict, look: evmod.Lookup, choice: Candidate) -> list[str]:
     return reasons
 
 
-def untrained_reason(ev: dict, look: evmod.Lookup) -> str | None:
-    """For an encoder: when a model the study scored without pretraining (the general MiniLM as installed,
-    or a family untrained) has frozen embeddings ahead of the best pretrained family at ``look``, say so
-    (the best such one); None otherwise."""
+def best_untrained(ev: dict, look: evmod.Lookup) -> evmod.Entry | None:
+    """For an encoder: the model the study scored without pretraining (the general MiniLM as installed, or
+    a family untrained) with the best frozen embeddings on ``look``'s corpus, when they are ahead of the
+    best pretrained family at ``look``; None otherwise (or for another task)."""
     best = look.best_neural
     if look.task != "encoder" or best is None:
         return None
@@ -414,7 +417,18 @@ def untrained_reason(ev: dict, look: evmod.Lookup) -> str | None:
         if r["corpus"] == look.corpus and evmod.untrained(r) and (v := evmod.value_of(r, "encoder"))
     ]
     top = max(floors, key=lambda e: (e.value, e.family), default=None)
-    if top is None or top.value <= best.value:
+    return top if top is not None and top.value > best.value else None
+
+
+def untrained_name(e: evmod.Entry) -> str:
+    """How an untrained entry is called: MiniLM "as installed", another family "untrained"."""
+    return f"{e.family} (as installed)" if e.row.get("init_from") == "general" else f"{e.family} (untrained)"
+
+
+def untrained_reason(ev: dict, look: evmod.Lookup) -> str | None:
+    """The reason naming ``best_untrained``, or None."""
+    top, best = best_untrained(ev, look), look.best_neural
+    if top is None or best is None:
         return None
     tied = evmod.within_noise(top, best, look.noise, look.metric)
     how = "ahead of, though within noise of," if tied else "ahead of"
@@ -1050,6 +1064,7 @@ def choose(
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
         curve = curve_reasons(ev, look, choice)  # the measured curve replaces the epochs rule of thumb
         floor = untrained_reason(ev, look)
+        rec.untrained = best_untrained(ev, look)
         rules = [] if curve else mark_rules(_epochs_reason(choice))
         rec.reasons = reasons + curve + ([floor] if floor else []) + rules
         return
