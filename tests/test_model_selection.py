@@ -478,3 +478,36 @@ def test_a_cell_records_its_runs_recipe_and_the_evidence_row_carries_it(tmp_path
     ms.restore(ev, store, "test")
     assert store.get("a--modernbert-mini--2m")["recipe"] == recipe
     assert "recipe" not in store.get("a--bert-mini--2m")
+
+
+def test_an_untrained_cell_trains_nothing_and_scores_frozen_embeddings_only(tmp_path, monkeypatch):
+    """untrained_cell: one `pretrain --max-steps 0` (a run that took a step is refused) and frozen-mean
+    alone on the study's folds; its cost is the two steps'."""
+    import json
+
+    commands, steps_taken = [], [0]
+
+    def fake_run_step(cmd, threads, check=True):
+        commands.append(cmd)
+        run_dir = Path(cmd[cmd.index("--runs-dir") + 1]) / cmd[cmd.index("--name") + 1]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "train_summary.json").write_text(json.dumps({"steps": steps_taken[0], "parameters": 123}))
+        return ms.Step(0, 3.0, 4.0, 50.0, "")
+
+    down = {"frozen-mean": {"mean": 0.5, "std": 0.1, "folds": 5}, "cpu_s": 7.0}
+    methods = []
+    monkeypatch.setattr(ms, "run_step", fake_run_step)
+    monkeypatch.setattr(
+        ms, "downstream_step", lambda run, data, m, folds, out: methods.append((m, folds)) or down
+    )
+    data = {"corpus": tmp_path / "corpus", "tokenizer": tmp_path / "tok"}
+    cell = ms.untrained_cell(ms.Cell("demo", "bert-mini", ms.UNTRAINED, "untrained"), data, tmp_path, False)
+    [cmd] = commands
+    assert cmd[cmd.index("--max-steps") + 1] == "0" and "--budget" not in cmd
+    assert methods == [("frozen-mean", ms.FOLDS)]
+    assert cell["parameters"] == 123 and cell["kept_step"] == cell["last_step"] == 0
+    assert cell["downstream"]["frozen-mean"]["mean"] == 0.5 and cell["cpu_s"] == 10.0
+    assert "bits_per_char" not in cell and "latency_ms" not in cell  # an untrained LM's would mean nothing
+    steps_taken[0] = 1
+    with pytest.raises(SystemExit, match="took 1 steps, not 0"):
+        ms.untrained_cell(ms.Cell("demo", "bert-mini", ms.UNTRAINED, "untrained"), data, tmp_path, False)
