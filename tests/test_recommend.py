@@ -13,6 +13,7 @@ from domainlm.recommend import (
     FERTILITY_GAIN,
     TOKENS_PER_PARAM,
     Candidate,
+    best_untrained,
     decide,
     fill,
     recommend,
@@ -422,8 +423,9 @@ def test_a_model_scored_without_pretraining_that_beats_every_pretrained_one_is_n
     )
     assert rec.untrained.family == "minilm-continued" and rec.untrained.value == 0.90
     # only an encoder is judged by frozen embeddings: for another task nothing is said
-    assert untrained_reason(ev, rec.lookup) is not None
-    assert untrained_reason(ev, dataclasses.replace(rec.lookup, task="classify")) is None
+    assert untrained_reason(rec.lookup, best_untrained(ev, rec.lookup)) is not None
+    classify = dataclasses.replace(rec.lookup, task="classify")
+    assert best_untrained(ev, classify) is None and untrained_reason(classify, None) is None
 
 
 def test_continued_pretrainings_curve_starts_from_the_checkpoint_as_installed():

@@ -685,7 +685,7 @@ def evaluate(runs: tuple[str, ...], kw: dict) -> None:
     out = console()
     res = run(runs=list(runs), **kw)
     headers, rows = side_by_side(res)
-    split = kw.get("split") or "validation"
+    split = "/".join(sorted({r["split"] for r in res.values()}))  # as scored (a tiny validation: train)
     t = Table(title=f"evaluation ({split} split, fixed masks)")
     for i, h in enumerate(headers):
         t.add_column(h, justify="left" if i == 0 else "right")

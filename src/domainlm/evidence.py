@@ -195,6 +195,12 @@ def entries_near(ev: dict, look: Lookup) -> list[tuple[float, list[Entry]]]:
     return [(b, _entries(ev, look.corpus, b, look.task, look.higher_is_better)) for b, _ in near]
 
 
+def entry_of(row: dict, task: str) -> Entry | None:
+    """``row`` as an Entry for ``task``'s metric, or None when the row does not measure it."""
+    v = value_of(row, task)
+    return None if v is None else Entry(row["family"], row.get("kind", ""), v[0], v[1], v[2], row, v[3])
+
+
 def _entries(ev: dict, corpus: str, budget_s: float, task: str, higher: bool) -> list[Entry]:
     out = []
     for r in ev["rows"]:
@@ -203,9 +209,8 @@ def _entries(ev: dict, corpus: str, budget_s: float, task: str, higher: bool) ->
             continue
         if task not in r.get("tasks", ()) and r.get("kind") != "classical":
             continue
-        v = value_of(r, task)
-        if v is not None:
-            out.append(Entry(r["family"], r.get("kind", ""), v[0], v[1], v[2], r, v[3]))
+        if (e := entry_of(r, task)) is not None:
+            out.append(e)
     out.sort(key=lambda e: (-e.value if higher else e.value, e.family))
     return out
 
@@ -224,9 +229,8 @@ def curve(ev: dict, corpus: str, family: str, task: str) -> list[tuple[float, En
             continue
         if untrained(r) and task != "encoder":  # its frozen-mean is not the classify task's best method
             continue
-        if task not in r.get("tasks", ()) or (v := value_of(r, task)) is None:
-            continue
-        out.append((float(r["budget_s"]), Entry(family, r.get("kind", ""), v[0], v[1], v[2], r, v[3])))
+        if task in r.get("tasks", ()) and (e := entry_of(r, task)) is not None:
+            out.append((float(r["budget_s"]), e))
     return sorted(out, key=lambda t: t[0])
 
 

@@ -274,10 +274,9 @@ def _method(e: evmod.Entry, look: evmod.Lookup) -> str | None:
 
 def _fmt(e: evmod.Entry, look: evmod.Lookup, method: bool = True) -> str:
     name = "the 5-gram" if e.family == "ngram" else e.family
-    spread = f" ± {e.std:.3f}" if e.std is not None and e.folds > 1 else ""
     how = _method(e, look) if method else None
     how = f" by {how}" if how else ""  # "by", not brackets: _fmt is often quoted inside brackets
-    return f"{name} {e.value:.3f}{spread}{how}"
+    return f"{name} {_val(e)}{how}"
 
 
 def evidence_sentence(look: evmod.Lookup, characters: int, study: str) -> str:
@@ -412,9 +411,9 @@ def best_untrained(ev: dict, look: evmod.Lookup) -> evmod.Entry | None:
     if look.task != "encoder" or best is None:
         return None
     floors = [
-        evmod.Entry(r["family"], r.get("kind", ""), *v[:3], r, v[3])
+        e
         for r in ev["rows"]
-        if r["corpus"] == look.corpus and evmod.untrained(r) and (v := evmod.value_of(r, "encoder"))
+        if r["corpus"] == look.corpus and evmod.untrained(r) and (e := evmod.entry_of(r, "encoder"))
     ]
     top = max(floors, key=lambda e: (e.value, e.family), default=None)
     return top if top is not None and top.value > best.value else None
@@ -425,9 +424,9 @@ def untrained_name(e: evmod.Entry) -> str:
     return f"{e.family} (as installed)" if e.row.get("init_from") == "general" else f"{e.family} (untrained)"
 
 
-def untrained_reason(ev: dict, look: evmod.Lookup) -> str | None:
-    """The reason naming ``best_untrained``, or None."""
-    top, best = best_untrained(ev, look), look.best_neural
+def untrained_reason(look: evmod.Lookup, top: evmod.Entry | None) -> str | None:
+    """The reason naming ``top`` (``best_untrained``'s entry at ``look``), or None when there is none."""
+    best = look.best_neural
     if top is None or best is None:
         return None
     tied = evmod.within_noise(top, best, look.noise, look.metric)
@@ -1063,8 +1062,8 @@ def choose(
         rec.choice, rec.lookup = choice, look
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
         curve = curve_reasons(ev, look, choice)  # the measured curve replaces the epochs rule of thumb
-        floor = untrained_reason(ev, look)
         rec.untrained = best_untrained(ev, look)
+        floor = untrained_reason(look, rec.untrained)
         rules = [] if curve else mark_rules(_epochs_reason(choice))
         rec.reasons = reasons + curve + ([floor] if floor else []) + rules
         return
