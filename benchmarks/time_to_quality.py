@@ -173,6 +173,10 @@ SETTINGS: dict[str, dict] = {
     # the default (speed.compile=auto) on a machine that has compiled the model before: auto compiles
     "modernbert-mini warm": _modernbert(cache="warm"),
     **_seeds("modernbert-mini warm", cache="warm"),
+    # the default after the machine compiled the same preset for the other study corpus, on its tokenizer
+    # (a user's run after `make demo`): the compiled layers never see the vocabulary, so auto compiles
+    "modernbert-mini warm elsewhere": _modernbert(cache="elsewhere"),
+    **_seeds("modernbert-mini warm elsewhere", cache="elsewhere"),
     "modernbert-mini compile": _modernbert("speed.compile=true", cache="warm"),
     "modernbert-mini compile cold": _modernbert("speed.compile=true", cache="cold"),
     "modernbert-mini compile cold seed1": _modernbert("speed.compile=true", "train.seed=1", cache="cold"),
@@ -286,16 +290,24 @@ def compile_cache(setting: dict, run_dir: Path, cmd: list[str]) -> dict:
     """The environment of a cell: its own torch compile cache, empty ("cold", unless the setting says
     otherwise: a run that compiles, as speed.compile=auto does at 3 minutes or more, pays its compile as
     a machine's first run would), or warmed by an untimed 3-step run of the same command, compiled
-    ("warm": any later run; auto then compiles a budget of any length)."""
+    ("warm": any later run; auto then compiles a budget of any length), or of the same command on the
+    other study corpus and its tokenizer ("elsewhere": a run after the machine trained the same preset on
+    another corpus, as after `make demo`)."""
     state = setting.get("compile_cache", "cold")
-    cache = run_dir.parent.parent / "compile-cache" / run_dir.name
+    work = run_dir.parent.parent
+    cache = work / "compile-cache" / run_dir.name
     shutil.rmtree(cache, ignore_errors=True)
     env = {"TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"), "TRITON_CACHE_DIR": str(cache / "triton")}
-    if state == "warm":
+    if state in ("warm", "elsewhere"):
         warm = run_dir.with_name(run_dir.name + "-warmup")
+        first = list(cmd)
+        if state == "elsewhere":  # cmd: python -m domainlm.cli pretrain CORPUS --tokenizer TOK ...
+            mine = Path(cmd[4]).resolve().relative_to(work.resolve()).parts[0]
+            other = setup_corpus("demo" if mine != "demo" else "spdx", work)
+            first[4], first[first.index("--tokenizer") + 1] = str(other["corpus"]), str(other["tokenizer"])
         # compile on, last: the default (auto) leaves a 3-step run eager and would warm nothing
-        _run([*cmd[: cmd.index("--name")], "--max-steps", "3", "--name", warm.name,
-              *cmd[cmd.index("--name") + 2 :], "--set", "speed.compile=on"], env)  # fmt: skip
+        _run([*first[: first.index("--name")], "--max-steps", "3", "--name", warm.name,
+              *first[first.index("--name") + 2 :], "--set", "speed.compile=on"], env)  # fmt: skip
     return env
 
 
@@ -650,7 +662,7 @@ def summary(cells: list[dict]) -> dict:
         c
         for c in cells
         if not c.get("max_tokens")
-        and (not re.fullmatch(rf"{DEFAULT}( warm)?( seed\d+)?", c["setting"]) or on_recipe(c))
+        and (not re.fullmatch(rf"{DEFAULT}( warm( elsewhere)?)?( seed\d+)?", c["setting"]) or on_recipe(c))
     ]
     for c in fixed:  # each setting's accuracy at a token budget (compare them on the same tokens)
         tag = c["setting"].replace(" ", "_")
@@ -700,6 +712,14 @@ def summary(cells: list[dict]) -> dict:
             hits = [m for m, mean in means.items() if mean >= t10["accuracy"]]
             if warm:
                 out[f"{corpus}_minutes_to_trainer_10m_warm"] = hits[0] if hits else "none"
+        # ... and once it has compiled the same preset for another corpus (its other vocabulary)
+        elsewhere: dict[float, list[float]] = {}
+        for c in cells:
+            if c["corpus"] == corpus and re.fullmatch(rf"{DEFAULT} warm elsewhere( seed\d+)?", c["setting"]):
+                elsewhere.setdefault(c["minutes"], []).append(c["accuracy"])
+        for m, accs in sorted(elsewhere.items()):
+            out[f"{corpus}_warm_elsewhere_acc_{m:g}m"] = round(sum(accs) / len(accs), 4)
+            out[f"{corpus}_warm_elsewhere_seeds_{m:g}m"] = len(accs)
         longest = max((c["minutes"] for c in cells if c["corpus"] == corpus), default=0)
         for c in cells:
             if c["corpus"] == corpus and c["objective"] == "clm" and c["minutes"] == min(10, longest):

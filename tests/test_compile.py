@@ -91,11 +91,16 @@ def test_a_compiled_run_marks_the_cache_warm_for_the_same_model_only(
     corpus_dir, bert_tokenizer, tmp_path, monkeypatch
 ):
     """The marker is written after a compiled run's first step, inside the compile cache's folder, and
-    names the model and batch shape: the next short run of the same model compiles, another shape does
-    not. (compile_blocks is stubbed: nothing is compiled.)"""
+    names the model's layers and batch shape: the next short run of the same model compiles, on another
+    tokenizer too (the compiled layers never see the vocabulary), and another shape does not.
+    (compile_blocks is stubbed: nothing is compiled.)"""
     import json
 
     from domainlm.pretrain import loop
+    from domainlm.tokens.tokenizer import train_tokenizer
+
+    other_tok = tmp_path / "tok-200"
+    train_tokenizer(corpus_dir, other_tok, kind="wordpiece", vocab_size=200, style="bert")
 
     def compiled(res) -> bool:
         return json.loads((res.run_dir / "train_summary.json").read_text())["compiled"]
@@ -111,7 +116,16 @@ def test_a_compiled_run_marks_the_cache_warm_for_the_same_model_only(
     assert compiled(pretrain(**(steps | {"overrides": [*sets, "speed.compile=on"]}), name="warmer"))
     assert len(list((tmp_path / "inductor" / "domainlm-compiled").iterdir())) == 1
     assert compiled(pretrain(**kw, name="warm"))  # the same model and shape: auto compiles 2 s
+    other = pretrain(**(kw | {"tokenizer": str(other_tok)}), name="vocab")
+    assert compiled(other)  # another vocabulary, the same layers: warm
+    assert (
+        json.loads((other.run_dir / "model" / "config.json").read_text())["vocab_size"]
+        != json.loads((tmp_path / "warm" / "model" / "config.json").read_text())["vocab_size"]
+    )
+    assert len(list((tmp_path / "inductor" / "domainlm-compiled").iterdir())) == 1  # one key for both
     assert not compiled(pretrain(**(kw | {"batch_size": 2}), name="other"))  # another shape: cold
+    wider = [*sets, "model.dropout=0.1"]
+    assert not compiled(pretrain(**(kw | {"overrides": wider}), name="dropout"))  # other layers: cold
 
 
 def _tiny_run(corpus_dir, bert_tokenizer, tmp_path, **kw) -> dict:
