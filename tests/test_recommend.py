@@ -486,3 +486,78 @@ def test_cli_names_the_model_without_pretraining_in_the_verdict_and_the_table(
     rows = [x for x in res.output.splitlines() if "│ masked" in x]  # the evidence table's rows
     assert "(as installed)" in rows[0] and "0.800" in rows[0] and "22.7M" in rows[0]  # ranked first
     assert rows[0].split("│")[5].strip() == "0" and "bert-tiny (chosen)" in rows[1]  # 0 CPU-minutes to make
+
+
+def test_the_probes_spread_names_what_the_evidence_picks_at_the_budget_beside():
+    """recommend's timing probe reads up to PROBE_SPREAD apart between runs: when that could map the
+    budget to another measured budget of the study, a reason says what the evidence picks there."""
+    from domainlm import evidence as evmod
+    from domainlm.recommend import PROBE_SPREAD, Recommendation, choose, spread_reason
+
+    def row(family, budget_s, f1):
+        return {"corpus": "c", "family": family, "kind": "masked", "preset": family, "objective": "mlm",
+                "init_from": None, "tasks": ["encoder", "classify"], "budget_s": budget_s,
+                "downstream": {"frozen-mean": {"mean": f1, "std": 0.01, "folds": 5}}}  # fmt: skip
+
+    tfidf = {"corpus": "c", "family": "tfidf+svm", "kind": "classical", "tasks": ["classify"], "budget_s": None,
+             "downstream": {"tfidf+svm": {"mean": 0.75, "std": 0.01, "folds": 5}}}  # fmt: skip
+    ev = {"corpora": {"c": {"characters": 1000}},
+          "rows": [row("bert-tiny", 120, 0.60), row("bert-mini", 120, 0.70),
+                   row("bert-tiny", 600, 0.80), row("bert-mini", 600, 0.65), tfidf]}  # fmt: skip
+    cands = [
+        Candidate(p, "scratch", "mlm", 1, 1.0, "domain", 1.0, preset=p) for p in ("bert-tiny", "bert-mini")
+    ]
+
+    def rec(budget_s, ratio):
+        return Recommendation(cands[0], cands, [], {"characters": 1000}, {}, budget_s, budget_s, budget="b",
+                              speed_ratio=ratio)  # fmt: skip
+
+    # 5 minutes at ratio 1.0: 600 s is the nearest budget (log scale), 240 s (-20%) is nearer to 120 s
+    assert PROBE_SPREAD == 0.2
+    r = rec(300, 1.0)
+    look = evmod.lookup(ev, 1000, 300, "encoder")
+    assert look.budget_s == 600
+    why = spread_reason(ev, look, r)
+    assert "b here may compare with 4 min to 6 min of the study's" in why
+    assert (
+        "could then be 2 min, not 10 min: there it picks bert-mini 0.700 ± 0.010 by frozen-mean instead of bert-tiny"
+        in why
+    )
+    assert "tfidf+svm is the better buy" in why  # r.classical is None; at 2 min TF-IDF is ahead
+    # choose() puts it after the evidence sentence and the speed ratio
+    for r_ in ev["rows"][:4]:
+        r_["probe_tokens_per_s"] = 1.0  # the candidates' 1.0 tokens/s: a ratio of 1
+    choose(r, ev, "encoder", None)
+    assert r.choice.preset == "bert-tiny" and r.reasons[2].startswith("the timing probe varies between runs")
+    # the same pick at the budget beside: said as such
+    ev["rows"][1]["downstream"]["frozen-mean"]["mean"] = 0.5
+    assert "there the evidence picks bert-tiny too" in spread_reason(ev, look, rec(300, 1.0))
+    # the spread stays within the nearest budget's reach, or no ratio was measured: nothing to say
+    assert spread_reason(ev, evmod.lookup(ev, 1000, 600, "encoder"), rec(600, 1.0)) is None
+    assert spread_reason(ev, look, rec(300, None)) is None
+
+
+def test_with_a_screen_the_probes_spread_names_the_families_raced_at_the_budget_beside():
+    from domainlm import evidence as evmod
+    from domainlm.recommend import Recommendation, spread_reason
+
+    def row(family, budget_s, bpc):
+        return {"corpus": "c", "family": family, "kind": "generative", "preset": family, "objective": "clm",
+                "init_from": None, "tasks": ["generator", "classify"], "budget_s": budget_s, "bits_per_char": bpc}  # fmt: skip
+
+    ev = {"corpora": {"c": {"characters": 1000}},
+          "rows": [row("gpt-mini", 360, 1.0), row("llama-mini", 360, 1.1), row("lstm-mini", 360, 1.2),
+                   row("gpt-mini", 600, 1.0), row("llama-mini", 600, 1.3), row("lstm-mini", 600, 0.9)]}  # fmt: skip
+    cands = [Candidate(p, "scratch", "clm", 1, 1.0, "domain", 1.0, preset=p) for p in ("gpt-mini", "llama-mini", "lstm-mini")]  # fmt: skip
+    rec = Recommendation(
+        cands[0], cands, [], {"characters": 1000}, {}, 300, 300, budget="5m", speed_ratio=1.5
+    )
+    look = evmod.lookup(ev, 1000, 450, "generator")  # 5 minutes at 1.5x: 7.5 study minutes, nearest 6
+    assert look.budget_s == 360
+    raced = [cands[0], cands[1]]
+    why = spread_reason(ev, look, rec, raced)
+    assert (
+        "could then be 10 min, not 6 min: there the screen would race lstm-mini and gpt-mini instead of"
+        in why
+    )
+    assert "instead of gpt-mini and llama-mini" in why

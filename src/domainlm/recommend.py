@@ -95,6 +95,11 @@ CANDIDATES["classify"] = CANDIDATES["encoder"]  # a classifier starts from an en
 PROBED = ("mlm", "clm", "electra")  # objectives probe_tokens_per_s can time
 RULE = "rule of thumb (no measurement for this case)"  # the mark of every reason that is not evidence
 FAR = math.log(2.0)  # a corpus or budget more than 2x from the nearest measured one: an extrapolation
+# how far either way this machine's speed ratio to the study machine (speed_ratio) may read in another run:
+# on one idle 2-core VM the ratio read 1.05, 1.23 and 1.24 (encoder candidates) and 1.41 and 1.68
+# (generator candidates) within hours, up to 19% apart; single probes vary by 6-14% (coefficient of
+# variation) between processes (RESULTS.md, model_selection, "recommend's timing probe: its spread")
+PROBE_SPREAD = 0.2
 
 
 @dataclass
@@ -452,7 +457,7 @@ def decide_from_evidence(
     """(chosen candidate or None, reasons, classical method or None) from the evidence at ``look``."""
     reasons: list[str] = []
     neural = [e for e in look.entries if not e.classical]
-    pick = next(((e, c) for e in neural if (c := _matching(e, cands)) is not None), None)
+    pick = _pick(look, cands)
     if pick is None:
         return (
             None,
@@ -476,6 +481,59 @@ def decide_from_evidence(
         classical = look.best_classical.family
         reasons.append(_classical_reason(look, entry, task, labelled))
     return choice, reasons, classical
+
+
+def _pick(look: evmod.Lookup, cands: list[Candidate]) -> tuple[evmod.Entry, Candidate] | None:
+    """The best measured neural entry at ``look`` that one of ``cands`` trains, with that candidate."""
+    neural = (e for e in look.entries if not e.classical)
+    return next(((e, c) for e in neural if (c := _matching(e, cands)) is not None), None)
+
+
+def spread_reason(
+    ev: dict, look: evmod.Lookup, rec: Recommendation, raced: list[Candidate] | None = None
+) -> str | None:
+    """A reason when the timing probe's run-to-run spread (PROBE_SPREAD) could have mapped this budget to
+    another measured budget of the study: what the evidence picks there (the neural family, whether a
+    classical method is the better buy; with a screen, the families it would race). None when the
+    spread stays within one measured budget, or no ratio was measured."""
+    if rec.speed_ratio is None:
+        return None
+    here = rec.budget_s * rec.speed_ratio
+    lo, hi = here * (1 - PROBE_SPREAD), here * (1 + PROBE_SPREAD)
+    others: list[evmod.Lookup] = []
+    for b in (lo, hi):
+        o = evmod.lookup(ev, rec.corpus["characters"], b, look.task)
+        if o is not None and o.budget_s != look.budget_s and all(x.budget_s != o.budget_s for x in others):
+            others.append(o)
+    if not others:
+        return None
+
+    def said(o: evmod.Lookup) -> str:
+        if raced:
+            there = [c.name for c in screen_candidates(o, rec.candidates, ev)[0]]
+            mine = [c.name for c in raced]
+            return f"there the screen would race {' and '.join(there)} " + (
+                "too" if set(there) == set(mine) else f"instead of {' and '.join(mine)}"
+            )
+        pick, mine = _pick(o, rec.candidates), _pick(look, rec.candidates)
+        if pick is None or mine is None:
+            return "there no measured family can be built here"
+        out = (
+            f"there the evidence picks {pick[1].name} too"
+            if pick[1] is mine[1]
+            else f"there it picks {_fmt(pick[0], o)} instead of {mine[1].name}"
+        )
+        cl = o.best_classical.family if o.classical_better and o.best_classical is not None else None
+        if cl != rec.classical:
+            out += f", and {f'{cl} is the better buy' if cl else 'no classical method is the better buy'}"
+        return out
+
+    return (
+        f"the timing probe varies between runs (up to {PROBE_SPREAD:.0%} either way on one idle machine; "
+        f'RESULTS.md, model_selection, "its spread on one idle machine"): {rec.budget} here may compare with '
+        f"{_duration(lo)} to {_duration(hi)} of the study's, whose nearest measurement could then be "
+        + "; or ".join(f"{_duration(o.budget_s)}, not {_duration(look.budget_s)}: {said(o)}" for o in others)
+    )
 
 
 def _classical_reason(look: evmod.Lookup, best: evmod.Entry, task: str, labelled: str | None) -> str:
@@ -1058,6 +1116,9 @@ def choose(
             choice, screened, rec.classical = decide_from_screen(rec, ev, look, rec.screen, raced)
             other = disagreement(ev, look, task, screened=True)
             reasons = reasons[:keep] + ([other] if other else []) + ([filled] if filled else []) + screened
+        spread = spread_reason(ev, look, rec, raced) if choice is not None else None
+        if spread:
+            reasons.insert(2, spread)  # after the evidence sentence and the speed ratio
     if choice is not None:
         rec.choice, rec.lookup = choice, look
         rec.basis = "evidence and a screen on this corpus" if rec.screen is not None else "evidence"
