@@ -96,9 +96,10 @@ PROBED = ("mlm", "clm", "electra")  # objectives probe_tokens_per_s can time
 RULE = "rule of thumb (no measurement for this case)"  # the mark of every reason that is not evidence
 FAR = math.log(2.0)  # a corpus or budget more than 2x from the nearest measured one: an extrapolation
 # how far either way this machine's speed ratio to the study machine (speed_ratio) may read in another run:
-# on one idle 2-core VM the ratio read 1.05, 1.23 and 1.24 (encoder candidates) and 1.41 and 1.68
-# (generator candidates) within hours, up to 19% apart; single probes vary by 6-14% (coefficient of
-# variation) between processes (RESULTS.md, model_selection, "recommend's timing probe: its spread")
+# on one idle 2-core VM in one day the ratio read 1.05-1.26 (encoder candidates) and 1.41, 1.68 and 1.99
+# (generator candidates), within about 20% of the middle of each set (RESULTS.md, guide, 17:38); single
+# probes vary by 6-14% (coefficient of variation) between processes (RESULTS.md, model_selection,
+# "recommend's timing probe: its spread")
 PROBE_SPREAD = 0.2
 
 
