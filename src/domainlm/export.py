@@ -104,10 +104,13 @@ def task_of(model_config: dict) -> str:
 
 
 def resolve_source(path: str | Path) -> Source:
-    """A run folder, a plain HF model folder, or an ONNX export folder -> :class:`Source`."""
+    """A run folder, a plain HF model folder, or an ONNX export folder -> :class:`Source`; ``general``
+    (no such folder here): the installed general MiniLM, as ``finetune general`` names it."""
     import yaml
 
-    p = Path(path)
+    from domainlm.tokens.tokenizer import model_folder
+
+    p = model_folder(path)
     if not p.exists():
         raise UserError(
             f"'{p}' does not exist", "Pass a run folder (runs/NAME) or a Hugging Face model folder"
@@ -213,6 +216,14 @@ def export(
     src = resolve_source(run)
     if src.onnx_file is not None:
         raise UserError(f"'{run}' is already an ONNX export", "Export from the run folder or HF model folder")
+    from domainlm.modelcard import GENERAL_ID
+    from domainlm.tokens.tokenizer import is_installed_general
+
+    if output is None and is_installed_general(src.path):
+        raise UserError(
+            f"'{run}' is the general MiniLM inside its installed package, not a place to write an export",
+            f"Name an output folder: domainlm export {run} --format {format} -o general-{format}/",
+        )
     out = Path(output) if output else (src.run_dir or src.path) / "export" / format
     if out.resolve() == src.model_dir.resolve():
         raise UserError(f"output '{out}' is the model folder itself", "Choose another -o folder")
@@ -251,7 +262,7 @@ def export(
             "format_version": FORMAT_VERSION,
             "format": format,
             "task": task,
-            "source": str(Path(run).resolve()),
+            "source": GENERAL_ID if is_installed_general(src.path) else str(Path(run).resolve()),
             "check": check,
         }
         (staging / "domainlm_export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

