@@ -652,6 +652,22 @@ def on_recipe(cell: dict) -> bool:
     return not rec or all(rec[k] == v for k, v in recipe_of(cell["preset"]).items() if k in rec)
 
 
+def seed_means(cells: list[dict], corpus: str, state: str, out: dict) -> dict[float, float]:
+    """The default's mean accuracy over the seeds of its ``state`` settings (``modernbert-mini STATE``,
+    ``... STATE seedN``) at each budget in minutes; written into ``out`` as CORPUS_STATE_acc_Mm and
+    CORPUS_STATE_seeds_Mm."""
+    accs: dict[float, list[float]] = {}
+    for c in cells:
+        if c["corpus"] == corpus and re.fullmatch(rf"{DEFAULT} {state}( seed\d+)?", c["setting"]):
+            accs.setdefault(c["minutes"], []).append(c["accuracy"])
+    tag = state.replace(" ", "_")
+    means = {m: sum(a) / len(a) for m, a in sorted(accs.items())}
+    for m, mean in means.items():
+        out[f"{corpus}_{tag}_acc_{m:g}m"] = round(mean, 4)
+        out[f"{corpus}_{tag}_seeds_{m:g}m"] = len(accs[m])
+    return means
+
+
 def summary(cells: list[dict]) -> dict:
     """The RESULT ratios: the default at 3 minutes, minutes to the Trainer's 10-minute accuracy, CLM vs n-gram.
     The default's cells (and its warm seeds) count only on the preset's current recipe (on_recipe)."""
@@ -701,25 +717,12 @@ def summary(cells: list[dict]) -> dict:
             out[f"{corpus}_minutes_to_trainer_10m"] = hits[0] if hits else "none"
             # the default once the machine's compile cache holds the model (any run after its first
             # compiled one): the mean over the `warm` seeds at each budget
-            warm: dict[float, list[float]] = {}
-            for c in cells:
-                if c["corpus"] == corpus and re.fullmatch(rf"{DEFAULT} warm( seed\d+)?", c["setting"]):
-                    warm.setdefault(c["minutes"], []).append(c["accuracy"])
-            means = {m: sum(accs) / len(accs) for m, accs in sorted(warm.items())}
-            for m, mean in means.items():
-                out[f"{corpus}_warm_acc_{m:g}m"] = round(mean, 4)
-                out[f"{corpus}_warm_seeds_{m:g}m"] = len(warm[m])
+            means = seed_means(cells, corpus, "warm", out)
             hits = [m for m, mean in means.items() if mean >= t10["accuracy"]]
-            if warm:
+            if means:
                 out[f"{corpus}_minutes_to_trainer_10m_warm"] = hits[0] if hits else "none"
         # ... and once it has compiled the same preset for another corpus (its other vocabulary)
-        elsewhere: dict[float, list[float]] = {}
-        for c in cells:
-            if c["corpus"] == corpus and re.fullmatch(rf"{DEFAULT} warm elsewhere( seed\d+)?", c["setting"]):
-                elsewhere.setdefault(c["minutes"], []).append(c["accuracy"])
-        for m, accs in sorted(elsewhere.items()):
-            out[f"{corpus}_warm_elsewhere_acc_{m:g}m"] = round(sum(accs) / len(accs), 4)
-            out[f"{corpus}_warm_elsewhere_seeds_{m:g}m"] = len(accs)
+        seed_means(cells, corpus, "warm elsewhere", out)
         longest = max((c["minutes"] for c in cells if c["corpus"] == corpus), default=0)
         for c in cells:
             if c["corpus"] == corpus and c["objective"] == "clm" and c["minutes"] == min(10, longest):

@@ -518,7 +518,7 @@ def test_the_probes_spread_names_what_the_evidence_picks_at_the_budget_beside():
     r = rec(300, 1.0)
     look = evmod.lookup(ev, 1000, 300, "encoder")
     assert look.budget_s == 600
-    why = spread_reason(ev, look, r)
+    why = spread_reason(ev, look, r, cands[0])
     assert "b here may compare with 4 min to 6 min of the study's" in why
     assert (
         "could then be 2 min, not 10 min: there it picks bert-mini 0.700 ± 0.010 by frozen-mean instead of bert-tiny"
@@ -532,10 +532,10 @@ def test_the_probes_spread_names_what_the_evidence_picks_at_the_budget_beside():
     assert r.choice.preset == "bert-tiny" and r.reasons[2].startswith("the timing probe varies between runs")
     # the same pick at the budget beside: said as such
     ev["rows"][1]["downstream"]["frozen-mean"]["mean"] = 0.5
-    assert "there the evidence picks bert-tiny too" in spread_reason(ev, look, rec(300, 1.0))
+    assert "there the evidence picks bert-tiny too" in spread_reason(ev, look, rec(300, 1.0), cands[0])
     # the spread stays within the nearest budget's reach, or no ratio was measured: nothing to say
-    assert spread_reason(ev, evmod.lookup(ev, 1000, 600, "encoder"), rec(600, 1.0)) is None
-    assert spread_reason(ev, look, rec(300, None)) is None
+    assert spread_reason(ev, evmod.lookup(ev, 1000, 600, "encoder"), rec(600, 1.0), cands[0]) is None
+    assert spread_reason(ev, look, rec(300, None), cands[0]) is None
 
 
 def test_with_a_screen_the_probes_spread_names_the_families_raced_at_the_budget_beside():
@@ -556,7 +556,7 @@ def test_with_a_screen_the_probes_spread_names_the_families_raced_at_the_budget_
     look = evmod.lookup(ev, 1000, 450, "generator")  # 5 minutes at 1.5x: 7.5 study minutes, nearest 6
     assert look.budget_s == 360
     raced = [cands[0], cands[1]]
-    why = spread_reason(ev, look, rec, raced)
+    why = spread_reason(ev, look, rec, cands[0], raced)
     assert (
         "could then be 10 min, not 6 min: there the screen would race lstm-mini and gpt-mini instead of"
         in why

@@ -219,7 +219,8 @@ def export(
     from domainlm.modelcard import GENERAL_ID
     from domainlm.tokens.tokenizer import is_installed_general
 
-    if output is None and is_installed_general(src.path):
+    installed = is_installed_general(src.path)  # the general MiniLM's folder: inside its package
+    if output is None and installed:
         raise UserError(
             f"'{run}' is the general MiniLM inside its installed package, not a place to write an export",
             f"Name an output folder: domainlm export {run} --format {format} -o general-{format}/",
@@ -262,7 +263,7 @@ def export(
             "format_version": FORMAT_VERSION,
             "format": format,
             "task": task,
-            "source": GENERAL_ID if is_installed_general(src.path) else str(Path(run).resolve()),
+            "source": GENERAL_ID if installed else str(Path(run).resolve()),
             "check": check,
         }
         (staging / "domainlm_export.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -492,12 +492,13 @@ def _pick(look: evmod.Lookup, cands: list[Candidate]) -> tuple[evmod.Entry, Cand
 
 
 def spread_reason(
-    ev: dict, look: evmod.Lookup, rec: Recommendation, raced: list[Candidate] | None = None
+    ev: dict, look: evmod.Lookup, rec: Recommendation, choice: Candidate, raced: list[Candidate] | None = None
 ) -> str | None:
     """A reason when the timing probe's run-to-run spread (PROBE_SPREAD) could have mapped this budget to
-    another measured budget of the study: what the evidence picks there (the neural family, whether a
-    classical method is the better buy; with a screen, the families it would race). None when the
-    spread stays within one measured budget, or no ratio was measured."""
+    another measured budget of the study: what the evidence picks there instead of ``choice`` (the neural
+    family, whether a classical method is the better buy; with a screen, the families it would race
+    instead of ``raced``). None when the spread stays within one measured budget, or no ratio was
+    measured."""
     if rec.speed_ratio is None:
         return None
     here = rec.budget_s * rec.speed_ratio
@@ -517,13 +518,13 @@ def spread_reason(
             return f"there the screen would race {' and '.join(there)} " + (
                 "too" if set(there) == set(mine) else f"instead of {' and '.join(mine)}"
             )
-        pick, mine = _pick(o, rec.candidates), _pick(look, rec.candidates)
-        if pick is None or mine is None:
+        pick = _pick(o, rec.candidates)
+        if pick is None:
             return "there no measured family can be built here"
         out = (
-            f"there the evidence picks {pick[1].name} too"
-            if pick[1] is mine[1]
-            else f"there it picks {_fmt(pick[0], o)} instead of {mine[1].name}"
+            f"there the evidence picks {choice.name} too"
+            if pick[1] is choice
+            else f"there it picks {_fmt(pick[0], o)} instead of {choice.name}"
         )
         cl = o.best_classical.family if o.classical_better and o.best_classical is not None else None
         if cl != rec.classical:
@@ -1118,7 +1119,7 @@ def choose(
             choice, screened, rec.classical = decide_from_screen(rec, ev, look, rec.screen, raced)
             other = disagreement(ev, look, task, screened=True)
             reasons = reasons[:keep] + ([other] if other else []) + ([filled] if filled else []) + screened
-        spread = spread_reason(ev, look, rec, raced) if choice is not None else None
+        spread = spread_reason(ev, look, rec, choice, raced) if choice is not None else None
         if spread:
             reasons.insert(2, spread)  # after the evidence sentence and the speed ratio
     if choice is not None:
