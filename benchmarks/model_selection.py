@@ -32,6 +32,12 @@ measured (``machine_free`` cells excepted: untrained, or fine-tuned to matched t
 ``--set-aside CORPUS`` moves those to ``other-machines/TAG/`` to measure it all again.
 Different corpora may come from different machines; the evidence records each (``machines``).
 
+The downstream protocol (``PROTOCOL``; every cell and the evidence record it) fixes how much of each
+document the frozen embeddings and the fine-tuning read. Protocol 2 (issue 13's 128-token windows, up to 4
+per document) has its own store, ``benchmarks/cells/model_selection-protocol2/``; protocol 1's cells (256 x
+8) stay in ``benchmarks/cells/model_selection/``, and the published evidence comes from them until protocol
+2's study is whole: ``--publish`` publishes only a whole study.
+
 Stages (``--plan`` prints them with estimates; the whole study is kept under ``LIMIT_HOURS`` of an idle
 machine's wall-clock time, every cell using all ``THREADS`` cores, i.e. twice that in core-hours):
 0. ``untrained``: every encoder family (``tasks`` has "encoder") as its seed builds it, budget ``0m``
@@ -127,7 +133,26 @@ SCREEN_BUDGET, SCREEN_BATCHES, SCREEN_NOISE = "2m", (8, 32), 0.01
 SCREEN_SKIP = {"modernbert-mini": "time_to_quality: batch 8 39.6% vs batch 32 16.7% masked accuracy at 2 min"}
 EVIDENCE_OUT = ROOT / "src" / "domainlm" / "assets" / "evidence" / "model_selection.json"
 # the full study's cells live in git: a session's machine is fresh, and only what is committed survives it
-CELLS = ROOT / "benchmarks" / "cells" / "model_selection"
+# the downstream protocol, recorded in every cell and in the evidence, and the store of its cells.
+# 1: `finetune`'s default windows, 256 tokens x up to 8 per document, for the frozen embeddings and the
+# fine-tuning; its cells are in benchmarks/cells/model_selection/ and the published evidence comes from
+# them until protocol 2's study is whole. 2: the windows of issue 13's protocol (benchmarks/downstream.py:
+# 128 x up to 4), which issue 14 names for the study ("the classifier protocol of beat TF-IDF"). It reads
+# less of a long document, and costs less: MiniLM's fine-tuning on the licences 2.6x less (RESULTS.md,
+# model_selection, 2026-12-07 18:23), the frozen step about half on the licences. With it the study fits
+# issue 14's "about 6 hours" (the estimate in the docstring's stage list). A store holds one protocol.
+PROTOCOLS = {
+    1: {"max_length": 256, "max_windows": 8, "store": "model_selection"},
+    2: {"max_length": 128, "max_windows": 4, "store": "model_selection-protocol2"},
+}
+PROTOCOL = 2
+CELLS = ROOT / "benchmarks" / "cells" / PROTOCOLS[PROTOCOL]["store"]
+
+
+def protocol_record(version: int = PROTOCOL) -> dict:
+    """What a cell and the evidence record of downstream protocol ``version``."""
+    return {"version": version} | {k: PROTOCOLS[version][k] for k in ("max_length", "max_windows")}
+
 
 # family -> how it is trained and what it is for; kind: generative (left-to-right likelihood), masked
 # (pseudo-likelihood), span (T5: neither), classical. tasks: the recommend tasks it can serve.
@@ -155,7 +180,9 @@ FAMILIES: dict[str, dict] = {
 # estimated wall seconds beyond the budget: pretrain start-up and save, evaluate, downstream, latency
 # (measured: 2-minute cells took 170-280 s on demo, 250-680 s on spdx, whose frozen embeddings read
 # 538k tokens; the n-gram cell 46 s on spdx since its scorer counts once; RESULTS.md, model_selection)
-OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = {"demo": 150.0, "spdx": 330.0}, 40.0, 60.0
+# 538k tokens under protocol 1's windows, and 330 s; protocol 2's windows read about half (estimated
+# until its first cells are measured)
+OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = {"demo": 150.0, "spdx": 250.0}, 40.0, 60.0
 # a fine-tuning cell (`finetune-full` at its defaults, 5 folds) of a from-scratch family, and MiniLM's
 # factor: measured on the demo (bf16 machine) 354 s modernbert-mini, 426 s llama-mini, 1,182 s
 # minilm-continued (each with `finetune`'s refit of the winner on all documents); on SPDX MiniLM's 5 folds
@@ -163,7 +190,9 @@ OVERHEAD_S, QUICK_OVERHEAD_S, NGRAM_S = {"demo": 150.0, "spdx": 330.0}, 40.0, 60
 # licences' fine-tuning runs; `--leaderboard-only`, no refit): MINILM_SPDX_S; gpt-mini's 1,399 s there (a
 # factor 2.8, the demo's 3.0 kept). A curve run gone with an earlier session is pretrained again first: PRETRAIN_AGAIN_S
 # beyond its budget (start-up, save, evaluate), counted in every estimate (conservative)
-MINILM_SPDX_S = 3915.0
+# Protocol 2's windows: 2.6x less for MiniLM on one split (RESULTS.md, 2026-12-07 18:23; estimated until
+# its cell is measured)
+MINILM_SPDX_S = 3915.0 / 2.6
 FINETUNE_FACTOR = {"minilm-continued": 3.0}
 FINETUNE_S = {"demo": 390.0, "spdx": MINILM_SPDX_S / FINETUNE_FACTOR["minilm-continued"]}
 PRETRAIN_AGAIN_S = {"demo": 60.0, "spdx": 120.0}
@@ -272,6 +301,18 @@ def plan(quick: bool, corpora: list[str], families: list[str], store: CellStore)
             budget, n = LONG[corpus]
             cells += [Cell(corpus, f, budget, stage="long") for f in top[:n]]
     return cells
+
+
+def not_whole(cells: list[Cell], store: CellStore, corpora: list[str]) -> str | None:
+    """Why the planned ``cells`` are not the whole study (a cell not stored, a stage whose families the
+    curve has not named yet, a corpus left out), or None. Only a whole study is published: the evidence
+    is read family against family, and a share measured under a new protocol would stand beside none."""
+    missing = [c.key for c in cells if c.family.startswith("top-") or store.get(c.key) is None]
+    if missing:
+        return f"{len(missing)} cell(s) of the study not stored, e.g. {', '.join(missing[:3])}"
+    if set(corpora) != set(CORPORA):
+        return f"the study is on {', '.join(CORPORA)}, this run on {', '.join(corpora)}"
+    return None
 
 
 def _done(cell: dict) -> str:
@@ -418,6 +459,7 @@ def downstream_step(run_dir: Path, data: dict, methods: str, folds: int, out: Pa
     if not has_methods():
         return {"skipped": "`domainlm finetune` has no --methods here (the classify branch)"}
     cmd = _cli("finetune", str(run_dir), str(data["labelled"]), "--methods", methods)
+    cmd += [a for k in ("max_length", "max_windows") for a in ("--set", f"{k}={PROTOCOLS[PROTOCOL][k]}")]
     step = run_step([*cmd, "--folds", str(folds), "-o", str(out), "--leaderboard-only"], THREADS, check=False)
     if step.rc != 0:
         return {
@@ -684,9 +726,14 @@ def measure(c: Cell, data: dict, work: Path, quick: bool) -> dict:
         "preset": spec.get("preset"), "objective": spec.get("objective"), "init_from": spec.get("init_from"),
         "tasks": list(spec["tasks"]), **res, "wall_s": round(time.perf_counter() - t0, 1),
         "load": [before, load_average()], "other_cpu_s": others.other_cpu_s(), "machine": machine_facts(), "versions": versions(),
-        "corpus_facts": data["facts"], "quick": quick,
+        "corpus_facts": data["facts"], "quick": quick, "protocol": protocol_record(),
     }  # fmt: skip
     return cell
+
+
+def protocol_of(cell: dict) -> int:
+    """The downstream protocol a cell was measured under (cells before protocol 2 record none: 1)."""
+    return int((cell.get("protocol") or {}).get("version", 1))
 
 
 def unplanned(store: CellStore, corpora: list[str], done: list[dict]) -> list[dict]:
@@ -762,7 +809,7 @@ def restore(ev: dict, store: CellStore, source: str) -> list[str]:
             "machine": (ev.get("machines") or {}).get(c.corpus, ev.get("machine")),
             "versions": ev.get("versions"), "corpus_facts": ev["corpora"][c.corpus], "quick": False,
             "restored_from": source,
-        }  # fmt: skip
+        } | ({"protocol": ev["protocol"]} if ev.get("protocol") else {})  # fmt: skip
         if r.get("pretrain_cpu_s") is not None:  # the pretraining step's CPU, where the row had it
             cell["steps"] = {"pretrain": {"cpu_s": r["pretrain_cpu_s"]}}
         store.put(c.key, cell)
@@ -884,6 +931,9 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
             f"{len(loaded)} cell(s) ran under load (other processes above {OTHER_LIMIT} cores, or a load "
             f"average above {THREADS} + {load_limit}): {keys}. Delete their cell files and rerun them idle"
         )
+    protocols = sorted({protocol_of(c) for c in cells})
+    if len(protocols) > 1:
+        raise SystemExit(f"the cells mix downstream protocols {protocols}: one store holds one (PROTOCOL)")
     machines = one_machine_per_corpus(cells)
     rows: dict[tuple, dict] = {}
     tfidf: dict[str, dict] = {}
@@ -912,6 +962,7 @@ def evidence(cells: list[dict], load_limit: float | None = LOAD_LIMIT) -> dict:
         "corpora": {c["corpus"]: c["corpus_facts"] for c in cells},
         "machines": machines,  # corpus -> the machine its curve was measured on (recommend scales by speed)
         "noise": {"bits_per_char": 0.01},
+        "protocol": protocol_record(protocols[0]) if protocols else None,
         "rows": out,
     }
 
@@ -1251,6 +1302,12 @@ def main() -> None:
     store = CellStore(Path(a.cells) if a.cells else (work / "cells" if a.quick else CELLS))
     if a.restore:
         ev = json.loads(EVIDENCE_OUT.read_text())
+        version = protocol_of(ev)
+        if version != PROTOCOL and not a.cells:
+            raise SystemExit(
+                f"the published evidence is downstream protocol {version}, the study's store protocol {PROTOCOL}'s: "
+                f"restore it into its own store (--cells benchmarks/cells/{PROTOCOLS[version]['store']})"
+            )
         keys = restore(ev, store, f"{EVIDENCE_OUT.relative_to(ROOT)} written {ev.get('written')}")
         print("\n".join(f"  restored {k}" for k in keys) + f"\nRESULT restored={len(keys)}")
         return
@@ -1347,6 +1404,9 @@ def main() -> None:
         if {c.key for c in again} <= {c.key for c in cells}:
             break
         cells = again
+    gap = not_whole(cells, store, corpora)
+    if a.publish and not a.quick and gap:
+        raise SystemExit(f"--publish: {gap}. The published evidence stays as it is until the study is whole")
     ev = evidence(done + unplanned(store, corpora, done), load_limit=LOAD_LIMIT if a.publish else None)
     work.mkdir(parents=True, exist_ok=True)  # a publish from stored cells alone set nothing up in it
     (work / "model_selection.json").write_text(json.dumps(ev, indent=2))

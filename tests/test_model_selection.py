@@ -216,7 +216,7 @@ def _cell(corpus, family, budget, load=(0.1, 0.2), **kw):
             "budget_s": ms.seconds(budget), "kind": spec["kind"], "preset": spec.get("preset"),
             "objective": spec.get("objective"), "init_from": None, "tasks": list(spec["tasks"]), "cpu_s": 100.0,
             "load": list(load), "machine": {"cores": 2}, "versions": {}, "corpus_facts": {"characters": 10**5 if corpus == "a" else 10**7, "documents": 9},
-            **kw}  # fmt: skip
+            "protocol": ms.protocol_record(), **kw}  # fmt: skip
 
 
 def test_evidence_from_cells_merges_finetune_and_refuses_loaded_cells():
@@ -511,3 +511,56 @@ def test_an_untrained_cell_trains_nothing_and_scores_frozen_embeddings_only(tmp_
     steps_taken[0] = 1
     with pytest.raises(SystemExit, match="took 1 steps, not 0"):
         ms.untrained_cell(ms.Cell("demo", "bert-mini", ms.UNTRAINED, "untrained"), data, tmp_path, False)
+
+
+def test_the_downstream_step_reads_the_protocols_windows_and_cells_record_it(tmp_path, monkeypatch):
+    """Protocol 2 (issue 13's windows, 128 x 4) reaches `domainlm finetune`; every cell records it, and
+    the evidence refuses a mix of protocols, since a family's score moves with the windows."""
+    import json
+
+    seen = []
+
+    def fake_run_step(cmd, threads, check=True):
+        seen.append(cmd)
+        out = Path(cmd[cmd.index("-o") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        row = {"method": "frozen-mean", "macro_f1": {"mean": 0.5, "std": 0.1}}
+        (out / "metrics.json").write_text(json.dumps({"leaderboard": [row], "folds": 5}))
+        return ms.Step(0, 1.0, 1.0, 10.0, "")
+
+    monkeypatch.setattr(ms, "run_step", fake_run_step)
+    monkeypatch.setattr(ms, "has_methods", lambda: True)
+    got = ms.downstream_step(
+        tmp_path / "run", {"labelled": tmp_path / "l.jsonl"}, "frozen-mean", 5, tmp_path / "o"
+    )
+    cmd = " ".join(map(str, seen[0]))
+    assert "--set max_length=128" in cmd and "--set max_windows=4" in cmd
+    assert got["frozen-mean"]["mean"] == 0.5
+    assert ms.CELLS.name == ms.PROTOCOLS[ms.PROTOCOL]["store"] != ms.PROTOCOLS[1]["store"]
+
+    monkeypatch.setitem(ms.STEPS, "train", lambda c, data, work, quick: {"bits_per_char": 2.0, "cpu_s": 1.0})
+    cell = ms.run_cell(ms.Cell("demo", "gpt-mini", "2m"), _data(), tmp_path, CellStore(tmp_path / "c"), True)
+    assert cell["protocol"] == {"version": 2, "max_length": 128, "max_windows": 4}
+    assert ms.evidence([cell], load_limit=None)["protocol"] == cell["protocol"]
+    old = {k: v for k, v in cell.items() if k != "protocol"} | {"family": "bert-mini"}  # a protocol-1 cell
+    assert ms.protocol_of(old) == 1
+    with pytest.raises(SystemExit, match="mix downstream protocols"):
+        ms.evidence([cell, old], load_limit=None)
+
+
+def test_only_a_whole_study_is_published(tmp_path):
+    store = CellStore(tmp_path)
+    cells = ms.plan(False, ["demo", "spdx"], ["ngram", "gpt-mini"], store)
+    assert "not stored" in ms.not_whole(cells, store, ["demo", "spdx"])
+    down = {"frozen-mean": {"mean": 0.5}}
+    while ms.not_whole(cells, store, ["demo", "spdx"]):  # the curve, then the stages it names
+        for c in cells:
+            if not c.family.startswith("top-"):
+                store.put(c.key, {"corpus": c.corpus, "family": c.family, "budget": c.budget, "step": c.step,
+                                  "downstream": down})  # fmt: skip
+        again = ms.plan(False, ["demo", "spdx"], ["ngram", "gpt-mini"], store)
+        assert not any(c.family.startswith("top-") for c in again)  # the curve names gpt-mini
+        cells = again
+    assert {c.stage for c in cells} == {"curve", "finetune", "long"}
+    demo = [c for c in cells if c.corpus == "demo"]
+    assert "this run on demo" in ms.not_whole(demo, store, ["demo"])
