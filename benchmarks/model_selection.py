@@ -142,8 +142,8 @@ EVIDENCE_OUT = ROOT / "src" / "domainlm" / "assets" / "evidence" / "model_select
 # them until protocol 2's study is whole. 2: the windows of issue 13's protocol (benchmarks/downstream.py:
 # 128 x up to 4), which issue 14 names for the study ("the classifier protocol of beat TF-IDF"). It reads
 # less of a long document, and costs less: MiniLM's fine-tuning on the licences 2.6x less (RESULTS.md,
-# model_selection, 2026-12-07 18:23), the frozen step about half on the licences. With it the study fits
-# issue 14's "about 6 hours" (the estimate in the docstring's stage list). A store holds one protocol.
+# model_selection, 2026-12-07 18:23), the frozen step about half on the licences (estimated). It does not
+# bring the study to issue 14's "about 6 hours" (LIMIT_HOURS). A store holds one protocol.
 PROTOCOLS = {
     1: {"max_length": 256, "max_windows": 8, "store": "model_selection"},
     2: {"max_length": 128, "max_windows": 4, "store": "model_selection-protocol2"},
