@@ -152,9 +152,14 @@ PROTOCOL = 2
 CELLS = ROOT / "benchmarks" / "cells" / PROTOCOLS[PROTOCOL]["store"]
 
 
+def protocol_windows(version: int = PROTOCOL) -> dict:
+    """The `finetune` settings of downstream protocol ``version`` (its windows)."""
+    return {k: PROTOCOLS[version][k] for k in ("max_length", "max_windows")}
+
+
 def protocol_record(version: int = PROTOCOL) -> dict:
     """What a cell and the evidence record of downstream protocol ``version``."""
-    return {"version": version} | {k: PROTOCOLS[version][k] for k in ("max_length", "max_windows")}
+    return {"version": version} | protocol_windows(version)
 
 
 # family -> how it is trained and what it is for; kind: generative (left-to-right likelihood), masked
@@ -462,7 +467,7 @@ def downstream_step(run_dir: Path, data: dict, methods: str, folds: int, out: Pa
     if not has_methods():
         return {"skipped": "`domainlm finetune` has no --methods here (the classify branch)"}
     cmd = _cli("finetune", str(run_dir), str(data["labelled"]), "--methods", methods)
-    cmd += [a for k in ("max_length", "max_windows") for a in ("--set", f"{k}={PROTOCOLS[PROTOCOL][k]}")]
+    cmd += [a for k, v in protocol_windows().items() for a in ("--set", f"{k}={v}")]
     step = run_step([*cmd, "--folds", str(folds), "-o", str(out), "--leaderboard-only"], THREADS, check=False)
     if step.rc != 0:
         return {
